@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Loops over short writes and EINTR; -errno on failure. */
+int write_full(int fd, const void *buf, size_t len);
+int pwrite_full(int fd, const void *buf, size_t len, off_t off);
+/* Reads exactly len bytes, or fewer at EOF: returns the count read or -errno. */
+ssize_t read_full(int fd, void *buf, size_t len);
+ssize_t pread_full(int fd, void *buf, size_t len, off_t off);
+
+/* Reads a whole regular file of at most max bytes into a NUL-terminated
+ * buffer. -EFBIG if larger. */
+int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len);
+
+/* Atomic replacement of dirfd/name: temp file in the same directory
+ * (O_EXCL, 0600 then the requested mode), write, fsync, close, rename, fsync
+ * the directory; every step checked, the temp file unlinked on any failure. */
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+
+int fsync_dirfd(int dirfd);
+/* fsync of the directory that holds path (e.g. after creating path). */
+int fsync_parent_at(int dirfd, const char *path);
+
+/* Removes a directory tree below dirfd/name (only files and directories we
+ * created: no symlinks are followed). */
+int rm_rf_at(int dirfd, const char *name);
+
+/* Builds "prefix.XXXXXX" style unique names without mkstemp's global state. */
+void random_suffix(char *buf, size_t n);

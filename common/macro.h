@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Small helpers shared by every binary: cleanup attributes in the style of
+ * systemd's macro.h, so that error paths cannot leak. */
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _noreturn_ __attribute__((noreturn))
+#define _likely_(x) __builtin_expect(!!(x), 1)
+#define _unlikely_(x) __builtin_expect(!!(x), 0)
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* For APIs that take a non-const pointer they do not write through (iovec,
+ * munmap): explicit, and silent under -Wcast-qual. */
+#define UNCONST(p) ((void *) (uintptr_t) (p))
+
+/* Take ownership of a pointer or fd out of a _cleanup_ variable. */
+#define TAKE_PTR(p)                        \
+        ({                                 \
+                __typeof__(p) _p_ = (p);   \
+                (p) = NULL;                \
+                _p_;                       \
+        })
+#define TAKE_FD(fd)                        \
+        ({                                 \
+                int _fd_ = (fd);           \
+                (fd) = -1;                 \
+                _fd_;                      \
+        })
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+
+/* Closes and keeps errno: cleanup must not clobber the error being reported. */
+static inline int safe_close(int fd) {
+        if (fd >= 0) {
+                int saved = errno;
+                (void) close(fd);
+                errno = saved;
+        }
+        return -1;
+}
+
+static inline void closep(int *fd) {
+        *fd = safe_close(*fd);
+}
+
+static inline void fclosep(FILE **f) {
+        if (*f)
+                (void) fclose(*f);
+}
+
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_fclose_ _cleanup_(fclosep)
+
+/* -errno of the last failed call, never 0 (so a caller never mistakes a
+ * failure whose errno was lost for success). */
+static inline int negative_errno(void) {
+        return errno > 0 ? -errno : -EIO;
+}
+
+static inline const char *strna(const char *s) {
+        return s ? s : "n/a";
+}
+
+static inline int streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return strcmp(a, b) == 0;
+}
+#define streq(a, b) (strcmp((a), (b)) == 0)
