@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: MIT */
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "fileio.h"
+#include "log.h"
+#include "macro.h"
+
+#define CKPT_COMPACT_DEFAULT (4u * 1024u * 1024u)
+
+static void log_header_init(CkptLogHeader *h, uint64_t n_items) {
+        memset(h, 0, sizeof(*h));
+        memcpy(h->magic, CKPT_LOG_MAGIC, 8);
+        h->version = CKPT_VERSION;
+        h->n_items = n_items;
+        h->crc = crc32c(0, h, offsetof(CkptLogHeader, crc));
+}
+
+int checkpoint_create(int dirfd, uint64_t n_items) {
+        CkptLogHeader h;
+
+        log_header_init(&h, n_items);
+        return write_file_atomic_at(dirfd, CKPT_LOG, &h, sizeof(h), 0600);
+}
+
+static uint32_t record_crc(const CkptRecord *rec, const IpcRange *ranges) {
+        CkptRecord copy = *rec;
+
+        copy.crc = 0;
+        return crc32c(crc32c(0, &copy, sizeof(copy)), ranges, (size_t) rec->n_ranges * sizeof(IpcRange));
+}
+
+/* Checks a set of ranges against the bitmap: in bounds, disjoint from what
+ * is committed and from each other. Returns the number of items or -EINVAL. */
+static int64_t ranges_check(const Checkpoint *c, const IpcRange *ranges, uint32_t n) {
+        uint64_t total = 0;
+
+        for (uint32_t i = 0; i < n; i++) {
+                const IpcRange *r = &ranges[i];
+                if (r->count == 0 || r->first >= c->n_items || r->count > c->n_items - r->first)
+                        return -EINVAL;
+                if (bitmap_any_in_range(c->bitmap, r->first, r->count))
+                        return -EINVAL;
+                /* Ranges within one record are sent sorted and coalesced by
+                 * runners; demand it, so overlap checks stay linear. */
+                if (i > 0 && ranges[i - 1].first + ranges[i - 1].count > r->first)
+                        return -EINVAL;
+                total += r->count;
+        }
+        return (int64_t) total;
+}
+
+static int snapshot_load(Checkpoint *c) {
+        _cleanup_close_ int fd = -1;
+        CkptSnapHeader h;
+        uint64_t words = bitmap_words(c->n_items);
+        size_t bytes = (size_t) words * sizeof(uint64_t);
+        struct stat st;
+        ssize_t n;
+        uint32_t crc;
+
+        fd = openat(c->dirfd, CKPT_SNAP, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size != sizeof(h) + bytes)
+                return -EBADMSG;
+        n = read_full(fd, &h, sizeof(h));
+        if (n < 0)
+                return (int) n;
+        crc = crc32c(0, &h, offsetof(CkptSnapHeader, crc));
+        if ((size_t) n != sizeof(h) || memcmp(h.magic, CKPT_SNAP_MAGIC, 8) != 0 || h.version != CKPT_VERSION ||
+            h.header_size != sizeof(h) || h.crc != crc || h.n_items != c->n_items || h.done > c->n_items ||
+            h.failed > h.done)
+                return -EBADMSG;
+        n = read_full(fd, c->bitmap, bytes);
+        if (n < 0)
+                return (int) n;
+        if ((size_t) n != bytes || crc32c(0, c->bitmap, bytes) != h.bitmap_crc)
+                return -EBADMSG;
+        /* Bits past n_items must be clear, and the count must agree. */
+        if (c->n_items % 64 && (c->bitmap[words - 1] >> (c->n_items % 64)))
+                return -EBADMSG;
+        if (bitmap_popcount(c->bitmap, c->n_items) != h.done)
+                return -EBADMSG;
+        c->seq = h.seq;
+        c->results_len = h.results_len;
+        c->done = h.done;
+        c->failed = h.failed;
+        return 0;
+}
+
+/* Replays the log; cuts it back at the first bad record. */
+static int log_replay(Checkpoint *c) {
+        _cleanup_free_ IpcRange *ranges = NULL;
+        size_t ranges_cap = 0;
+        CkptLogHeader h;
+        struct stat st;
+        uint64_t off;
+        ssize_t n;
+
+        if (fstat(c->log_fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADMSG;
+        n = pread_full(c->log_fd, &h, sizeof(h), 0);
+        if (n < 0)
+                return (int) n;
+        if ((size_t) n != sizeof(h) || memcmp(h.magic, CKPT_LOG_MAGIC, 8) != 0 || h.version != CKPT_VERSION ||
+            h.crc != crc32c(0, &h, offsetof(CkptLogHeader, crc)) || h.n_items != c->n_items)
+                return -EBADMSG;
+
+        off = sizeof(h);
+        for (;;) {
+                CkptRecord rec;
+                size_t rbytes;
+                int64_t total;
+
+                n = pread_full(c->log_fd, &rec, sizeof(rec), (off_t) off);
+                if (n < 0)
+                        return (int) n;
+                if ((size_t) n < sizeof(rec))
+                        break;
+                if (rec.magic != CKPT_RECORD_MAGIC || rec.n_ranges > IPC_COMMIT_RANGES_MAX)
+                        break;
+                rbytes = (size_t) rec.n_ranges * sizeof(IpcRange);
+                if (rec.n_ranges > ranges_cap) {
+                        IpcRange *nr = realloc(ranges, rbytes);
+                        if (!nr)
+                                return -ENOMEM;
+                        ranges = nr;
+                        ranges_cap = rec.n_ranges;
+                }
+                n = pread_full(c->log_fd, ranges, rbytes, (off_t) (off + sizeof(rec)));
+                if (n < 0)
+                        return (int) n;
+                if ((size_t) n < rbytes || record_crc(&rec, ranges) != rec.crc)
+                        break;
+                if (rec.seq <= c->seq) {
+                        /* Already in the snapshot (a crash between writing
+                         * the snapshot and replacing the log). */
+                        off += sizeof(rec) + rbytes;
+                        continue;
+                }
+                if (rec.seq != c->seq + 1)
+                        break;
+                total = ranges_check(c, ranges, rec.n_ranges);
+                if (total < 0 || rec.done_total != c->done + (uint64_t) total || rec.failed_total < c->failed ||
+                    rec.failed_total - c->failed > (uint64_t) total || rec.results_len < c->results_len)
+                        break;
+                for (uint32_t i = 0; i < rec.n_ranges; i++)
+                        bitmap_set_range(c->bitmap, ranges[i].first, ranges[i].count);
+                c->seq = rec.seq;
+                c->done = rec.done_total;
+                c->failed = rec.failed_total;
+                c->results_len = rec.results_len;
+                c->recovered_records++;
+                off += sizeof(rec) + rbytes;
+        }
+
+        if ((uint64_t) st.st_size > off) {
+                /* A torn or corrupt tail: nothing after it was acknowledged as
+                 * durable in order, so cut it off before appending again. */
+                c->torn_bytes = (uint64_t) st.st_size - off;
+                if (ftruncate(c->log_fd, (off_t) off) < 0)
+                        return -errno;
+                if (fsync(c->log_fd) < 0)
+                        return -errno;
+        }
+        c->log_size = off;
+        return 0;
+}
+
+int checkpoint_open(Checkpoint *c, int dirfd, uint64_t n_items) {
+        uint64_t words = bitmap_words(n_items);
+        int r;
+
+        *c = (Checkpoint){ .dirfd = dirfd, .log_fd = -1, .n_items = n_items };
+        c->bitmap = calloc(words ? words : 1, sizeof(uint64_t));
+        if (!c->bitmap)
+                return -ENOMEM;
+        r = snapshot_load(c);
+        if (r < 0)
+                goto fail;
+        c->log_fd = openat(dirfd, CKPT_LOG, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (c->log_fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        r = log_replay(c);
+        if (r < 0)
+                goto fail;
+        return 0;
+fail:
+        checkpoint_close(c);
+        return r;
+}
+
+void checkpoint_close(Checkpoint *c) {
+        c->log_fd = safe_close(c->log_fd);
+        free(c->bitmap);
+        c->bitmap = NULL;
+}
+
+int checkpoint_commit(Checkpoint *c, const IpcCommit *commit, const IpcRange *ranges) {
+        CkptRecord rec;
+        int64_t total;
+        int r;
+
+        if (commit->n_ranges == 0 || commit->n_ranges > IPC_COMMIT_RANGES_MAX)
+                return -EINVAL;
+        total = ranges_check(c, ranges, commit->n_ranges);
+        if (total < 0)
+                return (int) total;
+        if (commit->done_total != c->done + (uint64_t) total || commit->failed_total < c->failed ||
+            commit->failed_total - c->failed > (uint64_t) total || commit->results_len < c->results_len)
+                return -EINVAL;
+
+        rec = (CkptRecord){
+                .magic = CKPT_RECORD_MAGIC,
+                .n_ranges = commit->n_ranges,
+                .seq = c->seq + 1,
+                .results_len = commit->results_len,
+                .done_total = commit->done_total,
+                .failed_total = commit->failed_total,
+        };
+        rec.crc = record_crc(&rec, ranges);
+
+        r = pwrite_full(c->log_fd, &rec, sizeof(rec), (off_t) c->log_size);
+        if (r >= 0)
+                r = pwrite_full(c->log_fd, ranges, (size_t) commit->n_ranges * sizeof(IpcRange),
+                                (off_t) (c->log_size + sizeof(rec)));
+        if (r >= 0 && fdatasync(c->log_fd) < 0)
+                r = -errno;
+        if (r < 0) {
+                /* Leave no half record for the next append to follow. */
+                (void) ftruncate(c->log_fd, (off_t) c->log_size);
+                return r;
+        }
+
+        for (uint32_t i = 0; i < commit->n_ranges; i++)
+                bitmap_set_range(c->bitmap, ranges[i].first, ranges[i].count);
+        c->seq = rec.seq;
+        c->done = commit->done_total;
+        c->failed = commit->failed_total;
+        c->results_len = commit->results_len;
+        c->log_size += sizeof(rec) + (size_t) commit->n_ranges * sizeof(IpcRange);
+
+        if (c->log_size > (c->compact_threshold ? c->compact_threshold : CKPT_COMPACT_DEFAULT)) {
+                r = checkpoint_compact(c);
+                if (r < 0)
+                        /* The commit itself is durable; compaction can wait. */
+                        log_warning_errno(r, "Checkpoint compaction failed, continuing with the log: %m");
+        }
+        return 0;
+}
+
+int checkpoint_compact(Checkpoint *c) {
+        uint64_t words = bitmap_words(c->n_items);
+        size_t bytes = (size_t) words * sizeof(uint64_t);
+        _cleanup_free_ char *buf = NULL;
+        CkptSnapHeader h;
+        CkptLogHeader lh;
+        int fd, r;
+
+        buf = malloc(sizeof(h) + bytes);
+        if (!buf)
+                return -ENOMEM;
+        memset(&h, 0, sizeof(h));
+        memcpy(h.magic, CKPT_SNAP_MAGIC, 8);
+        h.version = CKPT_VERSION;
+        h.header_size = sizeof(h);
+        h.n_items = c->n_items;
+        h.seq = c->seq;
+        h.results_len = c->results_len;
+        h.done = c->done;
+        h.failed = c->failed;
+        h.bitmap_crc = crc32c(0, c->bitmap, bytes);
+        h.crc = crc32c(0, &h, offsetof(CkptSnapHeader, crc));
+        memcpy(buf, &h, sizeof(h));
+        memcpy(buf + sizeof(h), c->bitmap, bytes);
+
+        /* Snapshot first: until the new log is in place, the old log's
+         * records are either in the snapshot (seq <= h.seq, skipped) or not. */
+        r = write_file_atomic_at(c->dirfd, CKPT_SNAP, buf, sizeof(h) + bytes, 0600);
+        if (r < 0)
+                return r;
+        log_header_init(&lh, c->n_items);
+        r = write_file_atomic_at(c->dirfd, CKPT_LOG, &lh, sizeof(lh), 0600);
+        if (r < 0)
+                return r;
+        fd = openat(c->dirfd, CKPT_LOG, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return -errno;
+        safe_close(c->log_fd);
+        c->log_fd = fd;
+        c->log_size = sizeof(lh);
+        return 0;
+}
+
+int checkpoint_bitmap_memfd(const Checkpoint *c) {
+        size_t bytes = (size_t) bitmap_words(c->n_items) * sizeof(uint64_t);
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        fd = memfd_create("mplock-done", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        r = write_full(fd, c->bitmap, bytes);
+        if (r < 0)
+                return r;
+        /* The runner maps it privately; seal so it cannot be changed under
+         * the daemon's feet or grown. */
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}

@@ -1,0 +1,504 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+#include "mplockd.h"
+#include "results.h"
+
+/* The Varlink methods of io.mplock.Manager and org.varlink.service. Every
+ * parameter is validated here (or in submit.c) before it is used. */
+
+#define RESULTS_PAGE_DEFAULT 1000u
+#define RESULTS_PAGE_MAX 10000u
+
+extern const char mplock_varlink_interface[];
+
+static json_object *json_str_or_null(const char *s) {
+        return s ? json_object_new_string(s) : NULL;
+}
+
+json_object *job_to_json(Job *j) {
+        json_object *o = json_object_new_object();
+        char path[4200];
+        int r = 0;
+
+        if (!o)
+                return NULL;
+#define ADD(k, v)                                   \
+        do {                                        \
+                if (r >= 0)                         \
+                        r = json_add(o, (k), (v));  \
+        } while (0)
+        ADD("id", json_object_new_int64((int64_t) j->spec.id));
+        ADD("name", json_object_new_string(j->spec.name));
+        ADD("state", json_object_new_string(job_state_to_string(j->state)));
+        ADD("uid", json_object_new_int64(j->spec.uid));
+        ADD("module", json_object_new_string(j->spec.module));
+        ADD("input", json_object_new_string(j->spec.input));
+        ADD("separator", json_object_new_string(j->spec.nul_separated ? "nul" : "newline"));
+        ADD("output", json_object_new_string(j->spec.output));
+        ADD("workers", json_object_new_int64(j->spec.workers));
+        ADD("batch_size", json_object_new_int64(j->spec.batch_size));
+        ADD("save_batch", json_object_new_int64(j->spec.save_batch));
+        ADD("items", json_object_new_int64((int64_t) j->spec.n_items));
+        ADD("done", json_object_new_int64((int64_t) j->done));
+        ADD("failed", json_object_new_int64((int64_t) j->failed));
+        ADD("rate", json_object_new_double(j->state == JOB_RUNNING ? j->rate : 0.0));
+        if (j->state == JOB_RUNNING && j->rate > 0.5)
+                ADD("eta_seconds", json_object_new_int64((int64_t) ((double) (j->spec.n_items - j->done) / j->rate)));
+        ADD("live_workers", json_object_new_int64(j->live_workers));
+        ADD("created_usec", json_object_new_int64((int64_t) j->spec.created_usec));
+        if (j->started_usec)
+                ADD("started_usec", json_object_new_int64((int64_t) j->started_usec));
+        if (j->finished_usec && job_state_is_final(j->state))
+                ADD("finished_usec", json_object_new_int64((int64_t) j->finished_usec));
+        if (j->error && j->state == JOB_FAILED)
+                ADD("error", json_str_or_null(j->error));
+        (void) snprintf(path, sizeof(path), "%s/mplock-%llu.results", j->spec.output, (unsigned long long) j->spec.id);
+        ADD("results_path", json_object_new_string(path));
+        ADD("results_committed", json_object_new_int64((int64_t) j->results_len));
+        (void) snprintf(path, sizeof(path), "%s/mplock-%llu.log", j->spec.output, (unsigned long long) j->spec.id);
+        ADD("log_path", json_object_new_string(path));
+#undef ADD
+        if (r < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+static void reply_job(Connection *c, Job *j) {
+        json_object *p = json_object_new_object();
+
+        if (!p || json_add(p, "job", job_to_json(j)) < 0) {
+                json_object_put(p);
+                connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                return;
+        }
+        connection_reply(c, p);
+}
+
+static bool may_access(Connection *c, Job *j) {
+        /* root sees everything; everybody else their own jobs. */
+        return c->uid == 0 || c->uid == j->spec.uid;
+}
+
+static void error_with_id(Connection *c, const char *error, uint64_t id) {
+        json_object *p = json_object_new_object();
+
+        if (p && json_add_u64(p, "id", id) < 0) {
+                json_object_put(p);
+                p = NULL;
+        }
+        connection_error(c, error, p);
+}
+
+/* Validates {id} (and the given extra fields) and finds the job the caller
+ * may access; replies with an error and returns NULL otherwise. */
+static Job *lookup_job(Connection *c, const JsonField *extra, size_t n_extra) {
+        JsonField fields[8] = { { "id", JSON_KIND_UINT, true } };
+        JsonError err;
+        uint64_t id;
+        Job *j;
+
+        for (size_t i = 0; i < n_extra && i + 1 < ELEMENTSOF(fields); i++)
+                fields[i + 1] = extra[i];
+        if (json_validate(c->call.parameters, fields, 1 + n_extra, &err) < 0) {
+                connection_error_param(c, err.field, err.reason);
+                return NULL;
+        }
+        id = json_get_uint(c->call.parameters, "id", 0);
+        j = manager_find_job(c->manager, id);
+        if (!j) {
+                error_with_id(c, "io.mplock.Manager.NoSuchJob", id);
+                return NULL;
+        }
+        if (!may_access(c, j)) {
+                error_with_id(c, "io.mplock.Manager.PermissionDenied", id);
+                return NULL;
+        }
+        return j;
+}
+
+static void method_status(Connection *c) {
+        Job *j = lookup_job(c, NULL, 0);
+
+        if (j)
+                reply_job(c, j);
+}
+
+static void method_list(Connection *c) {
+        Manager *m = c->manager;
+        json_object *p, *arr;
+        JsonError err;
+
+        if (json_validate(c->call.parameters, NULL, 0, &err) < 0) {
+                connection_error_param(c, err.field, err.reason);
+                return;
+        }
+        p = json_object_new_object();
+        arr = json_object_new_array();
+        if (!p || !arr || json_add(p, "jobs", arr) < 0) {
+                json_object_put(p);
+                connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                return;
+        }
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                json_object *jo;
+                if (!may_access(c, m->jobs[i]))
+                        continue;
+                jo = job_to_json(m->jobs[i]);
+                if (!jo || json_object_array_add(arr, jo) < 0) {
+                        json_object_put(jo);
+                        json_object_put(p);
+                        connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                        return;
+                }
+        }
+        connection_reply(c, p);
+}
+
+static void method_cancel(Connection *c) {
+        Job *j = lookup_job(c, NULL, 0);
+        json_object *p;
+
+        if (!j)
+                return;
+        if (job_state_is_final(j->state)) {
+                p = json_object_new_object();
+                if (p && (json_add_u64(p, "id", j->spec.id) < 0 ||
+                          json_add_str(p, "state", job_state_to_string(j->state)) < 0)) {
+                        json_object_put(p);
+                        p = NULL;
+                }
+                connection_error(c, "io.mplock.Manager.JobNotActive", p);
+                return;
+        }
+        /* Answered when the job is cancelled, i.e. its runner is gone. */
+        job_add_waiter(j, c, true);
+        job_cancel(j);
+}
+
+static void method_wait(Connection *c) {
+        Job *j = lookup_job(c, NULL, 0);
+
+        if (!j)
+                return;
+        if (job_state_is_final(j->state)) {
+                reply_job(c, j);
+                return;
+        }
+        if (c->more) {
+                json_object *p = json_object_new_object();
+                if (p && json_add(p, "job", job_to_json(j)) == 0)
+                        connection_reply_continues(c, p);
+                else
+                        json_object_put(p);
+        }
+        job_add_waiter(j, c, false);
+}
+
+static int open_results(Job *j, int *ret_fd, char *why, size_t whylen) {
+        char path[4200];
+        struct stat st;
+        int fd;
+
+        (void) snprintf(path, sizeof(path), "%s/mplock-%llu.results", j->spec.output, (unsigned long long) j->spec.id);
+        /* The file lives in a directory its owner controls: no symlink at
+         * the end, no blocking on a FIFO, and it must be the owner's own
+         * regular file, so nobody can make us read anything else. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+        if (fd < 0) {
+                (void) snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
+                return -errno;
+        }
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (geteuid() == 0 && st.st_uid != j->spec.uid)) {
+                (void) snprintf(why, whylen, "%s is not a results file of the job's owner", path);
+                safe_close(fd);
+                return -EPERM;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
+static void results_unavailable(Connection *c, Job *j, const char *why) {
+        json_object *p = json_object_new_object();
+
+        if (p && (json_add_u64(p, "id", j->spec.id) < 0 || json_add_str(p, "reason", why) < 0)) {
+                json_object_put(p);
+                p = NULL;
+        }
+        connection_error(c, "io.mplock.Manager.ResultsUnavailable", p);
+}
+
+static json_object *result_to_json(const ResultsItem *it) {
+        json_object *o = json_object_new_object(), *e;
+        int r;
+
+        if (!o)
+                return NULL;
+        r = json_add(o, "index", json_object_new_int64((int64_t) it->index));
+        if (r >= 0)
+                r = json_add(o, "item", json_object_new_string_len(it->item, (int) it->item_len));
+        if (r >= 0 && it->status == 0)
+                r = json_add(o, "result", json_object_new_string_len(it->result, (int) it->result_len));
+        else if (r >= 0) {
+                e = json_object_new_object();
+                r = json_add(o, "error", e);
+                if (r >= 0)
+                        r = json_add(e, "code", json_object_new_int(it->status));
+                if (r >= 0)
+                        r = json_add(e, "message", json_object_new_string_len(it->result, (int) it->result_len));
+        }
+        if (r < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+static void method_results(Connection *c) {
+        static const JsonField extra[] = {
+                { "offset", JSON_KIND_UINT, false },
+                { "limit", JSON_KIND_UINT, false },
+        };
+        Job *j = lookup_job(c, extra, ELEMENTSOF(extra));
+        ResultsFile f = { .fd = -1 };
+        _cleanup_close_ int fd = -1;
+        json_object *p = NULL, *arr = NULL;
+        uint64_t offset, limit, n = 0, next = UINT64_MAX;
+        char why[4400];
+        int r;
+
+        if (!j)
+                return;
+        offset = json_get_uint(c->call.parameters, "offset", 0);
+        limit = json_get_uint(c->call.parameters, "limit", RESULTS_PAGE_DEFAULT);
+        if (limit == 0 || limit > RESULTS_PAGE_MAX) {
+                connection_error_param(c, "limit", "must be between 1 and 10000");
+                return;
+        }
+        if (j->results_len == 0) {
+                /* Nothing committed yet: an empty page. */
+                p = json_object_new_object();
+                if (!p || json_add(p, "results", json_object_new_array()) < 0) {
+                        json_object_put(p);
+                        connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                        return;
+                }
+                connection_reply(c, p);
+                return;
+        }
+        r = open_results(j, &fd, why, sizeof(why));
+        if (r < 0) {
+                results_unavailable(c, j, why);
+                return;
+        }
+        r = results_file_open(&f, fd, j->results_len, j->spec.n_items);
+        if (r < 0) {
+                (void) snprintf(why, sizeof(why), "results file is damaged or was changed: %s", strerror(-r));
+                results_unavailable(c, j, why);
+                return;
+        }
+        p = json_object_new_object();
+        arr = json_object_new_array();
+        if (!p || !arr || json_add(p, "results", arr) < 0)
+                goto oom;
+        for (size_t k = results_file_find(&f, offset); k < f.n_blocks; k++) {
+                ResultsBlockHeader h;
+                const char *payload;
+                ResultsItemIter it;
+                ResultsItem item;
+
+                r = results_file_read_block(&f, k, &h, &payload);
+                if (r < 0) {
+                        json_object_put(p);
+                        results_file_close(&f);
+                        (void) snprintf(why, sizeof(why), "results file is damaged: %s", strerror(-r));
+                        results_unavailable(c, j, why);
+                        return;
+                }
+                results_item_iter_init(&it, &h, payload);
+                while (results_item_iter_next(&it, &item)) {
+                        json_object *jo;
+                        if (item.index < offset)
+                                continue;
+                        if (n == limit) {
+                                next = item.index;
+                                goto done;
+                        }
+                        jo = result_to_json(&item);
+                        if (!jo || json_object_array_add(arr, jo) < 0) {
+                                json_object_put(jo);
+                                goto oom;
+                        }
+                        n++;
+                }
+        }
+done:
+        results_file_close(&f);
+        if (next != UINT64_MAX && json_add_u64(p, "next", next) < 0) {
+                json_object_put(p);
+                connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                return;
+        }
+        connection_reply(c, p);
+        return;
+oom:
+        results_file_close(&f);
+        json_object_put(p);
+        connection_error(c, "io.mplock.Manager.InternalError", NULL);
+}
+
+static void method_get_info(Connection *c) {
+        json_object *p = json_object_new_object(), *ifs = json_object_new_array();
+        JsonError err;
+
+        if (json_validate(c->call.parameters, NULL, 0, &err) < 0) {
+                json_object_put(p);
+                json_object_put(ifs);
+                connection_error_param(c, err.field, err.reason);
+                return;
+        }
+        if (!p || !ifs || json_add_str(p, "vendor", "mplock") < 0 || json_add_str(p, "product", "mplockd") < 0 ||
+            json_add_str(p, "version", MPLOCK_VERSION) < 0 ||
+            json_add_str(p, "url", "https://mplock.invalid/") < 0 || json_add(p, "interfaces", ifs) < 0 ||
+            json_object_array_add(ifs, json_object_new_string("org.varlink.service")) < 0 ||
+            json_object_array_add(ifs, json_object_new_string("io.mplock.Manager")) < 0) {
+                json_object_put(p);
+                connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                return;
+        }
+        connection_reply(c, p);
+}
+
+static const char org_varlink_service[] =
+        "# The Varlink Service Interface is provided by every varlink service. It\n"
+        "# describes the service and the interfaces it implements.\n"
+        "interface org.varlink.service\n\n"
+        "method GetInfo() -> (\n  vendor: string,\n  product: string,\n  version: string,\n  url: string,\n"
+        "  interfaces: []string\n)\n\n"
+        "method GetInterfaceDescription(interface: string) -> (description: string)\n\n"
+        "error InterfaceNotFound (interface: string)\n"
+        "error MethodNotFound (method: string)\n"
+        "error MethodNotImplemented (method: string)\n"
+        "error InvalidParameter (parameter: string)\n"
+        "error PermissionDenied ()\n"
+        "error ExpectedMore ()\n";
+
+static void method_get_interface_description(Connection *c) {
+        static const JsonField fields[] = { { "interface", JSON_KIND_STRING, true } };
+        const char *iface, *desc = NULL;
+        json_object *p;
+        JsonError err;
+
+        if (json_validate(c->call.parameters, fields, ELEMENTSOF(fields), &err) < 0) {
+                connection_error_param(c, err.field, err.reason);
+                return;
+        }
+        iface = json_get_str(c->call.parameters, "interface");
+        if (streq(iface, "io.mplock.Manager"))
+                desc = mplock_varlink_interface;
+        else if (streq(iface, "org.varlink.service"))
+                desc = org_varlink_service;
+        if (!desc) {
+                p = json_object_new_object();
+                if (p && json_add_str(p, "interface", iface) < 0) {
+                        json_object_put(p);
+                        p = NULL;
+                }
+                connection_error(c, "org.varlink.service.InterfaceNotFound", p);
+                return;
+        }
+        p = json_object_new_object();
+        if (!p || json_add_str(p, "description", desc) < 0) {
+                json_object_put(p);
+                connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                return;
+        }
+        connection_reply(c, p);
+}
+
+static const struct {
+        const char *name;
+        void (*handler)(Connection *c);
+        bool may_stream;
+} methods[] = {
+        { "org.varlink.service.GetInfo", method_get_info, false },
+        { "org.varlink.service.GetInterfaceDescription", method_get_interface_description, false },
+        { "io.mplock.Manager.Submit", submit_start, false },
+        { "io.mplock.Manager.Status", method_status, false },
+        { "io.mplock.Manager.List", method_list, false },
+        { "io.mplock.Manager.Cancel", method_cancel, false },
+        { "io.mplock.Manager.Wait", method_wait, true },
+        { "io.mplock.Manager.Results", method_results, false },
+};
+
+void manager_dispatch_call(Connection *c) {
+        const char *method = c->call.method;
+        const char *dot = strrchr(method, '.');
+        json_object *p;
+
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++) {
+                if (!streq(methods[i].name, method))
+                        continue;
+                /* A "more" call to a method that replies once still gets
+                 * its one reply; Varlink allows that. */
+                if (c->manager->stopping && methods[i].handler == submit_start) {
+                        connection_error(c, "io.mplock.Manager.ShuttingDown", NULL);
+                        return;
+                }
+                methods[i].handler(c);
+                return;
+        }
+        p = json_object_new_object();
+        if (dot && (strncmp(method, "io.mplock.Manager.", 18) == 0 || strncmp(method, "org.varlink.service.", 20) == 0)) {
+                if (p && json_add_str(p, "method", method) < 0) {
+                        json_object_put(p);
+                        p = NULL;
+                }
+                connection_error(c, "org.varlink.service.MethodNotFound", p);
+                return;
+        }
+        if (p) {
+                char iface[256];
+                size_t n = dot ? (size_t) (dot - method) : strlen(method);
+                (void) snprintf(iface, sizeof(iface), "%.*s", (int) MIN(n, sizeof(iface) - 1), method);
+                if (json_add_str(p, "interface", iface) < 0) {
+                        json_object_put(p);
+                        p = NULL;
+                }
+        }
+        connection_error(c, "org.varlink.service.InterfaceNotFound", p);
+}
+
+void manager_notify_status(Manager *m) {
+        char buf[512];
+        size_t len = 0;
+        unsigned running = 0, queued = 0;
+        Job *first = NULL;
+
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                Job *j = m->jobs[i];
+                if (j->state == JOB_RUNNING) {
+                        running++;
+                        if (!first)
+                                first = j;
+                } else if (j->state == JOB_QUEUED)
+                        queued++;
+        }
+        len = (size_t) snprintf(buf, sizeof(buf), "STATUS=%u running, %u queued", running, queued);
+        if (first && len < sizeof(buf))
+                (void) snprintf(buf + len, sizeof(buf) - len, "; job %llu: %llu/%llu items, %.0f/s",
+                                (unsigned long long) first->spec.id, (unsigned long long) first->done,
+                                (unsigned long long) first->spec.n_items, first->rate);
+        (void) sd_notify(false, buf);
+}
