@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "json-util.h"
+#include "log.h"
+#include "macro.h"
+#include "parse.h"
+#include "runner.h"
+
+/* "mplock-runner check": run by mplockd for each submission, as the
+ * submitting user, so that the daemon never opens a user's files itself.
+ * It loads the module (ABI check), checks that the output directory can be
+ * written, and copies the input list into the snapshot (fd 4) with every
+ * item NUL-terminated. It writes one JSON report line to fd 3. */
+
+#define REPORT_FD 3
+#define SNAPSHOT_FD 4
+
+static int report(bool ok, const char *parameter, const char *fmt, ...) _printf_(3, 4);
+static int report(bool ok, const char *parameter, const char *fmt, ...) {
+        json_object *o = json_object_new_object();
+        char reason[1024] = "";
+        const char *text;
+        size_t len;
+        va_list ap;
+
+        if (fmt) {
+                va_start(ap, fmt);
+                (void) vsnprintf(reason, sizeof(reason), fmt, ap);
+                va_end(ap);
+        }
+        if (!o)
+                return -ENOMEM;
+        (void) json_add(o, "ok", json_object_new_boolean(ok));
+        if (parameter)
+                (void) json_add_str(o, "parameter", parameter);
+        if (fmt)
+                (void) json_add_str(o, "reason", reason);
+        text = json_compact(o, &len);
+        if (text)
+                (void) write_full(REPORT_FD, text, len);
+        json_object_put(o);
+        return ok ? 0 : -EINVAL;
+}
+
+static int check_output(const char *output) {
+        _cleanup_free_ char *parent = NULL;
+        struct stat st;
+        char *slash;
+
+        if (stat(output, &st) == 0) {
+                if (!S_ISDIR(st.st_mode))
+                        return report(false, "output", "%s exists and is not a directory", output);
+                if (faccessat(AT_FDCWD, output, W_OK | X_OK, AT_EACCESS) < 0)
+                        return report(false, "output", "cannot write into %s: %s", output, strerror(errno));
+                return 0;
+        }
+        if (errno != ENOENT)
+                return report(false, "output", "%s: %s", output, strerror(errno));
+        /* It will be created by the runner: its parent must allow that. */
+        parent = strdup(output);
+        if (!parent)
+                return -ENOMEM;
+        slash = strrchr(parent, '/');
+        if (slash == parent)
+                slash[1] = '\0';
+        else if (slash)
+                *slash = '\0';
+        if (stat(parent, &st) < 0)
+                return report(false, "output", "cannot create %s: %s: %s", output, parent, strerror(errno));
+        if (!S_ISDIR(st.st_mode))
+                return report(false, "output", "cannot create %s: %s is not a directory", output, parent);
+        if (faccessat(AT_FDCWD, parent, W_OK | X_OK, AT_EACCESS) < 0)
+                return report(false, "output", "cannot create %s: %s", output, strerror(errno));
+        return 0;
+}
+
+/* Copies input to the snapshot, turning separators into NULs and ending the
+ * last item if it was not. Newline-separated lists cannot hold NUL bytes. */
+static int copy_input(const char *input, bool nul, uint64_t max_bytes, uint64_t max_items, uint64_t *ret_items,
+                      uint64_t *ret_bytes) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        const size_t bufsz = 1 << 20;
+        uint64_t items = 0, total = 0;
+        char last = '\0';
+        struct stat st;
+        int r;
+
+        fd = open(input, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return report(false, "input", "cannot open %s: %s", input, strerror(errno));
+        if (fstat(fd, &st) < 0)
+                return report(false, "input", "cannot stat %s: %s", input, strerror(errno));
+        if (S_ISDIR(st.st_mode))
+                return report(false, "input", "%s is a directory", input);
+        if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
+                return report(false, "input", "%s is not a file or a pipe", input);
+        if (S_ISREG(st.st_mode) && (uint64_t) st.st_size > max_bytes)
+                return report(false, "input", "%s is larger than the limit of %llu bytes", input,
+                              (unsigned long long) max_bytes);
+        buf = malloc(bufsz);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t n = read(fd, buf, bufsz);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return report(false, "input", "cannot read %s: %s", input, strerror(errno));
+                }
+                if (n == 0)
+                        break;
+                if (!nul) {
+                        char *z = memchr(buf, 0, (size_t) n);
+                        if (z)
+                                return report(false, "input",
+                                              "%s holds a NUL byte at offset %llu; for a NUL-separated list use "
+                                              "--null",
+                                              input, (unsigned long long) (total + (uint64_t) (z - buf)));
+                        for (char *p = buf; (p = memchr(p, '\n', (size_t) (buf + n - p))); p++)
+                                *p = '\0';
+                }
+                for (char *p = buf; (p = memchr(p, 0, (size_t) (buf + n - p))); p++)
+                        items++;
+                total += (uint64_t) n;
+                last = buf[n - 1];
+                if (total > max_bytes)
+                        return report(false, "input", "%s is larger than the limit of %llu bytes", input,
+                                      (unsigned long long) max_bytes);
+                if (items > max_items)
+                        return report(false, "input", "%s has more than the limit of %llu items", input,
+                                      (unsigned long long) max_items);
+                r = write_full(SNAPSHOT_FD, buf, (size_t) n);
+                if (r < 0)
+                        return report(false, "input", "cannot store the snapshot: %s", strerror(-r));
+        }
+        if (total > 0 && last != '\0') {
+                /* An unterminated last item is still an item. */
+                r = write_full(SNAPSHOT_FD, "", 1);
+                if (r < 0)
+                        return report(false, "input", "cannot store the snapshot: %s", strerror(-r));
+                items++;
+                total++;
+                if (items > max_items || total > max_bytes)
+                        return report(false, "input", "%s is over the limits", input);
+        }
+        if (fsync(SNAPSHOT_FD) < 0)
+                return report(false, "input", "cannot store the snapshot: %s", strerror(errno));
+        *ret_items = items;
+        *ret_bytes = total;
+        return 0;
+}
+
+int check_main(int argc, char **argv) {
+        static const struct option options[] = {
+                { "module", required_argument, NULL, 'm' },    { "output", required_argument, NULL, 'o' },
+                { "input", required_argument, NULL, 'i' },     { "nul", no_argument, NULL, '0' },
+                { "max-bytes", required_argument, NULL, 'b' }, { "max-items", required_argument, NULL, 'n' },
+                {},
+        };
+        const char *module = NULL, *output = NULL, *input = NULL;
+        uint64_t max_bytes = UINT64_MAX, max_items = UINT64_MAX, items = 0, bytes = 0;
+        bool nul = false;
+        char err[1024];
+        Module mod;
+        json_object *o;
+        const char *text;
+        size_t len;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                switch (c) {
+                case 'm':
+                        module = optarg;
+                        break;
+                case 'o':
+                        output = optarg;
+                        break;
+                case 'i':
+                        input = optarg;
+                        break;
+                case '0':
+                        nul = true;
+                        break;
+                case 'b':
+                        if (parse_u64(optarg, &max_bytes) < 0)
+                                return 2;
+                        break;
+                case 'n':
+                        if (parse_u64(optarg, &max_items) < 0)
+                                return 2;
+                        break;
+                default:
+                        return 2;
+                }
+        if (!module || !output)
+                return 2;
+
+        r = module_load(&mod, module, err, sizeof(err));
+        if (r < 0) {
+                (void) report(false, "module", "%s", err);
+                return 1;
+        }
+        /* Loaded and checked; the module does not run here. */
+        module_unload(&mod);
+
+        r = check_output(output);
+        if (r < 0)
+                return 1;
+        if (input) {
+                r = copy_input(input, nul, max_bytes, max_items, &items, &bytes);
+                if (r < 0)
+                        return 1;
+        }
+        o = json_object_new_object();
+        if (!o || json_add(o, "ok", json_object_new_boolean(1)) < 0 || json_add_u64(o, "items", items) < 0 ||
+            json_add_u64(o, "bytes", bytes) < 0)
+                return 1;
+        text = json_compact(o, &len);
+        if (!text || write_full(REPORT_FD, text, len) < 0)
+                return 1;
+        json_object_put(o);
+        return 0;
+}

@@ -1,0 +1,1040 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bitmap.h"
+#include "fileio.h"
+#include "ipc.h"
+#include "json-util.h"
+#include "log.h"
+#include "macro.h"
+#include "runner.h"
+
+/* "mplock-runner run": one per running job, started by mplockd with
+ *   fd 3  the IPC socket (IPC_START arrives first)
+ *   fd 4  the job's lock file, flock()ed before anything is touched
+ *   fd 5  the input snapshot
+ *   fd 6  a sealed memfd with the bitmap of committed items
+ *
+ * It forks the workers, hands out chunks of items, appends the blocks the
+ * workers send to the results file, calls the module's save callback, and
+ * commits: fdatasync the results file, then tell the daemon which items
+ * are in it up to which length. The daemon writes the checkpoint; recovery
+ * cuts the results file back to the last committed length, so each
+ * committed item has exactly one record. */
+
+#define IPC_FD 3
+#define LOCK_FD 4
+#define INPUT_FD 5
+#define BITMAP_FD 6
+
+#define LOCK_TIMEOUT_USEC (30 * 1000000ULL)
+/* Chunks aim at this much work, so that per-chunk costs vanish and the
+ * tail of a job stays balanced. */
+#define CHUNK_TARGET_USEC 5000.0
+#define CHUNK_MAX 65536u
+/* Chunks queued per worker: the next one is ready when one finishes. */
+#define WORKER_DEPTH 2
+#define WORKER_INIT_FAILURES_MAX 3
+#define EXIT_WAIT_USEC (10 * 1000000ULL)
+
+typedef struct Assignment {
+        uint64_t first;
+        uint32_t count;
+        uint32_t done;
+        uint64_t start_usec;
+        bool single; /* a suspect item handed out alone */
+} Assignment;
+
+typedef struct Worker {
+        Runner *runner;
+        uint32_t no;
+        pid_t pid;
+        int cmd_fd, res_fd;
+        sd_event_source *io, *child;
+        Assignment q[WORKER_DEPTH];
+        unsigned nq;
+        char *buf;
+        size_t len, cap;
+        bool ready, exiting;
+} Worker;
+
+/* Items to hand out again after a worker died. */
+typedef struct Requeue {
+        uint64_t first;
+        uint64_t count;
+        bool suspect; /* one at a time: one of them may kill workers */
+} Requeue;
+
+typedef struct Attempt {
+        uint64_t index;
+        uint32_t count;
+} Attempt;
+
+/* A block written to the results file and not yet committed. */
+typedef struct Pending {
+        uint64_t first;
+        uint32_t count;
+        uint32_t failed;
+        uint64_t end; /* results file length after this block */
+        char *block;  /* kept for save(), NULL otherwise */
+        uint32_t saved; /* items of it given to save() */
+} Pending;
+
+struct Runner {
+        sd_event *event;
+        /* The job, from IPC_START. */
+        uint64_t id;
+        char *module_path, *output;
+        uint32_t n_workers, batch_size, save_batch, max_attempts, commit_interval_ms, commit_items;
+        uint64_t n_items, input_bytes;
+        uint32_t input_crc;
+
+        Items items;
+        uint64_t *done; /* committed at start, then recorded by us */
+        size_t done_size;
+        Module module;
+        Host host;
+        int results_fd, log_fd;
+        uint64_t results_len; /* end of the results file */
+
+        Worker *workers;
+        uint32_t init_failures;
+
+        uint64_t cursor;
+        Requeue *requeue;
+        size_t n_requeue, cap_requeue;
+        Attempt *attempts;
+        size_t n_attempts, cap_attempts;
+        double item_usec; /* EWMA of time per item, 0 = unknown */
+        uint64_t outstanding; /* items handed out, not recorded */
+
+        Pending *pending;
+        size_t pending_head, n_pending, cap_pending;
+        uint64_t unsaved; /* items recorded but not given to save() */
+        uint64_t uncommitted;
+
+        uint64_t recorded;  /* items with a record (committed before + now) */
+        uint64_t committed, committed_failed;
+        sd_event_source *commit_timer, *exit_timer;
+        bool stopping, finishing, done_sent;
+};
+
+static void runner_log(Runner *r, int level, const char *fmt, ...) _printf_(3, 4);
+static void runner_log(Runner *r, int level, const char *fmt, ...) {
+        char msg[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        log_job(level, r->id, "%s", msg);
+        /* And into the job's log, beside what the workers print. */
+        if (r->log_fd >= 0)
+                (void) dprintf(r->log_fd, "mplock: %s\n", msg);
+}
+
+static uint64_t now_us(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static _Noreturn void fail(Runner *r, uint32_t kind, const char *fmt, ...) _printf_(3, 4);
+static _Noreturn void fail(Runner *r, uint32_t kind, const char *fmt, ...) {
+        IpcFail f = { .kind = kind };
+        char msg[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (r)
+                runner_log(r, LOG_ERR, "%s", msg);
+        else
+                log_error("%s", msg);
+        (void) ipc_send2(IPC_FD, IPC_FAIL, &f, sizeof(f), msg, strlen(msg));
+        /* Our process group: take the workers along. */
+        (void) kill(0, SIGKILL);
+        _exit(1);
+}
+
+/* --- the job ------------------------------------------------------------ */
+
+static void read_start(Runner *r) {
+        static const JsonField fields[] = {
+                { "id", JSON_KIND_UINT, true },           { "module", JSON_KIND_STRING, true },
+                { "output", JSON_KIND_STRING, true },     { "shared", JSON_KIND_OBJECT, true },
+                { "workers", JSON_KIND_UINT, true },      { "batch_size", JSON_KIND_UINT, true },
+                { "save_batch", JSON_KIND_UINT, true },   { "items", JSON_KIND_UINT, true },
+                { "input_bytes", JSON_KIND_UINT, true },  { "input_crc", JSON_KIND_UINT, true },
+                { "results_len", JSON_KIND_UINT, true },  { "done", JSON_KIND_UINT, true },
+                { "failed", JSON_KIND_UINT, true },       { "commit_interval_ms", JSON_KIND_UINT, true },
+                { "commit_items", JSON_KIND_UINT, true }, { "max_attempts", JSON_KIND_UINT, true },
+        };
+        static char buf[IPC_MSG_MAX] __attribute__((aligned(8)));
+        const void *payload;
+        uint32_t type;
+        size_t len;
+        json_object *o;
+        const char *why, *shared;
+        JsonError err;
+        int k;
+
+        k = ipc_recv(IPC_FD, buf, sizeof(buf), &type, &len, &payload);
+        if (k <= 0 || type != IPC_START)
+                fail(NULL, IPC_FAIL_TEMPORARY, "no job description from mplockd");
+        o = json_parse_strict(payload, len, 64, &why);
+        if (!o || json_validate(o, fields, ELEMENTSOF(fields), &err) < 0)
+                fail(NULL, IPC_FAIL_PERMANENT, "bad job description from mplockd");
+        r->id = json_get_uint(o, "id", 0);
+        r->module_path = strdup(json_get_str(o, "module"));
+        r->output = strdup(json_get_str(o, "output"));
+        r->n_workers = (uint32_t) json_get_uint(o, "workers", 1);
+        r->batch_size = (uint32_t) json_get_uint(o, "batch_size", 1);
+        r->save_batch = (uint32_t) json_get_uint(o, "save_batch", 1);
+        r->n_items = json_get_uint(o, "items", 0);
+        r->input_bytes = json_get_uint(o, "input_bytes", 0);
+        r->input_crc = (uint32_t) json_get_uint(o, "input_crc", 0);
+        r->results_len = json_get_uint(o, "results_len", 0);
+        r->committed = json_get_uint(o, "done", 0);
+        r->committed_failed = json_get_uint(o, "failed", 0);
+        r->commit_interval_ms = (uint32_t) json_get_uint(o, "commit_interval_ms", 200);
+        r->commit_items = (uint32_t) json_get_uint(o, "commit_items", 1000000);
+        r->max_attempts = (uint32_t) json_get_uint(o, "max_attempts", 3);
+        shared = json_compact(json_get(o, "shared"), &len);
+        if (!r->module_path || !r->output || !shared || host_init(&r->host, shared, r->output, r->id, r->n_workers,
+                                                                  r->batch_size) < 0)
+                fail(NULL, IPC_FAIL_TEMPORARY, "out of memory");
+        json_object_put(o);
+        if (r->n_workers == 0 || r->batch_size == 0 || r->save_batch == 0 || r->max_attempts == 0 ||
+            r->committed > r->n_items)
+                fail(NULL, IPC_FAIL_PERMANENT, "bad job description from mplockd");
+        r->recorded = r->committed;
+}
+
+static void take_lock(Runner *r) {
+        uint64_t deadline = now_us() + LOCK_TIMEOUT_USEC;
+
+        /* A runner of this job that outlived a killed daemon may still be
+         * dying: wait for it, never write beside it. */
+        for (;;) {
+                if (flock(LOCK_FD, LOCK_EX | LOCK_NB) == 0)
+                        return;
+                if (errno != EWOULDBLOCK && errno != EINTR)
+                        fail(r, IPC_FAIL_TEMPORARY, "cannot lock the job: %s", strerror(errno));
+                if (now_us() > deadline)
+                        fail(r, IPC_FAIL_TEMPORARY, "the job is still locked by another runner");
+                (void) usleep(10000);
+        }
+}
+
+static void open_output(Runner *r) {
+        char path[4200];
+        struct stat st;
+        ResultsFileHeader h;
+
+        if (mkdir(r->output, 0755) < 0 && errno != EEXIST)
+                fail(r, IPC_FAIL_PERMANENT, "cannot create output directory %s: %s", r->output, strerror(errno));
+        (void) snprintf(path, sizeof(path), "%s/mplock-%llu.log", r->output, (unsigned long long) r->id);
+        r->log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (r->log_fd < 0)
+                fail(r, IPC_FAIL_PERMANENT, "cannot open job log %s: %s", path, strerror(errno));
+
+        (void) snprintf(path, sizeof(path), "%s/mplock-%llu.results", r->output, (unsigned long long) r->id);
+        r->results_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (r->results_fd < 0)
+                fail(r, IPC_FAIL_PERMANENT, "cannot open results file %s: %s", path, strerror(errno));
+        if (fstat(r->results_fd, &st) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "cannot stat %s: %s", path, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                fail(r, IPC_FAIL_PERMANENT, "%s is not a regular file", path);
+
+        if (r->results_len == 0) {
+                /* Nothing committed: start the file afresh. */
+                results_file_header_init(&h, r->id);
+                if (ftruncate(r->results_fd, 0) < 0 || pwrite_full(r->results_fd, &h, sizeof(h), 0) < 0)
+                        fail(r, IPC_FAIL_TEMPORARY, "cannot write %s: %s", path, strerror(errno));
+                r->results_len = sizeof(h);
+        } else {
+                ssize_t n;
+                if ((uint64_t) st.st_size < r->results_len)
+                        fail(r, IPC_FAIL_PERMANENT,
+                             "results file %s is shorter (%llu bytes) than what was committed (%llu bytes): it "
+                             "was truncated or replaced",
+                             path, (unsigned long long) st.st_size, (unsigned long long) r->results_len);
+                n = pread_full(r->results_fd, &h, sizeof(h), 0);
+                if (n != (ssize_t) sizeof(h) || results_file_header_check(&h) < 0 || h.job_id != r->id)
+                        fail(r, IPC_FAIL_PERMANENT, "results file %s does not belong to job %llu", path,
+                             (unsigned long long) r->id);
+                /* Cut off what was written after the last commit: those
+                 * items are not committed and will be done again. */
+                if ((uint64_t) st.st_size > r->results_len) {
+                        runner_log(r, LOG_INFO, "Cutting %llu uncommitted bytes off the results file.",
+                                   (unsigned long long) (st.st_size - (off_t) r->results_len));
+                        if (ftruncate(r->results_fd, (off_t) r->results_len) < 0)
+                                fail(r, IPC_FAIL_TEMPORARY, "cannot truncate %s: %s", path, strerror(errno));
+                }
+        }
+        if (fsync(r->results_fd) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "cannot sync %s: %s", path, strerror(errno));
+}
+
+static void map_done(Runner *r) {
+        size_t words = (size_t) bitmap_words(r->n_items);
+
+        r->done_size = MAX(words, (size_t) 1) * sizeof(uint64_t);
+        if (words == 0) {
+                r->done = calloc(1, sizeof(uint64_t));
+                if (!r->done)
+                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+                return;
+        }
+        /* Private: we mark what we record, the daemon's copy is sealed. */
+        r->done = mmap(NULL, r->done_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, BITMAP_FD, 0);
+        if (r->done == MAP_FAILED)
+                fail(r, IPC_FAIL_TEMPORARY, "cannot map the checkpoint bitmap: %s", strerror(errno));
+        if (bitmap_popcount(r->done, r->n_items) != r->committed)
+                fail(r, IPC_FAIL_PERMANENT, "checkpoint bitmap does not match the committed count");
+}
+
+/* --- commits ------------------------------------------------------------ */
+
+static int range_cmp(const void *a, const void *b) {
+        const IpcRange *x = a, *y = b;
+        return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Commits the pending blocks that are saved (all of them when the module
+ * has no save callback). */
+static void commit(Runner *r) {
+        static IpcRange ranges[IPC_COMMIT_RANGES_MAX];
+        IpcCommit c = {};
+        size_t n = 0, k;
+        uint32_t nr = 0;
+        uint64_t items = 0, failed = 0, end = 0;
+        int q;
+
+        for (k = r->pending_head; k < r->pending_head + r->n_pending && n < IPC_COMMIT_RANGES_MAX; k++, n++) {
+                Pending *p = &r->pending[k];
+                if (p->block && p->saved < p->count)
+                        break;
+                ranges[n] = (IpcRange){ .first = p->first, .count = p->count };
+                items += p->count;
+                failed += p->failed;
+                end = p->end;
+        }
+        if (n == 0)
+                return;
+        qsort(ranges, n, sizeof(ranges[0]), range_cmp);
+        for (k = 0; k < n; k++) {
+                if (nr > 0 && ranges[nr - 1].first + ranges[nr - 1].count == ranges[k].first)
+                        ranges[nr - 1].count += ranges[k].count;
+                else
+                        ranges[nr++] = ranges[k];
+        }
+
+        /* The results must be on disk before the checkpoint says so. */
+        if (fdatasync(r->results_fd) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "cannot sync the results file: %s", strerror(errno));
+        c.results_len = end;
+        c.done_total = r->committed + items;
+        c.failed_total = r->committed_failed + failed;
+        c.n_ranges = nr;
+        q = ipc_send2(IPC_FD, IPC_COMMIT, &c, sizeof(c), ranges, nr * sizeof(IpcRange));
+        if (q < 0) {
+                /* mplockd is gone; our results are not committed. */
+                (void) kill(0, SIGKILL);
+                _exit(1);
+        }
+        r->committed = c.done_total;
+        r->committed_failed = c.failed_total;
+        r->uncommitted -= items;
+        for (k = 0; k < n; k++)
+                free(r->pending[r->pending_head + k].block);
+        r->pending_head += n;
+        r->n_pending -= n;
+        if (r->n_pending == 0)
+                r->pending_head = 0;
+}
+
+static void pending_push(Runner *r, Pending p) {
+        if (r->pending_head > 0 && r->pending_head + r->n_pending == r->cap_pending) {
+                memmove(r->pending, r->pending + r->pending_head, r->n_pending * sizeof(*r->pending));
+                r->pending_head = 0;
+        }
+        if (r->pending_head + r->n_pending == r->cap_pending) {
+                size_t ncap = r->cap_pending ? r->cap_pending * 2 : 1024;
+                Pending *np = realloc(r->pending, ncap * sizeof(*np));
+                if (!np)
+                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+                r->pending = np;
+                r->cap_pending = ncap;
+        }
+        r->pending[r->pending_head + r->n_pending++] = p;
+}
+
+/* Gives save() batches of save_batch items (or what is left at the end). */
+static void save_batches(Runner *r, bool final) {
+        const struct mplock_module *def = r->module.def;
+        _cleanup_free_ mplock_entry *entries = NULL;
+
+        if (!def->save)
+                return;
+        while (r->unsaved >= r->save_batch || (final && r->unsaved > 0)) {
+                size_t want = (size_t) MIN((uint64_t) r->save_batch, r->unsaved), n = 0;
+                int q;
+
+                if (!entries) {
+                        entries = calloc(r->save_batch, sizeof(*entries));
+                        if (!entries)
+                                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+                }
+                for (size_t k = r->pending_head; k < r->pending_head + r->n_pending && n < want; k++) {
+                        Pending *p = &r->pending[k];
+                        ResultsBlockHeader h;
+                        ResultsItemIter it;
+                        ResultsItem item;
+                        uint32_t skip = p->saved;
+
+                        if (p->saved == p->count)
+                                continue;
+                        memcpy(&h, p->block, sizeof(h));
+                        results_item_iter_init(&it, &h, p->block + sizeof(h));
+                        while (n < want && results_item_iter_next(&it, &item)) {
+                                if (skip > 0) {
+                                        skip--;
+                                        continue;
+                                }
+                                entries[n++] = (mplock_entry){
+                                        .index = item.index,
+                                        .item = item.item,
+                                        .item_len = item.item_len,
+                                        .result = item.result,
+                                        .result_len = item.result_len,
+                                        .status = item.status,
+                                };
+                        }
+                }
+                q = def->save(&r->host.ctx, entries, n);
+                if (q < 0)
+                        fail(r, IPC_FAIL_PERMANENT, "save callback failed with %d%s%s", q, q > -4096 ? ": " : "",
+                             q > -4096 ? strerror(-q) : "");
+                /* Mark them saved, in the same order. */
+                for (size_t k = r->pending_head, left = n; k < r->pending_head + r->n_pending && left > 0; k++) {
+                        Pending *p = &r->pending[k];
+                        uint32_t take = (uint32_t) MIN((uint64_t) (p->count - p->saved), (uint64_t) left);
+                        p->saved += take;
+                        left -= take;
+                }
+                r->unsaved -= n;
+        }
+}
+
+static int commit_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        Runner *r = userdata;
+        IpcProgress p = { .processed = r->recorded };
+
+        (void) usec;
+        commit(r);
+        for (uint32_t i = 0; i < r->n_workers; i++)
+                p.workers += r->workers[i].pid > 0;
+        (void) ipc_send(IPC_FD, IPC_PROGRESS, &p, sizeof(p));
+        (void) sd_event_source_set_time_relative(s, (uint64_t) r->commit_interval_ms * 1000u);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+/* A block of results, checked against what the worker was given. */
+static void record_block(Runner *r, Worker *w, const char *block, size_t len) {
+        ResultsBlockHeader h;
+        ResultsItemIter it;
+        ResultsItem item;
+        Assignment *a = &w->q[0];
+        uint32_t failed = 0;
+        Pending p;
+        int q;
+
+        memcpy(&h, block, sizeof(h));
+        if (w->nq == 0 || h.first != a->first + a->done || h.count > a->count - a->done)
+                fail(r, IPC_FAIL_TEMPORARY, "worker %u sent results for items it was not given", w->no);
+        if (results_block_verify(block, len, r->n_items) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "worker %u sent a corrupt result block", w->no);
+        if (bitmap_any_in_range(r->done, h.first, h.count))
+                fail(r, IPC_FAIL_PERMANENT, "items %llu..%llu recorded twice (internal error)",
+                     (unsigned long long) h.first, (unsigned long long) (h.first + h.count - 1));
+        results_item_iter_init(&it, &h, block + sizeof(h));
+        while (results_item_iter_next(&it, &item))
+                failed += item.status != 0;
+
+        q = pwrite_full(r->results_fd, block, len, (off_t) r->results_len);
+        if (q < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "cannot write the results file: %s", strerror(-q));
+        r->results_len += len;
+        bitmap_set_range(r->done, h.first, h.count);
+
+        p = (Pending){ .first = h.first, .count = h.count, .failed = failed, .end = r->results_len };
+        if (r->module.def->save) {
+                p.block = malloc(len);
+                if (!p.block)
+                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+                memcpy(p.block, block, len);
+                r->unsaved += h.count;
+        }
+        pending_push(r, p);
+        r->recorded += h.count;
+        r->uncommitted += h.count;
+        r->outstanding -= h.count;
+
+        a->done += h.count;
+        if (a->done == a->count) {
+                uint64_t now = now_us();
+                if (a->start_usec > 0) {
+                        double per = (double) (now - a->start_usec) / a->count;
+                        r->item_usec = r->item_usec > 0 ? 0.7 * r->item_usec + 0.3 * per : per;
+                }
+                memmove(&w->q[0], &w->q[1], (WORKER_DEPTH - 1) * sizeof(Assignment));
+                w->nq--;
+                if (w->nq > 0)
+                        w->q[0].start_usec = now;
+        }
+
+        save_batches(r, false);
+        if (r->uncommitted >= r->commit_items || r->n_pending >= IPC_COMMIT_RANGES_MAX)
+                commit(r);
+}
+
+/* A failure the runner records itself (a worker died on the item too often). */
+static void record_failure(Runner *r, uint64_t index, const char *msg) {
+        ResultsBlock b = {};
+        Worker fake = { .nq = 1, .q[0] = { .first = index, .count = 1 } };
+        uint64_t off = items_offset(&r->items, index);
+        const char *item = r->items.map + off;
+
+        results_block_begin(&b, index);
+        if (results_block_add(&b, item, strlen(item), msg, strlen(msg), MPLOCK_ERR_CRASHED) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+        results_block_finish(&b);
+        r->outstanding++; /* record_block() counts it back */
+        record_block(r, &fake, b.buf, b.len);
+        results_block_free(&b);
+}
+
+/* --- dispatch ----------------------------------------------------------- */
+
+static uint32_t chunk_size(Runner *r) {
+        uint64_t left = r->n_items - r->cursor, c;
+
+        for (size_t i = 0; i < r->n_requeue; i++)
+                left += r->requeue[i].count;
+        if (r->item_usec <= 0)
+                c = r->batch_size; /* first chunks measure the items */
+        else
+                c = (uint64_t) (CHUNK_TARGET_USEC / r->item_usec);
+        /* Guided self-scheduling: never more than a share of what is left,
+         * so that the last chunks are small and end together. */
+        c = MIN(c, (left + 2 * r->n_workers - 1) / (2 * r->n_workers));
+        c = MIN(c, (uint64_t) CHUNK_MAX);
+        if (r->batch_size > 1)
+                c = (c + r->batch_size - 1) / r->batch_size * r->batch_size;
+        return (uint32_t) MAX(c, (uint64_t) 1);
+}
+
+static bool next_chunk(Runner *r, Assignment *a) {
+        uint32_t size;
+
+        *a = (Assignment){};
+        if (r->n_requeue > 0) {
+                Requeue *q = &r->requeue[0];
+                a->first = q->first;
+                a->single = q->suspect;
+                a->count = q->suspect ? 1 : (uint32_t) MIN((uint64_t) chunk_size(r), q->count);
+                q->first += a->count;
+                q->count -= a->count;
+                if (q->count == 0) {
+                        memmove(r->requeue, r->requeue + 1, (r->n_requeue - 1) * sizeof(*r->requeue));
+                        r->n_requeue--;
+                }
+                return true;
+        }
+        /* Skip what is committed already (resume). */
+        while (r->cursor < r->n_items) {
+                uint64_t w = r->done[r->cursor / 64] >> (r->cursor % 64);
+                if (w & 1) {
+                        if (r->cursor % 64 == 0 && r->done[r->cursor / 64] == UINT64_MAX)
+                                r->cursor += 64;
+                        else
+                                r->cursor++;
+                        continue;
+                }
+                break;
+        }
+        if (r->cursor >= r->n_items)
+                return false;
+        size = chunk_size(r);
+        a->first = r->cursor;
+        a->count = 1;
+        while (a->count < size && a->first + a->count < r->n_items && !bitmap_test(r->done, a->first + a->count))
+                a->count++;
+        r->cursor = a->first + a->count;
+        return true;
+}
+
+static void requeue_push(Runner *r, uint64_t first, uint64_t count, bool suspect) {
+        if (count == 0)
+                return;
+        if (r->n_requeue == r->cap_requeue) {
+                size_t ncap = r->cap_requeue ? r->cap_requeue * 2 : 64;
+                Requeue *n = realloc(r->requeue, ncap * sizeof(*n));
+                if (!n)
+                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+                r->requeue = n;
+                r->cap_requeue = ncap;
+        }
+        /* Suspects first: they were in flight. */
+        if (suspect) {
+                memmove(r->requeue + 1, r->requeue, r->n_requeue * sizeof(*r->requeue));
+                r->requeue[0] = (Requeue){ first, count, suspect };
+        } else
+                r->requeue[r->n_requeue] = (Requeue){ first, count, suspect };
+        r->n_requeue++;
+}
+
+static uint32_t attempt_add(Runner *r, uint64_t index) {
+        for (size_t i = 0; i < r->n_attempts; i++)
+                if (r->attempts[i].index == index)
+                        return ++r->attempts[i].count;
+        if (r->n_attempts == r->cap_attempts) {
+                size_t ncap = r->cap_attempts ? r->cap_attempts * 2 : 16;
+                Attempt *n = realloc(r->attempts, ncap * sizeof(*n));
+                if (!n)
+                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+                r->attempts = n;
+                r->cap_attempts = ncap;
+        }
+        r->attempts[r->n_attempts++] = (Attempt){ index, 1 };
+        return 1;
+}
+
+static void finish_if_done(Runner *r);
+
+static void dispatch(Runner *r) {
+        if (r->stopping) {
+                finish_if_done(r);
+                return;
+        }
+        for (uint32_t i = 0; i < r->n_workers; i++) {
+                Worker *w = &r->workers[i];
+                while (w->pid > 0 && w->ready && !w->exiting && w->nq < WORKER_DEPTH) {
+                        Assignment a;
+                        WorkerCmd cmd;
+                        if (!next_chunk(r, &a))
+                                break;
+                        cmd = (WorkerCmd){ .first = a.first, .count = a.count, .op = WORKER_CMD_RUN };
+                        if (w->nq == 0)
+                                a.start_usec = now_us();
+                        w->q[w->nq++] = a;
+                        r->outstanding += a.count;
+                        /* The pipe holds many commands; a full one means the
+                         * worker is gone, which its exit event handles. */
+                        (void) write_full(w->cmd_fd, &cmd, sizeof(cmd));
+                }
+        }
+        finish_if_done(r);
+}
+
+/* --- workers ------------------------------------------------------------ */
+
+static int worker_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata);
+
+static void worker_spawn(Runner *r, Worker *w) {
+        int cmd[2], res[2];
+        pid_t pid, parent = getpid();
+        int q;
+
+        if (pipe2(cmd, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "pipe: %s", strerror(errno));
+        /* Room for a few result blocks in flight. */
+        (void) fcntl(res[1], F_SETPIPE_SZ, 1 << 20);
+        pid = fork();
+        if (pid < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "fork: %s", strerror(errno));
+        if (pid == 0) {
+                sigset_t all;
+                int null_fd;
+
+                (void) sigemptyset(&all);
+                (void) sigprocmask(SIG_SETMASK, &all, NULL);
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+                if (getppid() != parent)
+                        _exit(1);
+                /* stdin nothing, stdout and stderr into the job log; the
+                 * worker keeps only its two pipes besides. */
+                null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(r->log_fd, 1) < 0 || dup2(r->log_fd, 2) < 0 ||
+                    dup2(cmd[0], 3) < 0 || dup2(res[1], 4) < 0)
+                        _exit(1);
+                if (syscall(SYS_close_range, 5U, ~0U, 0) < 0)
+                        for (int fd = 5; fd < 65536; fd++)
+                                (void) close(fd);
+                /* Line-buffered output keeps lines of different workers apart in the log. */
+                (void) setvbuf(stdout, NULL, _IOLBF, 0);
+                worker_main(&r->module, &r->items, &r->host, w->no, 3, 4);
+        }
+        safe_close(cmd[0]);
+        safe_close(res[1]);
+        w->pid = pid;
+        w->cmd_fd = cmd[1];
+        w->res_fd = res[0];
+        w->nq = 0;
+        w->len = 0;
+        w->ready = w->exiting = false;
+        (void) fcntl(w->res_fd, F_SETFL, O_NONBLOCK);
+        q = sd_event_add_io(r->event, &w->io, w->res_fd, EPOLLIN, worker_io, w);
+        if (q >= 0)
+                q = sd_event_add_child(r->event, &w->child, pid, WEXITED, worker_exited, w);
+        if (q < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "cannot watch worker: %s", strerror(-q));
+}
+
+/* Parses complete frames in the worker's buffer. */
+static void worker_parse(Runner *r, Worker *w) {
+        size_t off = 0;
+
+        while (w->len - off >= sizeof(uint32_t)) {
+                uint32_t magic;
+                memcpy(&magic, w->buf + off, sizeof(magic));
+                if (magic == RESULTS_BLOCK_MAGIC) {
+                        ResultsBlockHeader h;
+                        if (w->len - off < sizeof(h))
+                                break;
+                        memcpy(&h, w->buf + off, sizeof(h));
+                        if (results_block_header_check(&h, r->n_items) < 0)
+                                fail(r, IPC_FAIL_TEMPORARY, "worker %u sent a malformed block", w->no);
+                        if (w->len - off < sizeof(h) + h.payload_len)
+                                break;
+                        record_block(r, w, w->buf + off, sizeof(h) + h.payload_len);
+                        off += sizeof(h) + h.payload_len;
+                } else if (magic == WORKER_FRAME_MAGIC) {
+                        WorkerFrame f;
+                        char msg[1024];
+                        if (w->len - off < sizeof(f))
+                                break;
+                        memcpy(&f, w->buf + off, sizeof(f));
+                        if (f.len > 4096)
+                                fail(r, IPC_FAIL_TEMPORARY, "worker %u sent a malformed frame", w->no);
+                        if (w->len - off < sizeof(f) + f.len)
+                                break;
+                        (void) snprintf(msg, sizeof(msg), "%.*s", (int) f.len, w->buf + off + sizeof(f));
+                        off += sizeof(f) + f.len;
+                        if (f.type == WORKER_FRAME_INIT_OK) {
+                                w->ready = true;
+                                r->init_failures = 0;
+                        } else if (f.type == WORKER_FRAME_INIT_FAIL)
+                                fail(r, IPC_FAIL_PERMANENT, "%s", msg);
+                        else
+                                fail(r, IPC_FAIL_TEMPORARY, "worker %u sent an unknown frame", w->no);
+                } else
+                        fail(r, IPC_FAIL_TEMPORARY, "worker %u sent garbage", w->no);
+        }
+        if (off > 0) {
+                memmove(w->buf, w->buf + off, w->len - off);
+                w->len -= off;
+        }
+}
+
+/* Reads what the worker sent; false at EOF. */
+static bool worker_read(Runner *r, Worker *w) {
+        for (;;) {
+                ssize_t n;
+                if (w->cap - w->len < 65536) {
+                        size_t ncap = MAX(w->cap * 2, (size_t) (1 << 20));
+                        char *nb;
+                        if (ncap > RESULTS_BLOCK_PAYLOAD_MAX + (1 << 20))
+                                ncap = RESULTS_BLOCK_PAYLOAD_MAX + (1 << 20);
+                        if (ncap <= w->cap)
+                                fail(r, IPC_FAIL_TEMPORARY, "worker %u sent an oversized frame", w->no);
+                        nb = realloc(w->buf, ncap);
+                        if (!nb)
+                                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+                        w->buf = nb;
+                        w->cap = ncap;
+                }
+                n = read(w->res_fd, w->buf + w->len, w->cap - w->len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                return true;
+                        return false;
+                }
+                if (n == 0)
+                        return false;
+                w->len += (size_t) n;
+                worker_parse(r, w);
+        }
+}
+
+static int worker_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+        Runner *r = w->runner;
+
+        (void) fd;
+        (void) revents;
+        if (!worker_read(r, w))
+                /* EOF: the exit event does the rest. */
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        dispatch(r);
+        return 0;
+}
+
+static void worker_detach(Worker *w) {
+        w->io = sd_event_source_disable_unref(w->io);
+        w->child = sd_event_source_disable_unref(w->child);
+        w->cmd_fd = safe_close(w->cmd_fd);
+        w->res_fd = safe_close(w->res_fd);
+        w->pid = 0;
+}
+
+static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Worker *w = userdata;
+        Runner *r = w->runner;
+        char how[96];
+
+        (void) s;
+        /* Everything it wrote before it died counts. */
+        if (w->res_fd >= 0)
+                (void) worker_read(r, w);
+        if (si->si_code == CLD_EXITED)
+                (void) snprintf(how, sizeof(how), "exited with status %d", si->si_status);
+        else
+                (void) snprintf(how, sizeof(how), "killed by signal %s", strsignal(si->si_status));
+        worker_detach(w);
+
+        if (w->exiting && si->si_code == CLD_EXITED && si->si_status == 0 && w->nq == 0) {
+                finish_if_done(r);
+                return 0;
+        }
+        if (r->stopping && w->nq == 0) {
+                finish_if_done(r);
+                return 0;
+        }
+        if (!w->ready) {
+                r->init_failures++;
+                if (r->init_failures >= WORKER_INIT_FAILURES_MAX)
+                        fail(r, IPC_FAIL_PERMANENT, "workers die before init completes (worker %u %s)", w->no, how);
+        }
+
+        /* What it held goes back: the item in progress is a suspect (one
+         * at a time from now on), the rest is simply handed out again. */
+        for (unsigned k = 0; k < w->nq; k++) {
+                Assignment *a = &w->q[k];
+                uint64_t first = a->first + a->done, left = a->count - a->done;
+
+                r->outstanding -= left;
+                if (k > 0) {
+                        requeue_push(r, first, left, false);
+                        continue;
+                }
+                if (a->single) {
+                        uint32_t n = attempt_add(r, first);
+                        if (n >= r->max_attempts) {
+                                char msg[160];
+                                (void) snprintf(msg, sizeof(msg), "worker died on this item %u times (last: %s)", n,
+                                                how);
+                                runner_log(r, LOG_WARNING, "Item %llu failed: %s.", (unsigned long long) first, msg);
+                                record_failure(r, first, msg);
+                        } else {
+                                runner_log(r, LOG_WARNING, "Worker %u %s on item %llu (attempt %u of %u).", w->no,
+                                           how, (unsigned long long) first, n, r->max_attempts);
+                                requeue_push(r, first, 1, true);
+                        }
+                } else {
+                        runner_log(r, LOG_WARNING, "Worker %u %s within items %llu..%llu; trying them one by one.",
+                                   w->no, how, (unsigned long long) first, (unsigned long long) (first + left - 1));
+                        for (uint64_t i = left; i > 0; i--)
+                                requeue_push(r, first + i - 1, 1, true);
+                }
+        }
+        w->nq = 0;
+
+        if (!r->stopping && r->recorded < r->n_items)
+                worker_spawn(r, w);
+        dispatch(r);
+        return 0;
+}
+
+/* --- the end ------------------------------------------------------------ */
+
+static int exit_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        Runner *r = userdata;
+
+        (void) s;
+        (void) usec;
+        runner_log(r, LOG_WARNING, "Workers did not exit in time, killing them.");
+        for (uint32_t i = 0; i < r->n_workers; i++)
+                if (r->workers[i].pid > 0)
+                        (void) kill(r->workers[i].pid, SIGKILL);
+        return 0;
+}
+
+static bool all_workers_gone(Runner *r) {
+        for (uint32_t i = 0; i < r->n_workers; i++)
+                if (r->workers[i].pid > 0)
+                        return false;
+        return true;
+}
+
+static void workers_exit(Runner *r) {
+        WorkerCmd cmd = { .op = WORKER_CMD_EXIT };
+
+        for (uint32_t i = 0; i < r->n_workers; i++) {
+                Worker *w = &r->workers[i];
+                if (w->pid > 0 && !w->exiting) {
+                        w->exiting = true;
+                        (void) write_full(w->cmd_fd, &cmd, sizeof(cmd));
+                }
+        }
+        if (!r->exit_timer)
+                (void) sd_event_add_time_relative(r->event, &r->exit_timer, CLOCK_MONOTONIC, EXIT_WAIT_USEC, 0,
+                                                  exit_timer_handler, r);
+}
+
+static void finish_if_done(Runner *r) {
+        bool idle = r->outstanding == 0;
+
+        if (r->recorded == r->n_items && idle && !r->done_sent) {
+                save_batches(r, true);
+                commit(r);
+                while (r->n_pending > 0)
+                        commit(r);
+                if (r->committed != r->n_items)
+                        fail(r, IPC_FAIL_PERMANENT, "finished with %llu of %llu items committed (internal error)",
+                             (unsigned long long) r->committed, (unsigned long long) r->n_items);
+                (void) ipc_send(IPC_FD, IPC_DONE, NULL, 0);
+                r->done_sent = true;
+                runner_log(r, LOG_INFO, "All %llu items done (%llu failed).", (unsigned long long) r->n_items,
+                           (unsigned long long) r->committed_failed);
+                workers_exit(r);
+        } else if (r->stopping && idle && !r->finishing) {
+                /* A graceful stop: everything handed out is back. */
+                r->finishing = true;
+                save_batches(r, true);
+                while (r->n_pending > 0)
+                        commit(r);
+                workers_exit(r);
+        }
+        if ((r->done_sent || r->finishing) && all_workers_gone(r))
+                (void) sd_event_exit(r->event, 0);
+}
+
+static int ipc_handler(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        static char buf[IPC_MSG_MAX] __attribute__((aligned(8)));
+        Runner *r = userdata;
+        const void *payload;
+        uint32_t type;
+        size_t len;
+        int k;
+
+        (void) s;
+        (void) revents;
+        k = ipc_recv(fd, buf, sizeof(buf), &type, &len, &payload);
+        if (k == -EAGAIN)
+                return 0;
+        if (k <= 0) {
+                /* mplockd is gone: stop at once, the next one resumes. */
+                (void) kill(0, SIGKILL);
+                _exit(1);
+        }
+        if (type == IPC_STOP && len == sizeof(IpcStop)) {
+                IpcStop st;
+                memcpy(&st, payload, sizeof(st));
+                if (st.mode == IPC_STOP_CANCEL) {
+                        runner_log(r, LOG_INFO, "Cancelled.");
+                        (void) kill(0, SIGKILL); /* workers and us */
+                        _exit(0);
+                }
+                if (!r->stopping) {
+                        runner_log(r, LOG_INFO, "Stopping: finishing %llu items in flight.",
+                                   (unsigned long long) r->outstanding);
+                        r->stopping = true;
+                }
+                finish_if_done(r);
+                return 0;
+        }
+        fail(r, IPC_FAIL_TEMPORARY, "unexpected message from mplockd");
+}
+
+int run_main(void) {
+        Runner r = { .results_fd = -1, .log_fd = -1 };
+        char err[1024];
+        sigset_t mask;
+        int q;
+
+        /* Work nobody else can read unless the output directory allows. */
+        umask(022);
+        read_start(&r);
+        take_lock(&r);
+
+        q = module_load(&r.module, r.module_path, err, sizeof(err));
+        if (q < 0)
+                fail(&r, IPC_FAIL_PERMANENT, "%s", err);
+        open_output(&r);
+        q = items_open(&r.items, INPUT_FD, r.n_items, r.input_bytes, r.input_crc, err, sizeof(err));
+        if (q < 0)
+                fail(&r, q == -ENOMEM ? IPC_FAIL_TEMPORARY : IPC_FAIL_PERMANENT, "%s", err);
+        map_done(&r);
+        (void) close(INPUT_FD); /* the mapping stays */
+        (void) close(BITMAP_FD);
+
+        (void) sigemptyset(&mask);
+        (void) sigaddset(&mask, SIGCHLD);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                fail(&r, IPC_FAIL_TEMPORARY, "sigprocmask: %s", strerror(errno));
+        (void) signal(SIGPIPE, SIG_IGN);
+        q = sd_event_new(&r.event);
+        if (q < 0)
+                fail(&r, IPC_FAIL_TEMPORARY, "sd_event_new: %s", strerror(-q));
+        /* Blocking on purpose: a commit must not be lost to EAGAIN; we
+         * only read when epoll says there is a message. */
+        q = sd_event_add_io(r.event, NULL, IPC_FD, EPOLLIN, ipc_handler, &r);
+        if (q >= 0)
+                q = sd_event_add_time_relative(r.event, &r.commit_timer, CLOCK_MONOTONIC,
+                                               (uint64_t) r.commit_interval_ms * 1000u, 0, commit_timer_handler, &r);
+        if (q < 0)
+                fail(&r, IPC_FAIL_TEMPORARY, "sd-event: %s", strerror(-q));
+
+        (void) ipc_send(IPC_FD, IPC_READY, NULL, 0);
+        runner_log(&r, LOG_INFO, "Running %llu items (%llu committed before) with %u workers.",
+                   (unsigned long long) r.n_items, (unsigned long long) r.committed, r.n_workers);
+
+        r.workers = calloc(r.n_workers, sizeof(*r.workers));
+        if (!r.workers)
+                fail(&r, IPC_FAIL_TEMPORARY, "out of memory");
+        for (uint32_t i = 0; i < r.n_workers; i++) {
+                r.workers[i] = (Worker){ .runner = &r, .no = i, .cmd_fd = -1, .res_fd = -1 };
+                if (r.recorded < r.n_items)
+                        worker_spawn(&r, &r.workers[i]);
+        }
+        finish_if_done(&r);
+
+        q = sd_event_loop(r.event);
+        if (q < 0)
+                fail(&r, IPC_FAIL_TEMPORARY, "event loop: %s", strerror(-q));
+        return 0;
+}
