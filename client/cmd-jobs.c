@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "json-util.h"
+#include "macro.h"
+#include "mplockctl.h"
+
+/* Parses "[--json] JOB" for the commands that take one job. */
+static int one_job(Ctl *c, int argc, char **argv, uint64_t *id) {
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                {},
+        };
+        int opt;
+
+        while ((opt = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                if (opt == 'j')
+                        c->json = true;
+                else
+                        return EXIT_USAGE;
+        if (optind + 1 != argc) {
+                fprintf(stderr, "mplockctl %s: expected one job id\n", argv[0]);
+                return EXIT_USAGE;
+        }
+        if (parse_job_id(argv[optind], id) < 0)
+                return EXIT_USAGE;
+        return EXIT_OK;
+}
+
+static json_object *id_params(uint64_t id) {
+        json_object *p = json_object_new_object();
+
+        if (p && json_add_u64(p, "id", id) < 0) {
+                json_object_put(p);
+                return NULL;
+        }
+        return p;
+}
+
+int cmd_status(Ctl *c, int argc, char **argv) {
+        json_object *reply;
+        uint64_t id;
+        int r = one_job(c, argc, argv, &id);
+
+        if (r != EXIT_OK)
+                return r;
+        r = ctl_call(c, "io.mplock.Manager.Status", id_params(id), false, &reply, NULL);
+        if (r != EXIT_OK)
+                return r;
+        if (c->json)
+                print_json(json_get(reply, "job"));
+        else
+                print_job(json_get(reply, "job"));
+        return EXIT_OK;
+}
+
+int cmd_list(Ctl *c, int argc, char **argv) {
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                {},
+        };
+        json_object *reply, *jobs;
+        int opt, r;
+
+        while ((opt = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                if (opt == 'j')
+                        c->json = true;
+                else
+                        return EXIT_USAGE;
+        if (optind != argc) {
+                fprintf(stderr, "mplockctl list: unexpected argument \"%s\"\n", argv[optind]);
+                return EXIT_USAGE;
+        }
+        r = ctl_call(c, "io.mplock.Manager.List", NULL, false, &reply, NULL);
+        if (r != EXIT_OK)
+                return r;
+        jobs = json_get(reply, "jobs");
+        if (!jobs || !json_object_is_type(jobs, json_type_array)) {
+                fprintf(stderr, "mplockctl: malformed reply from mplockd\n");
+                return EXIT_ERROR;
+        }
+        if (c->json)
+                for (size_t i = 0; i < json_object_array_length(jobs); i++)
+                        print_json(json_object_array_get_idx(jobs, i));
+        else
+                print_job_table(jobs);
+        return EXIT_OK;
+}
+
+int cmd_cancel(Ctl *c, int argc, char **argv) {
+        json_object *reply;
+        uint64_t id;
+        int r = one_job(c, argc, argv, &id);
+
+        if (r != EXIT_OK)
+                return r;
+        r = ctl_call(c, "io.mplock.Manager.Cancel", id_params(id), false, &reply, NULL);
+        if (r != EXIT_OK)
+                return r;
+        if (c->json)
+                print_json(json_get(reply, "job"));
+        else
+                printf("Job %llu cancelled at %llu of %llu items.\n", (unsigned long long) id,
+                       (unsigned long long) job_uint(json_get(reply, "job"), "done"),
+                       (unsigned long long) job_uint(json_get(reply, "job"), "items"));
+        return EXIT_OK;
+}
+
+static void summary(json_object *job) {
+        fprintf(stderr, "Job %llu %s: %llu of %llu items done, %llu failed%s%s\n",
+                (unsigned long long) job_uint(job, "id"), job_str(job, "state"),
+                (unsigned long long) job_uint(job, "done"), (unsigned long long) job_uint(job, "items"),
+                (unsigned long long) job_uint(job, "failed"), json_get_str(job, "error") ? ": " : "",
+                job_str(job, "error"));
+}
+
+int cmd_wait(Ctl *c, int argc, char **argv) {
+        json_object *reply, *job;
+        uint64_t id;
+        int r = one_job(c, argc, argv, &id);
+
+        if (r != EXIT_OK)
+                return r;
+        r = ctl_call(c, "io.mplock.Manager.Wait", id_params(id), false, &reply, NULL);
+        if (r != EXIT_OK)
+                return r;
+        job = json_get(reply, "job");
+        if (c->json)
+                print_json(job);
+        else
+                summary(job);
+        return job_exit_code(job);
+}
+
+int cmd_watch(Ctl *c, int argc, char **argv) {
+        bool tty = isatty(STDOUT_FILENO), cont = true;
+        json_object *reply, *job = NULL;
+        uint64_t id;
+        int r = one_job(c, argc, argv, &id);
+
+        if (r != EXIT_OK)
+                return r;
+        r = ctl_call(c, "io.mplock.Manager.Wait", id_params(id), true, &reply, &cont);
+        while (r == EXIT_OK) {
+                json_object *rate;
+                job = json_get(reply, "job");
+                rate = json_get(job, "rate");
+                if (c->json)
+                        print_json(job);
+                else {
+                        uint64_t items = job_uint(job, "items"), done = job_uint(job, "done");
+                        json_object *eta = json_get(job, "eta_seconds");
+                        printf("%s[job %llu %s] %llu/%llu items (%.1f%%), %llu failed, %.0f/s, ETA %s%llds%s",
+                               tty ? "\r" : "", (unsigned long long) id, job_str(job, "state"),
+                               (unsigned long long) done, (unsigned long long) items,
+                               items ? 100.0 * (double) done / (double) items : 100.0,
+                               (unsigned long long) job_uint(job, "failed"), rate ? json_object_get_double(rate) : 0.0,
+                               eta ? "" : "?", eta ? (long long) json_object_get_int64(eta) : 0LL,
+                               tty ? "\033[K" : "\n");
+                }
+                fflush(stdout);
+                if (!cont)
+                        break;
+                r = ctl_next(c, &reply, &cont);
+        }
+        if (r != EXIT_OK)
+                return r;
+        if (!c->json) {
+                if (tty)
+                        putchar('\n');
+                summary(job);
+        }
+        return job_exit_code(job);
+}

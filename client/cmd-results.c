@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "json-util.h"
+#include "macro.h"
+#include "mplockctl.h"
+#include "results.h"
+
+/* Results in input order. By default read straight from the results file
+ * (the caller's own file), up to the length mplockd says is committed:
+ * that is what makes millions of lines a second possible. --via-daemon (or
+ * an unreadable file) pages through the Results method instead. */
+
+typedef struct Printer {
+        bool json, nul;
+        uint64_t printed, failed, missing;
+        uint64_t next_index; /* for gaps: items without a committed result */
+} Printer;
+
+static void print_one(Printer *p, uint64_t index, const char *item, size_t item_len, const char *result,
+                      size_t result_len, int32_t status) {
+        if (index > p->next_index)
+                p->missing += index - p->next_index;
+        p->next_index = index + 1;
+        p->printed++;
+        if (status != 0)
+                p->failed++;
+        if (p->json) {
+                printf("{\"index\":%llu,\"item\":", (unsigned long long) index);
+                fputs_json_string(item, item_len, stdout);
+                if (status == 0) {
+                        fputs_unlocked(",\"result\":", stdout);
+                        fputs_json_string(result, result_len, stdout);
+                } else {
+                        printf(",\"error\":{\"code\":%d,\"message\":", status);
+                        fputs_json_string(result, result_len, stdout);
+                        putc_unlocked('}', stdout);
+                }
+                fputs_unlocked("}\n", stdout);
+                return;
+        }
+        /* A failed item keeps its line, empty, so line N is item N. */
+        if (status == 0)
+                fwrite_unlocked(result, 1, result_len, stdout);
+        putc_unlocked(p->nul ? '\0' : '\n', stdout);
+}
+
+static int from_file(Printer *p, json_object *job) {
+        const char *path = job_str(job, "results_path");
+        uint64_t committed = job_uint(job, "results_committed"), n_items = job_uint(job, "items");
+        ResultsFile f;
+        int fd, r;
+
+        if (committed == 0)
+                return 0;
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        r = results_file_open(&f, fd, committed, n_items);
+        if (r < 0) {
+                safe_close(fd);
+                if (r == -ENOTUNIQ)
+                        fprintf(stderr, "mplockctl: %s records an item twice: the file is damaged\n", path);
+                else
+                        fprintf(stderr, "mplockctl: %s is damaged or was changed: %s\n", path, strerror(-r));
+                return -EBADMSG;
+        }
+        if (posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL) != 0) {
+                /* Only a hint. */
+        }
+        for (size_t k = 0; k < f.n_blocks; k++) {
+                ResultsBlockHeader h;
+                const char *payload;
+                ResultsItemIter it;
+                ResultsItem item;
+
+                r = results_file_read_block(&f, k, &h, &payload);
+                if (r < 0) {
+                        fprintf(stderr, "mplockctl: %s is damaged at offset %llu: %s\n", path,
+                                (unsigned long long) f.blocks[k].offset, strerror(-r));
+                        results_file_close(&f);
+                        safe_close(fd);
+                        return -EBADMSG;
+                }
+                results_item_iter_init(&it, &h, payload);
+                while (results_item_iter_next(&it, &item))
+                        print_one(p, item.index, item.item, item.item_len, item.result, item.result_len, item.status);
+        }
+        results_file_close(&f);
+        safe_close(fd);
+        return 0;
+}
+
+static int via_daemon(Ctl *c, Printer *p, uint64_t id) {
+        uint64_t offset = 0;
+
+        for (;;) {
+                json_object *params = json_object_new_object(), *reply, *arr, *next;
+                int r;
+
+                if (!params || json_add_u64(params, "id", id) < 0 || json_add_u64(params, "offset", offset) < 0 ||
+                    json_add_u64(params, "limit", 10000) < 0) {
+                        json_object_put(params);
+                        return EXIT_ERROR;
+                }
+                r = ctl_call(c, "io.mplock.Manager.Results", params, false, &reply, NULL);
+                if (r != EXIT_OK)
+                        return r;
+                arr = json_get(reply, "results");
+                if (!arr || !json_object_is_type(arr, json_type_array)) {
+                        fprintf(stderr, "mplockctl: malformed reply from mplockd\n");
+                        return EXIT_ERROR;
+                }
+                for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                        json_object *o = json_object_array_get_idx(arr, i), *e = json_get(o, "error");
+                        json_object *item = json_get(o, "item"), *res = e ? json_get(e, "message") : json_get(o, "result");
+                        if (!item || !res) {
+                                fprintf(stderr, "mplockctl: malformed result from mplockd\n");
+                                return EXIT_ERROR;
+                        }
+                        print_one(p, json_get_uint(o, "index", 0), json_object_get_string(item),
+                                  (size_t) json_object_get_string_len(item), json_object_get_string(res),
+                                  (size_t) json_object_get_string_len(res),
+                                  e ? (int32_t) json_object_get_int(json_get(e, "code")) : 0);
+                }
+                next = json_get(reply, "next");
+                if (!next)
+                        return EXIT_OK;
+                offset = json_get_uint(reply, "next", 0);
+        }
+}
+
+int cmd_results(Ctl *c, int argc, char **argv) {
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "null", no_argument, NULL, '0' },
+                { "via-daemon", no_argument, NULL, 'd' },
+                {},
+        };
+        static char obuf[1 << 20];
+        Printer p = {};
+        bool daemon = false;
+        json_object *params, *reply, *job;
+        uint64_t id, items;
+        const char *state;
+        int opt, r;
+
+        while ((opt = getopt_long(argc, argv, "0", options, NULL)) >= 0)
+                switch (opt) {
+                case 'j':
+                        c->json = true;
+                        break;
+                case '0':
+                        p.nul = true;
+                        break;
+                case 'd':
+                        daemon = true;
+                        break;
+                default:
+                        return EXIT_USAGE;
+                }
+        if (optind + 1 != argc) {
+                fprintf(stderr, "mplockctl results: expected one job id\n");
+                return EXIT_USAGE;
+        }
+        if (parse_job_id(argv[optind], &id) < 0)
+                return EXIT_USAGE;
+        p.json = c->json;
+
+        params = json_object_new_object();
+        if (!params || json_add_u64(params, "id", id) < 0) {
+                json_object_put(params);
+                return EXIT_ERROR;
+        }
+        r = ctl_call(c, "io.mplock.Manager.Status", params, false, &reply, NULL);
+        if (r != EXIT_OK)
+                return r;
+        /* Keep the job: the next call replaces the reply. */
+        job = json_object_get(json_get(reply, "job"));
+        items = job_uint(job, "items");
+        state = job_str(job, "state");
+
+        (void) setvbuf(stdout, obuf, _IOFBF, sizeof(obuf));
+        r = daemon ? -EPERM : from_file(&p, job);
+        if (r == -EBADMSG) {
+                json_object_put(job);
+                return EXIT_ERROR;
+        }
+        if (r < 0) {
+                if (!daemon)
+                        fprintf(stderr, "mplockctl: cannot read %s (%s); asking mplockd instead\n",
+                                job_str(job, "results_path"), strerror(-r));
+                r = via_daemon(c, &p, id);
+                if (r != EXIT_OK) {
+                        json_object_put(job);
+                        return r;
+                }
+        }
+        if (p.next_index < items && p.printed < items)
+                p.missing += items - p.next_index;
+        if (p.missing > 0)
+                fprintf(stderr, "mplockctl: job %llu is %s: %llu of %llu items have no committed result yet\n",
+                        (unsigned long long) id, state, (unsigned long long) p.missing, (unsigned long long) items);
+        if (p.failed > 0 && !p.json)
+                fprintf(stderr, "mplockctl: %llu items failed (their lines are empty; see --json or "
+                        "mplockctl status %llu)\n",
+                        (unsigned long long) p.failed, (unsigned long long) id);
+        json_object_put(job);
+        return EXIT_OK;
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "varlink.h"
+
+/* Exit codes, documented in mplockctl(1). */
+enum {
+        EXIT_OK = 0,
+        EXIT_ERROR = 1,        /* the request failed */
+        EXIT_USAGE = 2,        /* bad command line */
+        EXIT_JOB_FAILED = 3,   /* wait/watch: the job failed */
+        EXIT_JOB_CANCELLED = 4,
+        EXIT_JOB_PARTIAL = 5,  /* completed, but some items failed */
+        EXIT_NO_JOB = 6,       /* no such job, or not yours */
+        EXIT_UNREACHABLE = 7,  /* cannot reach mplockd */
+};
+
+typedef struct Ctl {
+        char *socket_path;
+        bool json;
+        bool system;  /* --system given */
+        bool user;    /* --user given */
+        int fd;
+        VarlinkBuf in;
+        json_object *reply; /* last reply, owned */
+} Ctl;
+
+/* conn.c */
+int ctl_connect(Ctl *c);
+void ctl_close(Ctl *c);
+/* Sends a call (takes params) and reads its first reply. Returns an exit
+ * code; on success *ret is the reply's parameters (owned by c). Varlink
+ * errors are reported on stderr and mapped to exit codes. */
+int ctl_call(Ctl *c, const char *method, json_object *params, bool more, json_object **ret, bool *continues);
+/* The next reply of a "more" call. */
+int ctl_next(Ctl *c, json_object **ret, bool *continues);
+
+/* output.c */
+void print_job(const json_object *job);
+void print_job_table(json_object *jobs);
+void print_json(json_object *o);
+const char *job_str(json_object *job, const char *key);
+uint64_t job_uint(json_object *job, const char *key);
+/* Exit code for a job in its final state. */
+int job_exit_code(json_object *job);
+void fputs_json_string(const char *s, size_t len, FILE *f);
+int parse_job_id(const char *s, uint64_t *ret);
+
+/* commands */
+int cmd_submit(Ctl *c, int argc, char **argv);
+int cmd_status(Ctl *c, int argc, char **argv);
+int cmd_list(Ctl *c, int argc, char **argv);
+int cmd_cancel(Ctl *c, int argc, char **argv);
+int cmd_wait(Ctl *c, int argc, char **argv);
+int cmd_watch(Ctl *c, int argc, char **argv);
+int cmd_results(Ctl *c, int argc, char **argv);

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "json-util.h"
+#include "macro.h"
+#include "mplockctl.h"
+#include "parse.h"
+
+const char *job_str(json_object *job, const char *key) {
+        const char *s = json_get_str(job, key);
+        return s ? s : "";
+}
+
+uint64_t job_uint(json_object *job, const char *key) {
+        return json_get_uint(job, key, 0);
+}
+
+int parse_job_id(const char *s, uint64_t *ret) {
+        if (parse_u64(s, ret) < 0 || *ret == 0) {
+                fprintf(stderr, "mplockctl: \"%s\" is not a job id\n", s);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+int job_exit_code(json_object *job) {
+        const char *state = job_str(job, "state");
+
+        if (streq(state, "completed"))
+                return job_uint(job, "failed") > 0 ? EXIT_JOB_PARTIAL : EXIT_OK;
+        if (streq(state, "failed"))
+                return EXIT_JOB_FAILED;
+        if (streq(state, "cancelled"))
+                return EXIT_JOB_CANCELLED;
+        return EXIT_ERROR;
+}
+
+static void format_time(uint64_t usec, char *buf, size_t n) {
+        time_t t = (time_t) (usec / 1000000);
+        struct tm tm;
+
+        if (usec == 0 || !localtime_r(&t, &tm) || strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+                (void) snprintf(buf, n, "-");
+}
+
+static void format_duration(uint64_t sec, char *buf, size_t n) {
+        if (sec >= 3600)
+                (void) snprintf(buf, n, "%lluh%02llum", (unsigned long long) (sec / 3600),
+                                (unsigned long long) (sec % 3600 / 60));
+        else if (sec >= 60)
+                (void) snprintf(buf, n, "%llum%02llus", (unsigned long long) (sec / 60), (unsigned long long) (sec % 60));
+        else
+                (void) snprintf(buf, n, "%llus", (unsigned long long) sec);
+}
+
+void print_job(const json_object *cjob) {
+        json_object *job = (json_object *) (uintptr_t) cjob;
+        char created[32], started[32], finished[32], eta[32];
+        json_object *e = json_get(job, "eta_seconds");
+
+        format_time(job_uint(job, "created_usec"), created, sizeof(created));
+        format_time(job_uint(job, "started_usec"), started, sizeof(started));
+        format_time(job_uint(job, "finished_usec"), finished, sizeof(finished));
+        printf("Job %llu (%s): %s\n", (unsigned long long) job_uint(job, "id"), job_str(job, "name"),
+               job_str(job, "state"));
+        printf("  items:    %llu done of %llu, %llu failed\n", (unsigned long long) job_uint(job, "done"),
+               (unsigned long long) job_uint(job, "items"), (unsigned long long) job_uint(job, "failed"));
+        if (streq(job_str(job, "state"), "running")) {
+                json_object *rate = json_get(job, "rate");
+                format_duration(e ? (uint64_t) json_object_get_int64(e) : 0, eta, sizeof(eta));
+                printf("  progress: %.0f items/s, %s left, %llu workers\n", rate ? json_object_get_double(rate) : 0.0,
+                       e ? eta : "?", (unsigned long long) job_uint(job, "live_workers"));
+        }
+        printf("  module:   %s\n", job_str(job, "module"));
+        printf("  input:    %s (%s-separated)\n", job_str(job, "input"), job_str(job, "separator"));
+        printf("  output:   %s\n", job_str(job, "output"));
+        printf("  workers:  %llu, batch size %llu, save batch %llu\n", (unsigned long long) job_uint(job, "workers"),
+               (unsigned long long) job_uint(job, "batch_size"), (unsigned long long) job_uint(job, "save_batch"));
+        printf("  created:  %s\n  started:  %s\n  finished: %s\n", created, started, finished);
+        printf("  results:  %s\n  log:      %s\n", job_str(job, "results_path"), job_str(job, "log_path"));
+        if (json_get_str(job, "error"))
+                printf("  error:    %s\n", job_str(job, "error"));
+}
+
+void print_job_table(json_object *jobs) {
+        size_t n = json_object_array_length(jobs);
+
+        printf("%6s  %-9s  %21s  %8s  %9s  %s\n", "ID", "STATE", "DONE/ITEMS", "FAILED", "RATE/s", "NAME");
+        for (size_t i = 0; i < n; i++) {
+                json_object *j = json_object_array_get_idx(jobs, i), *rate = json_get(j, "rate");
+                char done[48];
+                (void) snprintf(done, sizeof(done), "%llu/%llu", (unsigned long long) job_uint(j, "done"),
+                                (unsigned long long) job_uint(j, "items"));
+                printf("%6llu  %-9s  %21s  %8llu  %9.0f  %s\n", (unsigned long long) job_uint(j, "id"),
+                       job_str(j, "state"), done, (unsigned long long) job_uint(j, "failed"),
+                       rate ? json_object_get_double(rate) : 0.0, job_str(j, "name"));
+        }
+}
+
+void print_json(json_object *o) {
+        size_t len;
+        const char *s = json_compact(o, &len);
+
+        if (s) {
+                fwrite(s, 1, len, stdout);
+                fputc('\n', stdout);
+        }
+}
+
+/* JSON string escaping by hand: json-c would need an object per line,
+ * which is the slow part of printing millions of results. */
+void fputs_json_string(const char *s, size_t len, FILE *f) {
+        static const char hex[] = "0123456789abcdef";
+        size_t start = 0;
+
+        putc_unlocked('"', f);
+        for (size_t i = 0; i < len; i++) {
+                unsigned char ch = (unsigned char) s[i];
+                if (ch >= 0x20 && ch != '"' && ch != '\\')
+                        continue;
+                if (i > start)
+                        fwrite_unlocked(s + start, 1, i - start, f);
+                start = i + 1;
+                putc_unlocked('\\', f);
+                switch (ch) {
+                case '"':
+                        putc_unlocked('"', f);
+                        break;
+                case '\\':
+                        putc_unlocked('\\', f);
+                        break;
+                case '\n':
+                        putc_unlocked('n', f);
+                        break;
+                case '\t':
+                        putc_unlocked('t', f);
+                        break;
+                case '\r':
+                        putc_unlocked('r', f);
+                        break;
+                default:
+                        fputs_unlocked("u00", f);
+                        putc_unlocked(hex[ch >> 4], f);
+                        putc_unlocked(hex[ch & 15], f);
+                }
+        }
+        if (len > start)
+                fwrite_unlocked(s + start, 1, len - start, f);
+        putc_unlocked('"', f);
+}
