@@ -2,6 +2,9 @@
 /* square: each item is an integer; its result is the square, in decimal.
  * The Python mp_lock library's own test: items "0".."9" sum to 285.
  *
+ * Shared data: "sleep_us" (default 0) makes each item take that long, to
+ * pace demos and crash tests.
+ *
  * Its save callback appends "index<TAB>result" lines to OUTPUT/square.saved,
  * to show how a save callback sees batches. Like every save callback it is
  * at-least-once: after a crash, a batch may be appended again. */
@@ -9,17 +12,25 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mplock/module.h>
 
 static int square_process(const mplock_ctx *ctx, void *state, const mplock_item *items, size_t n,
                           mplock_results *out) {
-        (void) ctx;
+        int64_t us = 0;
+
         (void) state;
+        (void) ctx->api->shared_int(ctx, "sleep_us", &us);
         for (size_t i = 0; i < n; i++) {
                 char *end;
                 long long v;
+
+                if (us > 0) {
+                        struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+                        nanosleep(&ts, NULL);
+                }
 
                 errno = 0;
                 v = strtoll(items[i].data, &end, 10);

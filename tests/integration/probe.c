@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/* probe: a test module that reports what it sees, so tests can check that
+ * init, shared data, batches, fini and save behave as documented.
+ *   result   "tag=<shared tag>|worker=<n>|pid=<pid>|inits=<init calls in
+ *            this process>|batch=<n items in this call>|first=<index of the
+ *            call's first item>|item=<item>"
+ *   init     fails with -EINVAL when shared "fail_init" is true
+ *   fini     creates OUTPUT/probe-fini.<pid>
+ *   save     appends "index<TAB>status<TAB>item<TAB>result" lines to
+ *            OUTPUT/probe.saved, under a non-blocking flock: a second save
+ *            running at the same time fails the job. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mplock/module.h>
+
+static int inits;
+
+typedef struct {
+        const char *tag;
+        unsigned worker;
+} Probe;
+
+static int probe_init(const mplock_ctx *ctx, void **state) {
+        Probe *p = calloc(1, sizeof(*p));
+        int fail = 0;
+
+        if (!p)
+                return -ENOMEM;
+        (void) ctx->api->shared_bool(ctx, "fail_init", &fail);
+        if (fail) {
+                free(p);
+                return -EINVAL;
+        }
+        if (ctx->api->shared_string(ctx, "tag", &p->tag) < 0)
+                p->tag = "(none)";
+        p->worker = ctx->worker;
+        inits++;
+        *state = p;
+        return 0;
+}
+
+static int probe_process(const mplock_ctx *ctx, void *state, const mplock_item *items, size_t n,
+                         mplock_results *out) {
+        const Probe *p = state;
+        int64_t ms = 0;
+
+        (void) ctx->api->shared_int(ctx, "sleep_ms", &ms);
+        if (ms > 0) {
+                struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+                nanosleep(&ts, NULL);
+        }
+        for (size_t i = 0; i < n; i++)
+                mplock_result_printf(out, i, "tag=%s|worker=%u|pid=%d|inits=%d|batch=%zu|first=%llu|item=%s", p->tag,
+                                     p->worker, (int) getpid(), inits, n, (unsigned long long) items[0].index,
+                                     items[i].data);
+        return 0;
+}
+
+static void probe_fini(const mplock_ctx *ctx, void *state) {
+        char path[4096];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/probe-fini.%d", ctx->output_dir, (int) getpid());
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0)
+                close(fd);
+        free(state);
+}
+
+static int probe_save(const mplock_ctx *ctx, const mplock_entry *e, size_t n) {
+        char path[4096];
+        FILE *f;
+        int lock, r = 0;
+
+        snprintf(path, sizeof(path), "%s/probe.lock", ctx->output_dir);
+        lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (lock < 0)
+                return -errno;
+        if (flock(lock, LOCK_EX | LOCK_NB) < 0) {
+                close(lock);
+                return -EDEADLK; /* two saves at once: the test fails */
+        }
+        snprintf(path, sizeof(path), "%s/probe.saved", ctx->output_dir);
+        f = fopen(path, "ae");
+        if (!f) {
+                close(lock);
+                return -errno;
+        }
+        for (size_t i = 0; i < n; i++)
+                fprintf(f, "%llu\t%d\t%.*s\t%.*s\n", (unsigned long long) e[i].index, e[i].status, (int) e[i].item_len,
+                        e[i].item, (int) e[i].result_len, e[i].result);
+        if (fflush(f) != 0 || fsync(fileno(f)) < 0)
+                r = -EIO;
+        fclose(f);
+        close(lock);
+        return r;
+}
+
+MPLOCK_MODULE_DEFINE(.name = "probe", .init = probe_init, .process = probe_process, .fini = probe_fini,
+                     .save = probe_save);

@@ -1,0 +1,301 @@
+# SPDX-License-Identifier: MIT
+"""Jobs as a user runs them: submit, wait, results, with the real binaries."""
+
+import hashlib
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import PROBE, DaemonTest, main, module  # noqa: E402
+
+
+class Square285(DaemonTest):
+    # Up to 8 workers per job even on a small machine.
+    daemon_args = ("--max-workers", "8")
+
+    def test_285_for_every_worker_count_and_save_batch(self):
+        """The Python library's own test: items 0..9, squares sum to 285,
+        for workers 1..8 and save batches 1, 2, 3, 50."""
+        items = self.write_items("items.txt", [str(i) for i in range(10)])
+        jobs = {}
+        for workers in range(1, 9):
+            for save_batch in (1, 2, 3, 50):
+                out = self.path("out-w%d-s%d" % (workers, save_batch))
+                job = self.d.submit(module("square"), items, out, "--workers", workers, "--save-batch", save_batch)
+                jobs[job] = (workers, save_batch, out)
+        self.assertEqual(len(set(jobs)), 32)
+        for job, (workers, save_batch, out) in jobs.items():
+            rc, st = self.d.wait(job)
+            self.assertEqual(rc, 0, st)
+            self.assertEqual(st["state"], "completed")
+            self.assertEqual((st["items"], st["done"], st["failed"]), (10, 10, 0))
+            lines = self.d.ctl("results", job).stdout.decode().splitlines()
+            self.assertEqual(lines, [str(i * i) for i in range(10)], (workers, save_batch))
+            self.assertEqual(sum(map(int, lines)), 285)
+            # The save callback saw every result exactly once (no crash here).
+            with open(os.path.join(out, "square.saved")) as f:
+                saved = [line.split("\t") for line in f.read().splitlines()]
+            self.assertEqual(sorted(int(i) for i, _ in saved), list(range(10)), (workers, save_batch))
+            self.assertEqual(sum(int(v) for _, v in saved), 285)
+
+
+class Items(DaemonTest):
+    def test_duplicates_and_empty_items_keep_every_line(self):
+        items = ["a", "", "a", "b", "", "", "b", "a b", " ", "a"]
+        path = self.write_items("items.txt", items)
+        job = self.d.submit(module("echo"), path, self.path("out"), "--workers", 2)
+        rc, st = self.d.wait(job)
+        self.assertEqual(rc, 0)
+        self.assertEqual(st["items"], len(items))
+        res = self.d.results_json(job)
+        self.assertEqual([r["index"] for r in res], list(range(len(items))))
+        self.assertEqual([r["item"] for r in res], items)
+        self.assertEqual([r["result"] for r in res], items)
+        plain = self.d.ctl("results", job).stdout.decode()
+        self.assertEqual(plain, "".join(i + "\n" for i in items))
+
+    def test_last_line_without_newline_and_crlf_kept(self):
+        path = self.path("items.txt")
+        with open(path, "wb") as f:
+            f.write(b"one\r\ntwo\nthree")
+        job = self.d.submit(module("echo"), path, self.path("out"))
+        self.assertEqual(self.d.wait(job)[0], 0)
+        self.assertEqual([r["item"] for r in self.d.results_json(job)], ["one\r", "two", "three"])
+
+    def test_nul_separated_items_may_hold_newlines(self):
+        items = ["multi\nline", "", "tab\there", "last"]
+        path = self.write_items("items.bin", items, sep="\0")
+        job = self.d.submit(module("echo"), path, self.path("out"), "--null")
+        self.assertEqual(self.d.wait(job)[0], 0)
+        res = self.d.results_json(job)
+        self.assertEqual([r["result"] for r in res], items)
+        self.assertEqual(self.d.ctl("results", "--null", job).stdout, b"".join(i.encode() + b"\0" for i in items))
+
+    def test_empty_input_completes_with_no_results(self):
+        path = self.write_items("empty.txt", [])
+        job = self.d.submit(module("echo"), path, self.path("out"))
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"], st["items"]), (0, "completed", 0))
+        self.assertEqual(self.d.ctl("results", job).stdout, b"")
+
+    def test_input_snapshot_is_taken_at_submission(self):
+        """Changing the file after submit does not change the job."""
+        path = self.write_items("items.txt", [str(i) for i in range(2000)])
+        job = self.d.submit(module("square"), path, self.path("out"), "--workers", 1, "--shared",
+                            '{"sleep_us": 200}')
+        with open(path, "w") as f:
+            f.write("garbage\n")
+        self.assertEqual(self.d.wait(job)[0], 0)
+        lines = self.d.ctl("results", job).stdout.decode().splitlines()
+        self.assertEqual(lines, [str(i * i) for i in range(2000)])
+
+    def test_stdin_input(self):
+        data = "".join("%d\n" % i for i in range(100)).encode()
+        out = self.path("out")
+        p = self.d.ctl("submit", "--module", module("square"), "--input", "-", "--output", out, input=data)
+        job = int(p.stdout)
+        self.assertEqual(self.d.wait(job)[0], 0)
+        self.assertEqual(self.d.ctl("results", job).stdout.decode().splitlines(), [str(i * i) for i in range(100)])
+        # The temporary copy of stdin is gone once the snapshot is taken.
+        self.assertEqual([f for f in os.listdir(out) if f.startswith(".mplock-stdin")], [])
+
+    def test_relative_paths_are_resolved_against_the_callers_directory(self):
+        os.mkdir(self.path("work"))
+        self.write_items(os.path.join("work", "items.txt"), ["1", "2", "3"])
+        rel_module = os.path.relpath(module("square"), self.path("work"))
+        p = self.d.ctl("submit", "--module", rel_module, "--input", "items.txt", "--output", "../out",
+                       cwd=self.path("work"))
+        job = int(p.stdout)
+        self.assertEqual(self.d.wait(job)[0], 0)
+        st = self.d.status(job)
+        self.assertEqual(st["input"], self.path("work", "items.txt"))
+        self.assertEqual(st["output"], self.path("out"))
+        self.assertEqual(st["module"], os.path.realpath(module("square")) if os.path.islink(module("square"))
+                         else os.path.normpath(module("square")))
+        self.assertTrue(os.path.exists(self.path("out", "mplock-%d.results" % job)))
+
+
+class Callbacks(DaemonTest):
+    daemon_args = ("--max-workers", "4")
+
+    def test_init_and_shared_data_reach_every_worker(self):
+        path = self.write_items("items.txt", [str(i) for i in range(400)])
+        out = self.path("out")
+        job = self.d.submit(PROBE, path, out, "--workers", 3, "--shared", '{"tag": "hello", "sleep_ms": 2}')
+        self.assertEqual(self.d.wait(job)[0], 0)
+        res = self.d.results_json(job)
+        self.assertEqual(len(res), 400)
+        fields = [dict(kv.split("=", 1) for kv in r["result"].split("|")) for r in res]
+        self.assertTrue(all(f["tag"] == "hello" for f in fields))
+        # init ran exactly once in each worker process...
+        self.assertTrue(all(f["inits"] == "1" for f in fields))
+        self.assertTrue(all(f["item"] == r["item"] for f, r in zip(fields, res)))
+        pids = {f["pid"] for f in fields}
+        workers = {f["worker"] for f in fields}
+        self.assertTrue(workers <= {"0", "1", "2"}, workers)
+        self.assertGreaterEqual(len(pids), 2, "work was not spread over workers")
+        # ... and fini ran in each worker that did work.
+        fini = {f.split(".")[-1] for f in os.listdir(out) if f.startswith("probe-fini.")}
+        self.assertTrue(pids <= fini, (pids, fini))
+
+    def test_init_failure_fails_the_job_with_its_reason(self):
+        path = self.write_items("items.txt", ["a", "b"])
+        job = self.d.submit(PROBE, path, self.path("out"), "--shared", '{"fail_init": true}')
+        rc, st = self.d.wait(job)
+        self.assertEqual(rc, 3)
+        self.assertEqual(st["state"], "failed")
+        self.assertIn("init failed", st["error"])
+
+    def test_batch_mode_hands_out_up_to_batch_size_consecutive_items(self):
+        path = self.write_items("items.txt", [str(i) for i in range(1000)])
+        job = self.d.submit(PROBE, path, self.path("out"), "--workers", 2, "--batch-size", 4)
+        self.assertEqual(self.d.wait(job)[0], 0)
+        res = self.d.results_json(job)
+        self.assertEqual([r["index"] for r in res], list(range(1000)))
+        sizes = []
+        for r in res:
+            f = dict(kv.split("=", 1) for kv in r["result"].split("|"))
+            batch, first = int(f["batch"]), int(f["first"])
+            self.assertLessEqual(batch, 4)
+            self.assertTrue(first <= r["index"] < first + batch, (r, f))
+            self.assertEqual(f["item"], r["item"])
+            sizes.append(batch)
+        self.assertEqual(max(sizes), 4)
+        self.assertGreater(sizes.count(4), len(sizes) // 2, "most calls should get a full batch")
+
+    def test_batch_mode_results_match_single_items(self):
+        path = self.write_items("items.txt", [str(i) for i in range(5000)])
+        a = self.d.submit(module("square"), path, self.path("a"), "--batch-size", 7)
+        b = self.d.submit(module("square"), path, self.path("b"))
+        self.assertEqual(self.d.wait(a)[0], 0)
+        self.assertEqual(self.d.wait(b)[0], 0)
+        self.assertEqual(self.d.ctl("results", a).stdout, self.d.ctl("results", b).stdout)
+
+    def test_save_gets_batches_of_save_batch_one_at_a_time(self):
+        path = self.write_items("items.txt", [str(i) for i in range(100)])
+        out = self.path("out")
+        job = self.d.submit(PROBE, path, out, "--workers", 3, "--save-batch", 7)
+        rc, st = self.d.wait(job)
+        self.assertEqual(rc, 0, st)
+        with open(os.path.join(out, "probe.saved")) as f:
+            saved = [line.split("\t") for line in f.read().splitlines()]
+        self.assertEqual(sorted(int(s[0]) for s in saved), list(range(100)))
+        self.assertTrue(all(s[1] == "0" and s[2] == str(int(s[0])) for s in saved))
+
+    def test_per_item_errors_are_recorded_and_the_job_completes(self):
+        items = [str(i) for i in range(50)]
+        path = self.write_items("items.txt", items)
+        job = self.d.submit(module("flaky"), path, self.path("out"), "--workers", 2,
+                            "--shared", '{"fail": ["3", "17", "49"]}')
+        rc, st = self.d.wait(job)
+        self.assertEqual(rc, 5, "completed with failed items has its own exit code")
+        self.assertEqual((st["state"], st["done"], st["failed"]), ("completed", 50, 3))
+        res = self.d.results_json(job)
+        failed = {r["index"]: r["error"] for r in res if "error" in r}
+        self.assertEqual(sorted(failed), [3, 17, 49])
+        self.assertEqual(failed[17], {"code": 42, "message": "flaky refuses item 17"})
+        p = self.d.ctl("results", job)
+        lines = p.stdout.decode().split("\n")[:-1]
+        self.assertEqual(len(lines), 50)
+        self.assertEqual(lines[3], "")
+        self.assertEqual(lines[4], "4")
+        self.assertIn(b"3 items failed", p.stderr)
+
+    def test_sha256_module_hashes_files(self):
+        files = []
+        for i in range(20):
+            p = self.path("f%d" % i)
+            with open(p, "wb") as f:
+                f.write(os.urandom(1000 * i))
+            files.append(p)
+        files.append(self.path("missing"))
+        path = self.write_items("files.txt", files)
+        job = self.d.submit(module("sha256"), path, self.path("out"), "--workers", 2)
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["failed"]), (5, 1))
+        res = self.d.results_json(job)
+        for r in res[:-1]:
+            with open(r["item"], "rb") as f:
+                self.assertEqual(r["result"], hashlib.sha256(f.read()).hexdigest())
+        self.assertEqual(res[-1]["error"]["code"], 2)  # ENOENT
+        self.assertIn("No such file", res[-1]["error"]["message"])
+
+
+class Protocol(DaemonTest):
+    def test_get_info_and_interface_description(self):
+        r = self.d.varlink("org.varlink.service.GetInfo")[0]
+        self.assertIn("io.mplock.Manager", r["parameters"]["interfaces"])
+        self.assertEqual(r["parameters"]["product"], "mplockd")
+        r = self.d.varlink("org.varlink.service.GetInterfaceDescription", {"interface": "io.mplock.Manager"})[0]
+        desc = r["parameters"]["description"]
+        self.assertIn("interface io.mplock.Manager", desc)
+        for m in ("Submit", "Status", "List", "Cancel", "Wait", "Results"):
+            self.assertIn("method %s(" % m, desc)
+        src = os.path.join(os.path.dirname(__file__), "..", "..", "daemon", "io.mplock.Manager.varlink")
+        with open(src) as f:
+            self.assertEqual(desc, f.read())
+        r = self.d.varlink("org.varlink.service.GetInterfaceDescription", {"interface": "org.example.Nope"})[0]
+        self.assertEqual(r["error"], "org.varlink.service.InterfaceNotFound")
+        r = self.d.varlink("io.mplock.Manager.Frobnicate", {})[0]
+        self.assertEqual(r["error"], "org.varlink.service.MethodNotFound")
+        r = self.d.varlink("org.example.Nope.Frobnicate", {})[0]
+        self.assertEqual(r["error"], "org.varlink.service.InterfaceNotFound")
+
+    def test_inline_items_and_results_method_paging(self):
+        items = ["x%d" % i for i in range(2500)] + ["", "x0"]
+        r = self.d.varlink("io.mplock.Manager.Submit", {
+            "module": module("echo"), "items": items, "output": self.path("out"), "workers": 2})[0]
+        job = r["parameters"]["id"]
+        self.assertEqual(self.d.wait(job)[0], 0)
+        got, offset = [], 0
+        while True:
+            r = self.d.varlink("io.mplock.Manager.Results", {"id": job, "offset": offset, "limit": 1000})[0]
+            page = r["parameters"]["results"]
+            self.assertLessEqual(len(page), 1000)
+            got += page
+            if "next" not in r["parameters"]:
+                break
+            offset = r["parameters"]["next"]
+        self.assertEqual([g["index"] for g in got], list(range(len(items))))
+        self.assertEqual([g["result"] for g in got], items)
+        # mplockctl through the daemon gives the same as from the file.
+        a = self.d.ctl("--json", "results", "--via-daemon", job).stdout
+        b = self.d.ctl("--json", "results", job).stdout
+        self.assertEqual(a, b)
+
+    def test_wait_with_more_streams_progress(self):
+        path = self.write_items("items.txt", [str(i) for i in range(300)])
+        job = self.d.submit(module("square"), path, self.path("out"), "--workers", 1,
+                            "--shared", '{"sleep_us": 10000}')
+        replies = self.d.varlink("io.mplock.Manager.Wait", {"id": job}, more=True)
+        self.assertGreaterEqual(len(replies), 2)
+        self.assertTrue(all(r.get("continues") for r in replies[:-1]))
+        self.assertFalse(replies[-1].get("continues", False))
+        self.assertEqual(replies[-1]["parameters"]["job"]["state"], "completed")
+        done = [r["parameters"]["job"]["done"] for r in replies]
+        self.assertEqual(done, sorted(done))
+
+    def test_list_and_status(self):
+        path = self.write_items("items.txt", ["1"])
+        a = self.d.submit(module("square"), path, self.path("a"), "--name", "first job")
+        b = self.d.submit(module("square"), path, self.path("b"))
+        self.d.wait(a)
+        self.d.wait(b)
+        lines = [json.loads(line) for line in self.d.ctl("--json", "list").stdout.splitlines()]
+        self.assertEqual([j["id"] for j in lines], [a, b])
+        self.assertEqual(lines[0]["name"], "first job")
+        self.assertEqual(lines[1]["name"], "square")
+        table = self.d.ctl("list").stdout.decode()
+        self.assertIn("first job", table)
+        st = self.d.status(a)
+        for key in ("id", "state", "items", "done", "failed", "module", "input", "output", "results_path",
+                    "log_path", "created_usec", "started_usec", "finished_usec"):
+            self.assertIn(key, st)
+        human = self.d.ctl("status", a).stdout.decode()
+        self.assertIn("completed", human)
+        self.assertIn("1 done of 1", human)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+# SPDX-License-Identifier: MIT
+"""Crashes, kills, cancels and concurrency: nothing lost, nothing twice."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import PROBE, DaemonTest, main, module  # noqa: E402
+
+
+def children(pid):
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True).stdout.decode()
+    except FileNotFoundError:
+        out = ""
+    return [int(p) for p in out.split()]
+
+
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class KillDaemon(DaemonTest):
+    daemon_args = ("--commit-interval", "20")
+
+    def wait_done(self, job, at_least, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.d.status(job)
+            if st["done"] >= at_least or st["state"] != "running" and st["state"] != "queued":
+                return st
+            time.sleep(0.01)
+        self.fail("job %d did not reach %d items" % (job, at_least))
+
+    def test_100k_square_survives_repeated_kill_9(self):
+        n = 100000
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        out = self.path("out")
+        job = self.d.submit(module("square"), items, out, "--workers", 2, "--save-batch", 500,
+                            "--shared", '{"sleep_us": 40}')
+        kills = 0
+        for target in (8000, 22000, 37000, 51000, 66000, 80000, 93000):
+            st = self.wait_done(job, target)
+            if st["state"] != "running":
+                break
+            self.d.kill()
+            kills += 1
+            self.d.start()
+        self.assertGreaterEqual(kills, 5, "the job ended before it could be killed 5 times")
+        rc, st = self.d.wait(job)
+        self.assertEqual(rc, 0, self.d.read_log()[-3000:])
+        self.assertEqual((st["done"], st["failed"]), (n, 0))
+
+        # Each index exactly once, and the same bytes as an uninterrupted run.
+        res = self.d.results_json(job)
+        self.assertEqual([r["index"] for r in res], list(range(n)))
+        self.assertEqual([r["result"] for r in res], [str(i * i) for i in range(n)])
+        ref = self.d.submit(module("square"), items, self.path("ref"), "--workers", 2)
+        self.assertEqual(self.d.wait(ref)[0], 0)
+        self.assertEqual(self.d.ctl("results", job).stdout, self.d.ctl("results", ref).stdout)
+
+        # The save callback is at-least-once: every index, maybe some twice.
+        with open(os.path.join(out, "square.saved")) as f:
+            saved = [line.split("\t") for line in f.read().splitlines()]
+        self.assertEqual({int(i) for i, _ in saved}, set(range(n)))
+        self.assertTrue(all(int(v) == int(i) ** 2 for i, v in saved))
+        log = self.d.read_log()
+        self.assertGreaterEqual(log.count("will resume"), 5)
+
+    def test_sigterm_stops_gracefully_and_the_job_resumes(self):
+        n = 4000
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        job = self.d.submit(module("square"), items, self.path("out"), "--workers", 2,
+                            "--shared", '{"sleep_us": 1000}')
+        self.wait_done(job, 500)
+        t0 = time.monotonic()
+        self.d.stop()
+        self.assertEqual(self.d.proc.returncode, 0)
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertIn("Stopping", self.d.read_log())
+        self.d.start()
+        rc, st = self.d.wait(job)
+        self.assertEqual(rc, 0)
+        res = self.d.results_json(job)
+        self.assertEqual([r["result"] for r in res], [str(i * i) for i in range(n)])
+
+
+class Workers(DaemonTest):
+    daemon_args = ("--max-workers", "4")
+
+    def runner_and_workers(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for pid in children(self.d.proc.pid):
+                try:
+                    with open("/proc/%d/cmdline" % pid, "rb") as f:
+                        cmd = f.read().split(b"\0")
+                except OSError:
+                    continue
+                if len(cmd) > 1 and cmd[1] == b"run":
+                    workers = children(pid)
+                    if workers:
+                        return pid, workers
+            time.sleep(0.01)
+        self.fail("no runner with workers found")
+
+    def test_a_killed_worker_is_replaced_and_its_item_redone(self):
+        n = 300
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        job = self.d.submit(PROBE, items, self.path("out"), "--workers", 2, "--shared", '{"sleep_ms": 10}')
+        runner, workers = self.runner_and_workers()
+        time.sleep(0.3)
+        os.kill(workers[0], signal.SIGKILL)
+        rc, st = self.d.wait(job)
+        self.assertEqual(rc, 0, st)
+        self.assertEqual((st["done"], st["failed"]), (n, 0))
+        res = self.d.results_json(job)
+        self.assertEqual([r["index"] for r in res], list(range(n)))
+        pids = {r["result"].split("|")[2] for r in res}
+        self.assertIn("pid=%d" % workers[0], pids, "the killed worker had done some items")
+        self.assertGreaterEqual(len(pids), 3, "a replacement worker did the rest")
+        with open(self.path("out", "mplock-%d.log" % job)) as f:
+            self.assertIn("killed by signal", f.read())
+
+    def test_an_item_that_always_crashes_fails_after_max_attempts(self):
+        items = self.write_items("items.txt", [str(i) for i in range(200)])
+        job = self.d.submit(module("flaky"), items, self.path("out"), "--workers", 2,
+                            "--shared", '{"segv": ["13"], "abort": ["150"], "once": ["77"]}')
+        rc, st = self.d.wait(job)
+        self.assertEqual(rc, 5)
+        self.assertEqual((st["done"], st["failed"]), (200, 2))
+        res = {r["index"]: r for r in self.d.results_json(job)}
+        self.assertIn("worker died on this item 3 times", res[13]["error"]["message"])
+        self.assertIn("SIGSEGV", res[13]["error"]["message"].upper().replace("SEGMENTATION FAULT", "SIGSEGV"))
+        self.assertIn("3 times", res[150]["error"]["message"])
+        self.assertEqual(res[77]["result"], "77")  # crashed once, then done
+        self.assertEqual(sorted(res), list(range(200)))
+
+    def test_worker_exit_inside_process_is_a_crash_too(self):
+        items = self.write_items("items.txt", [str(i) for i in range(20)])
+        job = self.d.submit(module("flaky"), items, self.path("out"), "--shared", '{"exit": ["5"]}')
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["failed"]), (5, 1))
+        res = self.d.results_json(job)
+        self.assertIn("exited with status 0", res[5]["error"]["message"])
+
+    def test_cancel_stops_all_workers_within_a_second(self):
+        items = self.write_items("items.txt", [str(i) for i in range(2000)])
+        job = self.d.submit(module("burn"), items, self.path("out"), "--workers", 3, "--shared", '{"ms": 20}')
+        runner, workers = self.runner_and_workers()
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        p = self.d.ctl("cancel", job)
+        elapsed = time.monotonic() - t0
+        self.assertLess(elapsed, 1.0)
+        self.assertIn(b"cancelled", p.stdout)
+        time.sleep(0.05)
+        self.assertEqual([w for w in workers + [runner] if alive(w)], [])
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"]), (4, "cancelled"))
+        self.assertLess(st["done"], 2000)
+        # Cancelling a queued job works too, and it never starts.
+        blocker = self.d.submit(module("burn"), items, self.path("b"), "--workers", 4, "--shared", '{"ms": 20}')
+        queued = self.d.submit(module("echo"), items, self.path("q"))
+        self.assertEqual(self.d.status(queued)["state"], "queued")
+        self.d.ctl("cancel", queued)
+        self.d.ctl("cancel", blocker)
+        self.assertEqual(self.d.status(queued)["state"], "cancelled")
+        self.assertFalse(os.path.exists(self.path("q")))
+
+    def test_two_jobs_run_side_by_side_and_queue_beyond_the_cap(self):
+        items = self.write_items("items.txt", [str(i) for i in range(400)])
+        a = self.d.submit(PROBE, items, self.path("a"), "--workers", 2, "--shared", '{"sleep_ms": 5, "tag": "a"}')
+        b = self.d.submit(PROBE, items, self.path("b"), "--workers", 2, "--shared", '{"sleep_ms": 5, "tag": "b"}')
+        c = self.d.submit(PROBE, items, self.path("c"), "--workers", 2, "--shared", '{"sleep_ms": 5, "tag": "c"}')
+        seen_both, seen_c_queued = False, False
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            sa, sb, sc = (self.d.status(j)["state"] for j in (a, b, c))
+            if sa == sb == "running":
+                seen_both = True
+                seen_c_queued |= sc == "queued"
+            if sc != "queued":
+                break
+            time.sleep(0.01)
+        self.assertTrue(seen_both, "the two jobs never ran at the same time")
+        self.assertTrue(seen_c_queued, "the third job did not wait for room under --max-workers 4")
+        for job, tag in ((a, "a"), (b, "b"), (c, "c")):
+            rc, st = self.d.wait(job)
+            self.assertEqual(rc, 0)
+            res = self.d.results_json(job)
+            self.assertEqual([r["index"] for r in res], list(range(400)))
+            self.assertTrue(all(r["result"].startswith("tag=%s|" % tag) for r in res))
+
+
+if __name__ == "__main__":
+    main()

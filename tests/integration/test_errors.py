@@ -1,0 +1,295 @@
+# SPDX-License-Identifier: MIT
+"""Bad input is refused with an error that names the field, and nothing is
+left half-created on disk."""
+
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import TESTMODULES, Daemon, DaemonTest, main, module  # noqa: E402
+
+
+class Refusals(DaemonTest):
+    def assert_nothing_created(self):
+        jobs = os.listdir(os.path.join(self.d.state, "jobs"))
+        self.assertEqual(jobs, [], "a refused submission left files behind")
+        self.assertEqual(json.loads(b"[" + b",".join(self.d.ctl("--json", "list").stdout.splitlines()) + b"]"), [])
+
+    def refused(self, *args, expect):
+        p = self.d.ctl("submit", *args, check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        err = p.stderr.decode()
+        self.assertIn(expect, err)
+        self.assertEqual(err.count("\n"), 1, "one clear line on stderr: %r" % err)
+        return err
+
+    def setUp(self):
+        super().setUp()
+        self.items = self.write_items("items.txt", ["1", "2"])
+        self.out = self.path("out")
+
+    def test_missing_module(self):
+        err = self.refused("--module", self.path("nope.so"), "--input", self.items, "--output", self.out,
+                           expect="invalid module")
+        self.assertIn("No such file", err)
+        self.assert_nothing_created()
+
+    def test_module_that_is_not_a_shared_object(self):
+        text = self.write_items("fake.so", ["not an ELF file"])
+        err = self.refused("--module", text, "--input", self.items, "--output", self.out, expect="invalid module")
+        self.assertIn("cannot load module", err)
+        self.assert_nothing_created()
+
+    def test_module_without_entry_symbol(self):
+        err = self.refused("--module", os.path.join(TESTMODULES, "nosym.so"), "--input", self.items,
+                           "--output", self.out, expect="invalid module")
+        self.assertIn("not an mplock module", err)
+        self.assert_nothing_created()
+
+    def test_module_of_another_abi_version(self):
+        err = self.refused("--module", os.path.join(TESTMODULES, "badabi.so"), "--input", self.items,
+                           "--output", self.out, expect="invalid module")
+        self.assertIn("ABI version 999", err)
+        self.assert_nothing_created()
+
+    def test_unreadable_input(self):
+        self.refused("--module", module("echo"), "--input", self.path("missing.txt"), "--output", self.out,
+                     expect="invalid input: cannot open")
+        self.refused("--module", module("echo"), "--input", self.tmp, "--output", self.out,
+                     expect="is a directory")
+        self.assert_nothing_created()
+
+    def test_unreadable_input_for_an_unprivileged_user(self):
+        if os.geteuid() == 0:
+            # root reads everything; the shared-machine tests cover other users.
+            self.skipTest("needs an unprivileged user")
+        os.chmod(self.items, 0)
+        self.refused("--module", module("echo"), "--input", self.items, "--output", self.out,
+                     expect="Permission denied")
+
+    def test_nul_bytes_in_a_newline_separated_list(self):
+        p = self.path("bin.txt")
+        with open(p, "wb") as f:
+            f.write(b"a\nb\0c\n")
+        err = self.refused("--module", module("echo"), "--input", p, "--output", self.out, expect="invalid input")
+        self.assertIn("--null", err)
+        self.assert_nothing_created()
+
+    def test_output_that_cannot_be_a_directory(self):
+        blocker = self.write_items("file", ["x"])
+        self.refused("--module", module("echo"), "--input", self.items, "--output", blocker,
+                     expect="is not a directory")
+        self.refused("--module", module("echo"), "--input", self.items, "--output", os.path.join(blocker, "sub"),
+                     expect="invalid output")
+        self.refused("--module", module("echo"), "--input", self.items, "--output", self.path("a", "b", "c"),
+                     expect="invalid output")
+        self.assert_nothing_created()
+        self.assertFalse(os.path.exists(self.out))
+
+    def test_bad_numbers_on_the_command_line(self):
+        for args in (("--workers", "0"), ("--workers", "x"), ("--save-batch", "-1"), ("--batch-size", "")):
+            p = self.d.ctl("submit", "--module", module("echo"), "--input", self.items, "--output", self.out, *args,
+                           check=False)
+            self.assertEqual(p.returncode, 2, args)
+        p = self.d.ctl("submit", "--module", module("echo"), "--input", self.items, "--output", self.out,
+                       "--shared", "[1]", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("must be a JSON object", p.stderr.decode())
+        p = self.d.ctl("submit", "--module", module("echo"), "--output", self.out, check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assert_nothing_created()
+
+    def test_limits_from_the_daemon(self):
+        p = self.d.ctl("submit", "--module", module("echo"), "--input", self.items, "--output", self.out,
+                       "--workers", "100000", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("invalid workers", p.stderr.decode())
+        self.assert_nothing_created()
+
+    def test_unknown_job(self):
+        for cmd in ("status", "cancel", "wait", "results"):
+            p = self.d.ctl(cmd, "4242", check=False)
+            self.assertEqual(p.returncode, 6, cmd)
+            self.assertIn("no such job: 4242", p.stderr.decode())
+        p = self.d.ctl("status", "abc", check=False)
+        self.assertEqual(p.returncode, 2)
+
+    def test_cancel_of_a_finished_job(self):
+        job = self.d.submit(module("echo"), self.items, self.out)
+        self.d.wait(job)
+        p = self.d.ctl("cancel", job, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("already ended (completed)", p.stderr.decode())
+
+    def test_unreachable_daemon(self):
+        p = Daemon(self.path("nowhere")).ctl("list", check=False)
+        self.assertEqual(p.returncode, 7)
+        self.assertIn("cannot reach mplockd", p.stderr.decode())
+
+
+class Protocol(DaemonTest):
+    daemon_args = ("--max-message-size", "65536", "--max-active-jobs", "2")
+
+    def submit_params(self, **over):
+        p = {"module": module("echo"), "input": self.write_items("items.txt", ["1", "2"]),
+             "output": self.path("out")}
+        p.update(over)
+        return {k: v for k, v in p.items() if v is not None}
+
+    def assert_invalid(self, params, field, method="io.mplock.Manager.Submit"):
+        r = self.d.varlink(method, params)[0]
+        self.assertEqual(r.get("error"), "io.mplock.Manager.InvalidParameter", r)
+        self.assertEqual(r["parameters"]["parameter"], field, r)
+        self.assertTrue(r["parameters"]["reason"])
+        return r["parameters"]["reason"]
+
+    def test_every_submit_field_is_validated(self):
+        self.assertEqual(self.assert_invalid(self.submit_params(module=None), "module"), "missing")
+        self.assertEqual(self.assert_invalid(self.submit_params(output=None), "output"), "missing")
+        self.assertEqual(self.assert_invalid(self.submit_params(colour="blue"), "colour"), "unknown field")
+        self.assertIn("string", self.assert_invalid(self.submit_params(module=5), "module"))
+        self.assertIn("integer", self.assert_invalid(self.submit_params(workers="2"), "workers"))
+        self.assertIn("integer", self.assert_invalid(self.submit_params(workers=1.5), "workers"))
+        self.assertIn("integer", self.assert_invalid(self.submit_params(workers=-1), "workers"))
+        self.assert_invalid(self.submit_params(workers=0), "workers")
+        self.assert_invalid(self.submit_params(workers=2 ** 40), "workers")
+        self.assert_invalid(self.submit_params(batch_size=0), "batch_size")
+        self.assert_invalid(self.submit_params(save_batch=10 ** 9), "save_batch")
+        self.assertIn("absolute", self.assert_invalid(self.submit_params(module="echo.so"), "module"))
+        self.assertIn("absolute", self.assert_invalid(self.submit_params(output="out"), "output"))
+        self.assertIn("absolute", self.assert_invalid(self.submit_params(input="items.txt"), "input"))
+        self.assertIn("exactly one", self.assert_invalid(self.submit_params(input=None), "input"))
+        self.assertIn("exactly one", self.assert_invalid(self.submit_params(items=["a"]), "input"))
+        self.assert_invalid(self.submit_params(separator="comma"), "separator")
+        self.assertIn("object", self.assert_invalid(self.submit_params(shared=[1, 2]), "shared"))
+        self.assert_invalid(self.submit_params(name="tab\there"), "name")
+        self.assert_invalid(self.submit_params(name="x" * 500), "name")
+        self.assertIn("NUL", self.assert_invalid(self.submit_params(module="/a\u0000b"), "module"))
+        self.assert_invalid(self.submit_params(input=None, items=["a", 5]), "items")
+        self.assert_invalid(self.submit_params(input=None, items=["a\u0000b"]), "items")
+        self.assert_invalid(self.submit_params(input=None, items=["a"], separator="nul"), "separator")
+        self.assertEqual(os.listdir(os.path.join(self.d.state, "jobs")), [])
+
+    def test_other_methods_validate_their_parameters(self):
+        for method in ("Status", "Cancel", "Wait", "Results"):
+            self.assertEqual(self.assert_invalid({}, "id", "io.mplock.Manager." + method), "missing")
+            self.assert_invalid({"id": "1"}, "id", "io.mplock.Manager." + method)
+            self.assert_invalid({"id": 1, "extra": 1}, "extra", "io.mplock.Manager." + method)
+        self.assert_invalid({"x": 1}, "x", "io.mplock.Manager.List")
+        r = self.d.varlink("io.mplock.Manager.Status", {"id": 77})[0]
+        self.assertEqual(r["error"], "io.mplock.Manager.NoSuchJob")
+        self.assertEqual(r["parameters"]["id"], 77)
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(self.d.sock)
+        return s
+
+    def assert_alive(self):
+        r = self.d.varlink("io.mplock.Manager.List", {})[0]
+        self.assertIn("jobs", r["parameters"])
+
+    def test_malformed_messages_drop_only_that_client(self):
+        for raw in (b"{not json}\0", b"[1,2]\0", b"\"just a string\"\0", b"{\"method\": 1}\0",
+                    b"{\"method\": \"x.Y\", \"parameters\": []}\0", b"{\"method\":\"a.B\"} trailing\0",
+                    b"{\"method\": \"a.B\", \"more\": true, \"oneway\": true}\0", b"\0",
+                    b"{" * 100 + b"\0", b"\xff\xfe\0"):
+            s = self.connect()
+            s.sendall(raw)
+            self.assertEqual(s.recv(100), b"", raw)  # closed, no reply
+            s.close()
+            self.assert_alive()
+
+    def test_oversized_message_is_refused_before_it_is_buffered(self):
+        s = self.connect()
+        try:
+            s.sendall(b"{\"method\": \"io.mplock.Manager.List\", \"parameters\": {\"x\": \"" + b"a" * 200000)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        try:
+            self.assertEqual(s.recv(100), b"")
+        except ConnectionResetError:
+            pass
+        s.close()
+        self.assert_alive()
+
+    def test_pipelined_calls_are_answered_in_order(self):
+        s = self.connect()
+        calls = [{"method": "io.mplock.Manager.List"}, {"method": "org.varlink.service.GetInfo"},
+                 {"method": "io.mplock.Manager.Status", "parameters": {"id": 9}},
+                 {"method": "io.mplock.Manager.List", "oneway": True},
+                 {"method": "io.mplock.Manager.List"}]
+        s.sendall(b"".join(json.dumps(c).encode() + b"\0" for c in calls))
+        buf = b""
+        while buf.count(b"\0") < 4:
+            chunk = s.recv(65536)
+            self.assertTrue(chunk)
+            buf += chunk
+        replies = [json.loads(m) for m in buf.split(b"\0")[:4]]
+        self.assertIn("jobs", replies[0]["parameters"])
+        self.assertIn("interfaces", replies[1]["parameters"])
+        self.assertEqual(replies[2]["error"], "io.mplock.Manager.NoSuchJob")
+        self.assertIn("jobs", replies[3]["parameters"])  # the oneway call got none
+        s.close()
+
+    def test_too_many_active_jobs(self):
+        items = self.write_items("slow.txt", [str(i) for i in range(100)])
+        ids = [self.d.submit(module("burn"), items, self.path("o%d" % i), "--shared", '{"ms": 50}')
+               for i in range(2)]
+        r = self.d.varlink("io.mplock.Manager.Submit", self.submit_params())[0]
+        self.assertEqual(r["error"], "io.mplock.Manager.TooManyJobs")
+        self.assertEqual(r["parameters"]["limit"], 2)
+        p = self.d.ctl("submit", "--module", module("echo"), "--input", items, "--output", self.path("o9"),
+                       check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("too many jobs", p.stderr.decode())
+        for i in ids:
+            self.d.ctl("cancel", i)
+        # Room again.
+        self.assertIn("id", self.d.varlink("io.mplock.Manager.Submit", self.submit_params())[0]["parameters"])
+
+
+class CorruptState(DaemonTest):
+    def test_unknown_entries_in_the_state_directory_are_ignored(self):
+        items = self.write_items("items.txt", ["1", "2", "3"])
+        job = self.d.submit(module("square"), items, self.path("out"))
+        self.d.wait(job)
+        self.d.stop()
+        jobs = os.path.join(self.d.state, "jobs")
+        os.mkdir(os.path.join(jobs, "junk"))
+        os.mkdir(os.path.join(jobs, "77"))  # a job directory without job.json
+        os.mkdir(os.path.join(jobs, ".new-leftover"))  # a submission cut short
+        self.d.start()
+        lines = self.d.ctl("--json", "list").stdout.splitlines()
+        self.assertEqual([json.loads(x)["id"] for x in lines], [job])
+        self.assertFalse(os.path.exists(os.path.join(jobs, ".new-leftover")))
+        # Ids are never reused, even the broken one's.
+        job2 = self.d.submit(module("square"), items, self.path("out2"))
+        self.assertEqual(job2, 78)
+        self.assertIn("77", self.d.read_log())
+        shutil.rmtree(os.path.join(jobs, "77"))
+
+    def test_checkpoint_with_a_torn_tail_recovers(self):
+        items = self.write_items("items.txt", [str(i) for i in range(3000)])
+        job = self.d.submit(module("square"), items, self.path("out"), "--shared", '{"sleep_us": 500}')
+        deadline = time.monotonic() + 30
+        while self.d.status(job)["done"] < 500 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.d.kill()
+        log = os.path.join(self.d.state, "jobs", str(job), "ckpt.log")
+        with open(log, "ab") as f:
+            f.write(b"MPLC\x07garbage")  # a record cut short by a crash
+        self.d.start()
+        rc, st = self.d.wait(job)
+        self.assertEqual(rc, 0, self.d.read_log())
+        self.assertEqual(self.d.ctl("results", job).stdout.decode().splitlines(), [str(i * i) for i in range(3000)])
+        self.assertIn("torn tail", self.d.read_log())
+
+
+if __name__ == "__main__":
+    main()
