@@ -211,6 +211,10 @@ static int retry_timer_handler(sd_event_source *s, uint64_t usec, void *userdata
         j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
         if (j->manager->stopping || job_state_is_final(j->state))
                 return 0;
+        if (j->done == j->spec.n_items) {
+                (void) job_set_state(j, JOB_COMPLETED, NULL);
+                return 0;
+        }
         r = spawn_runner(j);
         if (r < 0) {
                 char msg[256];
@@ -235,7 +239,11 @@ void job_runner_exited(Job *j, int code, int status) {
                 (void) job_set_state(j, JOB_CANCELLED, NULL);
                 return;
         }
-        if (j->runner_done && code == CLD_EXITED && status == 0 && j->done == j->spec.n_items) {
+        if (j->done == j->spec.n_items) {
+                /* Every item is committed (and so saved): whatever the
+                 * runner did after that cannot change the results. */
+                if (!(j->runner_done && code == CLD_EXITED && status == 0))
+                        log_job(LOG_WARNING, j->spec.id, "Runner ended badly (%s) after committing every item.", msg);
                 (void) job_set_state(j, JOB_COMPLETED, NULL);
                 return;
         }

@@ -19,6 +19,7 @@
 #define RESULTS_PAGE_DEFAULT 1000u
 #define RESULTS_PAGE_MAX 10000u
 
+/* varlink-interface.c, generated from io.mplock.Manager.varlink */
 extern const char mplock_varlink_interface[];
 
 static json_object *json_str_or_null(const char *s) {

@@ -366,8 +366,13 @@ static void handle_report(Submission *s, int code, int status) {
         if (!json_get_bool(o, "ok", false) || code != CLD_EXITED || status != 0) {
                 field = json_get_str(o, "parameter");
                 rsn = json_get_str(o, "reason");
-                /* Only names we know may come back as the parameter. */
-                if (!field || (!streq(field, "module") && !streq(field, "input") && !streq(field, "output")))
+                /* Only names we know may come back as the parameter; both
+                 * strings are copied out before the report is freed. */
+                if (streq_ptr(field, "input"))
+                        field = "input";
+                else if (streq_ptr(field, "output"))
+                        field = "output";
+                else
                         field = "module";
                 (void) snprintf(reason, sizeof(reason), "%s", rsn && text_ok(rsn) ? rsn : "refused");
                 json_object_put(o);

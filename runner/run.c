@@ -129,7 +129,7 @@ struct Runner {
 
         uint64_t recorded;  /* items with a record (committed before + now) */
         uint64_t committed, committed_failed;
-        sd_event_source *commit_timer, *exit_timer;
+        sd_event_source *ipc_source, *commit_timer, *exit_timer;
         bool stopping, finishing, done_sent;
 };
 
@@ -980,6 +980,34 @@ static int ipc_handler(sd_event_source *s, int fd, uint32_t revents, void *userd
         fail(r, IPC_FAIL_TEMPORARY, "unexpected message from mplockd");
 }
 
+static void runner_free(Runner *r) {
+        for (uint32_t i = 0; r->workers && i < r->n_workers; i++) {
+                worker_detach(&r->workers[i]);
+                free(r->workers[i].buf);
+        }
+        free(r->workers);
+        for (size_t k = r->pending_head; k < r->pending_head + r->n_pending; k++)
+                free(r->pending[k].block);
+        free(r->pending);
+        free(r->requeue);
+        free(r->attempts);
+        r->ipc_source = sd_event_source_disable_unref(r->ipc_source);
+        r->commit_timer = sd_event_source_disable_unref(r->commit_timer);
+        r->exit_timer = sd_event_source_disable_unref(r->exit_timer);
+        r->event = sd_event_unref(r->event);
+        if (r->done && r->done_size > 0 && bitmap_words(r->n_items) > 0)
+                (void) munmap(r->done, r->done_size);
+        else
+                free(r->done);
+        items_close(&r->items);
+        host_done(&r->host);
+        module_unload(&r->module);
+        safe_close(r->results_fd);
+        safe_close(r->log_fd);
+        free(r->module_path);
+        free(r->output);
+}
+
 int run_main(void) {
         Runner r = { .results_fd = -1, .log_fd = -1 };
         char err[1024];
@@ -1012,7 +1040,7 @@ int run_main(void) {
                 fail(&r, IPC_FAIL_TEMPORARY, "sd_event_new: %s", strerror(-q));
         /* Blocking on purpose: a commit must not be lost to EAGAIN; we
          * only read when epoll says there is a message. */
-        q = sd_event_add_io(r.event, NULL, IPC_FD, EPOLLIN, ipc_handler, &r);
+        q = sd_event_add_io(r.event, &r.ipc_source, IPC_FD, EPOLLIN, ipc_handler, &r);
         if (q >= 0)
                 q = sd_event_add_time_relative(r.event, &r.commit_timer, CLOCK_MONOTONIC,
                                                (uint64_t) r.commit_interval_ms * 1000u, 0, commit_timer_handler, &r);
@@ -1036,5 +1064,6 @@ int run_main(void) {
         q = sd_event_loop(r.event);
         if (q < 0)
                 fail(&r, IPC_FAIL_TEMPORARY, "event loop: %s", strerror(-q));
+        runner_free(&r);
         return 0;
 }

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs what mplock needs to build and test on Debian 12, if missing.
+# Uses sudo when not root. Safe to run again: it only installs what is absent.
+set -eu
+
+PACKAGES="gcc libc6-dev meson ninja-build pkg-config libsystemd-dev libjson-c-dev check python3 procps"
+
+missing=""
+for p in $PACKAGES; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+                missing="$missing $p"
+        fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "Installing:$missing" >&2
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null || { echo "Need root or sudo to install:$missing" >&2; exit 1; }
+        SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Builds mplock twice (optimized, and with ASan+UBSan) and runs every test
+# in both: Check unit tests and the integration tests against the real
+# binaries. Ends with one line "N passed, M failed" over all test cases.
+set -eu
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+
+status=0
+for variant in plain sanitize; do
+        dir="build-test-$variant"
+        if [ ! -f "$dir/build.ninja" ]; then
+                if [ "$variant" = sanitize ]; then
+                        # Modules are linked without the sanitizer runtime: the
+                        # executables provide it.
+                        meson setup "$dir" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+                else
+                        meson setup "$dir" >/dev/null
+                fi
+        fi
+        ninja -C "$dir" >/dev/null
+        echo "== $variant build: meson test"
+        ASAN_OPTIONS="detect_leaks=1:abort_on_error=0" \
+        UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+                meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
+done
+
+python3 scripts/count-tests.py build-test-plain build-test-sanitize
+exit $status
