@@ -153,13 +153,16 @@ int cmd_watch(Ctl *c, int argc, char **argv) {
                 else {
                         uint64_t items = job_uint(job, "items"), done = job_uint(job, "done");
                         json_object *eta = json_get(job, "eta_seconds");
-                        printf("%s[job %llu %s] %llu/%llu items (%.1f%%), %llu failed, %.0f/s, ETA %s%llds%s",
+                        char eta_text[32] = "";
+                        if (eta)
+                                (void) snprintf(eta_text, sizeof(eta_text), ", ETA %llds",
+                                                (long long) json_object_get_int64(eta));
+                        printf("%s[job %llu %s] %llu/%llu items (%.1f%%), %llu failed, %.0f/s%s%s",
                                tty ? "\r" : "", (unsigned long long) id, job_str(job, "state"),
                                (unsigned long long) done, (unsigned long long) items,
                                items ? 100.0 * (double) done / (double) items : 100.0,
                                (unsigned long long) job_uint(job, "failed"), rate ? json_object_get_double(rate) : 0.0,
-                               eta ? "" : "?", eta ? (long long) json_object_get_int64(eta) : 0LL,
-                               tty ? "\033[K" : "\n");
+                               eta_text, tty ? "\033[K" : "\n");
                 }
                 fflush(stdout);
                 if (!cont)
@@ -174,4 +177,14 @@ int cmd_watch(Ctl *c, int argc, char **argv) {
                 summary(job);
         }
         return job_exit_code(job);
+}
+
+int cmd_remove(Ctl *c, int argc, char **argv) {
+        json_object *reply;
+        uint64_t id;
+        int r = one_job(c, argc, argv, &id);
+
+        if (r != EXIT_OK)
+                return r;
+        return ctl_call(c, "io.mplock.Manager.Remove", id_params(id), false, &reply, NULL);
 }

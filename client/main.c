@@ -21,7 +21,8 @@ static void help(void) {
                "  wait JOB              wait until a job ends; the exit code tells how\n"
                "  watch JOB             show progress, rate and ETA until the job ends\n"
                "  results JOB [--null] [--via-daemon]\n"
-               "                        print results in input order, one per line\n\n"
+               "                        print results in input order, one per line\n"
+               "  remove JOB            forget an ended job (its output directory stays)\n\n"
                "Options:\n"
                "  --socket PATH         talk to mplockd there ($MPLOCK_SOCKET)\n"
                "  --system, --user      the system or the user instance\n"
@@ -35,7 +36,7 @@ static const struct {
         int (*fn)(Ctl *c, int argc, char **argv);
 } commands[] = {
         { "submit", cmd_submit }, { "status", cmd_status }, { "list", cmd_list },       { "cancel", cmd_cancel },
-        { "wait", cmd_wait },     { "watch", cmd_watch },   { "results", cmd_results },
+        { "wait", cmd_wait },     { "watch", cmd_watch },   { "results", cmd_results }, { "remove", cmd_remove },
 };
 
 int main(int argc, char **argv) {

@@ -86,6 +86,16 @@ int manager_add_job(Manager *m, Job *j) {
         return 0;
 }
 
+void manager_remove_job(Manager *m, Job *j) {
+        for (size_t i = 0; i < m->n_jobs; i++)
+                if (m->jobs[i] == j) {
+                        memmove(m->jobs + i, m->jobs + i + 1, (m->n_jobs - i - 1) * sizeof(*m->jobs));
+                        m->n_jobs--;
+                        break;
+                }
+        job_free(j);
+}
+
 Job *manager_find_job(Manager *m, uint64_t id) {
         size_t lo = 0, hi = m->n_jobs;
 

@@ -188,6 +188,44 @@ static void method_cancel(Connection *c) {
         job_cancel(j);
 }
 
+/* Forgets an ended job: its state directory goes, its output stays. */
+static void method_remove(Connection *c) {
+        Manager *m = c->manager;
+        Job *j = lookup_job(c, NULL, 0);
+        uint64_t id;
+        json_object *p;
+        int r;
+
+        if (!j)
+                return;
+        if (!job_state_is_final(j->state)) {
+                p = json_object_new_object();
+                if (p && (json_add_u64(p, "id", j->spec.id) < 0 ||
+                          json_add_str(p, "state", job_state_to_string(j->state)) < 0)) {
+                        json_object_put(p);
+                        p = NULL;
+                }
+                connection_error(c, "io.mplock.Manager.JobActive", p);
+                return;
+        }
+        id = j->spec.id;
+        r = store_remove_job(m, id);
+        if (r < 0) {
+                char why[256];
+                (void) snprintf(why, sizeof(why), "cannot remove the job's state: %s", strerror(-r));
+                p = json_object_new_object();
+                if (p && json_add_str(p, "reason", why) < 0) {
+                        json_object_put(p);
+                        p = NULL;
+                }
+                connection_error(c, "io.mplock.Manager.StorageError", p);
+                return;
+        }
+        log_job(LOG_INFO, id, "Removed by uid %u.", (unsigned) c->uid);
+        manager_remove_job(m, j);
+        connection_reply(c, NULL);
+}
+
 static void method_wait(Connection *c) {
         Job *j = lookup_job(c, NULL, 0);
 
@@ -441,6 +479,7 @@ static const struct {
         { "io.mplock.Manager.Cancel", method_cancel, false },
         { "io.mplock.Manager.Wait", method_wait, true },
         { "io.mplock.Manager.Results", method_results, false },
+        { "io.mplock.Manager.Remove", method_remove, false },
 };
 
 void manager_dispatch_call(Connection *c) {

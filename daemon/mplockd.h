@@ -174,6 +174,7 @@ void manager_notify_status(Manager *m);
 Job *job_new(Manager *m);
 void job_free(Job *j);
 int manager_add_job(Manager *m, Job *j);
+void manager_remove_job(Manager *m, Job *j);
 Job *manager_find_job(Manager *m, uint64_t id);
 const char *job_state_to_string(JobState s);
 JobState job_state_from_string(const char *s);
@@ -196,6 +197,8 @@ int store_open(Manager *m);
 int store_load_jobs(Manager *m);
 int store_write_spec(int dirfd, const JobSpec *spec);
 int store_write_state(Job *j);
+int store_write_next_id(Manager *m);
+int store_remove_job(Manager *m, uint64_t id);
 void job_spec_done(JobSpec *s);
 
 /* submit.c: Submit, from request to durable job. */

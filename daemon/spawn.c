@@ -191,20 +191,23 @@ static void runner_protocol_error(Job *j, const char *what) {
         runner_kill(j);
 }
 
+/* Items per second: from the runner's start until a first second has
+ * passed, then a moving average over roughly one-second windows. */
 static void update_rate(Job *j) {
-        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        uint64_t now = now_usec(CLOCK_MONOTONIC), dt = now - j->rate_usec;
+        double inst;
 
-        if (j->rate_usec == 0) {
-                j->rate_usec = now;
-                j->rate_done = j->done;
+        if (j->rate_usec == 0 || dt < 200000)
                 return;
-        }
-        if (now - j->rate_usec >= 1000000) {
-                double inst = (double) (j->done - j->rate_done) * 1e6 / (double) (now - j->rate_usec);
-                j->rate = j->rate > 0 ? 0.5 * j->rate + 0.5 * inst : inst;
-                j->rate_usec = now;
-                j->rate_done = j->done;
-        }
+        inst = (double) (j->done - j->rate_done) * 1e6 / (double) dt;
+        if (j->rate <= 0)
+                j->rate = inst;
+        else if (dt >= 1000000)
+                j->rate = 0.5 * j->rate + 0.5 * inst;
+        else
+                return;
+        j->rate_usec = now;
+        j->rate_done = j->done;
 }
 
 static void handle_commit(Job *j, const void *payload, size_t len) {
@@ -435,7 +438,8 @@ int spawn_runner(Job *j) {
         j->runner_error = NULL;
         j->runner_error_kind = 0;
         j->done_at_start = j->done;
-        j->rate_usec = 0;
+        j->rate_usec = now_usec(CLOCK_MONOTONIC);
+        j->rate_done = j->done;
         j->rate = 0;
 
         if (fcntl(j->runner_fd, F_SETFL, O_NONBLOCK) < 0)

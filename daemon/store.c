@@ -22,6 +22,7 @@
  *   STATE/jobs/<id>/ckpt.*      checkpoint (checkpoint.c)
  *   STATE/jobs/<id>/lock        flock()ed by the job's runner
  *   STATE/jobs/.new-*           submissions in progress; removed at start
+ *   STATE/next-id               the next job id (ids are never reused)
  *
  * Every file is written with write_file_atomic_at(); a job directory appears
  * by rename() only once complete. */
@@ -312,9 +313,11 @@ fail:
 }
 
 int store_load_jobs(Manager *m) {
+        _cleanup_free_ char *text = NULL;
         DIR *d;
         struct dirent *de;
-        uint64_t max_id = 0;
+        uint64_t max_id = 0, saved;
+        int r;
 
         d = fdopendir(dup(m->jobs_fd));
         if (!d)
@@ -330,5 +333,26 @@ int store_load_jobs(Manager *m) {
         }
         (void) closedir(d);
         m->next_id = max_id + 1;
+        /* Removed jobs leave no directory behind; the counter remembers
+         * their ids so that none is handed out twice. */
+        r = read_file_at(m->state_fd, "next-id", 64, &text, NULL);
+        if (r >= 0 && parse_u64(text, &saved) >= 0 && saved > m->next_id)
+                m->next_id = saved;
+        else if (r < 0 && r != -ENOENT)
+                log_warning_errno(r, "Cannot read next-id, continuing from %llu: %m", (unsigned long long) m->next_id);
         return 0;
+}
+
+int store_write_next_id(Manager *m) {
+        char buf[32];
+        int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long) m->next_id);
+
+        return write_file_atomic_at(m->state_fd, "next-id", buf, (size_t) n, 0600);
+}
+
+int store_remove_job(Manager *m, uint64_t id) {
+        char name[32];
+
+        (void) snprintf(name, sizeof(name), "%llu", (unsigned long long) id);
+        return rm_rf_at(m->jobs_fd, name);
 }

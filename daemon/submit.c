@@ -273,6 +273,13 @@ static void submit_complete(Submission *s) {
         }
 
         s->spec.id = m->next_id++;
+        /* Durable before the id is used, so a crash cannot hand it out again. */
+        r = store_write_next_id(m);
+        if (r < 0) {
+                (void) snprintf(why, sizeof(why), "cannot store the job: %s", strerror(-r));
+                submit_fail(s, "io.mplock.Manager.SubmitFailed", NULL, why);
+                return;
+        }
         s->spec.created_usec = now_usec(CLOCK_REALTIME);
         j = job_new(m);
         if (!j) {

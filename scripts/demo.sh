@@ -6,7 +6,11 @@ cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 
 [ -f build/build.ninja ] || meson setup build >/dev/null
-ninja -C build >/dev/null
+# Only what the demo runs (the tests are built by scripts/test.sh).
+ninja -C build mplockd mplockctl mplock-runner examples/square.so >/dev/null || {
+        echo "build failed; rerun: ninja -C build" >&2
+        exit 1
+}
 
 DEMO="$PWD/build/demo"
 rm -rf "$DEMO"
@@ -20,9 +24,9 @@ DAEMON=$!
 trap 'kill $DAEMON 2>/dev/null; wait $DAEMON 2>/dev/null || true' EXIT
 for _ in $(seq 50); do [ -S "$MPLOCK_SOCKET" ] && break; sleep 0.1; done
 
-echo "== Submitting: square over 200 items, 2 workers, 10 ms each"
+echo "== Submitting: square over 200 items, 2 workers, 20 ms each"
 JOB=$(./build/mplockctl submit --module build/examples/square.so --input "$DEMO/items.txt" \
-        --output "$DEMO/out" --workers 2 --save-batch 50 --shared '{"sleep_us": 10000}')
+        --output "$DEMO/out" --workers 2 --save-batch 50 --shared '{"sleep_us": 20000}')
 echo "job $JOB"
 
 echo "== Watching"

@@ -297,5 +297,29 @@ class Protocol(DaemonTest):
         self.assertIn("1 done of 1", human)
 
 
+class Remove(DaemonTest):
+    def test_remove_forgets_an_ended_job_and_ids_are_never_reused(self):
+        items = self.write_items("items.txt", [str(i) for i in range(3)])
+        a = self.d.submit(module("square"), items, self.path("a"))
+        self.assertEqual(self.d.wait(a)[0], 0)
+        slow = self.d.submit(module("burn"), items, self.path("s"), "--shared", '{"ms": 2000}')
+        p = self.d.ctl("remove", slow, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("still", p.stderr.decode())
+        self.d.ctl("cancel", slow)
+        self.d.ctl("remove", slow)
+        self.d.ctl("remove", a)
+        self.assertEqual(self.d.ctl("status", a, check=False).returncode, 6)
+        self.assertEqual(self.d.ctl("list").stdout.decode().count("\n"), 1)  # the header only
+        self.assertEqual(os.listdir(os.path.join(self.d.state, "jobs")), [])
+        # The output stays: it is the user's.
+        self.assertTrue(os.path.exists(self.path("a", "mplock-%d.results" % a)))
+        # After a restart, the next id is still new.
+        self.d.stop()
+        self.d.start()
+        b = self.d.submit(module("square"), items, self.path("b"))
+        self.assertEqual(b, slow + 1)
+
+
 if __name__ == "__main__":
     main()
