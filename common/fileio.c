@@ -163,7 +163,7 @@ int fsync_parent_at(int dirfd, const char *path) {
         return fsync_dirfd(fd);
 }
 
-int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+int write_file_atomic_at_keep(int dirfd, const char *name, const void *data, size_t len, mode_t mode, int *ret_fd) {
         char tmp[256], sfx[8];
         _cleanup_close_ int fd = -1;
         int r, attempt;
@@ -174,7 +174,7 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
         for (attempt = 0;; attempt++) {
                 random_suffix(sfx, sizeof(sfx));
                 (void) snprintf(tmp, sizeof(tmp), ".#%s.%s", name, sfx);
-                fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+                fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
                 if (fd >= 0)
                         break;
                 if (errno != EEXIST || attempt >= 16)
@@ -192,21 +192,31 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
                 r = -errno;
                 goto fail;
         }
-        /* close() can report a delayed write error (NFS, quota): check it. */
-        r = close(TAKE_FD(fd));
-        if (r < 0) {
-                r = -errno;
-                goto fail;
+        if (!ret_fd) {
+                /* close() can report a delayed write error (NFS, quota). */
+                r = close(TAKE_FD(fd));
+                if (r < 0) {
+                        r = -errno;
+                        goto fail;
+                }
         }
         if (renameat(dirfd, tmp, dirfd, name) < 0) {
                 r = -errno;
                 goto fail;
         }
+        /* In place: the caller gets the descriptor even if the directory
+         * fsync below fails, since the name now refers to this file. */
+        if (ret_fd)
+                *ret_fd = TAKE_FD(fd);
         return fsync_dirfd(dirfd);
 
 fail:
         (void) unlinkat(dirfd, tmp, 0);
         return r;
+}
+
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+        return write_file_atomic_at_keep(dirfd, name, data, len, mode, NULL);
 }
 
 int rm_rf_at(int at, const char *name) {

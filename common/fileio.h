@@ -20,6 +20,11 @@ int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *re
  * (O_EXCL, 0600 then the requested mode), write, fsync, close, rename, fsync
  * the directory; every step checked, the temp file unlinked on any failure. */
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+/* The same, handing back a read-write descriptor of the new file, opened
+ * before the rename: the caller never has to open it again by name.
+ * *ret_fd is set whenever the file was renamed into place, even when the
+ * final directory fsync then fails (and -errno is returned). */
+int write_file_atomic_at_keep(int dirfd, const char *name, const void *data, size_t len, mode_t mode, int *ret_fd);
 
 int fsync_dirfd(int dirfd);
 /* fsync of the directory that holds path (e.g. after creating path). */

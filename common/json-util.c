@@ -2,6 +2,7 @@
 #include "json-util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -134,13 +135,63 @@ const char *json_compact(json_object *obj, size_t *len) {
         return s;
 }
 
+/* json-c's strict mode still takes single-quoted strings; refuse a quote
+ * outside double-quoted strings before json-c sees the text. (A NUL ends
+ * json-c's input early, which the caller reports as trailing data.) */
+static bool json_text_plausible(const char *p, size_t len) {
+        bool in_string = false;
+
+        for (size_t i = 0; i < len; i++) {
+                char ch = p[i];
+                if (in_string) {
+                        if (ch == '\\')
+                                i++;
+                        else if (ch == '"')
+                                in_string = false;
+                        continue;
+                }
+                if (ch == '"')
+                        in_string = true;
+                else if (ch == '\'')
+                        return false;
+        }
+        return true;
+}
+
+/* json-c also reads NaN and Infinity as numbers; JSON has neither. */
+static bool json_all_finite(json_object *o, int depth) {
+        if (depth <= 0)
+                return false;
+        if (json_object_is_type(o, json_type_double))
+                return isfinite(json_object_get_double(o));
+        if (json_object_is_type(o, json_type_object)) {
+                json_object_object_foreach(o, k, v) {
+                        (void) k;
+                        if (v && !json_all_finite(v, depth - 1))
+                                return false;
+                }
+        } else if (json_object_is_type(o, json_type_array)) {
+                for (size_t i = 0; i < json_object_array_length(o); i++) {
+                        json_object *v = json_object_array_get_idx(o, i);
+                        if (v && !json_all_finite(v, depth - 1))
+                                return false;
+                }
+        }
+        return true;
+}
+
 json_object *json_parse_strict(const char *text, size_t len, int depth, const char **why) {
         struct json_tokener *tok;
         json_object *obj;
         enum json_tokener_error jerr;
 
+        *why = NULL;
         if (len > INT32_MAX) {
                 *why = "message too large";
+                return NULL;
+        }
+        if (!json_text_plausible(text, len)) {
+                *why = "not JSON (a single-quoted string)";
                 return NULL;
         }
         tok = json_tokener_new_ex(depth);
@@ -151,8 +202,18 @@ json_object *json_parse_strict(const char *text, size_t len, int depth, const ch
         json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
         obj = json_tokener_parse_ex(tok, text, (int) len);
         jerr = json_tokener_get_error(tok);
-        if (jerr == json_tokener_continue) {
-                /* A complete message that is an incomplete value. */
+        if (jerr == json_tokener_continue && (size_t) json_tokener_get_parse_end(tok) == len) {
+                /* A bare number or literal ends only at the end of input:
+                 * say so with the terminating NUL json-c waits for. */
+                obj = json_tokener_parse_ex(tok, "", 1);
+                jerr = json_tokener_get_error(tok);
+                if (jerr != json_tokener_success) {
+                        /* The input ended inside a value. */
+                        json_object_put(obj);
+                        obj = NULL;
+                        *why = "truncated JSON";
+                }
+        } else if (jerr == json_tokener_continue) {
                 json_object_put(obj);
                 obj = NULL;
                 *why = "truncated JSON";
@@ -165,6 +226,13 @@ json_object *json_parse_strict(const char *text, size_t len, int depth, const ch
                 *why = "trailing data after JSON value";
         }
         json_tokener_free(tok);
+        if (!obj && jerr == json_tokener_success && !*why)
+                *why = "a bare null"; /* valid JSON, but never what we want */
+        if (obj && !json_all_finite(obj, depth + 1)) {
+                json_object_put(obj);
+                obj = NULL;
+                *why = "not JSON (NaN or infinity)";
+        }
         return obj;
 }
 

@@ -200,6 +200,12 @@ int varlink_reply_parse(const char *msg, size_t len, json_object **root, json_ob
                 json_object_put(r);
                 return -EBADMSG;
         }
+        /* An "error" that is not a string must not read as success. */
+        if ((json_get(r, "error") && !json_get_str(r, "error")) ||
+            (json_get(r, "parameters") && !json_object_is_type(json_get(r, "parameters"), json_type_object))) {
+                json_object_put(r);
+                return -EBADMSG;
+        }
         *root = r;
         *params = json_get(r, "parameters");
         *error = json_get_str(r, "error");

@@ -105,7 +105,7 @@ static int log_replay(Checkpoint *c) {
         size_t ranges_cap = 0;
         CkptLogHeader h;
         struct stat st;
-        uint64_t off;
+        uint64_t off, snap_seq;
         ssize_t n;
 
         if (fstat(c->log_fd, &st) < 0)
@@ -119,6 +119,7 @@ static int log_replay(Checkpoint *c) {
             h.crc != crc32c(0, &h, offsetof(CkptLogHeader, crc)) || h.n_items != c->n_items)
                 return -EBADMSG;
 
+        snap_seq = c->seq;
         off = sizeof(h);
         for (;;) {
                 CkptRecord rec;
@@ -130,7 +131,7 @@ static int log_replay(Checkpoint *c) {
                         return (int) n;
                 if ((size_t) n < sizeof(rec))
                         break;
-                if (rec.magic != CKPT_RECORD_MAGIC || rec.n_ranges > IPC_COMMIT_RANGES_MAX)
+                if (rec.magic != CKPT_RECORD_MAGIC || rec.n_ranges == 0 || rec.n_ranges > IPC_COMMIT_RANGES_MAX)
                         break;
                 rbytes = (size_t) rec.n_ranges * sizeof(IpcRange);
                 if (rec.n_ranges > ranges_cap) {
@@ -145,9 +146,10 @@ static int log_replay(Checkpoint *c) {
                         return (int) n;
                 if ((size_t) n < rbytes || record_crc(&rec, ranges) != rec.crc)
                         break;
-                if (rec.seq <= c->seq) {
+                if (rec.seq <= snap_seq && c->recovered_records == 0) {
                         /* Already in the snapshot (a crash between writing
-                         * the snapshot and replacing the log). */
+                         * the snapshot and replacing the log): such records
+                         * can only come first. */
                         off += sizeof(rec) + rbytes;
                         continue;
                 }
@@ -270,7 +272,7 @@ int checkpoint_compact(Checkpoint *c) {
         _cleanup_free_ char *buf = NULL;
         CkptSnapHeader h;
         CkptLogHeader lh;
-        int fd, r;
+        int fd = -1, r;
 
         buf = malloc(sizeof(h) + bytes);
         if (!buf)
@@ -294,17 +296,17 @@ int checkpoint_compact(Checkpoint *c) {
         r = write_file_atomic_at(c->dirfd, CKPT_SNAP, buf, sizeof(h) + bytes, 0600);
         if (r < 0)
                 return r;
+        /* The new log's descriptor comes from its creation: once it has
+         * replaced the old one by name, nothing can fail that would leave
+         * us appending to the unlinked old file. */
         log_header_init(&lh, c->n_items);
-        r = write_file_atomic_at(c->dirfd, CKPT_LOG, &lh, sizeof(lh), 0600);
-        if (r < 0)
-                return r;
-        fd = openat(c->dirfd, CKPT_LOG, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return -errno;
-        safe_close(c->log_fd);
-        c->log_fd = fd;
-        c->log_size = sizeof(lh);
-        return 0;
+        r = write_file_atomic_at_keep(c->dirfd, CKPT_LOG, &lh, sizeof(lh), 0600, &fd);
+        if (fd >= 0) {
+                safe_close(c->log_fd);
+                c->log_fd = fd;
+                c->log_size = sizeof(lh);
+        }
+        return r;
 }
 
 int checkpoint_bitmap_memfd(const Checkpoint *c) {

@@ -25,20 +25,27 @@ int items_open(Items *it, int fd, uint64_t n, uint64_t bytes, uint32_t crc, char
                                 (unsigned long long) st.st_size, (unsigned long long) bytes);
                 return -EBADMSG;
         }
+        /* Every item takes at least its NUL: more items than bytes is a
+         * damaged job description, and would overflow the index size. */
+        if (n > bytes && bytes > 0) {
+                (void) snprintf(err, errlen, "job claims %llu items in a %llu-byte snapshot: its state is damaged",
+                                (unsigned long long) n, (unsigned long long) bytes);
+                return -EBADMSG;
+        }
+        if (bytes == 0 && n != 0) {
+                (void) snprintf(err, errlen, "input snapshot is empty but should hold %llu items",
+                                (unsigned long long) n);
+                return -EBADMSG;
+        }
         nidx = (n + ITEMS_STRIDE - 1) / ITEMS_STRIDE;
         it->index = calloc(nidx ? nidx : 1, sizeof(uint64_t));
-        if (!it->index)
+        if (!it->index) {
+                (void) snprintf(err, errlen, "out of memory for the index of %llu items", (unsigned long long) n);
                 return -ENOMEM;
-        it->n = n;
-        if (bytes == 0) {
-                if (n != 0) {
-                        (void) snprintf(err, errlen, "input snapshot is empty but should hold %llu items",
-                                        (unsigned long long) n);
-                        items_close(it);
-                        return -EBADMSG;
-                }
-                return 0;
         }
+        it->n = n;
+        if (bytes == 0)
+                return 0;
         /* Shared and read-only: every worker reads the same page cache. */
         it->map = mmap(NULL, (size_t) bytes, PROT_READ, MAP_SHARED, fd, 0);
         if (it->map == MAP_FAILED) {

@@ -99,6 +99,10 @@ static int shared_int(const mplock_ctx *ctx, const char *key, int64_t *ret) {
                 return -ENOENT;
         if (!json_object_is_type(v, json_type_int))
                 return -EINVAL;
+        /* json-c keeps integers above INT64_MAX as uint64 and clamps them
+         * when asked for an int64: refuse instead of lying. */
+        if (json_object_get_int64(v) == INT64_MAX && json_object_get_uint64(v) != (uint64_t) INT64_MAX)
+                return -ERANGE;
         *ret = json_object_get_int64(v);
         return 0;
 }

@@ -76,7 +76,8 @@ struct mplock_results;
 
 /* Services the host gives a module. Every function returns 0 or a negative
  * errno: -ENOENT for a missing key, -EINVAL for a value of another type,
- * -E2BIG for a result over MPLOCK_RESULT_MAX, -ERANGE for a bad index. */
+ * -E2BIG for a result over MPLOCK_RESULT_MAX, -ERANGE for a bad index or an
+ * integer outside int64_t. */
 typedef struct mplock_api {
         uint32_t size; /* sizeof(struct mplock_api) of the host */
 
