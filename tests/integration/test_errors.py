@@ -45,13 +45,13 @@ class Refusals(DaemonTest):
         self.assert_nothing_created()
 
     def test_module_without_entry_symbol(self):
-        err = self.refused("--module", os.path.join(TESTMODULES, "nosym.so"), "--input", self.items,
+        err = self.refused("--module", os.path.join(TESTMODULES, "test-nosym.so"), "--input", self.items,
                            "--output", self.out, expect="invalid module")
         self.assertIn("not an mplock module", err)
         self.assert_nothing_created()
 
     def test_module_of_another_abi_version(self):
-        err = self.refused("--module", os.path.join(TESTMODULES, "badabi.so"), "--input", self.items,
+        err = self.refused("--module", os.path.join(TESTMODULES, "test-badabi.so"), "--input", self.items,
                            "--output", self.out, expect="invalid module")
         self.assertIn("ABI version 999", err)
         self.assert_nothing_created()
