@@ -1,13 +1,18 @@
 # SPDX-License-Identifier: MIT
 """Jobs as a user runs them: submit, wait, results, with the real binaries."""
 
+import glob
 import hashlib
 import json
 import os
+import re
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import PROBE, DaemonTest, main, module  # noqa: E402
+from harness import BUILD, PROBE, DaemonTest, main, module  # noqa: E402
+
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 class Square285(DaemonTest):
@@ -295,6 +300,31 @@ class Protocol(DaemonTest):
         human = self.d.ctl("status", a).stdout.decode()
         self.assertIn("completed", human)
         self.assertIn("1 done of 1", human)
+
+
+class ModuleBuild(DaemonTest):
+    def test_the_documented_module_builds_with_pkg_config_and_runs(self):
+        """docs/module.md's first example, built the documented way against
+        an installed tree: cc -shared -fPIC $(pkg-config --cflags mplock-module)."""
+        dest = self.path("dest")
+        subprocess.run(["meson", "install", "-C", BUILD, "--destdir", dest, "--no-rebuild", "--quiet"],
+                       check=True, capture_output=True)
+        pcs = glob.glob(os.path.join(dest, "**", "mplock-module.pc"), recursive=True)
+        self.assertEqual(len(pcs), 1, pcs)
+        self.assertTrue(glob.glob(os.path.join(dest, "**", "include", "mplock", "module.h"), recursive=True))
+        env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pcs[0]), PKG_CONFIG_SYSROOT_DIR=dest)
+        cflags = subprocess.run(["pkg-config", "--cflags", "mplock-module"], env=env, check=True,
+                                capture_output=True, text=True).stdout.split()
+        with open(os.path.join(SRC, "docs", "module.md")) as f:
+            code = re.search(r"```c\n(.*?)```", f.read(), re.S).group(1)
+        with open(self.path("upper.c"), "w") as f:
+            f.write(code)
+        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror"] + cflags +
+                       [self.path("upper.c"), "-o", self.path("upper.so")], check=True)
+        items = self.write_items("words.txt", ["hello", "World", "", "mplock"])
+        job = self.d.submit(self.path("upper.so"), items, self.path("out"), "--workers", 2)
+        self.assertEqual(self.d.wait(job)[0], 0)
+        self.assertEqual(self.d.ctl("results", job).stdout, b"HELLO\nWORLD\n\nMPLOCK\n")
 
 
 class Remove(DaemonTest):
