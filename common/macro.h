@@ -63,6 +63,30 @@ static inline void fclosep(FILE **f) {
                 (void) fclose(*f);
 }
 
+/* Grows the array *p (of *cap elements of size) to hold at least need,
+ * doubling: amortized O(1) appends, as systemd's GREEDY_REALLOC. 0 or
+ * -ENOMEM (then *p and *cap are unchanged). */
+static inline int greedy_realloc(void **p, size_t *cap, size_t need, size_t size, size_t min) {
+        size_t ncap;
+        void *n;
+
+        if (need <= *cap)
+                return 0;
+        ncap = *cap * 2 > need ? *cap * 2 : need;
+        if (ncap < min)
+                ncap = min;
+        if (ncap > SIZE_MAX / size)
+                return -ENOMEM;
+        n = realloc(*p, ncap * size);
+        if (!n)
+                return -ENOMEM;
+        *p = n;
+        *cap = ncap;
+        return 0;
+}
+#define GREEDY_REALLOC(array, cap, need) \
+        greedy_realloc((void **) &(array), &(cap), (need), sizeof((array)[0]), 16)
+
 #define _cleanup_free_ _cleanup_(freep)
 #define _cleanup_close_ _cleanup_(closep)
 #define _cleanup_fclose_ _cleanup_(fclosep)

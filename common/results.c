@@ -210,15 +210,9 @@ int results_file_open(ResultsFile *f, int fd, uint64_t limit, uint64_t n_items) 
                 if ((size_t) n < sizeof(h) || size - off < sizeof(h) || results_block_header_check(&h, n_items) < 0 ||
                     size - off - sizeof(h) < h.payload_len)
                         break;
-                if (f->n_blocks == cap) {
-                        size_t ncap = cap ? cap * 2 : 256;
-                        ResultsBlockRef *nb = realloc(f->blocks, ncap * sizeof(*nb));
-                        if (!nb) {
-                                r = -ENOMEM;
-                                goto fail;
-                        }
-                        f->blocks = nb;
-                        cap = ncap;
+                if (GREEDY_REALLOC(f->blocks, cap, f->n_blocks + 1) < 0) {
+                        r = -ENOMEM;
+                        goto fail;
                 }
                 f->blocks[f->n_blocks++] = (ResultsBlockRef){
                         .first = h.first, .count = h.count, .payload_len = h.payload_len, .offset = off };

@@ -134,22 +134,27 @@ static void connection_send(Connection *c, char *msg, size_t len) {
         (void) connection_update_events(c);
 }
 
-void connection_reply(Connection *c, json_object *params) {
-        size_t len;
-        char *msg;
+/* Sends the final reply (msg, built by the caller; NULL on ENOMEM) of the
+ * current call, or nothing for a oneway call, and moves on to the next. */
+static void connection_finish(Connection *c, char *msg, size_t len) {
+        bool oneway = c->oneway;
 
-        if (c->oneway) {
-                json_object_put(params);
-                connection_call_finished(c);
-                return;
-        }
-        msg = varlink_build_reply(params, false, &len);
         connection_call_finished(c);
-        connection_send(c, msg, len);
+        if (oneway)
+                free(msg);
+        else
+                connection_send(c, msg, len);
+}
+
+void connection_reply(Connection *c, json_object *params) {
+        size_t len = 0;
+        char *msg = varlink_build_reply(params, false, &len);
+
+        connection_finish(c, msg, len);
 }
 
 void connection_reply_continues(Connection *c, json_object *params) {
-        size_t len;
+        size_t len = 0;
         char *msg;
 
         if (!c->more) {
@@ -161,17 +166,10 @@ void connection_reply_continues(Connection *c, json_object *params) {
 }
 
 void connection_error(Connection *c, const char *error, json_object *params) {
-        size_t len;
-        char *msg;
+        size_t len = 0;
+        char *msg = varlink_build_error(error, params, &len);
 
-        if (c->oneway) {
-                json_object_put(params);
-                connection_call_finished(c);
-                return;
-        }
-        msg = varlink_build_error(error, params, &len);
-        connection_call_finished(c);
-        connection_send(c, msg, len);
+        connection_finish(c, msg, len);
 }
 
 void connection_error_param(Connection *c, const char *field, const char *reason) {

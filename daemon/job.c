@@ -70,14 +70,8 @@ void job_free(Job *j) {
 int manager_add_job(Manager *m, Job *j) {
         size_t i;
 
-        if (m->n_jobs == m->jobs_cap) {
-                size_t ncap = m->jobs_cap ? m->jobs_cap * 2 : 64;
-                Job **n = realloc(m->jobs, ncap * sizeof(*n));
-                if (!n)
-                        return log_oom();
-                m->jobs = n;
-                m->jobs_cap = ncap;
-        }
+        if (GREEDY_REALLOC(m->jobs, m->jobs_cap, m->n_jobs + 1) < 0)
+                return log_oom();
         /* Ids only grow, so this is an append except at start-up. */
         for (i = m->n_jobs; i > 0 && m->jobs[i - 1]->spec.id > j->spec.id; i--)
                 m->jobs[i] = m->jobs[i - 1];

@@ -100,6 +100,9 @@ void submit_abort_all(Manager *m) {
 static void submit_fail(Submission *s, const char *error, const char *field, const char *reason) {
         Connection *c = s->conn;
 
+        /* Clean up before answering: once the client has its error, nothing
+         * of the submission may be left on disk. */
+        submission_free(s);
         if (c) {
                 if (field)
                         connection_error_param(c, field, reason);
@@ -112,7 +115,6 @@ static void submit_fail(Submission *s, const char *error, const char *field, con
                         connection_error(c, error, p);
                 }
         }
-        submission_free(s);
 }
 
 static bool path_ok(const char *p, char *why, size_t n) {

@@ -377,14 +377,8 @@ static void pending_push(Runner *r, Pending p) {
                 memmove(r->pending, r->pending + r->pending_head, r->n_pending * sizeof(*r->pending));
                 r->pending_head = 0;
         }
-        if (r->pending_head + r->n_pending == r->cap_pending) {
-                size_t ncap = r->cap_pending ? r->cap_pending * 2 : 1024;
-                Pending *np = realloc(r->pending, ncap * sizeof(*np));
-                if (!np)
-                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-                r->pending = np;
-                r->cap_pending = ncap;
-        }
+        if (GREEDY_REALLOC(r->pending, r->cap_pending, r->pending_head + r->n_pending + 1) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
         r->pending[r->pending_head + r->n_pending++] = p;
 }
 
@@ -597,14 +591,8 @@ static bool next_chunk(Runner *r, Assignment *a) {
 static void requeue_push(Runner *r, uint64_t first, uint64_t count, bool suspect) {
         if (count == 0)
                 return;
-        if (r->n_requeue == r->cap_requeue) {
-                size_t ncap = r->cap_requeue ? r->cap_requeue * 2 : 64;
-                Requeue *n = realloc(r->requeue, ncap * sizeof(*n));
-                if (!n)
-                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-                r->requeue = n;
-                r->cap_requeue = ncap;
-        }
+        if (GREEDY_REALLOC(r->requeue, r->cap_requeue, r->n_requeue + 1) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
         /* Suspects first: they were in flight. */
         if (suspect) {
                 memmove(r->requeue + 1, r->requeue, r->n_requeue * sizeof(*r->requeue));
@@ -618,14 +606,8 @@ static uint32_t attempt_add(Runner *r, uint64_t index) {
         for (size_t i = 0; i < r->n_attempts; i++)
                 if (r->attempts[i].index == index)
                         return ++r->attempts[i].count;
-        if (r->n_attempts == r->cap_attempts) {
-                size_t ncap = r->cap_attempts ? r->cap_attempts * 2 : 16;
-                Attempt *n = realloc(r->attempts, ncap * sizeof(*n));
-                if (!n)
-                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-                r->attempts = n;
-                r->cap_attempts = ncap;
-        }
+        if (GREEDY_REALLOC(r->attempts, r->cap_attempts, r->n_attempts + 1) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
         r->attempts[r->n_attempts++] = (Attempt){ index, 1 };
         return 1;
 }
