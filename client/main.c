@@ -22,6 +22,7 @@ static void help(void) {
                "  watch JOB             show progress, rate and ETA until the job ends\n"
                "  results JOB [--null] [--via-daemon]\n"
                "                        print results in input order, one per line\n"
+               "  logs JOB [-f]         what the job's workers printed (-f: follow until it ends)\n"
                "  remove JOB            forget an ended job (its output directory stays)\n\n"
                "Options:\n"
                "  --socket PATH         talk to mplockd there ($MPLOCK_SOCKET)\n"
@@ -37,6 +38,7 @@ static const struct {
 } commands[] = {
         { "submit", cmd_submit }, { "status", cmd_status }, { "list", cmd_list },       { "cancel", cmd_cancel },
         { "wait", cmd_wait },     { "watch", cmd_watch },   { "results", cmd_results }, { "remove", cmd_remove },
+        { "logs", cmd_logs },
 };
 
 int main(int argc, char **argv) {

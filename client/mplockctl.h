@@ -59,3 +59,4 @@ int cmd_wait(Ctl *c, int argc, char **argv);
 int cmd_watch(Ctl *c, int argc, char **argv);
 int cmd_results(Ctl *c, int argc, char **argv);
 int cmd_remove(Ctl *c, int argc, char **argv);
+int cmd_logs(Ctl *c, int argc, char **argv);

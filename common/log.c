@@ -53,6 +53,10 @@ int log_get_max_level(void) {
         return log_max_level;
 }
 
+bool log_is_journal(void) {
+        return log_to_journal;
+}
+
 void log_set_console(int on) {
         log_to_journal = !on;
 }

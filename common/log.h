@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <syslog.h>
 
@@ -17,6 +18,8 @@ void log_set_max_level(int level);
 int log_get_max_level(void);
 /* Force plain stderr output (tests, --log-target=console). */
 void log_set_console(int on);
+/* Whether messages go to the journal (stderr is a journald stream). */
+bool log_is_journal(void);
 
 int log_full_errno(int level, int error, uint64_t job, const char *fmt, ...) _printf_(4, 5);
 

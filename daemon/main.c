@@ -12,123 +12,62 @@
 #include "log.h"
 #include "macro.h"
 #include "mplockd.h"
-#include "parse.h"
 #include "paths.h"
 
 #ifndef RUNNER_PATH
 #define RUNNER_PATH "/usr/libexec/mplock/mplock-runner"
 #endif
 
-static void settings_defaults(Settings *s) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-        *s = (Settings){
-                .max_workers = n > 0 ? (uint32_t) n : 1,
-                .max_workers_per_job = 256,
-                .max_jobs = 10000,
-                .max_active_jobs = 1000,
-                .max_connections = 256,
-                .max_connections_per_uid = 64,
-                .max_message = 16u << 20,
-                .max_shared = 1u << 20,
-                .max_items = 250000000,
-                .max_input_bytes = UINT64_C(64) << 30,
-                .max_batch_size = 65536,
-                .max_save_batch = 1000000,
-                .commit_interval_ms = 200,
-                .commit_items = 1000000,
-                .max_attempts = 3,
-                .stop_timeout_usec = 10 * 1000000ULL,
-                .check_timeout_usec = 300 * 1000000ULL,
-        };
-}
-
 static void help(void) {
         printf("Usage: mplockd [OPTIONS]\n\n"
                "Runs batch jobs submitted over a Varlink socket; see mplockd(8).\n\n"
-               "  --socket PATH               listen here (default: per instance, see --system)\n"
+               "  --socket PATH               listen here (default: per instance)\n"
                "  --state-dir DIR             keep jobs and checkpoints here\n"
+               "  --config FILE               settings file (default: /etc/mplockd.conf, or\n"
+               "                              $XDG_CONFIG_HOME/mplockd.conf for a user instance)\n"
                "  --system | --user           instance type (default: --system for root)\n"
                "  --runner PATH               the mplock-runner helper\n"
-               "  --max-workers N             worker processes over all jobs (default: CPUs)\n"
-               "  --max-workers-per-job N     largest --workers a job may ask for (256)\n"
-               "  --max-jobs N                jobs kept, in any state (10000)\n"
-               "  --max-active-jobs N         queued and running jobs (1000)\n"
-               "  --max-connections N         client connections (256)\n"
-               "  --max-connections-per-uid N (64)\n"
-               "  --max-message-size BYTES    one Varlink message (16 MiB)\n"
-               "  --max-shared-size BYTES     a job's shared data (1 MiB)\n"
-               "  --max-items N               items in one job (250000000)\n"
-               "  --max-input-size BYTES      one job's input list (64 GiB)\n"
-               "  --commit-interval MS        checkpoint group commit interval (200)\n"
-               "  --commit-items N            ... or after this many items (1000000)\n"
-               "  --max-attempts N            attempts per item whose worker dies (3)\n"
-               "  --stop-timeout SEC          graceful stop before runners are killed (10)\n"
                "  --log-level LEVEL           debug, info, warning or error\n"
-               "  --help, --version\n");
+               "  --help, --version\n\n"
+               "Settings (also \"name = value\" lines in the config file; flags win):\n");
+        settings_help(stdout);
 }
 
 enum {
         ARG_SOCKET = 0x100,
         ARG_STATE_DIR,
+        ARG_CONFIG,
         ARG_SYSTEM,
         ARG_USER,
         ARG_RUNNER,
-        ARG_MAX_WORKERS,
-        ARG_MAX_WORKERS_PER_JOB,
-        ARG_MAX_JOBS,
-        ARG_MAX_ACTIVE_JOBS,
-        ARG_MAX_CONNECTIONS,
-        ARG_MAX_CONNECTIONS_PER_UID,
-        ARG_MAX_MESSAGE,
-        ARG_MAX_SHARED,
-        ARG_MAX_ITEMS,
-        ARG_MAX_INPUT,
-        ARG_COMMIT_INTERVAL,
-        ARG_COMMIT_ITEMS,
-        ARG_MAX_ATTEMPTS,
-        ARG_STOP_TIMEOUT,
         ARG_LOG_LEVEL,
         ARG_VERSION,
+        ARG_SETTING = 0x200, /* + index into the settings table */
 };
 
-static int parse_num_arg(const char *name, const char *v, uint64_t min, uint64_t max, uint64_t *ret) {
-        int r = parse_uint_range(v, min, max, ret);
-        if (r < 0)
-                return log_error_errno(r, "Invalid %s: \"%s\" (expected %llu..%llu).", name, v,
-                                       (unsigned long long) min, (unsigned long long) max);
-        return 0;
-}
-
 static int parse_argv(Manager *m, int argc, char **argv, int *system_flag) {
-        static const struct option options[] = {
+        static const struct option fixed[] = {
                 { "socket", required_argument, NULL, ARG_SOCKET },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "config", required_argument, NULL, ARG_CONFIG },
                 { "system", no_argument, NULL, ARG_SYSTEM },
                 { "user", no_argument, NULL, ARG_USER },
                 { "runner", required_argument, NULL, ARG_RUNNER },
-                { "max-workers", required_argument, NULL, ARG_MAX_WORKERS },
-                { "max-workers-per-job", required_argument, NULL, ARG_MAX_WORKERS_PER_JOB },
-                { "max-jobs", required_argument, NULL, ARG_MAX_JOBS },
-                { "max-active-jobs", required_argument, NULL, ARG_MAX_ACTIVE_JOBS },
-                { "max-connections", required_argument, NULL, ARG_MAX_CONNECTIONS },
-                { "max-connections-per-uid", required_argument, NULL, ARG_MAX_CONNECTIONS_PER_UID },
-                { "max-message-size", required_argument, NULL, ARG_MAX_MESSAGE },
-                { "max-shared-size", required_argument, NULL, ARG_MAX_SHARED },
-                { "max-items", required_argument, NULL, ARG_MAX_ITEMS },
-                { "max-input-size", required_argument, NULL, ARG_MAX_INPUT },
-                { "commit-interval", required_argument, NULL, ARG_COMMIT_INTERVAL },
-                { "commit-items", required_argument, NULL, ARG_COMMIT_ITEMS },
-                { "max-attempts", required_argument, NULL, ARG_MAX_ATTEMPTS },
-                { "stop-timeout", required_argument, NULL, ARG_STOP_TIMEOUT },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
-                {},
         };
-        Settings *s = &m->settings;
-        uint64_t v;
+        _cleanup_free_ struct option *options = NULL;
+        size_t n = settings_count();
         int c, r;
+
+        options = calloc(ELEMENTSOF(fixed) + n + 1, sizeof(*options));
+        if (!options)
+                return log_oom();
+        memcpy(options, fixed, sizeof(fixed));
+        for (size_t i = 0; i < n; i++)
+                options[ELEMENTSOF(fixed) + i] =
+                        (struct option){ settings_name(i), required_argument, NULL, ARG_SETTING + (int) i };
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 r = 0;
@@ -141,15 +80,15 @@ static int parse_argv(Manager *m, int argc, char **argv, int *system_flag) {
                         exit(EXIT_SUCCESS);
                 case ARG_SOCKET:
                         free(m->socket_path);
-                        if (optarg[0] != '/') {
-                                free(m->socket_path);
-                                r = path_make_absolute(optarg, &m->socket_path);
-                        } else
-                                r = (m->socket_path = strdup(optarg)) ? 0 : -ENOMEM;
+                        r = path_make_absolute(optarg, &m->socket_path);
                         break;
                 case ARG_STATE_DIR:
                         free(m->state_dir);
                         r = path_make_absolute(optarg, &m->state_dir);
+                        break;
+                case ARG_CONFIG:
+                        free(m->config_path);
+                        r = path_make_absolute(optarg, &m->config_path);
                         break;
                 case ARG_SYSTEM:
                         *system_flag = 1;
@@ -160,32 +99,6 @@ static int parse_argv(Manager *m, int argc, char **argv, int *system_flag) {
                 case ARG_RUNNER:
                         free(m->runner_path);
                         r = path_make_absolute(optarg, &m->runner_path);
-                        break;
-#define NUM(arg, name, min, max, field)                                       \
-        case arg:                                                             \
-                r = parse_num_arg(name, optarg, (min), (max), &v);            \
-                if (r == 0)                                                   \
-                        s->field = (__typeof__(s->field)) v;                  \
-                break;
-                        NUM(ARG_MAX_WORKERS, "--max-workers", 1, 65536, max_workers)
-                        NUM(ARG_MAX_WORKERS_PER_JOB, "--max-workers-per-job", 1, 65536, max_workers_per_job)
-                        NUM(ARG_MAX_JOBS, "--max-jobs", 1, 10000000, max_jobs)
-                        NUM(ARG_MAX_ACTIVE_JOBS, "--max-active-jobs", 1, 1000000, max_active_jobs)
-                        NUM(ARG_MAX_CONNECTIONS, "--max-connections", 1, 100000, max_connections)
-                        NUM(ARG_MAX_CONNECTIONS_PER_UID, "--max-connections-per-uid", 1, 100000,
-                            max_connections_per_uid)
-                        NUM(ARG_MAX_MESSAGE, "--max-message-size", 4096, 1u << 30, max_message)
-                        NUM(ARG_MAX_SHARED, "--max-shared-size", 2, 256u << 20, max_shared)
-                        NUM(ARG_MAX_ITEMS, "--max-items", 1, UINT64_C(1) << 36, max_items)
-                        NUM(ARG_MAX_INPUT, "--max-input-size", 1, UINT64_C(1) << 50, max_input_bytes)
-                        NUM(ARG_COMMIT_INTERVAL, "--commit-interval", 1, 3600000, commit_interval_ms)
-                        NUM(ARG_COMMIT_ITEMS, "--commit-items", 1, UINT32_MAX, commit_items)
-                        NUM(ARG_MAX_ATTEMPTS, "--max-attempts", 1, 1000, max_attempts)
-#undef NUM
-                case ARG_STOP_TIMEOUT:
-                        r = parse_num_arg("--stop-timeout", optarg, 0, 86400, &v);
-                        if (r == 0)
-                                s->stop_timeout_usec = v * 1000000ULL;
                         break;
                 case ARG_LOG_LEVEL:
                         if (streq(optarg, "debug"))
@@ -200,7 +113,14 @@ static int parse_argv(Manager *m, int argc, char **argv, int *system_flag) {
                                 r = log_error_errno(EINVAL, "Unknown log level \"%s\".", optarg);
                         break;
                 default:
-                        return -EINVAL;
+                        if (c < ARG_SETTING || (size_t) (c - ARG_SETTING) >= n)
+                                return -EINVAL;
+                        r = settings_set(&m->cmdline, settings_name((size_t) (c - ARG_SETTING)), optarg,
+                                         &m->cmdline_mask);
+                        if (r < 0)
+                                r = log_error_errno(r, "Invalid --%s \"%s\".", settings_name((size_t) (c - ARG_SETTING)),
+                                                    optarg);
+                        break;
                 }
                 if (r < 0)
                         return r;
@@ -208,6 +128,44 @@ static int parse_argv(Manager *m, int argc, char **argv, int *system_flag) {
         if (optind < argc)
                 return log_error_errno(EINVAL, "Unexpected argument \"%s\".", argv[optind]);
         return 0;
+}
+
+static int default_config_path(Manager *m) {
+        const char *x;
+
+        if (m->config_path)
+                return 0;
+        if (m->system_instance)
+                m->config_path = strdup("/etc/mplockd.conf");
+        else if ((x = getenv("XDG_CONFIG_HOME")) && x[0] == '/') {
+                if (asprintf(&m->config_path, "%s/mplockd.conf", x) < 0)
+                        m->config_path = NULL;
+        } else if ((x = getenv("HOME")) && x[0] == '/') {
+                if (asprintf(&m->config_path, "%s/.config/mplockd.conf", x) < 0)
+                        m->config_path = NULL;
+        } else
+                return 0; /* nowhere to look: flags and defaults only */
+        return m->config_path ? 0 : log_oom();
+}
+
+/* SIGHUP: settings from the file again, between RELOADING=1 and READY=1.
+ * New values apply to what starts from now on (scheduling, new runners,
+ * new requests); a file that does not parse changes nothing. */
+static void reload(Manager *m) {
+        Settings n = m->cmdline;
+        int r;
+
+        (void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration");
+        r = m->config_path ? settings_load_file(&n, m->config_path, m->cmdline_mask) : 0;
+        if (r < 0)
+                log_error("Keeping the settings in force: %s does not load.", m->config_path);
+        else {
+                m->settings = n;
+                log_info("Reloaded %s: %u workers at most.", strna(m->config_path), m->settings.max_workers);
+                manager_schedule(m);
+        }
+        (void) sd_notify(false, "READY=1");
+        manager_notify_status(m);
 }
 
 static int find_runner(Manager *m) {
@@ -244,7 +202,7 @@ static int signal_handler(sd_event_source *s, const struct signalfd_siginfo *si,
 
         (void) s;
         if (si->ssi_signo == SIGHUP) {
-                log_info("SIGHUP: nothing to reload yet.");
+                reload(m);
                 return 0;
         }
         if (m->stopping)
@@ -292,6 +250,7 @@ static void manager_free(Manager *m) {
         free(m->state_dir);
         free(m->socket_path);
         free(m->runner_path);
+        free(m->config_path);
 }
 
 int main(int argc, char **argv) {
@@ -300,11 +259,16 @@ int main(int argc, char **argv) {
         sigset_t mask;
 
         log_setup("mplockd");
-        settings_defaults(&m.settings);
+        settings_defaults(&m.cmdline);
         r = parse_argv(&m, argc, argv, &system_flag);
         if (r < 0)
                 return 2;
         m.system_instance = system_flag >= 0 ? system_flag : geteuid() == 0;
+        if (default_config_path(&m) < 0)
+                return 1;
+        m.settings = m.cmdline;
+        if (m.config_path && settings_load_file(&m.settings, m.config_path, m.cmdline_mask) < 0)
+                return 1;
 
         if (!m.socket_path) {
                 const char *rd = paths_systemd_dir("RUNTIME_DIRECTORY");

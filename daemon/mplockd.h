@@ -4,6 +4,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
@@ -46,6 +47,18 @@ typedef struct Settings {
         uint64_t stop_timeout_usec;  /* graceful stop before SIGKILL */
         uint64_t check_timeout_usec; /* submission checks */
 } Settings;
+
+/* config.c: one table for flags and the config file. */
+void settings_defaults(Settings *s);
+/* -ENOENT for an unknown name, -EINVAL/-ERANGE for a bad value; marks the
+ * setting in *mask (if given). */
+int settings_set(Settings *s, const char *name, const char *value, uint64_t *mask);
+size_t settings_count(void);
+const char *settings_name(size_t i);
+void settings_help(FILE *f);
+/* Applies "name = value" lines of path over *s, except what cmdline_mask
+ * marks; all or nothing. A missing file is no error. */
+int settings_load_file(Settings *s, const char *path, uint64_t cmdline_mask);
 
 /* What a client asked for; immutable once the job exists (job.json). */
 typedef struct JobSpec {
@@ -105,7 +118,10 @@ struct Job {
 
 struct Manager {
         sd_event *event;
-        Settings settings;
+        Settings settings;     /* in force */
+        Settings cmdline;      /* defaults and the command line */
+        uint64_t cmdline_mask; /* which settings the command line set */
+        char *config_path;
         char *state_dir;
         int state_fd; /* state dir */
         int jobs_fd;  /* state_dir/jobs */

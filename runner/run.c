@@ -11,8 +11,10 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <systemd/sd-journal.h>
 #include <unistd.h>
 
 #include "bitmap.h"
@@ -59,12 +61,17 @@ typedef struct Assignment {
         bool single; /* a suspect item handed out alone */
 } Assignment;
 
+#define OUTPUT_LINE_MAX 16384
+
 typedef struct Worker {
         Runner *runner;
         uint32_t no;
         pid_t pid;
-        int cmd_fd, res_fd;
-        sd_event_source *io, *child;
+        int cmd_fd, res_fd, out_fd;
+        sd_event_source *io, *child, *out_io;
+        /* What the worker prints, cut into lines for the journal. */
+        char out[OUTPUT_LINE_MAX];
+        size_t out_len;
         Assignment q[WORKER_DEPTH];
         unsigned nq;
         char *buf;
@@ -644,12 +651,72 @@ static void dispatch(Runner *r) {
 static int worker_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata);
 
+/* One line a worker printed: into the job log, and into the journal with
+ * the job's id when we log there. */
+static void output_line(Runner *r, Worker *w, const char *line, size_t len, bool newline) {
+        struct iovec iov[2] = { { (void *) UNCONST(line), len }, { (void *) UNCONST("\n"), 1 } };
+        ssize_t n;
+
+        do
+                n = writev(r->log_fd, iov, newline ? 2 : 1);
+        while (n < 0 && errno == EINTR);
+        if (log_is_journal())
+                (void) sd_journal_send("MESSAGE=%.*s", (int) len, line, "PRIORITY=%i", LOG_INFO,
+                                       "SYSLOG_IDENTIFIER=mplock-worker", "MPLOCK_JOB=%llu", (unsigned long long) r->id,
+                                       "MPLOCK_WORKER=%u", w->no, NULL);
+}
+
+static void output_flush(Runner *r, Worker *w, bool all) {
+        size_t start = 0;
+
+        for (;;) {
+                char *nl = memchr(w->out + start, '\n', w->out_len - start);
+                if (!nl)
+                        break;
+                output_line(r, w, w->out + start, (size_t) (nl - (w->out + start)), true);
+                start = (size_t) (nl - w->out) + 1;
+        }
+        /* A line longer than the buffer is cut; a partial last line waits
+         * for its end unless the worker is gone. */
+        if (w->out_len - start == sizeof(w->out) || (all && w->out_len > start)) {
+                output_line(r, w, w->out + start, w->out_len - start, all);
+                start = w->out_len;
+        }
+        memmove(w->out, w->out + start, w->out_len - start);
+        w->out_len -= start;
+}
+
+/* Reads what the worker printed; false at EOF. */
+static bool output_read(Runner *r, Worker *w) {
+        for (;;) {
+                ssize_t n = read(w->out_fd, w->out + w->out_len, sizeof(w->out) - w->out_len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        output_flush(r, w, n == 0);
+                        return n < 0 && errno == EAGAIN;
+                }
+                w->out_len += (size_t) n;
+                output_flush(r, w, false);
+        }
+}
+
+static int output_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+
+        (void) fd;
+        (void) revents;
+        if (!output_read(w->runner, w))
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        return 0;
+}
+
 static void worker_spawn(Runner *r, Worker *w) {
-        int cmd[2], res[2];
+        int cmd[2], res[2], out[2];
         pid_t pid, parent = getpid();
         int q;
 
-        if (pipe2(cmd, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0)
+        if (pipe2(cmd, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
                 fail(r, IPC_FAIL_TEMPORARY, "pipe: %s", strerror(errno));
         /* Room for a few result blocks in flight. */
         (void) fcntl(res[1], F_SETPIPE_SZ, 1 << 20);
@@ -665,10 +732,10 @@ static void worker_spawn(Runner *r, Worker *w) {
                 (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
                 if (getppid() != parent)
                         _exit(1);
-                /* stdin nothing, stdout and stderr into the job log; the
-                 * worker keeps only its two pipes besides. */
+                /* stdin nothing, stdout and stderr to us (for the job log
+                 * and the journal); the worker keeps only its pipes. */
                 null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(r->log_fd, 1) < 0 || dup2(r->log_fd, 2) < 0 ||
+                if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0 ||
                     dup2(cmd[0], 3) < 0 || dup2(res[1], 4) < 0)
                         _exit(1);
                 if (syscall(SYS_close_range, 5U, ~0U, 0) < 0)
@@ -680,14 +747,20 @@ static void worker_spawn(Runner *r, Worker *w) {
         }
         safe_close(cmd[0]);
         safe_close(res[1]);
+        safe_close(out[1]);
         w->pid = pid;
         w->cmd_fd = cmd[1];
         w->res_fd = res[0];
+        w->out_fd = out[0];
         w->nq = 0;
         w->len = 0;
+        w->out_len = 0;
         w->ready = w->exiting = false;
         (void) fcntl(w->res_fd, F_SETFL, O_NONBLOCK);
+        (void) fcntl(w->out_fd, F_SETFL, O_NONBLOCK);
         q = sd_event_add_io(r->event, &w->io, w->res_fd, EPOLLIN, worker_io, w);
+        if (q >= 0)
+                q = sd_event_add_io(r->event, &w->out_io, w->out_fd, EPOLLIN, output_io, w);
         if (q >= 0)
                 q = sd_event_add_child(r->event, &w->child, pid, WEXITED, worker_exited, w);
         if (q < 0)
@@ -786,6 +859,8 @@ static int worker_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 }
 
 static void worker_detach(Worker *w) {
+        w->out_io = sd_event_source_disable_unref(w->out_io);
+        w->out_fd = safe_close(w->out_fd);
         w->io = sd_event_source_disable_unref(w->io);
         w->child = sd_event_source_disable_unref(w->child);
         w->cmd_fd = safe_close(w->cmd_fd);
@@ -799,9 +874,11 @@ static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata
         char how[96];
 
         (void) s;
-        /* Everything it wrote before it died counts. */
+        /* Everything it wrote before it died counts, and is logged. */
         if (w->res_fd >= 0)
                 (void) worker_read(r, w);
+        if (w->out_fd >= 0)
+                (void) output_read(r, w);
         if (si->si_code == CLD_EXITED)
                 (void) snprintf(how, sizeof(how), "exited with status %d", si->si_status);
         else
@@ -1037,7 +1114,7 @@ int run_main(void) {
         if (!r.workers)
                 fail(&r, IPC_FAIL_TEMPORARY, "out of memory");
         for (uint32_t i = 0; i < r.n_workers; i++) {
-                r.workers[i] = (Worker){ .runner = &r, .no = i, .cmd_fd = -1, .res_fd = -1 };
+                r.workers[i] = (Worker){ .runner = &r, .no = i, .cmd_fd = -1, .res_fd = -1, .out_fd = -1 };
                 if (r.recorded < r.n_items)
                         worker_spawn(&r, &r.workers[i]);
         }

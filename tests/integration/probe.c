@@ -6,6 +6,8 @@
  *            call's first item>|item=<item>"
  *   init     fails with -EINVAL when shared "fail_init" is true
  *   fini     creates OUTPUT/probe-fini.<pid>
+ *   print    with shared "print" true, process prints "probe out <item>"
+ *            on stdout and "probe err <item>" on stderr
  *   save     appends "index<TAB>status<TAB>item<TAB>result" lines to
  *            OUTPUT/probe.saved, under a non-blocking flock: a second save
  *            running at the same time fails the job. */
@@ -55,6 +57,14 @@ static int probe_process(const mplock_ctx *ctx, void *state, const mplock_item *
         if (ms > 0) {
                 struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
                 nanosleep(&ts, NULL);
+        }
+        int print = 0;
+
+        (void) ctx->api->shared_bool(ctx, "print", &print);
+        for (size_t i = 0; i < n && print; i++) {
+                printf("probe out %s\n", items[i].data);
+                fflush(stdout);
+                fprintf(stderr, "probe err %s\n", items[i].data);
         }
         for (size_t i = 0; i < n; i++)
                 mplock_result_printf(out, i, "tag=%s|worker=%u|pid=%d|inits=%d|batch=%zu|first=%llu|item=%s", p->tag,

@@ -6,8 +6,10 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILD, PROBE, DaemonTest, main, module  # noqa: E402
@@ -325,6 +327,88 @@ class ModuleBuild(DaemonTest):
         job = self.d.submit(self.path("upper.so"), items, self.path("out"), "--workers", 2)
         self.assertEqual(self.d.wait(job)[0], 0)
         self.assertEqual(self.d.ctl("results", job).stdout, b"HELLO\nWORLD\n\nMPLOCK\n")
+
+
+class Logs(DaemonTest):
+    def test_worker_output_goes_to_the_job_log(self):
+        n = 30
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        job = self.d.submit(PROBE, items, self.path("out"), "--workers", 2, "--shared", '{"print": true}')
+        # Follow while it runs: returns once the job has ended, with everything.
+        followed = self.d.ctl("logs", "-f", job).stdout.decode()
+        self.assertEqual(self.d.status(job)["state"], "completed")
+        with open(self.path("out", "mplock-%d.log" % job)) as f:
+            log = f.read()
+        self.assertEqual(followed, log)
+        self.assertEqual(self.d.ctl("logs", job).stdout.decode(), log)
+        lines = log.splitlines()
+        for i in range(n):
+            self.assertIn("probe out %d" % i, lines)
+            self.assertIn("probe err %d" % i, lines)
+        self.assertIn("mplock: All %d items done (0 failed)." % n, lines)
+
+
+class Config(DaemonTest):
+    def setUp(self):
+        super().setUp()
+        self.d.stop()
+        self.conf = self.path("mplockd.conf")
+
+    def distinct_workers(self, job):
+        res = self.d.results_json(job)
+        return {r["result"].split("|")[2] for r in res}
+
+    def test_settings_from_the_file_and_reload_on_sighup(self):
+        with open(self.conf, "w") as f:
+            f.write("# one worker for everybody\nmax-workers = 1\n  commit-interval=50  # ms\n")
+        self.d.args = ["--config", self.conf]
+        self.d.start()
+        items = self.write_items("items.txt", [str(i) for i in range(60)])
+        a = self.d.submit(PROBE, items, self.path("a"), "--workers", 2, "--shared", '{"sleep_ms": 3}')
+        self.assertEqual(self.d.wait(a)[0], 0)
+        self.assertEqual(len(self.distinct_workers(a)), 1)
+
+        with open(self.conf, "w") as f:
+            f.write("max-workers = 2\n")
+        self.d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "Reloaded" not in self.d.read_log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        b = self.d.submit(PROBE, items, self.path("b"), "--workers", 2, "--shared", '{"sleep_ms": 3}')
+        self.assertEqual(self.d.wait(b)[0], 0)
+        self.assertEqual(len(self.distinct_workers(b)), 2)
+
+        # A file that does not parse changes nothing, and says where.
+        with open(self.conf, "w") as f:
+            f.write("max-workers = 1\nmax-wrokers = 2\n")
+        self.d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "does not load" not in self.d.read_log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn('mplockd.conf:2: unknown setting "max-wrokers"', self.d.read_log())
+        c = self.d.submit(PROBE, items, self.path("c"), "--workers", 2, "--shared", '{"sleep_ms": 3}')
+        self.assertEqual(self.d.wait(c)[0], 0)
+        self.assertEqual(len(self.distinct_workers(c)), 2)
+
+    def test_the_command_line_wins_over_the_file(self):
+        with open(self.conf, "w") as f:
+            f.write("max-workers = 1\n")
+        self.d.args = ["--config", self.conf, "--max-workers", "2"]
+        self.d.start()
+        items = self.write_items("items.txt", [str(i) for i in range(60)])
+        a = self.d.submit(PROBE, items, self.path("a"), "--workers", 2, "--shared", '{"sleep_ms": 3}')
+        self.assertEqual(self.d.wait(a)[0], 0)
+        self.assertEqual(len(self.distinct_workers(a)), 2)
+
+    def test_a_bad_file_stops_the_start_with_its_line(self):
+        with open(self.conf, "w") as f:
+            f.write("max-workers = 0\n")
+        self.d.args = ["--config", self.conf]
+        with self.assertRaises(RuntimeError) as cm:
+            self.d.start()
+        self.assertIn("mplockd.conf:1: invalid max-workers", str(cm.exception))
+        self.d.proc = subprocess.Popen(["true"])  # for tearDown
+        self.d.proc.wait()
 
 
 class Remove(DaemonTest):

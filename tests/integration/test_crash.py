@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Crashes, kills, cancels and concurrency: nothing lost, nothing twice."""
 
+import json
 import os
 import signal
 import subprocess
@@ -179,17 +180,20 @@ class Workers(DaemonTest):
 
     def test_two_jobs_run_side_by_side_and_queue_beyond_the_cap(self):
         items = self.write_items("items.txt", [str(i) for i in range(400)])
-        a = self.d.submit(PROBE, items, self.path("a"), "--workers", 2, "--shared", '{"sleep_ms": 5, "tag": "a"}')
-        b = self.d.submit(PROBE, items, self.path("b"), "--workers", 2, "--shared", '{"sleep_ms": 5, "tag": "b"}')
-        c = self.d.submit(PROBE, items, self.path("c"), "--workers", 2, "--shared", '{"sleep_ms": 5, "tag": "c"}')
+        shared = '{"sleep_ms": 10, "tag": "%s"}'
+        a = self.d.submit(PROBE, items, self.path("a"), "--workers", 2, "--shared", shared % "a")
+        b = self.d.submit(PROBE, items, self.path("b"), "--workers", 2, "--shared", shared % "b")
+        c = self.d.submit(PROBE, items, self.path("c"), "--workers", 2, "--shared", shared % "c")
         seen_both, seen_c_queued = False, False
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            sa, sb, sc = (self.d.status(j)["state"] for j in (a, b, c))
-            if sa == sb == "running":
+            # One List call: the three states at the same moment.
+            jobs = {j["id"]: j["state"] for j in
+                    (json.loads(line) for line in self.d.ctl("--json", "list").stdout.splitlines())}
+            if jobs[a] == jobs[b] == "running":
                 seen_both = True
-                seen_c_queued |= sc == "queued"
-            if sc != "queued":
+                seen_c_queued |= jobs[c] == "queued"
+            if jobs[c] != "queued":
                 break
             time.sleep(0.01)
         self.assertTrue(seen_both, "the two jobs never ran at the same time")
