@@ -151,7 +151,9 @@ int cmd_watch(Ctl *c, int argc, char **argv) {
                 if (c->json)
                         print_json(job);
                 else {
-                        uint64_t items = job_uint(job, "items"), done = job_uint(job, "done");
+                        /* Progress counts processed items; results exist
+                         * once committed ("done"). */
+                        uint64_t items = job_uint(job, "items"), done = MAX(job_uint(job, "processed"), job_uint(job, "done"));
                         json_object *eta = json_get(job, "eta_seconds");
                         char eta_text[32] = "";
                         if (eta)

@@ -71,7 +71,8 @@ void print_job(const json_object *cjob) {
         if (streq(job_str(job, "state"), "running")) {
                 json_object *rate = json_get(job, "rate");
                 format_duration(e ? (uint64_t) json_object_get_int64(e) : 0, eta, sizeof(eta));
-                printf("  progress: %.0f items/s, %s left, %llu workers\n", rate ? json_object_get_double(rate) : 0.0,
+                printf("  progress: %llu processed, %.0f items/s, %s left, %llu workers\n",
+                       (unsigned long long) job_uint(job, "processed"), rate ? json_object_get_double(rate) : 0.0,
                        e ? eta : "?", (unsigned long long) job_uint(job, "live_workers"));
         }
         printf("  module:   %s\n", job_str(job, "module"));

@@ -52,9 +52,11 @@ json_object *job_to_json(Job *j) {
         ADD("items", json_object_new_int64((int64_t) j->spec.n_items));
         ADD("done", json_object_new_int64((int64_t) j->done));
         ADD("failed", json_object_new_int64((int64_t) j->failed));
+        ADD("processed", json_object_new_int64((int64_t) MAX(j->processed, j->done)));
         ADD("rate", json_object_new_double(j->state == JOB_RUNNING ? j->rate : 0.0));
         if (j->state == JOB_RUNNING && j->rate > 0.5)
-                ADD("eta_seconds", json_object_new_int64((int64_t) ((double) (j->spec.n_items - j->done) / j->rate)));
+                ADD("eta_seconds",
+                    json_object_new_int64((int64_t) ((double) (j->spec.n_items - MAX(j->processed, j->done)) / j->rate)));
         ADD("live_workers", json_object_new_int64(j->live_workers));
         ADD("created_usec", json_object_new_int64((int64_t) j->spec.created_usec));
         if (j->started_usec)
@@ -538,7 +540,8 @@ void manager_notify_status(Manager *m) {
         len = (size_t) snprintf(buf, sizeof(buf), "STATUS=%u running, %u queued", running, queued);
         if (first && len < sizeof(buf))
                 (void) snprintf(buf + len, sizeof(buf) - len, "; job %llu: %llu/%llu items, %.0f/s",
-                                (unsigned long long) first->spec.id, (unsigned long long) first->done,
+                                (unsigned long long) first->spec.id,
+                                (unsigned long long) MAX(first->processed, first->done),
                                 (unsigned long long) first->spec.n_items, first->rate);
         (void) sd_notify(false, buf);
 }

@@ -90,6 +90,7 @@ struct Job {
 
         /* Counters survive while the bitmap is unloaded (final jobs). */
         uint64_t done, failed, results_len;
+        uint64_t processed; /* done, or more: finished but not yet committed */
         Checkpoint ckpt;
         bool ckpt_loaded;
 

@@ -191,7 +191,8 @@ static void runner_protocol_error(Job *j, const char *what) {
         runner_kill(j);
 }
 
-/* Items per second: from the runner's start until a first second has
+/* Items per second, of processed items (committed or not: commits can
+ * wait for a save batch): from the runner's start until a first second has
  * passed, then a moving average over roughly one-second windows. */
 static void update_rate(Job *j) {
         uint64_t now = now_usec(CLOCK_MONOTONIC), dt = now - j->rate_usec;
@@ -199,7 +200,7 @@ static void update_rate(Job *j) {
 
         if (j->rate_usec == 0 || dt < 200000)
                 return;
-        inst = (double) (j->done - j->rate_done) * 1e6 / (double) dt;
+        inst = (double) (j->processed - j->rate_done) * 1e6 / (double) dt;
         if (j->rate <= 0)
                 j->rate = inst;
         else if (dt >= 1000000)
@@ -207,7 +208,7 @@ static void update_rate(Job *j) {
         else
                 return;
         j->rate_usec = now;
-        j->rate_done = j->done;
+        j->rate_done = j->processed;
 }
 
 static void handle_commit(Job *j, const void *payload, size_t len) {
@@ -248,6 +249,7 @@ static void handle_commit(Job *j, const void *payload, size_t len) {
         j->done = j->ckpt.done;
         j->failed = j->ckpt.failed;
         j->results_len = j->ckpt.results_len;
+        j->processed = MAX(j->processed, j->done);
         update_rate(j);
 }
 
@@ -319,6 +321,9 @@ static int runner_io_handler(sd_event_source *s, int fd, uint32_t revents, void 
                                 IpcProgress p;
                                 memcpy(&p, payload, sizeof(p));
                                 j->live_workers = MIN(p.workers, j->spec.workers);
+                                /* Informational only: never more than there is. */
+                                j->processed = MAX(j->done, MIN(p.processed, j->spec.n_items));
+                                update_rate(j);
                         }
                         break;
                 default:
@@ -438,6 +443,7 @@ int spawn_runner(Job *j) {
         j->runner_error = NULL;
         j->runner_error_kind = 0;
         j->done_at_start = j->done;
+        j->processed = j->done;
         j->rate_usec = now_usec(CLOCK_MONOTONIC);
         j->rate_done = j->done;
         j->rate = 0;

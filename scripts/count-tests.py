@@ -9,7 +9,7 @@ import json
 import re
 import sys
 
-passed = failed = 0
+passed = failed = skipped = 0
 for build in sys.argv[1:]:
     try:
         with open(build + "/meson-logs/testlog.json") as f:
@@ -19,6 +19,10 @@ for build in sys.argv[1:]:
         failed += 1
         continue
     for run in runs:
+        if run.get("result") == "SKIP":
+            skipped += 1
+            print("skipped: %s" % run.get("name"), file=sys.stderr)
+            continue
         out = (run.get("stdout", "") or "") + (run.get("stderr", "") or "")
         counts = re.findall(r"mplock-tests: (\d+) passed, (\d+) failed", out)
         counts += [(int(n) - int(f) - int(e), int(f) + int(e))

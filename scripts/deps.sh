@@ -3,7 +3,11 @@
 # Uses sudo when not root. Safe to run again: it only installs what is absent.
 set -eu
 
-PACKAGES="gcc libc6-dev meson ninja-build pkg-config libsystemd-dev libjson-c-dev check python3 procps"
+# Build: compiler, meson, libsystemd, json-c. Tests: Check, python3, procps
+# (pgrep), and debootstrap + systemd-container for the tests under a real
+# systemd (tests/systemd).
+PACKAGES="gcc libc6-dev meson ninja-build pkg-config libsystemd-dev libjson-c-dev check python3 procps
+          systemd debootstrap systemd-container"
 
 missing=""
 for p in $PACKAGES; do
