@@ -13,7 +13,7 @@ static void help(void) {
         printf("Usage: mplockctl [--socket PATH | --system | --user] [--json] COMMAND ...\n\n"
                "Commands:\n"
                "  submit --module M.so --input FILE|- --output DIR [--workers N] [--shared JSON|@FILE]\n"
-               "         [--save-batch N] [--batch-size N] [--name NAME] [--null]\n"
+               "         [--save-batch N] [--batch-size N] [--timeout SEC] [--name NAME] [--null]\n"
                "                        submit a job; prints its id\n"
                "  status JOB            show a job\n"
                "  list                  list your jobs\n"

@@ -78,8 +78,11 @@ void print_job(const json_object *cjob) {
         printf("  module:   %s\n", job_str(job, "module"));
         printf("  input:    %s (%s-separated)\n", job_str(job, "input"), job_str(job, "separator"));
         printf("  output:   %s\n", job_str(job, "output"));
-        printf("  workers:  %llu, batch size %llu, save batch %llu\n", (unsigned long long) job_uint(job, "workers"),
+        printf("  workers:  %llu, batch size %llu, save batch %llu", (unsigned long long) job_uint(job, "workers"),
                (unsigned long long) job_uint(job, "batch_size"), (unsigned long long) job_uint(job, "save_batch"));
+        if (job_uint(job, "timeout") > 0)
+                printf(", timeout %llu s", (unsigned long long) job_uint(job, "timeout"));
+        putchar('\n');
         printf("  created:  %s\n  started:  %s\n  finished: %s\n", created, started, finished);
         printf("  results:  %s\n  log:      %s\n", job_str(job, "results_path"), job_str(job, "log_path"));
         if (json_get_str(job, "error"))

@@ -55,6 +55,8 @@ static const SettingDef defs[] = {
         { "commit-interval", FIELD(commit_interval_ms), UNIT_MS, 1, 3600000, "group commit interval, ms" },
         { "commit-items", FIELD(commit_items), UNIT_COUNT, 1, UINT32_MAX, "group commit after this many items" },
         { "max-attempts", FIELD(max_attempts), UNIT_COUNT, 1, 1000, "attempts per item whose worker dies" },
+        { "item-timeout", FIELD(item_timeout_sec), UNIT_COUNT, 0, 604800,
+          "default seconds one call of process may take, 0 for none" },
         { "stop-timeout", FIELD(stop_timeout_usec), UNIT_SECONDS, 0, 86400, "graceful stop, seconds" },
         { "check-timeout", FIELD(check_timeout_usec), UNIT_SECONDS, 1, 86400, "submission check, seconds" },
 };
@@ -78,6 +80,7 @@ void settings_defaults(Settings *s) {
                 .commit_interval_ms = 200,
                 .commit_items = 1000000,
                 .max_attempts = 3,
+                .item_timeout_sec = 0,
                 .stop_timeout_usec = 10 * 1000000ULL,
                 .check_timeout_usec = 300 * 1000000ULL,
         };

@@ -49,6 +49,7 @@ json_object *job_to_json(Job *j) {
         ADD("workers", json_object_new_int64(j->spec.workers));
         ADD("batch_size", json_object_new_int64(j->spec.batch_size));
         ADD("save_batch", json_object_new_int64(j->spec.save_batch));
+        ADD("timeout", json_object_new_int64(j->spec.timeout_sec));
         ADD("items", json_object_new_int64((int64_t) j->spec.n_items));
         ADD("done", json_object_new_int64((int64_t) j->done));
         ADD("failed", json_object_new_int64((int64_t) j->failed));

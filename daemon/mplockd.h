@@ -44,6 +44,7 @@ typedef struct Settings {
         uint32_t commit_interval_ms; /* runner group commit */
         uint32_t commit_items;
         uint32_t max_attempts;       /* per item, worker crashes */
+        uint32_t item_timeout_sec;   /* default for jobs; 0: none */
         uint64_t stop_timeout_usec;  /* graceful stop before SIGKILL */
         uint64_t check_timeout_usec; /* submission checks */
 } Settings;
@@ -71,6 +72,7 @@ typedef struct JobSpec {
         uint32_t workers;
         uint32_t batch_size;
         uint32_t save_batch;
+        uint32_t timeout_sec;  /* per call of process; 0: none */
         bool nul_separated;
         uint64_t n_items;
         uint64_t input_bytes;  /* snapshot size */

@@ -121,6 +121,7 @@ int store_write_spec(int dirfd, const JobSpec *s) {
             (r = json_add(o, "shared", TAKE_PTR(shared))) < 0 || (r = json_add_u64(o, "workers", s->workers)) < 0 ||
             (r = json_add_u64(o, "batch_size", s->batch_size)) < 0 ||
             (r = json_add_u64(o, "save_batch", s->save_batch)) < 0 ||
+            (r = json_add_u64(o, "timeout", s->timeout_sec)) < 0 ||
             (r = json_add_str(o, "separator", s->nul_separated ? "nul" : "newline")) < 0 ||
             (r = json_add_u64(o, "items", s->n_items)) < 0 ||
             (r = json_add_u64(o, "input_bytes", s->input_bytes)) < 0 ||
@@ -152,6 +153,7 @@ static int load_spec(int dirfd, uint64_t id, JobSpec *s) {
                 { "input", JSON_KIND_STRING, true },      { "output", JSON_KIND_STRING, true },
                 { "shared", JSON_KIND_OBJECT, true },     { "workers", JSON_KIND_UINT, true },
                 { "batch_size", JSON_KIND_UINT, true },   { "save_batch", JSON_KIND_UINT, true },
+                { "timeout", JSON_KIND_UINT, false },
                 { "separator", JSON_KIND_STRING, true },  { "items", JSON_KIND_UINT, true },
                 { "input_bytes", JSON_KIND_UINT, true },  { "input_crc", JSON_KIND_UINT, true },
                 { "uid", JSON_KIND_UINT, true },          { "gid", JSON_KIND_UINT, true },
@@ -180,6 +182,7 @@ static int load_spec(int dirfd, uint64_t id, JobSpec *s) {
                 .workers = (uint32_t) json_get_uint(o, "workers", 1),
                 .batch_size = (uint32_t) json_get_uint(o, "batch_size", 1),
                 .save_batch = (uint32_t) json_get_uint(o, "save_batch", 1),
+                .timeout_sec = (uint32_t) MIN(json_get_uint(o, "timeout", 0), (uint64_t) 604800),
                 .nul_separated = streq(json_get_str(o, "separator"), "nul"),
                 .n_items = json_get_uint(o, "items", 0),
                 .input_bytes = json_get_uint(o, "input_bytes", 0),

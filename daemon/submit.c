@@ -420,6 +420,7 @@ void submit_start(Connection *c) {
                 { "output", JSON_KIND_STRING, true },   { "workers", JSON_KIND_UINT, false },
                 { "shared", JSON_KIND_OBJECT, false },  { "save_batch", JSON_KIND_UINT, false },
                 { "batch_size", JSON_KIND_UINT, false }, { "name", JSON_KIND_STRING, false },
+                { "timeout", JSON_KIND_UINT, false },
         };
         Manager *m = c->manager;
         json_object *params = c->call.parameters, *items;
@@ -428,7 +429,7 @@ void submit_start(Connection *c) {
         char *argv[16];
         int fds[2], pipefd[2] = { -1, -1 }, r;
         size_t argc = 0, active = 0, shared_len;
-        uint64_t workers, batch, save;
+        uint64_t workers, batch, save, timeout;
         Submission *s;
         JsonError err;
 
@@ -445,6 +446,7 @@ void submit_start(Connection *c) {
         workers = json_get_uint(params, "workers", m->settings.max_workers);
         batch = json_get_uint(params, "batch_size", 1);
         save = json_get_uint(params, "save_batch", 1000);
+        timeout = json_get_uint(params, "timeout", m->settings.item_timeout_sec);
 
         if (!path_ok(module, why, sizeof(why))) {
                 connection_error_param(c, "module", why);
@@ -483,6 +485,10 @@ void submit_start(Connection *c) {
         if (save < 1 || save > m->settings.max_save_batch) {
                 (void) snprintf(why, sizeof(why), "must be between 1 and %u", m->settings.max_save_batch);
                 connection_error_param(c, "save_batch", why);
+                return;
+        }
+        if (timeout > 604800) {
+                connection_error_param(c, "timeout", "must be between 0 (none) and 604800 seconds");
                 return;
         }
         if (name && (strlen(name) > NAME_MAX_LEN || !text_ok(name))) {
@@ -541,6 +547,7 @@ void submit_start(Connection *c) {
                 .workers = (uint32_t) workers,
                 .batch_size = (uint32_t) batch,
                 .save_batch = (uint32_t) save,
+                .timeout_sec = (uint32_t) timeout,
                 .nul_separated = sep && streq(sep, "nul"),
                 .uid = c->uid,
                 .gid = c->gid,

@@ -74,6 +74,10 @@ typedef struct Worker {
         size_t out_len;
         Assignment q[WORKER_DEPTH];
         unsigned nq;
+        /* Timeouts: the worker counts its calls in shared memory; no
+         * change for timeout_sec while it has work means it is stuck. */
+        uint64_t seen_calls, seen_usec;
+        bool timed_out;
         char *buf;
         size_t len, cap;
         bool ready, exiting;
@@ -106,7 +110,7 @@ struct Runner {
         /* The job, from IPC_START. */
         uint64_t id;
         char *module_path, *output;
-        uint32_t n_workers, batch_size, save_batch, max_attempts, commit_interval_ms, commit_items;
+        uint32_t n_workers, batch_size, save_batch, max_attempts, commit_interval_ms, commit_items, timeout_sec;
         uint64_t n_items, input_bytes;
         uint32_t input_crc;
 
@@ -119,6 +123,7 @@ struct Runner {
         uint64_t results_len; /* end of the results file */
 
         Worker *workers;
+        WorkerProgress *progress; /* shared with the workers, one slot each */
         uint32_t init_failures;
 
         uint64_t cursor;
@@ -136,7 +141,7 @@ struct Runner {
 
         uint64_t recorded;  /* items with a record (committed before + now) */
         uint64_t committed, committed_failed;
-        sd_event_source *ipc_source, *commit_timer, *exit_timer;
+        sd_event_source *ipc_source, *commit_timer, *exit_timer, *timeout_timer;
         bool stopping, finishing, done_sent;
 };
 
@@ -192,6 +197,7 @@ static void read_start(Runner *r) {
                 { "results_len", JSON_KIND_UINT, true },  { "done", JSON_KIND_UINT, true },
                 { "failed", JSON_KIND_UINT, true },       { "commit_interval_ms", JSON_KIND_UINT, true },
                 { "commit_items", JSON_KIND_UINT, true }, { "max_attempts", JSON_KIND_UINT, true },
+                { "timeout_sec", JSON_KIND_UINT, false },
         };
         static char buf[IPC_MSG_MAX] __attribute__((aligned(8)));
         const void *payload;
@@ -223,6 +229,7 @@ static void read_start(Runner *r) {
         r->commit_interval_ms = (uint32_t) json_get_uint(o, "commit_interval_ms", 200);
         r->commit_items = (uint32_t) json_get_uint(o, "commit_items", 1000000);
         r->max_attempts = (uint32_t) json_get_uint(o, "max_attempts", 3);
+        r->timeout_sec = (uint32_t) MIN(json_get_uint(o, "timeout_sec", 0), (uint64_t) 604800);
         shared = json_compact(json_get(o, "shared"), &len);
         if (!r->module_path || !r->output || !shared || host_init(&r->host, shared, r->output, r->id, r->n_workers,
                                                                   r->batch_size) < 0)
@@ -634,8 +641,11 @@ static void dispatch(Runner *r) {
                         if (!next_chunk(r, &a))
                                 break;
                         cmd = (WorkerCmd){ .first = a.first, .count = a.count, .op = WORKER_CMD_RUN };
-                        if (w->nq == 0)
+                        if (w->nq == 0) {
                                 a.start_usec = now_us();
+                                w->seen_usec = a.start_usec;
+                                w->seen_calls = __atomic_load_n(&r->progress[w->no].calls, __ATOMIC_RELAXED);
+                        }
                         w->q[w->nq++] = a;
                         r->outstanding += a.count;
                         /* The pipe holds many commands; a full one means the
@@ -743,7 +753,7 @@ static void worker_spawn(Runner *r, Worker *w) {
                                 (void) close(fd);
                 /* Line-buffered output keeps lines of different workers apart in the log. */
                 (void) setvbuf(stdout, NULL, _IOLBF, 0);
-                worker_main(&r->module, &r->items, &r->host, w->no, 3, 4);
+                worker_main(&r->module, &r->items, &r->host, w->no, 3, 4, &r->progress[w->no]);
         }
         safe_close(cmd[0]);
         safe_close(res[1]);
@@ -755,7 +765,7 @@ static void worker_spawn(Runner *r, Worker *w) {
         w->nq = 0;
         w->len = 0;
         w->out_len = 0;
-        w->ready = w->exiting = false;
+        w->ready = w->exiting = w->timed_out = false;
         (void) fcntl(w->res_fd, F_SETFL, O_NONBLOCK);
         (void) fcntl(w->out_fd, F_SETFL, O_NONBLOCK);
         q = sd_event_add_io(r->event, &w->io, w->res_fd, EPOLLIN, worker_io, w);
@@ -879,7 +889,9 @@ static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata
                 (void) worker_read(r, w);
         if (w->out_fd >= 0)
                 (void) output_read(r, w);
-        if (si->si_code == CLD_EXITED)
+        if (w->timed_out)
+                (void) snprintf(how, sizeof(how), "timed out after %u s", r->timeout_sec);
+        else if (si->si_code == CLD_EXITED)
                 (void) snprintf(how, sizeof(how), "exited with status %d", si->si_status);
         else
                 (void) snprintf(how, sizeof(how), "killed by signal %s", strsignal(si->si_status));
@@ -935,6 +947,34 @@ static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata
         if (!r->stopping && r->recorded < r->n_items)
                 worker_spawn(r, w);
         dispatch(r);
+        return 0;
+}
+
+/* A worker whose call count has not moved for timeout_sec while it had work
+ * is stuck in one call of process: kill it, which counts an attempt for
+ * its item like any other death. */
+static int timeout_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        Runner *r = userdata;
+        uint64_t now = now_us(), limit = (uint64_t) r->timeout_sec * 1000000u;
+
+        (void) usec;
+        for (uint32_t i = 0; i < r->n_workers; i++) {
+                Worker *w = &r->workers[i];
+                uint64_t calls;
+
+                if (w->pid <= 0 || w->nq == 0 || w->timed_out)
+                        continue;
+                calls = __atomic_load_n(&r->progress[i].calls, __ATOMIC_RELAXED);
+                if (calls != w->seen_calls) {
+                        w->seen_calls = calls;
+                        w->seen_usec = now;
+                } else if (now - w->seen_usec > limit) {
+                        w->timed_out = true;
+                        (void) kill(w->pid, SIGKILL);
+                }
+        }
+        (void) sd_event_source_set_time_relative(s, MIN(limit / 4 + 1, (uint64_t) 1000000));
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
 }
 
@@ -1053,7 +1093,10 @@ static void runner_free(Runner *r) {
         r->ipc_source = sd_event_source_disable_unref(r->ipc_source);
         r->commit_timer = sd_event_source_disable_unref(r->commit_timer);
         r->exit_timer = sd_event_source_disable_unref(r->exit_timer);
+        r->timeout_timer = sd_event_source_disable_unref(r->timeout_timer);
         r->event = sd_event_unref(r->event);
+        if (r->progress && r->progress != MAP_FAILED)
+                (void) munmap(r->progress, r->n_workers * sizeof(WorkerProgress));
         if (r->done && r->done_size > 0 && bitmap_words(r->n_items) > 0)
                 (void) munmap(r->done, r->done_size);
         else
@@ -1109,10 +1152,23 @@ int run_main(void) {
         (void) ipc_send(IPC_FD, IPC_READY, NULL, 0);
         runner_log(&r, LOG_INFO, "Running %llu items (%llu committed before) with %u workers.",
                    (unsigned long long) r.n_items, (unsigned long long) r.committed, r.n_workers);
+        if (r.timeout_sec > 0)
+                runner_log(&r, LOG_DEBUG, "A call of process may take %u s.", r.timeout_sec);
 
         r.workers = calloc(r.n_workers, sizeof(*r.workers));
         if (!r.workers)
                 fail(&r, IPC_FAIL_TEMPORARY, "out of memory");
+        r.progress = mmap(NULL, r.n_workers * sizeof(WorkerProgress), PROT_READ | PROT_WRITE,
+                          MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (r.progress == MAP_FAILED)
+                fail(&r, IPC_FAIL_TEMPORARY, "cannot map worker progress: %s", strerror(errno));
+        if (r.timeout_sec > 0) {
+                q = sd_event_add_time_relative(r.event, &r.timeout_timer, CLOCK_MONOTONIC,
+                                               MIN((uint64_t) r.timeout_sec * 250000u + 1, (uint64_t) 1000000), 0,
+                                               timeout_timer_handler, &r);
+                if (q < 0)
+                        fail(&r, IPC_FAIL_TEMPORARY, "sd-event: %s", strerror(-q));
+        }
         for (uint32_t i = 0; i < r.n_workers; i++) {
                 r.workers[i] = (Worker){ .runner = &r, .no = i, .cmd_fd = -1, .res_fd = -1, .out_fd = -1 };
                 if (r.recorded < r.n_items)

@@ -95,8 +95,15 @@ typedef struct WorkerFrame {
         uint32_t len; /* message bytes that follow */
 } WorkerFrame;
 
+/* Shared with the runner: how many calls of process the worker has made,
+ * for the item timeout. One cache line each. */
+typedef struct WorkerProgress {
+        uint64_t calls;
+        char pad[56];
+} WorkerProgress;
+
 _Noreturn void worker_main(const Module *mod, const Items *items, Host *host, uint32_t worker_no, int cmd_fd,
-                           int res_fd);
+                           int res_fd, WorkerProgress *progress);
 
 /* check.c: "mplock-runner check", the submission check. */
 int check_main(int argc, char **argv);

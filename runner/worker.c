@@ -34,7 +34,7 @@ static void block_send(ResultsBlock *b, int fd) {
 }
 
 _Noreturn void worker_main(const Module *mod, const Items *items, Host *host, uint32_t worker_no, int cmd_fd,
-                           int res_fd) {
+                           int res_fd, WorkerProgress *progress) {
         const struct mplock_module *def = mod->def;
         uint32_t batch = host->ctx.batch_size ? host->ctx.batch_size : 1;
         mplock_ctx ctx = host->ctx;
@@ -93,6 +93,8 @@ _Noreturn void worker_main(const Module *mod, const Items *items, Host *host, ui
                         if (result_slots_reset(&slots, nb) < 0)
                                 worker_exit(1);
                         r = def->process(&ctx, state, batch_items, nb, &res);
+                        /* One store a call: the runner's timeout watch. */
+                        __atomic_store_n(&progress->calls, progress->calls + 1, __ATOMIC_RELAXED);
                         for (size_t k = 0; k < nb; k++) {
                                 ResultSlot *s = &slots.slots[k];
                                 const mplock_item *it = &batch_items[k];

@@ -390,6 +390,18 @@ class Config(DaemonTest):
         self.assertEqual(self.d.wait(c)[0], 0)
         self.assertEqual(len(self.distinct_workers(c)), 2)
 
+    def test_item_timeout_default_from_the_file(self):
+        with open(self.conf, "w") as f:
+            f.write("item-timeout = 7\n")
+        self.d.args = ["--config", self.conf]
+        self.d.start()
+        items = self.write_items("items.txt", ["1"])
+        a = self.d.submit(module("square"), items, self.path("a"))
+        b = self.d.submit(module("square"), items, self.path("b"), "--timeout", 0)
+        self.assertEqual(self.d.status(a)["timeout"], 7)
+        self.assertEqual(self.d.status(b)["timeout"], 0)
+        self.assertIn("timeout 7 s", self.d.ctl("status", a).stdout.decode())
+
     def test_the_command_line_wins_over_the_file(self):
         with open(self.conf, "w") as f:
             f.write("max-workers = 1\n")

@@ -154,6 +154,22 @@ class Workers(DaemonTest):
         res = self.d.results_json(job)
         self.assertIn("exited with status 0", res[5]["error"]["message"])
 
+    def test_a_hanging_item_times_out_and_fails_after_max_attempts(self):
+        items = self.write_items("items.txt", [str(i) for i in range(100)])
+        t0 = time.monotonic()
+        job = self.d.submit(module("flaky"), items, self.path("out"), "--workers", 2, "--timeout", 1,
+                            "--shared", '{"hang": ["42"]}')
+        self.assertEqual(self.d.status(job)["timeout"], 1)
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["done"], st["failed"]), (5, 100, 1))
+        res = {r["index"]: r for r in self.d.results_json(job)}
+        self.assertEqual(res[42]["error"]["code"], -1002)
+        self.assertEqual(res[42]["error"]["message"], "worker died on this item 3 times (last: timed out after 1 s)")
+        self.assertEqual(sorted(res), list(range(100)))
+        self.assertTrue(all(res[i]["result"] == str(i) for i in range(100) if i != 42))
+        # Four hangs at most (one inside a chunk, three alone), a second each.
+        self.assertLess(time.monotonic() - t0, 15)
+
     def test_cancel_stops_all_workers_within_a_second(self):
         items = self.write_items("items.txt", [str(i) for i in range(2000)])
         job = self.d.submit(module("burn"), items, self.path("out"), "--workers", 3, "--shared", '{"ms": 20}')
