@@ -190,3 +190,30 @@ int cmd_remove(Ctl *c, int argc, char **argv) {
                 return r;
         return ctl_call(c, "io.mplock.Manager.Remove", id_params(id), false, &reply, NULL);
 }
+
+static int pause_or_resume(Ctl *c, int argc, char **argv, const char *method, const char *verb) {
+        json_object *reply, *job;
+        uint64_t id;
+        int r = one_job(c, argc, argv, &id);
+
+        if (r != EXIT_OK)
+                return r;
+        r = ctl_call(c, method, id_params(id), false, &reply, NULL);
+        if (r != EXIT_OK)
+                return r;
+        job = json_get(reply, "job");
+        if (c->json)
+                print_json(job);
+        else
+                printf("Job %llu %s at %llu of %llu items.\n", (unsigned long long) id, verb,
+                       (unsigned long long) job_uint(job, "done"), (unsigned long long) job_uint(job, "items"));
+        return EXIT_OK;
+}
+
+int cmd_pause(Ctl *c, int argc, char **argv) {
+        return pause_or_resume(c, argc, argv, "io.mplock.Manager.Pause", "paused");
+}
+
+int cmd_resume(Ctl *c, int argc, char **argv) {
+        return pause_or_resume(c, argc, argv, "io.mplock.Manager.Resume", "resumed");
+}

@@ -49,11 +49,6 @@ static int job_state(Ctl *c, uint64_t id, json_object **job) {
         return r;
 }
 
-static bool ended(json_object *job) {
-        const char *s = job_str(job, "state");
-        return streq(s, "completed") || streq(s, "failed") || streq(s, "cancelled");
-}
-
 int cmd_logs(Ctl *c, int argc, char **argv) {
         static const struct option options[] = {
                 { "follow", no_argument, NULL, 'f' },
@@ -95,7 +90,7 @@ int cmd_logs(Ctl *c, int argc, char **argv) {
                 }
                 /* The state first: what the job wrote before it ended is
                  * all in the file by the time we read it below. */
-                done = !follow || ended(job);
+                done = !follow || job_ended(job);
                 if (fd >= 0 && copy_new(fd, &off) < 0)
                         return EXIT_ERROR;
                 if (done)

@@ -19,6 +19,7 @@
 
 typedef struct Printer {
         bool json, nul;
+        bool only_failed; /* mplockctl failed: the failed items, with their errors */
         uint64_t printed, failed, missing;
         uint64_t next_index; /* for gaps: items without a committed result */
 } Printer;
@@ -31,6 +32,21 @@ static void print_one(Printer *p, uint64_t index, const char *item, size_t item_
         p->printed++;
         if (status != 0)
                 p->failed++;
+        if (p->only_failed) {
+                if (status == 0)
+                        return;
+                if (!p->json) {
+                        /* index, code, message, item: tab-separated, one line. */
+                        printf("%llu\t%d\t", (unsigned long long) index, status);
+                        for (size_t i = 0; i < result_len; i++)
+                                putc_unlocked(result[i] == '\n' || result[i] == '\t' ? ' ' : result[i], stdout);
+                        putc_unlocked('\t', stdout);
+                        for (size_t i = 0; i < item_len; i++)
+                                putc_unlocked(item[i] == '\n' || item[i] == '\t' ? ' ' : item[i], stdout);
+                        putc_unlocked('\n', stdout);
+                        return;
+                }
+        }
         if (p->json) {
                 printf("{\"index\":%llu,\"item\":", (unsigned long long) index);
                 fputs_json_string(item, item_len, stdout);
@@ -136,7 +152,18 @@ static int via_daemon(Ctl *c, Printer *p, uint64_t id) {
         }
 }
 
+static int results_or_failed(Ctl *c, int argc, char **argv, bool only_failed);
+
 int cmd_results(Ctl *c, int argc, char **argv) {
+        return results_or_failed(c, argc, argv, false);
+}
+
+/* The failed items with their last error: index, code, message, item. */
+int cmd_failed(Ctl *c, int argc, char **argv) {
+        return results_or_failed(c, argc, argv, true);
+}
+
+static int results_or_failed(Ctl *c, int argc, char **argv, bool only_failed) {
         static const struct option options[] = {
                 { "json", no_argument, NULL, 'j' },
                 { "null", no_argument, NULL, '0' },
@@ -144,7 +171,7 @@ int cmd_results(Ctl *c, int argc, char **argv) {
                 {},
         };
         static char obuf[1 << 20];
-        Printer p = {};
+        Printer p = { .only_failed = only_failed };
         bool daemon = false;
         json_object *params, *reply, *job;
         uint64_t id, items;
@@ -204,10 +231,10 @@ int cmd_results(Ctl *c, int argc, char **argv) {
         }
         if (p.next_index < items && p.printed < items)
                 p.missing += items - p.next_index;
-        if (p.missing > 0)
+        if (p.missing > 0 && !only_failed)
                 fprintf(stderr, "mplockctl: job %llu is %s: %llu of %llu items have no committed result yet\n",
                         (unsigned long long) id, state, (unsigned long long) p.missing, (unsigned long long) items);
-        if (p.failed > 0 && !p.json)
+        if (p.failed > 0 && !p.json && !only_failed)
                 fprintf(stderr, "mplockctl: %llu items failed (their lines are empty; see --json or "
                         "mplockctl status %llu)\n",
                         (unsigned long long) p.failed, (unsigned long long) id);

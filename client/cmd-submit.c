@@ -120,12 +120,13 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 { "batch-size", required_argument, NULL, 'b' }, { "name", required_argument, NULL, 'n' },
                 { "null", no_argument, NULL, '0' },             { "json", no_argument, NULL, 'j' },
                 { "timeout", required_argument, NULL, 't' },
+                { "memory-max", required_argument, NULL, 'M' },
                 {},
         };
         _cleanup_free_ char *module = NULL, *input = NULL, *output = NULL, *tmp = NULL;
         const char *name = NULL, *input_arg = NULL;
         json_object *shared = NULL, *params, *reply;
-        uint64_t workers = 0, save_batch = 0, batch_size = 0, timeout = UINT64_MAX;
+        uint64_t workers = 0, save_batch = 0, batch_size = 0, timeout = UINT64_MAX, memory_max = UINT64_MAX;
         bool nul = false;
         int opt, r = EXIT_USAGE;
 
@@ -164,6 +165,13 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                         break;
                 case 'n':
                         name = optarg;
+                        break;
+                case 'M':
+                        if (parse_size(optarg, &memory_max) < 0) {
+                                fprintf(stderr, "mplockctl: --memory-max needs bytes (K, M, G suffixes; 0 for none), not \"%s\"\n",
+                                        optarg);
+                                goto out;
+                        }
                         break;
                 case 't':
                         /* 0 is allowed here: no timeout, whatever the default. */
@@ -211,6 +219,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
             (batch_size && json_add_u64(params, "batch_size", batch_size) < 0) ||
             (name && json_add_str(params, "name", name) < 0) ||
             (timeout != UINT64_MAX && json_add_u64(params, "timeout", timeout) < 0) ||
+            (memory_max != UINT64_MAX && json_add_u64(params, "memory_max", memory_max) < 0) ||
             (shared && json_add(params, "shared", TAKE_PTR(shared)) < 0)) {
                 json_object_put(params);
                 fprintf(stderr, "mplockctl: out of memory\n");

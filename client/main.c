@@ -13,7 +13,8 @@ static void help(void) {
         printf("Usage: mplockctl [--socket PATH | --system | --user] [--json] COMMAND ...\n\n"
                "Commands:\n"
                "  submit --module M.so --input FILE|- --output DIR [--workers N] [--shared JSON|@FILE]\n"
-               "         [--save-batch N] [--batch-size N] [--timeout SEC] [--name NAME] [--null]\n"
+               "         [--save-batch N] [--batch-size N] [--timeout SEC] [--memory-max BYTES]\n"
+               "         [--name NAME] [--null]\n"
                "                        submit a job; prints its id\n"
                "  status JOB            show a job\n"
                "  list                  list your jobs\n"
@@ -22,6 +23,9 @@ static void help(void) {
                "  watch JOB             show progress, rate and ETA until the job ends\n"
                "  results JOB [--null] [--via-daemon]\n"
                "                        print results in input order, one per line\n"
+               "  failed JOB            the failed items: index, code, message, item\n"
+               "  pause JOB             stop handing out items (also across restarts)\n"
+               "  resume JOB            let a paused job go on\n"
                "  logs JOB [-f]         what the job's workers printed (-f: follow until it ends)\n"
                "  remove JOB            forget an ended job (its output directory stays)\n\n"
                "Options:\n"
@@ -38,7 +42,7 @@ static const struct {
 } commands[] = {
         { "submit", cmd_submit }, { "status", cmd_status }, { "list", cmd_list },       { "cancel", cmd_cancel },
         { "wait", cmd_wait },     { "watch", cmd_watch },   { "results", cmd_results }, { "remove", cmd_remove },
-        { "logs", cmd_logs },
+        { "logs", cmd_logs },     { "pause", cmd_pause },   { "resume", cmd_resume },   { "failed", cmd_failed },
 };
 
 int main(int argc, char **argv) {

@@ -47,6 +47,7 @@ const char *job_str(json_object *job, const char *key);
 uint64_t job_uint(json_object *job, const char *key);
 /* Exit code for a job in its final state. */
 int job_exit_code(json_object *job);
+bool job_ended(json_object *job);
 void fputs_json_string(const char *s, size_t len, FILE *f);
 int parse_job_id(const char *s, uint64_t *ret);
 
@@ -60,3 +61,6 @@ int cmd_watch(Ctl *c, int argc, char **argv);
 int cmd_results(Ctl *c, int argc, char **argv);
 int cmd_remove(Ctl *c, int argc, char **argv);
 int cmd_logs(Ctl *c, int argc, char **argv);
+int cmd_pause(Ctl *c, int argc, char **argv);
+int cmd_resume(Ctl *c, int argc, char **argv);
+int cmd_failed(Ctl *c, int argc, char **argv);

@@ -9,6 +9,12 @@
 #include "mplockctl.h"
 #include "parse.h"
 
+bool job_ended(json_object *job) {
+        const char *s = job_str(job, "state");
+        return streq(s, "completed") || streq(s, "completed_with_failures") || streq(s, "failed") ||
+               streq(s, "cancelled");
+}
+
 const char *job_str(json_object *job, const char *key) {
         const char *s = json_get_str(job, key);
         return s ? s : "";
@@ -30,7 +36,9 @@ int job_exit_code(json_object *job) {
         const char *state = job_str(job, "state");
 
         if (streq(state, "completed"))
-                return job_uint(job, "failed") > 0 ? EXIT_JOB_PARTIAL : EXIT_OK;
+                return EXIT_OK;
+        if (streq(state, "completed_with_failures"))
+                return EXIT_JOB_PARTIAL;
         if (streq(state, "failed"))
                 return EXIT_JOB_FAILED;
         if (streq(state, "cancelled"))

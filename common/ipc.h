@@ -65,7 +65,8 @@ typedef struct IpcProgress {
 
 enum {
         IPC_FAIL_PERMANENT = 1, /* do not retry: module refused, bad output... */
-        IPC_FAIL_TEMPORARY = 2, /* worth a retry later (I/O error, out of memory) */
+        IPC_FAIL_TEMPORARY = 2, /* worth a retry later (out of memory, a crash) */
+        IPC_FAIL_STORAGE = 3,   /* writing failed (disk full, I/O error): pause until resumed */
 };
 
 typedef struct IpcFail {

@@ -8,3 +8,5 @@
 int parse_u64(const char *s, uint64_t *ret);
 int parse_u32(const char *s, uint32_t *ret);
 int parse_uint_range(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
+/* A byte count with an optional K, M, G or T suffix (powers of 1024). */
+int parse_size(const char *s, uint64_t *ret);

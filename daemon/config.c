@@ -57,6 +57,8 @@ static const SettingDef defs[] = {
         { "max-attempts", FIELD(max_attempts), UNIT_COUNT, 1, 1000, "attempts per item whose worker dies" },
         { "item-timeout", FIELD(item_timeout_sec), UNIT_COUNT, 0, 604800,
           "default seconds one call of process may take, 0 for none" },
+        { "memory-max", FIELD(memory_max), UNIT_BYTES, 0, UINT64_C(1) << 50,
+          "default data limit of each worker process, 0 for none" },
         { "stop-timeout", FIELD(stop_timeout_usec), UNIT_SECONDS, 0, 86400, "graceful stop, seconds" },
         { "check-timeout", FIELD(check_timeout_usec), UNIT_SECONDS, 1, 86400, "submission check, seconds" },
 };

@@ -119,6 +119,7 @@ static int defer_handler(sd_event_source *s, void *userdata) {
 static void connection_call_finished(Connection *c) {
         varlink_call_done(&c->call);
         c->busy = c->more = c->oneway = false;
+        c->wait_for_pause = false;
         if (c->wait_job)
                 job_remove_waiter(c->wait_job, c);
         (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);

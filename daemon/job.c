@@ -16,8 +16,13 @@
 #define RUNNER_CRASH_MAX 5
 
 static const char *const state_names[_JOB_STATE_MAX] = {
-        [JOB_QUEUED] = "queued",       [JOB_RUNNING] = "running", [JOB_COMPLETED] = "completed",
-        [JOB_FAILED] = "failed",       [JOB_CANCELLED] = "cancelled",
+        [JOB_QUEUED] = "queued",
+        [JOB_RUNNING] = "running",
+        [JOB_PAUSED] = "paused",
+        [JOB_COMPLETED] = "completed",
+        [JOB_COMPLETED_WITH_FAILURES] = "completed_with_failures",
+        [JOB_FAILED] = "failed",
+        [JOB_CANCELLED] = "cancelled",
 };
 
 const char *job_state_to_string(JobState s) {
@@ -64,6 +69,7 @@ void job_free(Job *j) {
         job_spec_done(&j->spec);
         free(j->error);
         free(j->runner_error);
+        free(j->pause_reason);
         free(j);
 }
 
@@ -144,46 +150,53 @@ void job_remove_waiter(Job *j, Connection *c) {
         c->wait_next = NULL;
 }
 
+/* Answers the waiters whose wait is over: everybody once the job has
+ * ended, Pause callers once it is paused. */
 static void job_wake_waiters(Job *j) {
-        while (j->waiters) {
-                Connection *c = j->waiters;
-                json_object *p = json_object_new_object();
+        Connection **p = &j->waiters;
 
-                job_remove_waiter(j, c);
-                if (p && json_add(p, "job", job_to_json(j)) < 0) {
-                        json_object_put(p);
-                        p = NULL;
+        while (*p) {
+                Connection *c = *p;
+                json_object *params;
+
+                if (!job_state_is_final(j->state) && !(j->state == JOB_PAUSED && c->wait_for_pause)) {
+                        p = &c->wait_next;
+                        continue;
                 }
-                if (!p) {
+                job_remove_waiter(j, c); /* unlinks *p */
+                params = json_object_new_object();
+                if (params && json_add(params, "job", job_to_json(j)) < 0) {
+                        json_object_put(params);
+                        params = NULL;
+                }
+                if (!params) {
                         connection_error(c, "io.mplock.Manager.InternalError", NULL);
                         continue;
                 }
-                connection_reply(c, p);
+                connection_reply(c, params);
         }
 }
 
+/* error: the reason shown with a failed or paused job; NULL clears it. */
 int job_set_state(Job *j, JobState s, const char *error) {
         JobState old = j->state;
         int r;
 
         j->state = s;
-        if (error) {
-                char *e = strdup(error);
-                if (e) {
-                        free(j->error);
-                        j->error = e;
-                }
-        }
+        free(j->error);
+        j->error = error ? strdup(error) : NULL;
         if (s == JOB_RUNNING && j->started_usec == 0)
                 j->started_usec = now_usec(CLOCK_REALTIME);
-        if (job_state_is_final(s)) {
-                j->finished_usec = now_usec(CLOCK_REALTIME);
+        if (s != JOB_RUNNING) {
+                /* Only a running job holds workers or waits to restart. */
                 if (j->slots > 0) {
                         j->manager->workers_in_use -= j->slots;
                         j->slots = 0;
                 }
                 j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
         }
+        if (job_state_is_final(s))
+                j->finished_usec = now_usec(CLOCK_REALTIME);
 
         r = store_write_state(j);
         if (r < 0)
@@ -192,18 +205,23 @@ int job_set_state(Job *j, JobState s, const char *error) {
                 log_job_errno(LOG_ERR, r, j->spec.id, "Cannot persist state %s: %m", job_state_to_string(s));
 
         if (old != s)
-                log_job(job_state_is_final(s) && s != JOB_COMPLETED ? LOG_WARNING : LOG_INFO, j->spec.id,
-                        "%s%s%s (%llu/%llu items, %llu failed)", job_state_to_string(s), j->error ? ": " : "",
-                        j->error ? j->error : "", (unsigned long long) j->done,
+                log_job(s == JOB_FAILED || s == JOB_CANCELLED || (s == JOB_PAUSED && j->error) ? LOG_WARNING : LOG_INFO,
+                        j->spec.id, "%s%s%s (%llu/%llu items, %llu failed)", job_state_to_string(s),
+                        j->error ? ": " : "", j->error ? j->error : "", (unsigned long long) j->done,
                         (unsigned long long) j->spec.n_items, (unsigned long long) j->failed);
 
-        if (job_state_is_final(s)) {
+        if (s != JOB_RUNNING && old == JOB_RUNNING)
+                manager_schedule(j->manager); /* its workers are free */
+        if (job_state_is_final(s) || s == JOB_PAUSED) {
                 job_unload_checkpoint(j);
                 job_wake_waiters(j);
-                manager_schedule(j->manager);
         }
         manager_notify_status(j->manager);
         return r;
+}
+
+static JobState completed_state(Job *j) {
+        return j->failed > 0 ? JOB_COMPLETED_WITH_FAILURES : JOB_COMPLETED;
 }
 
 static int retry_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -216,7 +234,7 @@ static int retry_timer_handler(sd_event_source *s, uint64_t usec, void *userdata
         if (j->manager->stopping || job_state_is_final(j->state))
                 return 0;
         if (j->done == j->spec.n_items) {
-                (void) job_set_state(j, JOB_COMPLETED, NULL);
+                (void) job_set_state(j, completed_state(j), NULL);
                 return 0;
         }
         r = spawn_runner(j);
@@ -248,11 +266,21 @@ void job_runner_exited(Job *j, int code, int status) {
                  * runner did after that cannot change the results. */
                 if (!(j->runner_done && code == CLD_EXITED && status == 0))
                         log_job(LOG_WARNING, j->spec.id, "Runner ended badly (%s) after committing every item.", msg);
-                (void) job_set_state(j, JOB_COMPLETED, NULL);
+                (void) job_set_state(j, completed_state(j), NULL);
                 return;
         }
         if (j->runner_error && j->runner_error_kind == IPC_FAIL_PERMANENT) {
                 (void) job_set_state(j, JOB_FAILED, j->runner_error);
+                return;
+        }
+        if (j->runner_error && j->runner_error_kind == IPC_FAIL_STORAGE && !j->pause_reason)
+                j->pause_reason = strdup(j->runner_error);
+        if (j->pause_requested || j->pause_reason) {
+                /* Asked for, or storage failed: nothing more can be
+                 * committed until somebody resumes the job. */
+                _cleanup_free_ char *reason = TAKE_PTR(j->pause_reason);
+                j->pause_requested = false;
+                (void) job_set_state(j, JOB_PAUSED, reason);
                 return;
         }
         if (m->stopping) {
@@ -319,7 +347,7 @@ static void manager_schedule_once(Manager *m) {
                 if (j->done == j->spec.n_items) {
                         /* Everything was committed before a restart; commits
                          * come after saves, so nothing is left to run. */
-                        (void) job_set_state(j, JOB_COMPLETED, NULL);
+                        (void) job_set_state(j, completed_state(j), NULL);
                         continue;
                 }
                 j->slots = need;
@@ -360,6 +388,32 @@ void job_cancel(Job *j) {
                 return;
         }
         (void) job_set_state(j, JOB_CANCELLED, NULL);
+}
+
+/* Stops handing out items: the runner finishes what is in flight, commits
+ * and exits; the job then waits, paused, until resumed (also across
+ * restarts). reason: a storage fault, or NULL when the owner asked. */
+void job_pause(Job *j, const char *reason) {
+        if (reason && !j->pause_reason)
+                j->pause_reason = strdup(reason);
+        if (j->runner_pid > 0) {
+                j->pause_requested = true;
+                if (!j->stop_sent)
+                        runner_stop(j, IPC_STOP_GRACEFUL);
+                return;
+        }
+        if (!job_state_is_final(j->state)) {
+                _cleanup_free_ char *r = TAKE_PTR(j->pause_reason);
+                (void) job_set_state(j, JOB_PAUSED, r);
+        }
+}
+
+void job_resume(Job *j) {
+        if (j->state != JOB_PAUSED)
+                return;
+        j->crashes = 0;
+        (void) job_set_state(j, JOB_QUEUED, NULL);
+        manager_schedule(j->manager);
 }
 
 bool manager_all_runners_gone(Manager *m) {

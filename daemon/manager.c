@@ -50,6 +50,7 @@ json_object *job_to_json(Job *j) {
         ADD("batch_size", json_object_new_int64(j->spec.batch_size));
         ADD("save_batch", json_object_new_int64(j->spec.save_batch));
         ADD("timeout", json_object_new_int64(j->spec.timeout_sec));
+        ADD("memory_max", json_object_new_int64((int64_t) j->spec.memory_max));
         ADD("items", json_object_new_int64((int64_t) j->spec.n_items));
         ADD("done", json_object_new_int64((int64_t) j->done));
         ADD("failed", json_object_new_int64((int64_t) j->failed));
@@ -64,7 +65,7 @@ json_object *job_to_json(Job *j) {
                 ADD("started_usec", json_object_new_int64((int64_t) j->started_usec));
         if (j->finished_usec && job_state_is_final(j->state))
                 ADD("finished_usec", json_object_new_int64((int64_t) j->finished_usec));
-        if (j->error && j->state == JOB_FAILED)
+        if (j->error && (j->state == JOB_FAILED || j->state == JOB_PAUSED))
                 ADD("error", json_str_or_null(j->error));
         (void) snprintf(path, sizeof(path), "%s/mplock-%llu.results", j->spec.output, (unsigned long long) j->spec.id);
         ADD("results_path", json_object_new_string(path));
@@ -170,25 +171,60 @@ static void method_list(Connection *c) {
         connection_reply(c, p);
 }
 
+static void error_with_state(Connection *c, const char *error, Job *j) {
+        json_object *p = json_object_new_object();
+
+        if (p && (json_add_u64(p, "id", j->spec.id) < 0 || json_add_str(p, "state", job_state_to_string(j->state)) < 0)) {
+                json_object_put(p);
+                p = NULL;
+        }
+        connection_error(c, error, p);
+}
+
 static void method_cancel(Connection *c) {
         Job *j = lookup_job(c, NULL, 0);
-        json_object *p;
 
         if (!j)
                 return;
         if (job_state_is_final(j->state)) {
-                p = json_object_new_object();
-                if (p && (json_add_u64(p, "id", j->spec.id) < 0 ||
-                          json_add_str(p, "state", job_state_to_string(j->state)) < 0)) {
-                        json_object_put(p);
-                        p = NULL;
-                }
-                connection_error(c, "io.mplock.Manager.JobNotActive", p);
+                error_with_state(c, "io.mplock.Manager.JobNotActive", j);
                 return;
         }
         /* Answered when the job is cancelled, i.e. its runner is gone. */
         job_add_waiter(j, c, true);
         job_cancel(j);
+}
+
+/* Answered once the job is paused: its runner has committed and exited. */
+static void method_pause(Connection *c) {
+        Job *j = lookup_job(c, NULL, 0);
+
+        if (!j)
+                return;
+        if (job_state_is_final(j->state)) {
+                error_with_state(c, "io.mplock.Manager.JobNotActive", j);
+                return;
+        }
+        if (j->state == JOB_PAUSED) {
+                reply_job(c, j);
+                return;
+        }
+        job_add_waiter(j, c, false);
+        c->wait_for_pause = true;
+        job_pause(j, NULL);
+}
+
+static void method_resume(Connection *c) {
+        Job *j = lookup_job(c, NULL, 0);
+
+        if (!j)
+                return;
+        if (j->state != JOB_PAUSED) {
+                error_with_state(c, "io.mplock.Manager.JobNotPaused", j);
+                return;
+        }
+        job_resume(j);
+        reply_job(c, j);
 }
 
 /* Forgets an ended job: its state directory goes, its output stays. */
@@ -202,13 +238,7 @@ static void method_remove(Connection *c) {
         if (!j)
                 return;
         if (!job_state_is_final(j->state)) {
-                p = json_object_new_object();
-                if (p && (json_add_u64(p, "id", j->spec.id) < 0 ||
-                          json_add_str(p, "state", job_state_to_string(j->state)) < 0)) {
-                        json_object_put(p);
-                        p = NULL;
-                }
-                connection_error(c, "io.mplock.Manager.JobActive", p);
+                error_with_state(c, "io.mplock.Manager.JobActive", j);
                 return;
         }
         id = j->spec.id;
@@ -483,6 +513,8 @@ static const struct {
         { "io.mplock.Manager.Wait", method_wait, true },
         { "io.mplock.Manager.Results", method_results, false },
         { "io.mplock.Manager.Remove", method_remove, false },
+        { "io.mplock.Manager.Pause", method_pause, false },
+        { "io.mplock.Manager.Resume", method_resume, false },
 };
 
 void manager_dispatch_call(Connection *c) {
@@ -526,7 +558,7 @@ void manager_dispatch_call(Connection *c) {
 void manager_notify_status(Manager *m) {
         char buf[512];
         size_t len = 0;
-        unsigned running = 0, queued = 0;
+        unsigned running = 0, queued = 0, paused = 0;
         Job *first = NULL;
 
         for (size_t i = 0; i < m->n_jobs; i++) {
@@ -537,8 +569,12 @@ void manager_notify_status(Manager *m) {
                                 first = j;
                 } else if (j->state == JOB_QUEUED)
                         queued++;
+                else if (j->state == JOB_PAUSED)
+                        paused++;
         }
         len = (size_t) snprintf(buf, sizeof(buf), "STATUS=%u running, %u queued", running, queued);
+        if (paused > 0 && len < sizeof(buf))
+                len += (size_t) snprintf(buf + len, sizeof(buf) - len, ", %u paused", paused);
         if (first && len < sizeof(buf))
                 (void) snprintf(buf + len, sizeof(buf) - len, "; job %llu: %llu/%llu items, %.0f/s",
                                 (unsigned long long) first->spec.id,

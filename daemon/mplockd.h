@@ -20,7 +20,9 @@ typedef struct Submission Submission;
 typedef enum JobState {
         JOB_QUEUED,
         JOB_RUNNING,
+        JOB_PAUSED,                  /* by its owner, or by a storage fault */
         JOB_COMPLETED,
+        JOB_COMPLETED_WITH_FAILURES, /* every item has a record, some are errors */
         JOB_FAILED,
         JOB_CANCELLED,
         _JOB_STATE_MAX,
@@ -45,6 +47,7 @@ typedef struct Settings {
         uint32_t commit_items;
         uint32_t max_attempts;       /* per item, worker crashes */
         uint32_t item_timeout_sec;   /* default for jobs; 0: none */
+        uint64_t memory_max;         /* default per-worker data limit; 0: none */
         uint64_t stop_timeout_usec;  /* graceful stop before SIGKILL */
         uint64_t check_timeout_usec; /* submission checks */
 } Settings;
@@ -73,6 +76,7 @@ typedef struct JobSpec {
         uint32_t batch_size;
         uint32_t save_batch;
         uint32_t timeout_sec;  /* per call of process; 0: none */
+        uint64_t memory_max;   /* bytes of data per worker (RLIMIT_DATA); 0: none */
         bool nul_separated;
         uint64_t n_items;
         uint64_t input_bytes;  /* snapshot size */
@@ -105,7 +109,8 @@ struct Job {
         sd_event_source *retry_timer; /* restart after a runner crash */
         uint32_t slots;               /* workers held from the global cap */
         uint32_t live_workers;
-        bool runner_ready, runner_done, stop_sent, cancel_requested;
+        bool runner_ready, runner_done, stop_sent, cancel_requested, pause_requested;
+        char *pause_reason; /* a storage fault, shown while paused */
         uint32_t crashes;             /* runner deaths without progress */
         uint64_t done_at_start;
         char *runner_error;           /* from an IPC_FAIL message */
@@ -169,10 +174,10 @@ struct Connection {
         bool busy, more, oneway;
         bool eof;     /* the client will send no more */
         bool closing; /* flush output, then close */
-        /* Waiting for a job to end (Wait, Cancel). */
+        /* Waiting for a job to end (Wait, Cancel) or to pause (Pause). */
         Job *wait_job;
         Connection *wait_next;
-        bool wait_is_cancel;
+        bool wait_is_cancel, wait_for_pause;
         Submission *submission;
 };
 
@@ -198,11 +203,13 @@ Job *manager_find_job(Manager *m, uint64_t id);
 const char *job_state_to_string(JobState s);
 JobState job_state_from_string(const char *s);
 static inline bool job_state_is_final(JobState s) {
-        return s == JOB_COMPLETED || s == JOB_FAILED || s == JOB_CANCELLED;
+        return s == JOB_COMPLETED || s == JOB_COMPLETED_WITH_FAILURES || s == JOB_FAILED || s == JOB_CANCELLED;
 }
 int job_set_state(Job *j, JobState s, const char *error);
 void manager_schedule(Manager *m);
 void job_cancel(Job *j);
+void job_pause(Job *j, const char *reason);
+void job_resume(Job *j);
 void job_add_waiter(Job *j, Connection *c, bool is_cancel);
 void job_remove_waiter(Job *j, Connection *c);
 int job_load_checkpoint(Job *j);

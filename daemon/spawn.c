@@ -237,12 +237,14 @@ static void handle_commit(Job *j, const void *payload, size_t len) {
                 return;
         }
         if (r < 0) {
+                /* Nothing more can be committed: pause the job until its
+                 * owner has made room and resumes it. What the runner has
+                 * not committed is done again then. */
                 char msg[256];
-                (void) snprintf(msg, sizeof(msg), "cannot write checkpoint: %s", strerror(-r));
-                log_job(LOG_ERR, j->spec.id, "%s", msg);
-                free(j->runner_error);
-                j->runner_error = strdup(msg);
-                j->runner_error_kind = IPC_FAIL_PERMANENT;
+                (void) snprintf(msg, sizeof(msg), "cannot write the checkpoint: %s", strerror(-r));
+                log_job(LOG_ERR, j->spec.id, "%s; pausing the job.", msg);
+                if (!j->pause_reason)
+                        j->pause_reason = strdup(msg);
                 runner_kill(j);
                 return;
         }
@@ -275,7 +277,7 @@ static void handle_fail(Job *j, const void *payload, size_t len) {
                         msg[i] = msg[i] ? ' ' : '\0';
         free(j->runner_error);
         j->runner_error = msg;
-        j->runner_error_kind = f.kind == IPC_FAIL_PERMANENT ? IPC_FAIL_PERMANENT : IPC_FAIL_TEMPORARY;
+        j->runner_error_kind = f.kind == IPC_FAIL_PERMANENT || f.kind == IPC_FAIL_STORAGE ? f.kind : IPC_FAIL_TEMPORARY;
         log_job(LOG_ERR, j->spec.id, "Runner reports: %s", msg);
 }
 
@@ -373,7 +375,8 @@ static json_object *start_message(Job *j) {
             json_add_u64(o, "commit_interval_ms", m->settings.commit_interval_ms) < 0 ||
             json_add_u64(o, "commit_items", m->settings.commit_items) < 0 ||
             json_add_u64(o, "max_attempts", m->settings.max_attempts) < 0 ||
-            json_add_u64(o, "timeout_sec", j->spec.timeout_sec) < 0) {
+            json_add_u64(o, "timeout_sec", j->spec.timeout_sec) < 0 ||
+            json_add_u64(o, "memory_max", j->spec.memory_max) < 0) {
                 json_object_put(o);
                 return NULL;
         }

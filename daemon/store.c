@@ -122,6 +122,7 @@ int store_write_spec(int dirfd, const JobSpec *s) {
             (r = json_add_u64(o, "batch_size", s->batch_size)) < 0 ||
             (r = json_add_u64(o, "save_batch", s->save_batch)) < 0 ||
             (r = json_add_u64(o, "timeout", s->timeout_sec)) < 0 ||
+            (r = json_add_u64(o, "memory_max", s->memory_max)) < 0 ||
             (r = json_add_str(o, "separator", s->nul_separated ? "nul" : "newline")) < 0 ||
             (r = json_add_u64(o, "items", s->n_items)) < 0 ||
             (r = json_add_u64(o, "input_bytes", s->input_bytes)) < 0 ||
@@ -153,7 +154,7 @@ static int load_spec(int dirfd, uint64_t id, JobSpec *s) {
                 { "input", JSON_KIND_STRING, true },      { "output", JSON_KIND_STRING, true },
                 { "shared", JSON_KIND_OBJECT, true },     { "workers", JSON_KIND_UINT, true },
                 { "batch_size", JSON_KIND_UINT, true },   { "save_batch", JSON_KIND_UINT, true },
-                { "timeout", JSON_KIND_UINT, false },
+                { "timeout", JSON_KIND_UINT, false },      { "memory_max", JSON_KIND_UINT, false },
                 { "separator", JSON_KIND_STRING, true },  { "items", JSON_KIND_UINT, true },
                 { "input_bytes", JSON_KIND_UINT, true },  { "input_crc", JSON_KIND_UINT, true },
                 { "uid", JSON_KIND_UINT, true },          { "gid", JSON_KIND_UINT, true },
@@ -183,6 +184,7 @@ static int load_spec(int dirfd, uint64_t id, JobSpec *s) {
                 .batch_size = (uint32_t) json_get_uint(o, "batch_size", 1),
                 .save_batch = (uint32_t) json_get_uint(o, "save_batch", 1),
                 .timeout_sec = (uint32_t) MIN(json_get_uint(o, "timeout", 0), (uint64_t) 604800),
+                .memory_max = json_get_uint(o, "memory_max", 0),
                 .nul_separated = streq(json_get_str(o, "separator"), "nul"),
                 .n_items = json_get_uint(o, "items", 0),
                 .input_bytes = json_get_uint(o, "input_bytes", 0),
@@ -289,9 +291,10 @@ static int load_job(Manager *m, const char *name, uint64_t id) {
                 log_job_errno(LOG_ERR, r, id, "Cannot load state.json, skipping the job: %m");
                 goto fail;
         }
-        if (!job_state_is_final(j->state)) {
+        if (!job_state_is_final(j->state) && j->state != JOB_PAUSED) {
                 /* Unfinished: recover its checkpoint now, so that status is
-                 * right and a broken one is reported before it would run. */
+                 * right and a broken one is reported before it would run.
+                 * A paused job stays paused until somebody resumes it. */
                 r = job_load_checkpoint(j);
                 if (r < 0) {
                         char msg[256];

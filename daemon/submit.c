@@ -420,7 +420,7 @@ void submit_start(Connection *c) {
                 { "output", JSON_KIND_STRING, true },   { "workers", JSON_KIND_UINT, false },
                 { "shared", JSON_KIND_OBJECT, false },  { "save_batch", JSON_KIND_UINT, false },
                 { "batch_size", JSON_KIND_UINT, false }, { "name", JSON_KIND_STRING, false },
-                { "timeout", JSON_KIND_UINT, false },
+                { "timeout", JSON_KIND_UINT, false },   { "memory_max", JSON_KIND_UINT, false },
         };
         Manager *m = c->manager;
         json_object *params = c->call.parameters, *items;
@@ -429,7 +429,7 @@ void submit_start(Connection *c) {
         char *argv[16];
         int fds[2], pipefd[2] = { -1, -1 }, r;
         size_t argc = 0, active = 0, shared_len;
-        uint64_t workers, batch, save, timeout;
+        uint64_t workers, batch, save, timeout, memory_max;
         Submission *s;
         JsonError err;
 
@@ -447,6 +447,7 @@ void submit_start(Connection *c) {
         batch = json_get_uint(params, "batch_size", 1);
         save = json_get_uint(params, "save_batch", 1000);
         timeout = json_get_uint(params, "timeout", m->settings.item_timeout_sec);
+        memory_max = json_get_uint(params, "memory_max", m->settings.memory_max);
 
         if (!path_ok(module, why, sizeof(why))) {
                 connection_error_param(c, "module", why);
@@ -485,6 +486,10 @@ void submit_start(Connection *c) {
         if (save < 1 || save > m->settings.max_save_batch) {
                 (void) snprintf(why, sizeof(why), "must be between 1 and %u", m->settings.max_save_batch);
                 connection_error_param(c, "save_batch", why);
+                return;
+        }
+        if (memory_max != 0 && (memory_max < (UINT64_C(16) << 20) || memory_max > (UINT64_C(1) << 50))) {
+                connection_error_param(c, "memory_max", "must be 0 (none) or at least 16 MiB");
                 return;
         }
         if (timeout > 604800) {
@@ -548,6 +553,7 @@ void submit_start(Connection *c) {
                 .batch_size = (uint32_t) batch,
                 .save_batch = (uint32_t) save,
                 .timeout_sec = (uint32_t) timeout,
+                .memory_max = memory_max,
                 .nul_separated = sep && streq(sep, "nul"),
                 .uid = c->uid,
                 .gid = c->gid,

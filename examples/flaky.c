@@ -8,6 +8,9 @@
  *   "hang":  the worker loops for ever
  *   "once":  the worker crashes the first time it sees the item, in each
  *            output directory (a marker file remembers), then succeeds
+ *   "bigalloc": allocates and touches 10 GiB (an error if malloc fails)
+ *   "closefds": closes descriptors 0 to 10, then answers
+ *   "fork":  forks a child that sleeps 30 s, then answers
  * and "sleep_ms" makes every item take that long. Other items: result = item. */
 #include <errno.h>
 #include <fcntl.h>
@@ -64,6 +67,23 @@ static int flaky_process(const mplock_ctx *ctx, void *state, const mplock_item *
                                 close(fd);
                                 raise(SIGKILL);
                         }
+                }
+                if (listed(ctx, "bigalloc", it)) {
+                        size_t big = (size_t) 10 << 30;
+                        char *p = malloc(big);
+                        if (!p) {
+                                mplock_result_error(out, i, ENOMEM, "cannot allocate 10 GiB");
+                                continue;
+                        }
+                        memset(p, 1, big);
+                        free(p);
+                }
+                if (listed(ctx, "closefds", it))
+                        for (int fd = 0; fd <= 10; fd++)
+                                close(fd);
+                if (listed(ctx, "fork", it) && fork() == 0) {
+                        sleep(30);
+                        _exit(0);
                 }
                 if (listed(ctx, "fail", it)) {
                         char msg[256];

@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -111,7 +112,7 @@ struct Runner {
         uint64_t id;
         char *module_path, *output;
         uint32_t n_workers, batch_size, save_batch, max_attempts, commit_interval_ms, commit_items, timeout_sec;
-        uint64_t n_items, input_bytes;
+        uint64_t n_items, input_bytes, memory_max;
         uint32_t input_crc;
 
         Items items;
@@ -185,6 +186,27 @@ static _Noreturn void fail(Runner *r, uint32_t kind, const char *fmt, ...) {
         _exit(1);
 }
 
+/* Writing failed: a full disk, a quota or an I/O error pauses the job until
+ * its owner fixes it and resumes; anything else is worth a restart, except
+ * what cannot change (permissions), which fails the job. */
+static uint32_t io_kind(int err) {
+        switch (abs(err)) {
+        case ENOSPC:
+        case EDQUOT:
+        case EIO:
+        case EROFS:
+        case EFBIG:
+                return IPC_FAIL_STORAGE;
+        case EACCES:
+        case EPERM:
+        case ENOTDIR:
+        case ELOOP:
+                return IPC_FAIL_PERMANENT;
+        default:
+                return IPC_FAIL_TEMPORARY;
+        }
+}
+
 /* --- the job ------------------------------------------------------------ */
 
 static void read_start(Runner *r) {
@@ -197,7 +219,7 @@ static void read_start(Runner *r) {
                 { "results_len", JSON_KIND_UINT, true },  { "done", JSON_KIND_UINT, true },
                 { "failed", JSON_KIND_UINT, true },       { "commit_interval_ms", JSON_KIND_UINT, true },
                 { "commit_items", JSON_KIND_UINT, true }, { "max_attempts", JSON_KIND_UINT, true },
-                { "timeout_sec", JSON_KIND_UINT, false },
+                { "timeout_sec", JSON_KIND_UINT, false }, { "memory_max", JSON_KIND_UINT, false },
         };
         static char buf[IPC_MSG_MAX] __attribute__((aligned(8)));
         const void *payload;
@@ -230,6 +252,7 @@ static void read_start(Runner *r) {
         r->commit_items = (uint32_t) json_get_uint(o, "commit_items", 1000000);
         r->max_attempts = (uint32_t) json_get_uint(o, "max_attempts", 3);
         r->timeout_sec = (uint32_t) MIN(json_get_uint(o, "timeout_sec", 0), (uint64_t) 604800);
+        r->memory_max = json_get_uint(o, "memory_max", 0);
         shared = json_compact(json_get(o, "shared"), &len);
         if (!r->module_path || !r->output || !shared || host_init(&r->host, shared, r->output, r->id, r->n_workers,
                                                                   r->batch_size) < 0)
@@ -263,16 +286,16 @@ static void open_output(Runner *r) {
         ResultsFileHeader h;
 
         if (mkdir(r->output, 0755) < 0 && errno != EEXIST)
-                fail(r, IPC_FAIL_PERMANENT, "cannot create output directory %s: %s", r->output, strerror(errno));
+                fail(r, io_kind(errno), "cannot create output directory %s: %s", r->output, strerror(errno));
         (void) snprintf(path, sizeof(path), "%s/mplock-%llu.log", r->output, (unsigned long long) r->id);
         r->log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (r->log_fd < 0)
-                fail(r, IPC_FAIL_PERMANENT, "cannot open job log %s: %s", path, strerror(errno));
+                fail(r, io_kind(errno), "cannot open job log %s: %s", path, strerror(errno));
 
         (void) snprintf(path, sizeof(path), "%s/mplock-%llu.results", r->output, (unsigned long long) r->id);
         r->results_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (r->results_fd < 0)
-                fail(r, IPC_FAIL_PERMANENT, "cannot open results file %s: %s", path, strerror(errno));
+                fail(r, io_kind(errno), "cannot open results file %s: %s", path, strerror(errno));
         if (fstat(r->results_fd, &st) < 0)
                 fail(r, IPC_FAIL_TEMPORARY, "cannot stat %s: %s", path, strerror(errno));
         if (!S_ISREG(st.st_mode))
@@ -281,8 +304,9 @@ static void open_output(Runner *r) {
         if (r->results_len == 0) {
                 /* Nothing committed: start the file afresh. */
                 results_file_header_init(&h, r->id);
-                if (ftruncate(r->results_fd, 0) < 0 || pwrite_full(r->results_fd, &h, sizeof(h), 0) < 0)
-                        fail(r, IPC_FAIL_TEMPORARY, "cannot write %s: %s", path, strerror(errno));
+                int q = ftruncate(r->results_fd, 0) < 0 ? -errno : pwrite_full(r->results_fd, &h, sizeof(h), 0);
+                if (q < 0)
+                        fail(r, io_kind(q), "cannot write %s: %s", path, strerror(-q));
                 r->results_len = sizeof(h);
         } else {
                 ssize_t n;
@@ -301,11 +325,11 @@ static void open_output(Runner *r) {
                         runner_log(r, LOG_INFO, "Cutting %llu uncommitted bytes off the results file.",
                                    (unsigned long long) (st.st_size - (off_t) r->results_len));
                         if (ftruncate(r->results_fd, (off_t) r->results_len) < 0)
-                                fail(r, IPC_FAIL_TEMPORARY, "cannot truncate %s: %s", path, strerror(errno));
+                                fail(r, io_kind(errno), "cannot truncate %s: %s", path, strerror(errno));
                 }
         }
         if (fsync(r->results_fd) < 0)
-                fail(r, IPC_FAIL_TEMPORARY, "cannot sync %s: %s", path, strerror(errno));
+                fail(r, io_kind(errno), "cannot sync %s: %s", path, strerror(errno));
 }
 
 static void map_done(Runner *r) {
@@ -364,7 +388,7 @@ static void commit(Runner *r) {
 
         /* The results must be on disk before the checkpoint says so. */
         if (fdatasync(r->results_fd) < 0)
-                fail(r, IPC_FAIL_TEMPORARY, "cannot sync the results file: %s", strerror(errno));
+                fail(r, io_kind(errno), "cannot sync the results file: %s", strerror(errno));
         c.results_len = end;
         c.done_total = r->committed + items;
         c.failed_total = r->committed_failed + failed;
@@ -491,7 +515,7 @@ static void record_block(Runner *r, Worker *w, const char *block, size_t len) {
 
         q = pwrite_full(r->results_fd, block, len, (off_t) r->results_len);
         if (q < 0)
-                fail(r, IPC_FAIL_TEMPORARY, "cannot write the results file: %s", strerror(-q));
+                fail(r, io_kind(q), "cannot write the results file: %s", strerror(-q));
         r->results_len += len;
         bitmap_set_range(r->done, h.first, h.count);
 
@@ -751,6 +775,14 @@ static void worker_spawn(Runner *r, Worker *w) {
                 if (syscall(SYS_close_range, 5U, ~0U, 0) < 0)
                         for (int fd = 5; fd < 65536; fd++)
                                 (void) close(fd);
+                /* The job's memory cap: private and heap memory of each
+                 * worker (RLIMIT_DATA), so that an allocation past it fails
+                 * in the module instead of pushing the machine into OOM. */
+                if (r->memory_max > 0) {
+                        struct rlimit rl = { .rlim_cur = r->memory_max, .rlim_max = r->memory_max };
+                        if (setrlimit(RLIMIT_DATA, &rl) < 0)
+                                _exit(1);
+                }
                 /* Line-buffered output keeps lines of different workers apart in the log. */
                 (void) setvbuf(stdout, NULL, _IOLBF, 0);
                 worker_main(&r->module, &r->items, &r->host, w->no, 3, 4, &r->progress[w->no]);

@@ -197,7 +197,7 @@ class Callbacks(DaemonTest):
                             "--shared", '{"fail": ["3", "17", "49"]}')
         rc, st = self.d.wait(job)
         self.assertEqual(rc, 5, "completed with failed items has its own exit code")
-        self.assertEqual((st["state"], st["done"], st["failed"]), ("completed", 50, 3))
+        self.assertEqual((st["state"], st["done"], st["failed"]), ("completed_with_failures", 50, 3))
         res = self.d.results_json(job)
         failed = {r["index"]: r["error"] for r in res if "error" in r}
         self.assertEqual(sorted(failed), [3, 17, 49])

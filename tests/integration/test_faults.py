@@ -1,0 +1,236 @@
+# SPDX-License-Identifier: MIT
+"""Pause and resume, full disks, and modules that misbehave: the job ends
+completed or paused with a clear reason, never with a wrong result, and
+other jobs are not affected."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import DaemonTest, main, module  # noqa: E402
+
+
+def session_members(sid):
+    """Processes whose session is sid (a runner is its session's leader)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(d))
+    return pids
+
+
+def runner_of(daemon_pid, output):
+    """The runner of the job writing into output: it holds its results file."""
+    out = subprocess.run(["pgrep", "-P", str(daemon_pid)], capture_output=True, text=True).stdout.split()
+    for pid in out:
+        try:
+            for fd in os.listdir("/proc/%s/fd" % pid):
+                if os.readlink("/proc/%s/fd/%s" % (pid, fd)).startswith(output + "/mplock-"):
+                    return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def wait_until(what, cond, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
+
+
+class PauseResume(DaemonTest):
+    daemon_args = ("--commit-interval", "20")
+
+    def test_pause_holds_across_a_restart_and_resume_finishes(self):
+        n = 4000
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        job = self.d.submit(module("square"), items, self.path("out"), "--workers", 2, "--shared",
+                            '{"sleep_us": 1000}')
+        wait_until("progress", lambda: self.d.status(job)["done"] >= 300)
+        p = self.d.ctl("--json", "pause", job)
+        st = json.loads(p.stdout)
+        self.assertEqual(st["state"], "paused")
+        done = st["done"]
+        self.assertLess(done, n)
+        time.sleep(0.5)
+        self.assertEqual(self.d.status(job)["done"], done, "a paused job went on")
+        # Paused survives SIGKILL and a restart: it does not resume by itself.
+        self.d.kill()
+        self.d.start()
+        time.sleep(0.5)
+        st = self.d.status(job)
+        self.assertEqual((st["state"], st["done"]), ("paused", done))
+        self.assertIn("paused", self.d.ctl("list").stdout.decode())
+        self.d.ctl("resume", job)
+        rc, st = self.d.wait(job)
+        self.assertEqual(rc, 0)
+        self.assertEqual(self.d.ctl("results", job).stdout.decode().splitlines(), [str(i * i) for i in range(n)])
+
+    def test_pause_and_resume_refusals(self):
+        items = self.write_items("items.txt", ["1", "2"])
+        blocker = self.d.submit(module("burn"), items, self.path("b"), "--workers", 2, "--shared", '{"ms": 3000}')
+        queued = self.d.submit(module("square"), items, self.path("q"), "--workers", 2)
+        self.assertEqual(self.d.status(queued)["state"], "queued")
+        self.d.ctl("pause", queued)  # a queued job pauses at once
+        self.assertEqual(self.d.status(queued)["state"], "paused")
+        p = self.d.ctl("resume", blocker, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is not paused (running)", p.stderr.decode())
+        self.d.ctl("cancel", blocker)
+        p = self.d.ctl("pause", blocker, check=False)
+        self.assertIn("already ended (cancelled)", p.stderr.decode())
+        self.d.ctl("resume", queued)
+        self.assertEqual(self.d.wait(queued)[0], 0)
+        # A paused job can be cancelled.
+        many = self.write_items("many.txt", [str(i) for i in range(40)])
+        again = self.d.submit(module("burn"), many, self.path("a"), "--shared", '{"ms": 200}')
+        st = json.loads(self.d.ctl("--json", "pause", again).stdout)
+        self.assertEqual(st["state"], "paused")
+        self.assertLess(st["done"], 40)
+        self.d.ctl("cancel", again)
+        self.assertEqual(self.d.status(again)["state"], "cancelled")
+
+
+@unittest.skipIf(os.geteuid() != 0, "needs root to mount a small file system")
+class FullDisk(DaemonTest):
+    daemon_args = ("--commit-interval", "20")
+
+    def mount_tmpfs(self, path, size):
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%s" % size, "tmpfs", path], check=True)
+        self.addCleanup(subprocess.run, ["umount", "-l", path])
+
+    def fill(self, path):
+        """Fills the file system of path to the last page; returns the
+        filler to remove. Unbuffered: every byte that fits is written."""
+        filler = os.path.join(path, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            for size in (1 << 20, 65536, 4096, 1):
+                while True:
+                    try:
+                        if os.write(fd, b"\0" * size) == 0:
+                            break
+                    except OSError:
+                        break
+        finally:
+            os.close(fd)
+        self.assertEqual(os.statvfs(path).f_bavail, 0)
+        return filler
+
+    def run_until_paused(self, out, job):
+        st = wait_until("the job to pause", lambda: (lambda s: s if s["state"] != "running" else None)(
+            self.d.status(job)))
+        self.assertEqual(st["state"], "paused", st)
+        self.assertIn("No space left on device", st["error"])
+        return st
+
+    def test_a_full_output_file_system_pauses_the_job_until_resumed(self):
+        n = 20000
+        out = self.path("out")
+        self.mount_tmpfs(out, "4m")
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        job = self.d.submit(module("square"), items, out, "--workers", 2, "--shared", '{"sleep_us": 100}')
+        wait_until("progress", lambda: self.d.status(job)["done"] >= 1000)
+        filler = self.fill(out)
+        st = self.run_until_paused(out, job)
+        self.assertIn("results file", st["error"])
+        human = self.d.ctl("status", job).stdout.decode()
+        self.assertIn("paused", human)
+        self.assertIn("No space left on device", human)
+        os.unlink(filler)
+        self.d.ctl("resume", job)
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"]), (0, "completed"))
+        res = self.d.results_json(job)
+        self.assertEqual([r["index"] for r in res], list(range(n)))
+        self.assertEqual([r["result"] for r in res], [str(i * i) for i in range(n)])
+
+    def test_a_full_state_file_system_pauses_the_job_until_resumed(self):
+        self.d.stop()
+        self.mount_tmpfs(self.d.state, "8m")
+        self.d.start()
+        n = 20000
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        # Small save batches: many commits, so the checkpoint log grows past
+        # its last page soon after the disk is full.
+        job = self.d.submit(module("square"), items, self.path("out"), "--workers", 2, "--save-batch", 5,
+                            "--shared", '{"sleep_us": 200}')
+        wait_until("progress", lambda: self.d.status(job)["done"] >= 1000)
+        filler = self.fill(self.d.state)
+        st = self.run_until_paused(self.path("out"), job)
+        self.assertIn("checkpoint", st["error"])
+        os.unlink(filler)
+        self.d.ctl("resume", job)
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"]), (0, "completed"))
+        res = self.d.results_json(job)
+        self.assertEqual([r["index"] for r in res], list(range(n)))
+        self.assertEqual([r["result"] for r in res], [str(i * i) for i in range(n)])
+
+
+class ModuleFaults(DaemonTest):
+    daemon_args = ("--max-workers", "4")
+
+    def test_misbehaving_modules_are_contained(self):
+        n = 300
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        # A healthy job beside the bad one must not notice anything.
+        good = self.d.submit(module("square"), items, self.path("good"), "--workers", 2,
+                             "--shared", '{"sleep_us": 2000}')
+        t0 = time.monotonic()
+        bad = self.d.submit(module("flaky"), items, self.path("bad"), "--workers", 2, "--timeout", 2,
+                            "--memory-max", "256M",
+                            "--shared", json.dumps({"segv": ["10"], "abort": ["20"], "exit": ["30"],
+                                                    "hang": ["40"], "bigalloc": ["50"], "closefds": ["60"],
+                                                    "fork": ["70"], "fail": ["80"]}))
+        runner = wait_until("the bad job's runner", lambda: runner_of(self.d.proc.pid, self.path("bad")))
+        rc, st = self.d.wait(bad)
+        self.assertEqual((rc, st["state"]), (5, "completed_with_failures"), st)
+        self.assertLess(time.monotonic() - t0, 60, "the forked child held the job up")
+        res = {r["index"]: r for r in self.d.results_json(bad)}
+        self.assertEqual(sorted(res), list(range(n)))
+        failed = {i: r["error"] for i, r in res.items() if "error" in r}
+        self.assertEqual(sorted(failed), [10, 20, 30, 40, 50, 60, 80], failed)
+        for i in (10, 20, 30, 40, 60):
+            self.assertEqual(failed[i]["code"], -1002, (i, failed[i]))
+            self.assertIn("worker died on this item 3 times", failed[i]["message"])
+        self.assertIn("timed out after 2 s", failed[40]["message"])
+        self.assertIn("exited with status 0", failed[30]["message"])
+        # The memory cap made the 10 GiB allocation fail in the module (or,
+        # under ASan, kill the worker), not the machine.
+        self.assertIn(failed[50]["code"], (12, -1002))
+        self.assertEqual(res[70]["result"], "70")
+        self.assertEqual(failed[80]["code"], 42)
+        # The failed items, listed.
+        lines = self.d.ctl("failed", bad).stdout.decode().splitlines()
+        self.assertEqual([int(line.split("\t")[0]) for line in lines], [10, 20, 30, 40, 50, 60, 80])
+        self.assertEqual(lines[-1], "80\t42\tflaky refuses item 80\t80")
+        fj = [json.loads(x) for x in self.d.ctl("--json", "failed", bad).stdout.splitlines()]
+        self.assertEqual([f["index"] for f in fj], [10, 20, 30, 40, 50, 60, 80])
+
+        rc, st = self.d.wait(good)
+        self.assertEqual((rc, st["failed"]), (0, 0))
+        self.assertEqual(self.d.ctl("results", good).stdout.decode().splitlines(), [str(i * i) for i in range(n)])
+        # Nothing of the bad job is left running, the forked child included:
+        # the runner's session is empty.
+        wait_until("the bad job's processes to go", lambda: not session_members(runner), timeout=5)
+
+
+if __name__ == "__main__":
+    main()
