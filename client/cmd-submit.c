@@ -121,12 +121,14 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 { "null", no_argument, NULL, '0' },             { "json", no_argument, NULL, 'j' },
                 { "timeout", required_argument, NULL, 't' },
                 { "memory-max", required_argument, NULL, 'M' },
+                { "max-attempts", required_argument, NULL, 'A' },
                 {},
         };
         _cleanup_free_ char *module = NULL, *input = NULL, *output = NULL, *tmp = NULL;
         const char *name = NULL, *input_arg = NULL;
         json_object *shared = NULL, *params, *reply;
-        uint64_t workers = 0, save_batch = 0, batch_size = 0, timeout = UINT64_MAX, memory_max = UINT64_MAX;
+        uint64_t workers = 0, save_batch = 0, batch_size = 0, timeout = UINT64_MAX, memory_max = UINT64_MAX,
+                 attempts = 0;
         bool nul = false;
         int opt, r = EXIT_USAGE;
 
@@ -165,6 +167,10 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                         break;
                 case 'n':
                         name = optarg;
+                        break;
+                case 'A':
+                        if (uint_opt("max-attempts", optarg, &attempts) < 0)
+                                goto out;
                         break;
                 case 'M':
                         if (parse_size(optarg, &memory_max) < 0) {
@@ -220,6 +226,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
             (name && json_add_str(params, "name", name) < 0) ||
             (timeout != UINT64_MAX && json_add_u64(params, "timeout", timeout) < 0) ||
             (memory_max != UINT64_MAX && json_add_u64(params, "memory_max", memory_max) < 0) ||
+            (attempts && json_add_u64(params, "max_attempts", attempts) < 0) ||
             (shared && json_add(params, "shared", TAKE_PTR(shared)) < 0)) {
                 json_object_put(params);
                 fprintf(stderr, "mplockctl: out of memory\n");

@@ -45,7 +45,8 @@ typedef struct Settings {
         uint32_t max_save_batch;
         uint32_t commit_interval_ms; /* runner group commit */
         uint32_t commit_items;
-        uint32_t max_attempts;       /* per item, worker crashes */
+        uint32_t max_attempts;       /* default per item: failures and worker deaths */
+        uint32_t retry_delay_ms;     /* first backoff before another attempt */
         uint32_t item_timeout_sec;   /* default for jobs; 0: none */
         uint64_t memory_max;         /* default per-worker data limit; 0: none */
         uint64_t stop_timeout_usec;  /* graceful stop before SIGKILL */
@@ -76,6 +77,7 @@ typedef struct JobSpec {
         uint32_t batch_size;
         uint32_t save_batch;
         uint32_t timeout_sec;  /* per call of process; 0: none */
+        uint32_t max_attempts; /* per item */
         uint64_t memory_max;   /* bytes of data per worker (RLIMIT_DATA); 0: none */
         bool nul_separated;
         uint64_t n_items;

@@ -374,7 +374,8 @@ static json_object *start_message(Job *j) {
             json_add_u64(o, "failed", j->ckpt.failed) < 0 ||
             json_add_u64(o, "commit_interval_ms", m->settings.commit_interval_ms) < 0 ||
             json_add_u64(o, "commit_items", m->settings.commit_items) < 0 ||
-            json_add_u64(o, "max_attempts", m->settings.max_attempts) < 0 ||
+            json_add_u64(o, "max_attempts", j->spec.max_attempts) < 0 ||
+            json_add_u64(o, "retry_delay_ms", m->settings.retry_delay_ms) < 0 ||
             json_add_u64(o, "timeout_sec", j->spec.timeout_sec) < 0 ||
             json_add_u64(o, "memory_max", j->spec.memory_max) < 0) {
                 json_object_put(o);

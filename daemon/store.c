@@ -122,6 +122,7 @@ int store_write_spec(int dirfd, const JobSpec *s) {
             (r = json_add_u64(o, "batch_size", s->batch_size)) < 0 ||
             (r = json_add_u64(o, "save_batch", s->save_batch)) < 0 ||
             (r = json_add_u64(o, "timeout", s->timeout_sec)) < 0 ||
+            (r = json_add_u64(o, "max_attempts", s->max_attempts)) < 0 ||
             (r = json_add_u64(o, "memory_max", s->memory_max)) < 0 ||
             (r = json_add_str(o, "separator", s->nul_separated ? "nul" : "newline")) < 0 ||
             (r = json_add_u64(o, "items", s->n_items)) < 0 ||
@@ -155,6 +156,7 @@ static int load_spec(int dirfd, uint64_t id, JobSpec *s) {
                 { "shared", JSON_KIND_OBJECT, true },     { "workers", JSON_KIND_UINT, true },
                 { "batch_size", JSON_KIND_UINT, true },   { "save_batch", JSON_KIND_UINT, true },
                 { "timeout", JSON_KIND_UINT, false },      { "memory_max", JSON_KIND_UINT, false },
+                { "max_attempts", JSON_KIND_UINT, false },
                 { "separator", JSON_KIND_STRING, true },  { "items", JSON_KIND_UINT, true },
                 { "input_bytes", JSON_KIND_UINT, true },  { "input_crc", JSON_KIND_UINT, true },
                 { "uid", JSON_KIND_UINT, true },          { "gid", JSON_KIND_UINT, true },
@@ -185,6 +187,7 @@ static int load_spec(int dirfd, uint64_t id, JobSpec *s) {
                 .save_batch = (uint32_t) json_get_uint(o, "save_batch", 1),
                 .timeout_sec = (uint32_t) MIN(json_get_uint(o, "timeout", 0), (uint64_t) 604800),
                 .memory_max = json_get_uint(o, "memory_max", 0),
+                .max_attempts = (uint32_t) MIN(MAX(json_get_uint(o, "max_attempts", 3), (uint64_t) 1), (uint64_t) 1000),
                 .nul_separated = streq(json_get_str(o, "separator"), "nul"),
                 .n_items = json_get_uint(o, "items", 0),
                 .input_bytes = json_get_uint(o, "input_bytes", 0),

@@ -421,6 +421,7 @@ void submit_start(Connection *c) {
                 { "shared", JSON_KIND_OBJECT, false },  { "save_batch", JSON_KIND_UINT, false },
                 { "batch_size", JSON_KIND_UINT, false }, { "name", JSON_KIND_STRING, false },
                 { "timeout", JSON_KIND_UINT, false },   { "memory_max", JSON_KIND_UINT, false },
+                { "max_attempts", JSON_KIND_UINT, false },
         };
         Manager *m = c->manager;
         json_object *params = c->call.parameters, *items;
@@ -429,7 +430,7 @@ void submit_start(Connection *c) {
         char *argv[16];
         int fds[2], pipefd[2] = { -1, -1 }, r;
         size_t argc = 0, active = 0, shared_len;
-        uint64_t workers, batch, save, timeout, memory_max;
+        uint64_t workers, batch, save, timeout, memory_max, attempts;
         Submission *s;
         JsonError err;
 
@@ -448,6 +449,7 @@ void submit_start(Connection *c) {
         save = json_get_uint(params, "save_batch", 1000);
         timeout = json_get_uint(params, "timeout", m->settings.item_timeout_sec);
         memory_max = json_get_uint(params, "memory_max", m->settings.memory_max);
+        attempts = json_get_uint(params, "max_attempts", m->settings.max_attempts);
 
         if (!path_ok(module, why, sizeof(why))) {
                 connection_error_param(c, "module", why);
@@ -490,6 +492,10 @@ void submit_start(Connection *c) {
         }
         if (memory_max != 0 && (memory_max < (UINT64_C(16) << 20) || memory_max > (UINT64_C(1) << 50))) {
                 connection_error_param(c, "memory_max", "must be 0 (none) or at least 16 MiB");
+                return;
+        }
+        if (attempts < 1 || attempts > 1000) {
+                connection_error_param(c, "max_attempts", "must be between 1 and 1000");
                 return;
         }
         if (timeout > 604800) {
@@ -554,6 +560,7 @@ void submit_start(Connection *c) {
                 .save_batch = (uint32_t) save,
                 .timeout_sec = (uint32_t) timeout,
                 .memory_max = memory_max,
+                .max_attempts = (uint32_t) attempts,
                 .nul_separated = sep && streq(sep, "nul"),
                 .uid = c->uid,
                 .gid = c->gid,

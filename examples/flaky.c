@@ -8,6 +8,7 @@
  *   "hang":  the worker loops for ever
  *   "once":  the worker crashes the first time it sees the item, in each
  *            output directory (a marker file remembers), then succeeds
+ *   "failonce": the item gets an error the first time only (a marker file)
  *   "bigalloc": allocates and touches 10 GiB (an error if malloc fails)
  *   "closefds": closes descriptors 0 to 10, then answers
  *   "fork":  forks a child that sleeps 30 s, then answers
@@ -84,6 +85,17 @@ static int flaky_process(const mplock_ctx *ctx, void *state, const mplock_item *
                 if (listed(ctx, "fork", it) && fork() == 0) {
                         sleep(30);
                         _exit(0);
+                }
+                if (listed(ctx, "failonce", it)) {
+                        char path[4096];
+                        int fd;
+                        snprintf(path, sizeof(path), "%s/flaky-failonce-%s", ctx->output_dir, it);
+                        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                        if (fd >= 0) {
+                                close(fd);
+                                mplock_result_error(out, i, 43, "flaky fails this item once");
+                                continue;
+                        }
                 }
                 if (listed(ctx, "fail", it)) {
                         char msg[256];

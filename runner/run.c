@@ -89,6 +89,7 @@ typedef struct Requeue {
         uint64_t first;
         uint64_t count;
         bool suspect; /* one at a time: one of them may kill workers */
+        uint64_t not_before; /* a retry waits out its backoff (CLOCK_MONOTONIC us) */
 } Requeue;
 
 typedef struct Attempt {
@@ -112,6 +113,7 @@ struct Runner {
         uint64_t id;
         char *module_path, *output;
         uint32_t n_workers, batch_size, save_batch, max_attempts, commit_interval_ms, commit_items, timeout_sec;
+        uint32_t retry_delay_ms;
         uint64_t n_items, input_bytes, memory_max;
         uint32_t input_crc;
 
@@ -128,8 +130,10 @@ struct Runner {
         uint32_t init_failures;
 
         uint64_t cursor;
-        Requeue *requeue;
+        Requeue *requeue; /* ready to hand out again, suspects first */
         size_t n_requeue, cap_requeue;
+        Requeue *delayed; /* retries waiting for their backoff */
+        size_t n_delayed, cap_delayed;
         Attempt *attempts;
         size_t n_attempts, cap_attempts;
         double item_usec; /* EWMA of time per item, 0 = unknown */
@@ -142,7 +146,7 @@ struct Runner {
 
         uint64_t recorded;  /* items with a record (committed before + now) */
         uint64_t committed, committed_failed;
-        sd_event_source *ipc_source, *commit_timer, *exit_timer, *timeout_timer;
+        sd_event_source *ipc_source, *commit_timer, *exit_timer, *timeout_timer, *retry_timer;
         bool stopping, finishing, done_sent;
 };
 
@@ -220,6 +224,7 @@ static void read_start(Runner *r) {
                 { "failed", JSON_KIND_UINT, true },       { "commit_interval_ms", JSON_KIND_UINT, true },
                 { "commit_items", JSON_KIND_UINT, true }, { "max_attempts", JSON_KIND_UINT, true },
                 { "timeout_sec", JSON_KIND_UINT, false }, { "memory_max", JSON_KIND_UINT, false },
+                { "retry_delay_ms", JSON_KIND_UINT, false },
         };
         static char buf[IPC_MSG_MAX] __attribute__((aligned(8)));
         const void *payload;
@@ -253,6 +258,7 @@ static void read_start(Runner *r) {
         r->max_attempts = (uint32_t) json_get_uint(o, "max_attempts", 3);
         r->timeout_sec = (uint32_t) MIN(json_get_uint(o, "timeout_sec", 0), (uint64_t) 604800);
         r->memory_max = json_get_uint(o, "memory_max", 0);
+        r->retry_delay_ms = (uint32_t) MIN(json_get_uint(o, "retry_delay_ms", 100), (uint64_t) 3600000);
         shared = json_compact(json_get(o, "shared"), &len);
         if (!r->module_path || !r->output || !shared || host_init(&r->host, shared, r->output, r->id, r->n_workers,
                                                                   r->batch_size) < 0)
@@ -492,20 +498,17 @@ static int commit_timer_handler(sd_event_source *s, uint64_t usec, void *userdat
 }
 
 /* A block of results, checked against what the worker was given. */
-static void record_block(Runner *r, Worker *w, const char *block, size_t len) {
+/* Appends a verified block to the results file, to be committed (and saved
+ * before that, when the module has a save callback). */
+static void append_block(Runner *r, const char *block, size_t len) {
         ResultsBlockHeader h;
         ResultsItemIter it;
         ResultsItem item;
-        Assignment *a = &w->q[0];
         uint32_t failed = 0;
         Pending p;
         int q;
 
         memcpy(&h, block, sizeof(h));
-        if (w->nq == 0 || h.first != a->first + a->done || h.count > a->count - a->done)
-                fail(r, IPC_FAIL_TEMPORARY, "worker %u sent results for items it was not given", w->no);
-        if (results_block_verify(block, len, r->n_items) < 0)
-                fail(r, IPC_FAIL_TEMPORARY, "worker %u sent a corrupt result block", w->no);
         if (bitmap_any_in_range(r->done, h.first, h.count))
                 fail(r, IPC_FAIL_PERMANENT, "items %llu..%llu recorded twice (internal error)",
                      (unsigned long long) h.first, (unsigned long long) (h.first + h.count - 1));
@@ -530,6 +533,75 @@ static void record_block(Runner *r, Worker *w, const char *block, size_t len) {
         pending_push(r, p);
         r->recorded += h.count;
         r->uncommitted += h.count;
+}
+
+static uint32_t attempt_add(Runner *r, uint64_t index);
+static void retry_later(Runner *r, uint64_t index, uint32_t attempt);
+
+/* Items the module failed are tried again, up to max_attempts, unless the
+ * failure is final already (a worker death counted to the limit). */
+static bool retryable(const Runner *r, int32_t status) {
+        return status != 0 && status != MPLOCK_ERR_CRASHED && r->max_attempts > 1;
+}
+
+/* Writes the items of a block that are final, in runs of consecutive
+ * indices (a block covers consecutive items only); the others wait for
+ * another attempt. */
+static void append_final_items(Runner *r, const char *block) {
+        ResultsBlockHeader h;
+        ResultsItemIter it;
+        ResultsItem item;
+        ResultsBlock b = {};
+        bool open = false;
+
+        memcpy(&h, block, sizeof(h));
+        results_item_iter_init(&it, &h, block + sizeof(h));
+        while (results_item_iter_next(&it, &item)) {
+                uint32_t n = 0;
+
+                if (retryable(r, item.status) && (n = attempt_add(r, item.index)) < r->max_attempts) {
+                        if (open) {
+                                results_block_finish(&b);
+                                append_block(r, b.buf, b.len);
+                                open = false;
+                        }
+                        retry_later(r, item.index, n);
+                        continue;
+                }
+                if (!open) {
+                        results_block_begin(&b, item.index);
+                        open = true;
+                }
+                if (results_block_add(&b, item.item, item.item_len, item.result, item.result_len, item.status) < 0)
+                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+        }
+        if (open) {
+                results_block_finish(&b);
+                append_block(r, b.buf, b.len);
+        }
+        results_block_free(&b);
+}
+
+/* A block of results, checked against what the worker was given. */
+static void record_block(Runner *r, Worker *w, const char *block, size_t len) {
+        ResultsBlockHeader h;
+        ResultsItemIter it;
+        ResultsItem item;
+        Assignment *a = &w->q[0];
+        bool retry = false;
+
+        memcpy(&h, block, sizeof(h));
+        if (w->nq == 0 || h.first != a->first + a->done || h.count > a->count - a->done)
+                fail(r, IPC_FAIL_TEMPORARY, "worker %u sent results for items it was not given", w->no);
+        if (results_block_verify(block, len, r->n_items) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "worker %u sent a corrupt result block", w->no);
+        results_item_iter_init(&it, &h, block + sizeof(h));
+        while (!retry && results_item_iter_next(&it, &item))
+                retry = retryable(r, item.status);
+        if (retry)
+                append_final_items(r, block);
+        else
+                append_block(r, block, len);
         r->outstanding -= h.count;
 
         a->done += h.count;
@@ -634,10 +706,62 @@ static void requeue_push(Runner *r, uint64_t first, uint64_t count, bool suspect
         /* Suspects first: they were in flight. */
         if (suspect) {
                 memmove(r->requeue + 1, r->requeue, r->n_requeue * sizeof(*r->requeue));
-                r->requeue[0] = (Requeue){ first, count, suspect };
+                r->requeue[0] = (Requeue){ first, count, suspect, 0 };
         } else
-                r->requeue[r->n_requeue] = (Requeue){ first, count, suspect };
+                r->requeue[r->n_requeue] = (Requeue){ first, count, suspect, 0 };
         r->n_requeue++;
+}
+
+static void dispatch(Runner *r);
+
+/* Moves retries whose backoff is over to the ready queue, and sets the
+ * timer for the next one. */
+static int retry_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        Runner *r = userdata;
+        uint64_t now = now_us(), next = UINT64_MAX;
+        size_t k = 0;
+
+        (void) s;
+        (void) usec;
+        for (size_t i = 0; i < r->n_delayed; i++) {
+                Requeue q = r->delayed[i];
+                if (q.not_before <= now)
+                        requeue_push(r, q.first, q.count, true);
+                else {
+                        next = MIN(next, q.not_before);
+                        r->delayed[k++] = q;
+                }
+        }
+        r->n_delayed = k;
+        if (next != UINT64_MAX) {
+                (void) sd_event_source_set_time(r->retry_timer, next);
+                (void) sd_event_source_set_enabled(r->retry_timer, SD_EVENT_ONESHOT);
+        }
+        dispatch(r);
+        return 0;
+}
+
+/* Another attempt at one item, alone, after 2^(attempt-1) retry delays. */
+static void retry_later(Runner *r, uint64_t index, uint32_t attempt) {
+        uint64_t delay = (uint64_t) r->retry_delay_ms * 1000u << MIN(attempt - 1, 10u);
+        uint64_t when = now_us() + MIN(delay, (uint64_t) 60000000);
+        uint64_t armed = 0;
+        int q;
+
+        if (GREEDY_REALLOC(r->delayed, r->cap_delayed, r->n_delayed + 1) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+        r->delayed[r->n_delayed++] = (Requeue){ index, 1, true, when };
+        if (!r->retry_timer) {
+                q = sd_event_add_time(r->event, &r->retry_timer, CLOCK_MONOTONIC, when, 0, retry_timer_handler, r);
+                if (q < 0)
+                        fail(r, IPC_FAIL_TEMPORARY, "sd-event: %s", strerror(-q));
+                return;
+        }
+        if (sd_event_source_get_enabled(r->retry_timer, NULL) <= 0 ||
+            sd_event_source_get_time(r->retry_timer, &armed) < 0 || armed > when) {
+                (void) sd_event_source_set_time(r->retry_timer, when);
+                (void) sd_event_source_set_enabled(r->retry_timer, SD_EVENT_ONESHOT);
+        }
 }
 
 static uint32_t attempt_add(Runner *r, uint64_t index) {
@@ -965,7 +1089,7 @@ static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata
                         } else {
                                 runner_log(r, LOG_WARNING, "Worker %u %s on item %llu (attempt %u of %u).", w->no,
                                            how, (unsigned long long) first, n, r->max_attempts);
-                                requeue_push(r, first, 1, true);
+                                retry_later(r, first, n);
                         }
                 } else {
                         runner_log(r, LOG_WARNING, "Worker %u %s within items %llu..%llu; trying them one by one.",
@@ -1121,11 +1245,13 @@ static void runner_free(Runner *r) {
                 free(r->pending[k].block);
         free(r->pending);
         free(r->requeue);
+        free(r->delayed);
         free(r->attempts);
         r->ipc_source = sd_event_source_disable_unref(r->ipc_source);
         r->commit_timer = sd_event_source_disable_unref(r->commit_timer);
         r->exit_timer = sd_event_source_disable_unref(r->exit_timer);
         r->timeout_timer = sd_event_source_disable_unref(r->timeout_timer);
+        r->retry_timer = sd_event_source_disable_unref(r->retry_timer);
         r->event = sd_event_unref(r->event);
         if (r->progress && r->progress != MAP_FAILED)
                 (void) munmap(r->progress, r->n_workers * sizeof(WorkerProgress));

@@ -184,6 +184,45 @@ class FullDisk(DaemonTest):
         self.assertEqual([r["result"] for r in res], [str(i * i) for i in range(n)])
 
 
+class Retries(DaemonTest):
+    daemon_args = ("--retry-delay", "300")
+
+    def test_failures_are_retried_with_growing_delays(self):
+        items = self.write_items("items.txt", [str(i) for i in range(40)])
+        t0 = time.monotonic()
+        job = self.d.submit(module("flaky"), items, self.path("out"), "--workers", 2,
+                            "--shared", '{"failonce": ["5", "6"], "once": ["7"], "fail": ["9"]}')
+        rc, st = self.d.wait(job)
+        elapsed = time.monotonic() - t0
+        # 5, 6 and 7 succeed on their second attempt; 9 fails all three.
+        self.assertEqual((rc, st["state"], st["failed"], st["max_attempts"]), (5, "completed_with_failures", 1, 3))
+        res = {r["index"]: r for r in self.d.results_json(job)}
+        self.assertEqual([res[i]["result"] for i in (5, 6, 7)], ["5", "6", "7"])
+        self.assertEqual(res[9]["error"], {"code": 42, "message": "flaky refuses item 9"})
+        # Item 9 waited 300 ms, then 600 ms, before its last attempt.
+        self.assertGreaterEqual(elapsed, 0.9)
+
+    def test_one_attempt_means_no_retry(self):
+        items = self.write_items("items.txt", [str(i) for i in range(40)])
+        job = self.d.submit(module("flaky"), items, self.path("a"), "--max-attempts", 1,
+                            "--shared", '{"failonce": ["5"]}')
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["failed"], st["max_attempts"]), (5, 1, 1))
+        self.assertEqual(self.d.results_json(job)[5]["error"]["code"], 43)
+        # A crash counts once the crashing item is alone in its chunk.
+        job = self.d.submit(module("flaky"), items, self.path("b"), "--max-attempts", 1,
+                            "--shared", '{"segv": ["7"]}')
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["failed"]), (5, 1))
+        self.assertIn("worker died on this item 1 times", self.d.results_json(job)[7]["error"]["message"])
+        p = self.d.ctl("submit", "--module", module("flaky"), "--input", items, "--output", self.path("o2"),
+                       "--max-attempts", "0", check=False)
+        self.assertEqual(p.returncode, 2)
+        r = self.d.varlink("io.mplock.Manager.Submit", {"module": module("flaky"), "input": items,
+                                                         "output": self.path("o3"), "max_attempts": 1001})[0]
+        self.assertEqual(r["parameters"]["parameter"], "max_attempts")
+
+
 class ModuleFaults(DaemonTest):
     daemon_args = ("--max-workers", "4")
 
