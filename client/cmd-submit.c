@@ -122,10 +122,11 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 { "timeout", required_argument, NULL, 't' },
                 { "memory-max", required_argument, NULL, 'M' },
                 { "max-attempts", required_argument, NULL, 'A' },
+                { "halt-on-failure", required_argument, NULL, 'H' },
                 {},
         };
         _cleanup_free_ char *module = NULL, *input = NULL, *output = NULL, *tmp = NULL;
-        const char *name = NULL, *input_arg = NULL;
+        const char *name = NULL, *input_arg = NULL, *halt = NULL;
         json_object *shared = NULL, *params, *reply;
         uint64_t workers = 0, save_batch = 0, batch_size = 0, timeout = UINT64_MAX, memory_max = UINT64_MAX,
                  attempts = 0;
@@ -167,6 +168,9 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                         break;
                 case 'n':
                         name = optarg;
+                        break;
+                case 'H':
+                        halt = optarg; /* mplockd checks it: N or P% */
                         break;
                 case 'A':
                         if (uint_opt("max-attempts", optarg, &attempts) < 0)
@@ -227,6 +231,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
             (timeout != UINT64_MAX && json_add_u64(params, "timeout", timeout) < 0) ||
             (memory_max != UINT64_MAX && json_add_u64(params, "memory_max", memory_max) < 0) ||
             (attempts && json_add_u64(params, "max_attempts", attempts) < 0) ||
+            (halt && json_add_str(params, "halt_on_failure", halt) < 0) ||
             (shared && json_add(params, "shared", TAKE_PTR(shared)) < 0)) {
                 json_object_put(params);
                 fprintf(stderr, "mplockctl: out of memory\n");

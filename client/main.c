@@ -14,7 +14,7 @@ static void help(void) {
                "Commands:\n"
                "  submit --module M.so --input FILE|- --output DIR [--workers N] [--shared JSON|@FILE]\n"
                "         [--save-batch N] [--batch-size N] [--max-attempts N] [--timeout SEC]\n"
-               "         [--memory-max BYTES]\n"
+               "         [--memory-max BYTES] [--halt-on-failure N|P%%]\n"
                "         [--name NAME] [--null]\n"
                "                        submit a job; prints its id\n"
                "  status JOB            show a job\n"

@@ -70,6 +70,7 @@ void job_free(Job *j) {
         free(j->error);
         free(j->runner_error);
         free(j->pause_reason);
+        free(j->halt_reason);
         free(j);
 }
 
@@ -267,6 +268,10 @@ void job_runner_exited(Job *j, int code, int status) {
                 if (!(j->runner_done && code == CLD_EXITED && status == 0))
                         log_job(LOG_WARNING, j->spec.id, "Runner ended badly (%s) after committing every item.", msg);
                 (void) job_set_state(j, completed_state(j), NULL);
+                return;
+        }
+        if (j->halt_reason) {
+                (void) job_set_state(j, JOB_FAILED, j->halt_reason);
                 return;
         }
         if (j->runner_error && j->runner_error_kind == IPC_FAIL_PERMANENT) {

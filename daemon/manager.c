@@ -51,6 +51,8 @@ json_object *job_to_json(Job *j) {
         ADD("save_batch", json_object_new_int64(j->spec.save_batch));
         ADD("timeout", json_object_new_int64(j->spec.timeout_sec));
         ADD("max_attempts", json_object_new_int64(j->spec.max_attempts));
+        if (j->spec.halt)
+                ADD("halt_on_failure", json_object_new_string(j->spec.halt));
         ADD("memory_max", json_object_new_int64((int64_t) j->spec.memory_max));
         ADD("items", json_object_new_int64((int64_t) j->spec.n_items));
         ADD("done", json_object_new_int64((int64_t) j->done));

@@ -78,6 +78,8 @@ typedef struct JobSpec {
         uint32_t save_batch;
         uint32_t timeout_sec;  /* per call of process; 0: none */
         uint32_t max_attempts; /* per item */
+        char *halt;            /* --halt-on-failure as given ("10", "5%"), or NULL */
+        uint64_t halt_failures; /* stop once this many items failed; 0: never */
         uint64_t memory_max;   /* bytes of data per worker (RLIMIT_DATA); 0: none */
         bool nul_separated;
         uint64_t n_items;
@@ -113,6 +115,7 @@ struct Job {
         uint32_t live_workers;
         bool runner_ready, runner_done, stop_sent, cancel_requested, pause_requested;
         char *pause_reason; /* a storage fault, shown while paused */
+        char *halt_reason;  /* set once --halt-on-failure is reached */
         uint32_t crashes;             /* runner deaths without progress */
         uint64_t done_at_start;
         char *runner_error;           /* from an IPC_FAIL message */

@@ -253,6 +253,16 @@ static void handle_commit(Job *j, const void *payload, size_t len) {
         j->results_len = j->ckpt.results_len;
         j->processed = MAX(j->processed, j->done);
         update_rate(j);
+        if (j->spec.halt_failures > 0 && j->failed >= j->spec.halt_failures && !j->halt_reason) {
+                /* As GNU parallel's --halt soon: no new items; those in
+                 * flight finish and are committed; then the job fails. */
+                char msg[256];
+                (void) snprintf(msg, sizeof(msg), "halted after %llu failed items (--halt-on-failure %s)",
+                                (unsigned long long) j->failed, j->spec.halt);
+                j->halt_reason = strdup(msg);
+                log_job(LOG_WARNING, j->spec.id, "%s.", msg);
+                runner_stop(j, IPC_STOP_GRACEFUL);
+        }
 }
 
 static void handle_fail(Job *j, const void *payload, size_t len) {

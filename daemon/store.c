@@ -99,6 +99,7 @@ void job_spec_done(JobSpec *s) {
         free(s->input);
         free(s->output);
         free(s->shared_json);
+        free(s->halt);
         *s = (JobSpec){};
 }
 
@@ -123,6 +124,8 @@ int store_write_spec(int dirfd, const JobSpec *s) {
             (r = json_add_u64(o, "save_batch", s->save_batch)) < 0 ||
             (r = json_add_u64(o, "timeout", s->timeout_sec)) < 0 ||
             (r = json_add_u64(o, "max_attempts", s->max_attempts)) < 0 ||
+            (s->halt && (r = json_add_str(o, "halt_on_failure", s->halt)) < 0) ||
+            (r = json_add_u64(o, "halt_failures", s->halt_failures)) < 0 ||
             (r = json_add_u64(o, "memory_max", s->memory_max)) < 0 ||
             (r = json_add_str(o, "separator", s->nul_separated ? "nul" : "newline")) < 0 ||
             (r = json_add_u64(o, "items", s->n_items)) < 0 ||
@@ -156,7 +159,8 @@ static int load_spec(int dirfd, uint64_t id, JobSpec *s) {
                 { "shared", JSON_KIND_OBJECT, true },     { "workers", JSON_KIND_UINT, true },
                 { "batch_size", JSON_KIND_UINT, true },   { "save_batch", JSON_KIND_UINT, true },
                 { "timeout", JSON_KIND_UINT, false },      { "memory_max", JSON_KIND_UINT, false },
-                { "max_attempts", JSON_KIND_UINT, false },
+                { "max_attempts", JSON_KIND_UINT, false }, { "halt_on_failure", JSON_KIND_STRING, false },
+                { "halt_failures", JSON_KIND_UINT, false },
                 { "separator", JSON_KIND_STRING, true },  { "items", JSON_KIND_UINT, true },
                 { "input_bytes", JSON_KIND_UINT, true },  { "input_crc", JSON_KIND_UINT, true },
                 { "uid", JSON_KIND_UINT, true },          { "gid", JSON_KIND_UINT, true },
@@ -188,6 +192,7 @@ static int load_spec(int dirfd, uint64_t id, JobSpec *s) {
                 .timeout_sec = (uint32_t) MIN(json_get_uint(o, "timeout", 0), (uint64_t) 604800),
                 .memory_max = json_get_uint(o, "memory_max", 0),
                 .max_attempts = (uint32_t) MIN(MAX(json_get_uint(o, "max_attempts", 3), (uint64_t) 1), (uint64_t) 1000),
+                .halt_failures = json_get_uint(o, "halt_failures", 0),
                 .nul_separated = streq(json_get_str(o, "separator"), "nul"),
                 .n_items = json_get_uint(o, "items", 0),
                 .input_bytes = json_get_uint(o, "input_bytes", 0),
@@ -197,6 +202,11 @@ static int load_spec(int dirfd, uint64_t id, JobSpec *s) {
                 .created_usec = json_get_uint(o, "created_usec", 0),
         };
         sh = json_compact(json_get(o, "shared"), &len);
+        if (json_get_str(o, "halt_on_failure") && dup_str(o, "halt_on_failure", &s->halt) < 0) {
+                json_object_put(o);
+                job_spec_done(s);
+                return -ENOMEM;
+        }
         if (!sh || !(s->shared_json = strdup(sh)) || dup_str(o, "name", &s->name) < 0 ||
             dup_str(o, "module", &s->module) < 0 || dup_str(o, "input", &s->input) < 0 ||
             dup_str(o, "output", &s->output) < 0) {

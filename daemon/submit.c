@@ -14,6 +14,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mplockd.h"
+#include "parse.h"
 
 /* Submit, from request to durable job:
  *
@@ -36,6 +37,7 @@
 #define PATH_MAX_LEN 3900
 
 struct Submission {
+        uint32_t halt_percent; /* resolved against the item count at the end */
         Manager *manager;
         Submission *prev, *next;
         Connection *conn;
@@ -134,6 +136,31 @@ static bool text_ok(const char *s) {
                 if ((unsigned char) *s < 0x20 || *s == 0x7f)
                         return false;
         return true;
+}
+
+/* "N" (items) or "P%" (of the job's items): 0 and the count or percent,
+ * or -EINVAL. */
+static int parse_halt(const char *s, uint64_t *count, uint32_t *percent) {
+        size_t len = strlen(s);
+        char buf[24];
+        uint64_t v;
+
+        if (len == 0 || len >= sizeof(buf))
+                return -EINVAL;
+        memcpy(buf, s, len + 1);
+        *count = 0;
+        *percent = 0;
+        if (buf[len - 1] == '%') {
+                buf[len - 1] = '\0';
+                if (parse_u64(buf, &v) < 0 || v < 1 || v > 100)
+                        return -EINVAL;
+                *percent = (uint32_t) v;
+                return 0;
+        }
+        if (parse_u64(buf, &v) < 0 || v < 1)
+                return -EINVAL;
+        *count = v;
+        return 0;
 }
 
 static char *default_name(const char *module) {
@@ -274,6 +301,9 @@ static void submit_complete(Submission *s) {
                 return;
         }
 
+        if (s->halt_percent > 0)
+                /* At least one failure, however few the items. */
+                s->spec.halt_failures = MAX((s->spec.n_items * s->halt_percent + 99) / 100, (uint64_t) 1);
         s->spec.id = m->next_id++;
         /* Durable before the id is used, so a crash cannot hand it out again. */
         r = store_write_next_id(m);
@@ -421,11 +451,13 @@ void submit_start(Connection *c) {
                 { "shared", JSON_KIND_OBJECT, false },  { "save_batch", JSON_KIND_UINT, false },
                 { "batch_size", JSON_KIND_UINT, false }, { "name", JSON_KIND_STRING, false },
                 { "timeout", JSON_KIND_UINT, false },   { "memory_max", JSON_KIND_UINT, false },
-                { "max_attempts", JSON_KIND_UINT, false },
+                { "max_attempts", JSON_KIND_UINT, false }, { "halt_on_failure", JSON_KIND_STRING, false },
         };
         Manager *m = c->manager;
         json_object *params = c->call.parameters, *items;
-        const char *module, *input, *output, *sep, *name, *shared_text;
+        const char *module, *input, *output, *sep, *name, *shared_text, *halt;
+        uint64_t halt_count = 0;
+        uint32_t halt_percent = 0;
         char why[256], max_bytes[32], max_items[32], rnd[12];
         char *argv[16];
         int fds[2], pipefd[2] = { -1, -1 }, r;
@@ -450,6 +482,7 @@ void submit_start(Connection *c) {
         timeout = json_get_uint(params, "timeout", m->settings.item_timeout_sec);
         memory_max = json_get_uint(params, "memory_max", m->settings.memory_max);
         attempts = json_get_uint(params, "max_attempts", m->settings.max_attempts);
+        halt = json_get_str(params, "halt_on_failure");
 
         if (!path_ok(module, why, sizeof(why))) {
                 connection_error_param(c, "module", why);
@@ -492,6 +525,11 @@ void submit_start(Connection *c) {
         }
         if (memory_max != 0 && (memory_max < (UINT64_C(16) << 20) || memory_max > (UINT64_C(1) << 50))) {
                 connection_error_param(c, "memory_max", "must be 0 (none) or at least 16 MiB");
+                return;
+        }
+        if (halt && parse_halt(halt, &halt_count, &halt_percent) < 0) {
+                connection_error_param(c, "halt_on_failure", "must be a number of items (\"10\") or a percentage "
+                                                             "of the job's items (\"5%\")");
                 return;
         }
         if (attempts < 1 || attempts > 1000) {
@@ -561,11 +599,15 @@ void submit_start(Connection *c) {
                 .timeout_sec = (uint32_t) timeout,
                 .memory_max = memory_max,
                 .max_attempts = (uint32_t) attempts,
+                .halt = halt ? strdup(halt) : NULL,
+                .halt_failures = halt_count,
                 .nul_separated = sep && streq(sep, "nul"),
                 .uid = c->uid,
                 .gid = c->gid,
         };
-        if (!s->spec.module || !s->spec.input || !s->spec.output || !s->spec.shared_json || !s->spec.name) {
+        s->halt_percent = halt_percent;
+        if (!s->spec.module || !s->spec.input || !s->spec.output || !s->spec.shared_json || !s->spec.name ||
+            (halt && !s->spec.halt)) {
                 submit_fail(s, "io.mplock.Manager.SubmitFailed", NULL, "out of memory");
                 return;
         }

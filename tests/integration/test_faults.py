@@ -223,6 +223,44 @@ class Retries(DaemonTest):
         self.assertEqual(r["parameters"]["parameter"], "max_attempts")
 
 
+class Halt(DaemonTest):
+    daemon_args = ("--commit-interval", "20")
+
+    def halting_job(self, halt, out):
+        n = 2000
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        # Every 10th item fails, for good; the items are slow enough that
+        # the job is far from done when the limit is reached.
+        fail = [str(i) for i in range(0, n, 10)]
+        job = self.d.submit(module("flaky"), items, self.path(out), "--workers", 2, "--max-attempts", 1,
+                            "--halt-on-failure", halt, "--shared", json.dumps({"fail": fail, "sleep_ms": 2}))
+        rc, st = self.d.wait(job)
+        return n, rc, st
+
+    def test_halt_after_n_failed_items(self):
+        n, rc, st = self.halting_job("5", "a")
+        self.assertEqual((rc, st["state"], st["halt_on_failure"]), (3, "failed", "5"))
+        self.assertIn("halted after", st["error"])
+        self.assertIn("--halt-on-failure 5", st["error"])
+        self.assertGreaterEqual(st["failed"], 5)
+        self.assertLess(st["done"], n)
+
+    def test_halt_after_a_share_of_the_items(self):
+        n, rc, st = self.halting_job("1%", "b")  # 20 of 2000
+        self.assertEqual((rc, st["state"]), (3, "failed"))
+        self.assertGreaterEqual(st["failed"], 20)
+        self.assertLess(st["done"], n)
+        self.assertIn("--halt-on-failure 1%", st["error"])
+
+    def test_bad_halt_values(self):
+        items = self.write_items("items.txt", ["1"])
+        for bad in ("0", "x", "101%", "0%", "-3", "5%%"):
+            p = self.d.ctl("submit", "--module", module("echo"), "--input", items, "--output", self.path("o"),
+                           "--halt-on-failure", bad, check=False)
+            self.assertEqual(p.returncode, 1, bad)
+            self.assertIn("invalid halt_on_failure", p.stderr.decode())
+
+
 class ModuleFaults(DaemonTest):
     daemon_args = ("--max-workers", "4")
 
