@@ -34,7 +34,8 @@ static void help(void) {
                "  --system, --user      the system or the user instance\n"
                "  --json                machine-readable output\n\n"
                "Exit codes: 0 ok, 1 error, 2 usage, 3 job failed, 4 job cancelled,\n"
-               "5 job completed with failed items, 6 no such job, 7 mplockd unreachable.\n");
+               "5 job completed with failed items, 6 no such job, 7 mplockd unreachable,\n"
+               "8 job paused by a fault (see status; resume it once fixed).\n");
 }
 
 static const struct {

@@ -17,6 +17,7 @@ enum {
         EXIT_JOB_PARTIAL = 5,  /* completed, but some items failed */
         EXIT_NO_JOB = 6,       /* no such job, or not yours */
         EXIT_UNREACHABLE = 7,  /* cannot reach mplockd */
+        EXIT_JOB_PAUSED = 8,   /* wait/watch: paused by a fault (a full disk) */
 };
 
 typedef struct Ctl {

@@ -43,6 +43,8 @@ int job_exit_code(json_object *job) {
                 return EXIT_JOB_FAILED;
         if (streq(state, "cancelled"))
                 return EXIT_JOB_CANCELLED;
+        if (streq(state, "paused"))
+                return EXIT_JOB_PAUSED;
         return EXIT_ERROR;
 }
 

@@ -160,7 +160,10 @@ static void job_wake_waiters(Job *j) {
                 Connection *c = *p;
                 json_object *params;
 
-                if (!job_state_is_final(j->state) && !(j->state == JOB_PAUSED && c->wait_for_pause)) {
+                /* A pause by a fault (it has a reason) needs somebody:
+                 * Wait returns then too; a pause asked for does not. */
+                if (!job_state_is_final(j->state) &&
+                    !(j->state == JOB_PAUSED && (c->wait_for_pause || (j->error && !c->wait_is_cancel)))) {
                         p = &c->wait_next;
                         continue;
                 }
@@ -240,9 +243,11 @@ static int retry_timer_handler(sd_event_source *s, uint64_t usec, void *userdata
         }
         r = spawn_runner(j);
         if (r < 0) {
+                /* Whatever stops us from starting a runner (a full disk,
+                 * no descriptors) is not the job's fault: pause it. */
                 char msg[256];
-                (void) snprintf(msg, sizeof(msg), "cannot start job runner: %s", strerror(-r));
-                (void) job_set_state(j, JOB_FAILED, msg);
+                (void) snprintf(msg, sizeof(msg), "cannot start the job runner: %s", strerror(-r));
+                (void) job_set_state(j, JOB_PAUSED, msg);
         }
         return 0;
 }
@@ -345,6 +350,13 @@ static void manager_schedule_once(Manager *m) {
                 r = job_load_checkpoint(j);
                 if (r < 0) {
                         char msg[256];
+                        if (error_is_storage(r) || r == -EMFILE || r == -ENFILE || r == -ENOMEM) {
+                                /* The disk or the system, not the checkpoint:
+                                 * wait for its owner to resume it. */
+                                (void) snprintf(msg, sizeof(msg), "cannot read the checkpoint: %s", strerror(-r));
+                                (void) job_set_state(j, JOB_PAUSED, msg);
+                                continue;
+                        }
                         (void) snprintf(msg, sizeof(msg), "checkpoint cannot be recovered: %s", strerror(-r));
                         (void) job_set_state(j, JOB_FAILED, msg);
                         continue;
@@ -361,8 +373,8 @@ static void manager_schedule_once(Manager *m) {
                 r = spawn_runner(j);
                 if (r < 0) {
                         char msg[256];
-                        (void) snprintf(msg, sizeof(msg), "cannot start job runner: %s", strerror(-r));
-                        (void) job_set_state(j, JOB_FAILED, msg);
+                        (void) snprintf(msg, sizeof(msg), "cannot start the job runner: %s", strerror(-r));
+                        (void) job_set_state(j, JOB_PAUSED, msg);
                         continue;
                 }
                 (void) job_set_state(j, JOB_RUNNING, NULL);

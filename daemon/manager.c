@@ -267,7 +267,9 @@ static void method_wait(Connection *c) {
 
         if (!j)
                 return;
-        if (job_state_is_final(j->state)) {
+        /* Ended, or paused by a fault (it has a reason): nothing to wait
+         * for without somebody's help. */
+        if (job_state_is_final(j->state) || (j->state == JOB_PAUSED && j->error)) {
                 reply_job(c, j);
                 return;
         }

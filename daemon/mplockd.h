@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -114,6 +115,7 @@ struct Job {
         uint32_t slots;               /* workers held from the global cap */
         uint32_t live_workers;
         bool runner_ready, runner_done, stop_sent, cancel_requested, pause_requested;
+        bool runner_ignored; /* after a failed checkpoint write: its messages no longer count */
         char *pause_reason; /* a storage fault, shown while paused */
         char *halt_reason;  /* set once --halt-on-failure is reached */
         uint32_t crashes;             /* runner deaths without progress */
@@ -245,3 +247,10 @@ void runner_detach(Job *j);
 int spawn_helper(Manager *m, char **argv, const int *fds, size_t n_fds, uid_t uid, gid_t gid);
 
 uint64_t now_usec(clockid_t clock);
+
+/* Storage trouble (a full disk, an I/O error) that should pause a job, as
+ * opposed to damage or a bug that fails it. */
+static inline bool error_is_storage(int r) {
+        r = r < 0 ? -r : r;
+        return r == ENOSPC || r == EDQUOT || r == EIO || r == EROFS || r == EFBIG;
+}

@@ -245,6 +245,9 @@ static void handle_commit(Job *j, const void *payload, size_t len) {
                 log_job(LOG_ERR, j->spec.id, "%s; pausing the job.", msg);
                 if (!j->pause_reason)
                         j->pause_reason = strdup(msg);
+                /* Whatever it sends from now on (a commit, DONE) cannot be
+                 * recorded: ignore it until it is gone. */
+                j->runner_ignored = true;
                 runner_kill(j);
                 return;
         }
@@ -304,8 +307,10 @@ static int runner_io_handler(sd_event_source *s, int fd, uint32_t revents, void 
 
                 if (r == -EAGAIN)
                         return 0;
+                if (r > 0 && j->runner_ignored)
+                        continue;
                 if (r <= 0) {
-                        if (r < 0 && r != -ECONNRESET)
+                        if (r < 0 && r != -ECONNRESET && !j->runner_ignored)
                                 runner_protocol_error(j, "malformed message");
                         /* EOF: wait for the exit status. */
                         j->runner_io = sd_event_source_disable_unref(j->runner_io);
@@ -452,7 +457,7 @@ int spawn_runner(Job *j) {
         j->runner_pid = pid;
         j->runner_fd = sv[0];
         sv[0] = -1;
-        j->runner_ready = j->runner_done = j->stop_sent = false;
+        j->runner_ready = j->runner_done = j->stop_sent = j->runner_ignored = false;
         j->cancel_requested = false;
         free(j->runner_error);
         j->runner_error = NULL;

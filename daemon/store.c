@@ -48,6 +48,21 @@ static int mkdir_p_0700(const char *path) {
         return 0;
 }
 
+/* Temporary files of atomic writes a crash interrupted (".#name.XXXXXX"):
+ * never renamed into place, so never part of the state. */
+static void remove_stale_temp_files(int dirfd) {
+        DIR *d = fdopendir(dup(dirfd));
+        struct dirent *de;
+
+        if (!d)
+                return;
+        rewinddir(d);
+        while ((de = readdir(d)))
+                if (strncmp(de->d_name, ".#", 2) == 0 && unlinkat(dirfd, de->d_name, 0) < 0)
+                        log_warning_errno(errno, "Cannot remove stale %s: %m", de->d_name);
+        (void) closedir(d);
+}
+
 int store_open(Manager *m) {
         _cleanup_close_ int sfd = -1, jfd = -1;
         struct stat st;
@@ -88,6 +103,7 @@ int store_open(Manager *m) {
                 }
         (void) closedir(d);
 
+        remove_stale_temp_files(sfd);
         m->state_fd = TAKE_FD(sfd);
         m->jobs_fd = TAKE_FD(jfd);
         return 0;
@@ -294,6 +310,7 @@ static int load_job(Manager *m, const char *name, uint64_t id) {
                 r = log_error_errno(errno, "Cannot open job directory %s: %m", name);
                 goto fail;
         }
+        remove_stale_temp_files(j->dirfd);
         r = load_spec(j->dirfd, id, &j->spec);
         if (r < 0) {
                 log_job_errno(LOG_ERR, r, id, "Cannot load job.json, skipping the job: %m");

@@ -470,7 +470,11 @@ static void save_batches(Runner *r, bool final) {
                 }
                 q = def->save(&r->host.ctx, entries, n);
                 if (q < 0)
-                        fail(r, IPC_FAIL_PERMANENT, "save callback failed with %d%s%s", q, q > -4096 ? ": " : "",
+                        /* A save that could not write (a full disk) pauses
+                         * the job like our own writes; any other error is
+                         * the module's verdict. */
+                        fail(r, io_kind(q) == IPC_FAIL_STORAGE ? IPC_FAIL_STORAGE : IPC_FAIL_PERMANENT,
+                             "save callback failed with %d%s%s", q, q > -4096 ? ": " : "",
                              q > -4096 ? strerror(-q) : "");
                 /* Mark them saved, in the same order. */
                 for (size_t k = r->pending_head, left = n; k < r->pending_head + r->n_pending && left > 0; k++) {
@@ -796,9 +800,14 @@ static void dispatch(Runner *r) {
                         }
                         w->q[w->nq++] = a;
                         r->outstanding += a.count;
-                        /* The pipe holds many commands; a full one means the
-                         * worker is gone, which its exit event handles. */
-                        (void) write_full(w->cmd_fd, &cmd, sizeof(cmd));
+                        /* The pipe has room for many commands. If the worker
+                         * cannot be told, it must not sit idle while we wait
+                         * for it: kill it, and its exit hands the chunk out
+                         * again. */
+                        if (write_full(w->cmd_fd, &cmd, sizeof(cmd)) < 0) {
+                                (void) kill(w->pid, SIGKILL);
+                                break;
+                        }
                 }
         }
         finish_if_done(r);
