@@ -217,3 +217,21 @@ int cmd_pause(Ctl *c, int argc, char **argv) {
 int cmd_resume(Ctl *c, int argc, char **argv) {
         return pause_or_resume(c, argc, argv, "io.mplock.Manager.Resume", "resumed");
 }
+
+int cmd_retry(Ctl *c, int argc, char **argv) {
+        json_object *reply, *job;
+        uint64_t id;
+        int r = one_job(c, argc, argv, &id);
+
+        if (r != EXIT_OK)
+                return r;
+        r = ctl_call(c, "io.mplock.Manager.Retry", id_params(id), false, &reply, NULL);
+        if (r != EXIT_OK)
+                return r;
+        job = json_get(reply, "job");
+        if (c->json)
+                print_json(job);
+        else
+                printf("Job %llu queued again for its failed and unfinished items.\n", (unsigned long long) id);
+        return EXIT_OK;
+}

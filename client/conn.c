@@ -106,6 +106,9 @@ static void print_error(const char *error, json_object *params) {
         else if (streq(error, "io.mplock.Manager.JobNotPaused"))
                 fprintf(stderr, "mplockctl: job %s is not paused (%s)\n", id ? json_object_get_string(id) : "?",
                         strna(json_get_str(params, "state")));
+        else if (streq(error, "io.mplock.Manager.NothingToRetry"))
+                fprintf(stderr, "mplockctl: job %s has nothing to retry (%s)\n", id ? json_object_get_string(id) : "?",
+                        strna(json_get_str(params, "state")));
         else if (streq(error, "io.mplock.Manager.TooManyJobs"))
                 fprintf(stderr, "mplockctl: too many jobs (limit %s); try again later\n",
                         json_get(params, "limit") ? json_object_get_string(json_get(params, "limit")) : "?");

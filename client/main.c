@@ -25,6 +25,7 @@ static void help(void) {
                "  results JOB [--null] [--via-daemon]\n"
                "                        print results in input order, one per line\n"
                "  failed JOB            the failed items: index, code, message, item\n"
+               "  retry JOB             run an ended job's failed and unfinished items again\n"
                "  pause JOB             stop handing out items (also across restarts)\n"
                "  resume JOB            let a paused job go on\n"
                "  logs JOB [-f]         what the job's workers printed (-f: follow until it ends)\n"
@@ -45,6 +46,7 @@ static const struct {
         { "submit", cmd_submit }, { "status", cmd_status }, { "list", cmd_list },       { "cancel", cmd_cancel },
         { "wait", cmd_wait },     { "watch", cmd_watch },   { "results", cmd_results }, { "remove", cmd_remove },
         { "logs", cmd_logs },     { "pause", cmd_pause },   { "resume", cmd_resume },   { "failed", cmd_failed },
+        { "retry", cmd_retry },
 };
 
 int main(int argc, char **argv) {

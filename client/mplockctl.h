@@ -65,3 +65,4 @@ int cmd_logs(Ctl *c, int argc, char **argv);
 int cmd_pause(Ctl *c, int argc, char **argv);
 int cmd_resume(Ctl *c, int argc, char **argv);
 int cmd_failed(Ctl *c, int argc, char **argv);
+int cmd_retry(Ctl *c, int argc, char **argv);

@@ -10,12 +10,13 @@
 #include "fileio.h"
 #include "macro.h"
 
-void results_file_header_init(ResultsFileHeader *h, uint64_t job_id) {
+void results_file_header_init(ResultsFileHeader *h, uint64_t job_id, uint32_t gen) {
         memset(h, 0, sizeof(*h));
         memcpy(h->magic, RESULTS_FILE_MAGIC, 8);
         h->version = RESULTS_VERSION;
         h->header_size = sizeof(*h);
         h->job_id = job_id;
+        h->gen = gen;
         h->crc = crc32c(0, h, offsetof(ResultsFileHeader, crc));
 }
 

@@ -33,7 +33,7 @@ typedef struct ResultsFileHeader {
         uint32_t version;
         uint32_t header_size;
         uint64_t job_id;
-        uint32_t reserved;
+        uint32_t gen; /* results generation: one more per retry */
         uint32_t crc; /* of the 28 bytes before it */
 } ResultsFileHeader;
 
@@ -55,7 +55,7 @@ _Static_assert(sizeof(ResultsFileHeader) == 32, "file header layout");
 _Static_assert(sizeof(ResultsBlockHeader) == 24, "block header layout");
 _Static_assert(sizeof(ResultsItemHeader) == 12, "item header layout");
 
-void results_file_header_init(ResultsFileHeader *h, uint64_t job_id);
+void results_file_header_init(ResultsFileHeader *h, uint64_t job_id, uint32_t gen);
 /* 0 if valid, -EBADMSG otherwise. */
 int results_file_header_check(const ResultsFileHeader *h);
 

@@ -16,10 +16,11 @@
 
 #define CKPT_COMPACT_DEFAULT (4u * 1024u * 1024u)
 
-static void log_header_init(CkptLogHeader *h, uint64_t n_items) {
+static void log_header_init(CkptLogHeader *h, uint64_t n_items, uint32_t gen) {
         memset(h, 0, sizeof(*h));
         memcpy(h->magic, CKPT_LOG_MAGIC, 8);
         h->version = CKPT_VERSION;
+        h->gen = gen;
         h->n_items = n_items;
         h->crc = crc32c(0, h, offsetof(CkptLogHeader, crc));
 }
@@ -27,7 +28,21 @@ static void log_header_init(CkptLogHeader *h, uint64_t n_items) {
 int checkpoint_create(int dirfd, uint64_t n_items) {
         CkptLogHeader h;
 
-        log_header_init(&h, n_items);
+        log_header_init(&h, n_items, 0);
+        return write_file_atomic_at(dirfd, CKPT_LOG, &h, sizeof(h), 0600);
+}
+
+int checkpoint_restart(int dirfd, uint64_t n_items, uint32_t gen) {
+        CkptLogHeader h;
+
+        /* The snapshot first: a snapshot of the old generation must never
+         * stand beside the new log. (Until the new log is in place the job
+         * is still its old, ended self, whose checkpoint nothing reads.) */
+        if (unlinkat(dirfd, CKPT_SNAP, 0) < 0 && errno != ENOENT)
+                return -errno;
+        if (fsync_dirfd(dirfd) < 0)
+                return -errno;
+        log_header_init(&h, n_items, gen);
         return write_file_atomic_at(dirfd, CKPT_LOG, &h, sizeof(h), 0600);
 }
 
@@ -118,6 +133,7 @@ static int log_replay(Checkpoint *c) {
         if ((size_t) n != sizeof(h) || memcmp(h.magic, CKPT_LOG_MAGIC, 8) != 0 || h.version != CKPT_VERSION ||
             h.crc != crc32c(0, &h, offsetof(CkptLogHeader, crc)) || h.n_items != c->n_items)
                 return -EBADMSG;
+        c->gen = h.gen;
 
         snap_seq = c->seq;
         off = sizeof(h);
@@ -299,7 +315,7 @@ int checkpoint_compact(Checkpoint *c) {
         /* The new log's descriptor comes from its creation: once it has
          * replaced the old one by name, nothing can fail that would leave
          * us appending to the unlinked old file. */
-        log_header_init(&lh, c->n_items);
+        log_header_init(&lh, c->n_items, c->gen);
         r = write_file_atomic_at_keep(c->dirfd, CKPT_LOG, &lh, sizeof(lh), 0600, &fd);
         if (fd >= 0) {
                 safe_close(c->log_fd);

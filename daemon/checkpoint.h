@@ -30,7 +30,7 @@
 typedef struct CkptLogHeader {
         char magic[8];
         uint32_t version;
-        uint32_t reserved;
+        uint32_t gen; /* results generation: 0, then one more per retry */
         uint64_t n_items;
         uint32_t reserved2;
         uint32_t crc;
@@ -68,6 +68,7 @@ _Static_assert(sizeof(CkptSnapHeader) == 64, "snapshot header layout");
 typedef struct Checkpoint {
         int dirfd; /* the job's directory; not owned */
         int log_fd;
+        uint32_t gen;
         uint64_t n_items;
         uint64_t *bitmap;
         uint64_t seq, results_len, done, failed;
@@ -81,6 +82,9 @@ typedef struct Checkpoint {
 
 /* Creates an empty log for a new job (atomically, fsynced). */
 int checkpoint_create(int dirfd, uint64_t n_items);
+/* Starts results generation gen over (a retry): the snapshot goes, then an
+ * empty log of that generation replaces the old one. */
+int checkpoint_restart(int dirfd, uint64_t n_items, uint32_t gen);
 /* Recovers the checkpoint of a job; -EBADMSG if the log header or the
  * snapshot is unusable (which a crash alone cannot cause). */
 int checkpoint_open(Checkpoint *c, int dirfd, uint64_t n_items);

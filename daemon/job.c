@@ -120,6 +120,13 @@ int job_load_checkpoint(Job *j) {
         r = checkpoint_open(&j->ckpt, j->dirfd, j->spec.n_items);
         if (r < 0)
                 return r;
+        if (j->ckpt.gen != j->results_gen) {
+                /* state.json and the log disagree on the generation: only
+                 * a crash in the middle of starting a retry leaves that,
+                 * and then the job is still ended (not loaded here). */
+                checkpoint_close(&j->ckpt);
+                return -EBADMSG;
+        }
         j->ckpt_loaded = true;
         j->done = j->ckpt.done;
         j->failed = j->ckpt.failed;
@@ -423,6 +430,33 @@ void job_pause(Job *j, const char *reason) {
                 _cleanup_free_ char *r = TAKE_PTR(j->pause_reason);
                 (void) job_set_state(j, JOB_PAUSED, r);
         }
+}
+
+/* Runs the failed (and never finished) items of an ended job again, in a
+ * new results generation: the runner carries the successful records over,
+ * through ordinary commits, then processes the rest. */
+int job_retry(Job *j) {
+        uint32_t gen = j->results_gen + 1;
+        int r;
+
+        /* The new generation's empty checkpoint first; state.json last:
+         * until it is written the job is still the ended old one. */
+        job_unload_checkpoint(j);
+        r = checkpoint_restart(j->dirfd, j->spec.n_items, gen);
+        if (r < 0)
+                return r;
+        j->prev_results_len = j->results_len;
+        j->results_gen = gen;
+        j->done = j->failed = j->processed = j->results_len = 0;
+        j->finished_usec = 0;
+        j->crashes = 0;
+        j->cancel_requested = j->pause_requested = false;
+        j->halt_reason = mfree(j->halt_reason);
+        (void) job_set_state(j, JOB_QUEUED, NULL);
+        log_job(LOG_INFO, j->spec.id, "Retrying: generation %u starts from %llu bytes of results.", gen,
+                (unsigned long long) j->prev_results_len);
+        manager_schedule(j->manager);
+        return 0;
 }
 
 void job_resume(Job *j) {

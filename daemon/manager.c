@@ -73,6 +73,7 @@ json_object *job_to_json(Job *j) {
         (void) snprintf(path, sizeof(path), "%s/mplock-%llu.results", j->spec.output, (unsigned long long) j->spec.id);
         ADD("results_path", json_object_new_string(path));
         ADD("results_committed", json_object_new_int64((int64_t) j->results_len));
+        ADD("retries", json_object_new_int64(j->results_gen));
         (void) snprintf(path, sizeof(path), "%s/mplock-%llu.log", j->spec.output, (unsigned long long) j->spec.id);
         ADD("log_path", json_object_new_string(path));
 #undef ADD
@@ -215,6 +216,33 @@ static void method_pause(Connection *c) {
         job_add_waiter(j, c, false);
         c->wait_for_pause = true;
         job_pause(j, NULL);
+}
+
+static void method_retry(Connection *c) {
+        Job *j = lookup_job(c, NULL, 0);
+        int r;
+
+        if (!j)
+                return;
+        /* Ended with something left to do: failed items, or items never
+         * done (a failed or cancelled job). */
+        if (!job_state_is_final(j->state) || j->state == JOB_COMPLETED) {
+                error_with_state(c, "io.mplock.Manager.NothingToRetry", j);
+                return;
+        }
+        r = job_retry(j);
+        if (r < 0) {
+                char why[256];
+                json_object *p = json_object_new_object();
+                (void) snprintf(why, sizeof(why), "cannot start the retry: %s", strerror(-r));
+                if (p && json_add_str(p, "reason", why) < 0) {
+                        json_object_put(p);
+                        p = NULL;
+                }
+                connection_error(c, "io.mplock.Manager.StorageError", p);
+                return;
+        }
+        reply_job(c, j);
 }
 
 static void method_resume(Connection *c) {
@@ -520,6 +548,7 @@ static const struct {
         { "io.mplock.Manager.Remove", method_remove, false },
         { "io.mplock.Manager.Pause", method_pause, false },
         { "io.mplock.Manager.Resume", method_resume, false },
+        { "io.mplock.Manager.Retry", method_retry, false },
 };
 
 void manager_dispatch_call(Connection *c) {

@@ -102,6 +102,11 @@ struct Job {
         /* Counters survive while the bitmap is unloaded (final jobs). */
         uint64_t done, failed, results_len;
         uint64_t processed; /* done, or more: finished but not yet committed */
+        /* Retries: results generation (0, then one more per retry) and the
+         * committed length of the previous generation's results file,
+         * whose successful records the new generation starts from. */
+        uint32_t results_gen;
+        uint64_t prev_results_len;
         Checkpoint ckpt;
         bool ckpt_loaded;
 
@@ -217,6 +222,7 @@ void manager_schedule(Manager *m);
 void job_cancel(Job *j);
 void job_pause(Job *j, const char *reason);
 void job_resume(Job *j);
+int job_retry(Job *j);
 void job_add_waiter(Job *j, Connection *c, bool is_cancel);
 void job_remove_waiter(Job *j, Connection *c);
 int job_load_checkpoint(Job *j);

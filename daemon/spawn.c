@@ -392,7 +392,9 @@ static json_object *start_message(Job *j) {
             json_add_u64(o, "max_attempts", j->spec.max_attempts) < 0 ||
             json_add_u64(o, "retry_delay_ms", m->settings.retry_delay_ms) < 0 ||
             json_add_u64(o, "timeout_sec", j->spec.timeout_sec) < 0 ||
-            json_add_u64(o, "memory_max", j->spec.memory_max) < 0) {
+            json_add_u64(o, "memory_max", j->spec.memory_max) < 0 ||
+            json_add_u64(o, "results_gen", j->results_gen) < 0 ||
+            json_add_u64(o, "prev_results_len", j->prev_results_len) < 0) {
                 json_object_put(o);
                 return NULL;
         }

@@ -249,7 +249,9 @@ int store_write_state(Job *j) {
             (r = json_add_u64(o, "started_usec", j->started_usec)) < 0 ||
             (r = json_add_u64(o, "finished_usec", j->finished_usec)) < 0 ||
             (r = json_add_u64(o, "done", j->done)) < 0 || (r = json_add_u64(o, "failed", j->failed)) < 0 ||
-            (r = json_add_u64(o, "results_len", j->results_len)) < 0) {
+            (r = json_add_u64(o, "results_len", j->results_len)) < 0 ||
+            (r = json_add_u64(o, "results_gen", j->results_gen)) < 0 ||
+            (r = json_add_u64(o, "prev_results_len", j->prev_results_len)) < 0) {
                 json_object_put(o);
                 return r;
         }
@@ -264,7 +266,8 @@ static int load_state(Job *j) {
                 { "state", JSON_KIND_STRING, true },      { "error", JSON_KIND_STRING, false },
                 { "started_usec", JSON_KIND_UINT, false }, { "finished_usec", JSON_KIND_UINT, false },
                 { "done", JSON_KIND_UINT, false },         { "failed", JSON_KIND_UINT, false },
-                { "results_len", JSON_KIND_UINT, false },
+                { "results_len", JSON_KIND_UINT, false },   { "results_gen", JSON_KIND_UINT, false },
+                { "prev_results_len", JSON_KIND_UINT, false },
         };
         _cleanup_free_ char *text = NULL;
         json_object *o;
@@ -294,6 +297,8 @@ static int load_state(Job *j) {
         j->done = json_get_uint(o, "done", 0);
         j->failed = json_get_uint(o, "failed", 0);
         j->results_len = json_get_uint(o, "results_len", 0);
+        j->results_gen = (uint32_t) MIN(json_get_uint(o, "results_gen", 0), (uint64_t) UINT32_MAX);
+        j->prev_results_len = json_get_uint(o, "prev_results_len", 0);
         json_object_put(o);
         return 0;
 }

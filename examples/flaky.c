@@ -9,6 +9,7 @@
  *   "once":  the worker crashes the first time it sees the item, in each
  *            output directory (a marker file remembers), then succeeds
  *   "failonce": the item gets an error the first time only (a marker file)
+ *   "gate":  the item gets an error while OUTPUT/flaky-gate exists
  *   "bigalloc": allocates and touches 10 GiB (an error if malloc fails)
  *   "closefds": closes descriptors 0 to 10, then answers
  *   "fork":  forks a child that sleeps 30 s, then answers
@@ -94,6 +95,14 @@ static int flaky_process(const mplock_ctx *ctx, void *state, const mplock_item *
                         if (fd >= 0) {
                                 close(fd);
                                 mplock_result_error(out, i, 43, "flaky fails this item once");
+                                continue;
+                        }
+                }
+                if (listed(ctx, "gate", it)) {
+                        char path[4096];
+                        snprintf(path, sizeof(path), "%s/flaky-gate", ctx->output_dir);
+                        if (access(path, F_OK) == 0) {
+                                mplock_result_error(out, i, 44, "flaky's gate is closed");
                                 continue;
                         }
                 }

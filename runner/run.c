@@ -114,6 +114,8 @@ struct Runner {
         char *module_path, *output;
         uint32_t n_workers, batch_size, save_batch, max_attempts, commit_interval_ms, commit_items, timeout_sec;
         uint32_t retry_delay_ms;
+        uint32_t results_gen;      /* 0, then one more per retry */
+        uint64_t prev_results_len; /* committed length of the previous generation */
         uint64_t n_items, input_bytes, memory_max;
         uint32_t input_crc;
 
@@ -224,7 +226,8 @@ static void read_start(Runner *r) {
                 { "failed", JSON_KIND_UINT, true },       { "commit_interval_ms", JSON_KIND_UINT, true },
                 { "commit_items", JSON_KIND_UINT, true }, { "max_attempts", JSON_KIND_UINT, true },
                 { "timeout_sec", JSON_KIND_UINT, false }, { "memory_max", JSON_KIND_UINT, false },
-                { "retry_delay_ms", JSON_KIND_UINT, false },
+                { "retry_delay_ms", JSON_KIND_UINT, false }, { "results_gen", JSON_KIND_UINT, false },
+                { "prev_results_len", JSON_KIND_UINT, false },
         };
         static char buf[IPC_MSG_MAX] __attribute__((aligned(8)));
         const void *payload;
@@ -259,6 +262,8 @@ static void read_start(Runner *r) {
         r->timeout_sec = (uint32_t) MIN(json_get_uint(o, "timeout_sec", 0), (uint64_t) 604800);
         r->memory_max = json_get_uint(o, "memory_max", 0);
         r->retry_delay_ms = (uint32_t) MIN(json_get_uint(o, "retry_delay_ms", 100), (uint64_t) 3600000);
+        r->results_gen = (uint32_t) MIN(json_get_uint(o, "results_gen", 0), (uint64_t) UINT32_MAX);
+        r->prev_results_len = json_get_uint(o, "prev_results_len", 0);
         shared = json_compact(json_get(o, "shared"), &len);
         if (!r->module_path || !r->output || !shared || host_init(&r->host, shared, r->output, r->id, r->n_workers,
                                                                   r->batch_size) < 0)
@@ -286,10 +291,27 @@ static void take_lock(Runner *r) {
         }
 }
 
+/* The results file of the previous generation, while a retry carries its
+ * successful records over. */
+static void prev_results_path(Runner *r, char *buf, size_t n) {
+        (void) snprintf(buf, n, "%s/mplock-%llu.prev.results", r->output, (unsigned long long) r->id);
+}
+
+/* The generation of a results file: -1 if it is not one of this job's. */
+static int64_t results_gen_of(Runner *r, int fd) {
+        ResultsFileHeader h;
+
+        if (pread_full(fd, &h, sizeof(h), 0) != (ssize_t) sizeof(h) || results_file_header_check(&h) < 0 ||
+            h.job_id != r->id)
+                return -1;
+        return h.gen;
+}
+
 static void open_output(Runner *r) {
-        char path[4200];
+        char path[4200], prev[4200];
         struct stat st;
         ResultsFileHeader h;
+        int64_t gen;
 
         if (mkdir(r->output, 0755) < 0 && errno != EEXIST)
                 fail(r, io_kind(errno), "cannot create output directory %s: %s", r->output, strerror(errno));
@@ -299,6 +321,7 @@ static void open_output(Runner *r) {
                 fail(r, io_kind(errno), "cannot open job log %s: %s", path, strerror(errno));
 
         (void) snprintf(path, sizeof(path), "%s/mplock-%llu.results", r->output, (unsigned long long) r->id);
+        prev_results_path(r, prev, sizeof(prev));
         r->results_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (r->results_fd < 0)
                 fail(r, io_kind(errno), "cannot open results file %s: %s", path, strerror(errno));
@@ -307,24 +330,39 @@ static void open_output(Runner *r) {
         if (!S_ISREG(st.st_mode))
                 fail(r, IPC_FAIL_PERMANENT, "%s is not a regular file", path);
 
+        /* The first runner of a retry moves the previous generation's file
+         * aside; it is read from there (copy_previous) and removed once the
+         * new generation is complete. A later runner finds it moved. */
+        gen = st.st_size > 0 ? results_gen_of(r, r->results_fd) : -1;
+        if (r->results_gen > 0 && r->results_len == 0 && gen == (int64_t) r->results_gen - 1) {
+                if (rename(path, prev) < 0)
+                        fail(r, io_kind(errno), "cannot move %s aside: %s", path, strerror(errno));
+                if (fsync_parent_at(AT_FDCWD, path) < 0)
+                        fail(r, IPC_FAIL_STORAGE, "cannot sync %s: %s", r->output, strerror(errno));
+                safe_close(r->results_fd);
+                r->results_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+                if (r->results_fd < 0)
+                        fail(r, io_kind(errno), "cannot create results file %s: %s", path, strerror(errno));
+        }
+
         if (r->results_len == 0) {
                 /* Nothing committed: start the file afresh. */
-                results_file_header_init(&h, r->id);
+                results_file_header_init(&h, r->id, r->results_gen);
                 int q = ftruncate(r->results_fd, 0) < 0 ? -errno : pwrite_full(r->results_fd, &h, sizeof(h), 0);
                 if (q < 0)
                         fail(r, io_kind(q), "cannot write %s: %s", path, strerror(-q));
                 r->results_len = sizeof(h);
         } else {
-                ssize_t n;
+                if (fstat(r->results_fd, &st) < 0)
+                        fail(r, IPC_FAIL_TEMPORARY, "cannot stat %s: %s", path, strerror(errno));
                 if ((uint64_t) st.st_size < r->results_len)
                         fail(r, IPC_FAIL_PERMANENT,
                              "results file %s is shorter (%llu bytes) than what was committed (%llu bytes): it "
                              "was truncated or replaced",
                              path, (unsigned long long) st.st_size, (unsigned long long) r->results_len);
-                n = pread_full(r->results_fd, &h, sizeof(h), 0);
-                if (n != (ssize_t) sizeof(h) || results_file_header_check(&h) < 0 || h.job_id != r->id)
-                        fail(r, IPC_FAIL_PERMANENT, "results file %s does not belong to job %llu", path,
-                             (unsigned long long) r->id);
+                if (results_gen_of(r, r->results_fd) != (int64_t) r->results_gen)
+                        fail(r, IPC_FAIL_PERMANENT, "results file %s does not belong to job %llu (generation %u)",
+                             path, (unsigned long long) r->id, r->results_gen);
                 /* Cut off what was written after the last commit: those
                  * items are not committed and will be done again. */
                 if ((uint64_t) st.st_size > r->results_len) {
@@ -504,7 +542,15 @@ static int commit_timer_handler(sd_event_source *s, uint64_t usec, void *userdat
 /* A block of results, checked against what the worker was given. */
 /* Appends a verified block to the results file, to be committed (and saved
  * before that, when the module has a save callback). */
+static void append_block_saved(Runner *r, const char *block, size_t len, bool saved);
+
 static void append_block(Runner *r, const char *block, size_t len) {
+        append_block_saved(r, block, len, false);
+}
+
+/* saved: the items were given to save before (a retry carries them over):
+ * they are committed without being given to it again. */
+static void append_block_saved(Runner *r, const char *block, size_t len, bool saved) {
         ResultsBlockHeader h;
         ResultsItemIter it;
         ResultsItem item;
@@ -527,7 +573,7 @@ static void append_block(Runner *r, const char *block, size_t len) {
         bitmap_set_range(r->done, h.first, h.count);
 
         p = (Pending){ .first = h.first, .count = h.count, .failed = failed, .end = r->results_len };
-        if (r->module.def->save) {
+        if (r->module.def->save && !saved) {
                 p.block = malloc(len);
                 if (!p.block)
                         fail(r, IPC_FAIL_TEMPORARY, "out of memory");
@@ -1143,6 +1189,88 @@ static int timeout_timer_handler(sd_event_source *s, uint64_t usec, void *userda
         return 0;
 }
 
+/* A retry's first step: the successful records of the previous generation,
+ * up to its committed length, are carried over into the new results file
+ * and committed like any others; what is left to do is exactly the items
+ * that failed or never got a record. Idempotent: after a crash, what was
+ * carried over and committed is skipped. */
+static void copy_previous(Runner *r) {
+        char prev[4200];
+        ResultsFile f;
+        ResultsBlock b = {};
+        uint64_t copied = 0;
+        int fd, q;
+
+        if (r->results_gen == 0)
+                return;
+        prev_results_path(r, prev, sizeof(prev));
+        fd = open(prev, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+                if (errno == ENOENT && r->committed > 0)
+                        return; /* done and removed before a restart */
+                if (errno == ENOENT && r->prev_results_len == 0)
+                        return; /* nothing was committed before the retry */
+                fail(r, io_kind(errno), "cannot open the previous results %s: %s", prev, strerror(errno));
+        }
+        q = results_file_open(&f, fd, r->prev_results_len, r->n_items);
+        if (q < 0)
+                fail(r, IPC_FAIL_PERMANENT, "previous results %s are damaged: %s", prev, strerror(-q));
+        for (size_t k = 0; k < f.n_blocks; k++) {
+                ResultsBlockHeader h;
+                const char *payload;
+                ResultsItemIter it;
+                ResultsItem item;
+                bool open = false;
+
+                q = results_file_read_block(&f, k, &h, &payload);
+                if (q < 0)
+                        fail(r, IPC_FAIL_PERMANENT, "previous results %s are damaged: %s", prev, strerror(-q));
+                results_item_iter_init(&it, &h, payload);
+                while (results_item_iter_next(&it, &item)) {
+                        bool keep = item.status == 0 && !bitmap_test(r->done, item.index);
+                        if (open && !keep) {
+                                results_block_finish(&b);
+                                append_block_saved(r, b.buf, b.len, true);
+                                open = false;
+                        }
+                        if (!keep)
+                                continue;
+                        if (!open) {
+                                results_block_begin(&b, item.index);
+                                open = true;
+                        }
+                        if (results_block_add(&b, item.item, item.item_len, item.result, item.result_len, 0) < 0)
+                                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+                        copied++;
+                }
+                if (open) {
+                        results_block_finish(&b);
+                        append_block_saved(r, b.buf, b.len, true);
+                }
+                if (r->n_pending >= 1024)
+                        commit(r);
+        }
+        while (r->n_pending > 0)
+                commit(r);
+        results_block_free(&b);
+        results_file_close(&f);
+        safe_close(fd);
+        if (copied > 0)
+                runner_log(r, LOG_INFO, "Retry: %llu results carried over from the previous run.",
+                           (unsigned long long) copied);
+}
+
+/* Once the new generation holds every item, the previous one can go. */
+static void remove_previous(Runner *r) {
+        char prev[4200];
+
+        if (r->results_gen == 0)
+                return;
+        prev_results_path(r, prev, sizeof(prev));
+        if (unlink(prev) < 0 && errno != ENOENT)
+                runner_log(r, LOG_WARNING, "Cannot remove %s: %s", prev, strerror(errno));
+}
+
 /* --- the end ------------------------------------------------------------ */
 
 static int exit_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -1190,6 +1318,7 @@ static void finish_if_done(Runner *r) {
                 if (r->committed != r->n_items)
                         fail(r, IPC_FAIL_PERMANENT, "finished with %llu of %llu items committed (internal error)",
                              (unsigned long long) r->committed, (unsigned long long) r->n_items);
+                remove_previous(r);
                 (void) ipc_send(IPC_FD, IPC_DONE, NULL, 0);
                 r->done_sent = true;
                 runner_log(r, LOG_INFO, "All %llu items done (%llu failed).", (unsigned long long) r->n_items,
@@ -1298,6 +1427,7 @@ int run_main(void) {
         map_done(&r);
         (void) close(INPUT_FD); /* the mapping stays */
         (void) close(BITMAP_FD);
+        copy_previous(&r);
 
         (void) sigemptyset(&mask);
         (void) sigaddset(&mask, SIGCHLD);

@@ -261,6 +261,72 @@ class Halt(DaemonTest):
             self.assertIn("invalid halt_on_failure", p.stderr.decode())
 
 
+class Retry(DaemonTest):
+    daemon_args = ("--commit-interval", "20", "--retry-delay", "1")
+
+    def test_retry_runs_only_the_failed_items(self):
+        n = 500
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        out = self.path("out")
+        os.makedirs(out)
+        open(os.path.join(out, "flaky-gate"), "w").close()
+        gated = [3, 77, 250, 499]
+        job = self.d.submit(module("flaky"), items, out, "--workers", 2, "--max-attempts", 2,
+                            "--shared", json.dumps({"gate": [str(i) for i in gated], "fail": ["100"]}))
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"], st["failed"], st["retries"]), (5, "completed_with_failures", 5, 0))
+        before = {r["index"]: r for r in self.d.results_json(job)}
+        # Open the gate and retry: only the five failed items run again.
+        os.unlink(os.path.join(out, "flaky-gate"))
+        p = self.d.ctl("retry", job)
+        self.assertIn(b"queued again", p.stdout)
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"], st["failed"], st["done"], st["retries"]), (5, "completed_with_failures", 1,
+                                                                                      n, 1))
+        after = {r["index"]: r for r in self.d.results_json(job)}
+        self.assertEqual(sorted(after), list(range(n)))
+        for i in gated:
+            self.assertEqual(after[i]["result"], str(i))
+        self.assertEqual(after[100]["error"]["code"], 42)
+        self.assertEqual({i: r for i, r in after.items() if i not in gated}, {i: r for i, r in before.items()
+                                                                                if i not in gated})
+        # Every index once in the file, and the previous one is gone.
+        self.assertEqual(sorted(os.listdir(out)), ["mplock-%d.log" % job, "mplock-%d.results" % job])
+        self.assertIn("Retry: %d results carried over" % (n - 5), self.d.ctl("logs", job).stdout.decode())
+        # Nothing left but a permanent failure: still retryable, and the
+        # same failure comes back.
+        self.d.ctl("retry", job)
+        rc, st = self.d.wait(job)
+        self.assertEqual((st["failed"], st["retries"]), (1, 2))
+        # A job without failures has nothing to retry.
+        ok = self.d.submit(module("echo"), items, self.path("ok"))
+        self.d.wait(ok)
+        p = self.d.ctl("retry", ok, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("nothing to retry (completed)", p.stderr.decode())
+
+    def test_retry_of_a_cancelled_job_finishes_it_and_survives_kill_9(self):
+        n = 20000
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        job = self.d.submit(module("square"), items, self.path("out"), "--workers", 2, "--save-batch", 50,
+                            "--shared", '{"sleep_us": 300}')
+        wait_until("progress", lambda: self.d.status(job)["done"] >= 4000)
+        self.d.ctl("cancel", job)
+        done = self.d.status(job)["done"]
+        self.d.ctl("retry", job)
+        # Kill it while it carries results over and runs the rest.
+        for target in (done // 2, done + 3000):
+            wait_until("progress", lambda: self.d.status(job)["done"] >= target)
+            self.d.kill()
+            self.d.start()
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"], st["done"]), (0, "completed", n))
+        self.assertEqual(self.d.ctl("results", job).stdout.decode().splitlines(), [str(i * i) for i in range(n)])
+        res = self.d.results_json(job)
+        self.assertEqual([r["index"] for r in res], list(range(n)))
+        self.assertFalse(os.path.exists(self.path("out", "mplock-%d.prev.results" % job)))
+
+
 class ModuleFaults(DaemonTest):
     daemon_args = ("--max-workers", "4")
 

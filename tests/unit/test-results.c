@@ -70,7 +70,7 @@ static void check_items(const ResultsBlockHeader *h, const char *payload, uint64
 START_TEST(test_file_header) {
         ResultsFileHeader h;
 
-        results_file_header_init(&h, JOB_ID);
+        results_file_header_init(&h, JOB_ID, 0);
         ck_assert_int_eq(results_file_header_check(&h), 0);
         ck_assert_mem_eq(h.magic, RESULTS_FILE_MAGIC, 8);
         ck_assert_uint_eq(h.header_size, sizeof(h));
@@ -263,7 +263,7 @@ static off_t write_results_file(int dirfd, const char *name, const Span *spans, 
 
         fd = openat(dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         ck_assert_int_ge(fd, 0);
-        results_file_header_init(&fh, JOB_ID);
+        results_file_header_init(&fh, JOB_ID, 0);
         ck_assert_int_eq(write(fd, &fh, sizeof(fh)), (ssize_t) sizeof(fh));
         for (size_t i = 0; i < n; i++) {
                 ResultsBlock b = {};
@@ -544,7 +544,7 @@ START_TEST(test_file_header_damage) {
 
         /* A torn file header: nothing there in the whole-file view; an
          * error once it counts as committed. */
-        results_file_header_init(&fh, JOB_ID);
+        results_file_header_init(&fh, JOB_ID, 0);
         test_write_file(dirfd, "torn", &fh, 10);
         fd = open_file(dirfd, "torn");
         ck_assert_int_eq(results_file_open(&f, fd, UINT64_MAX, N_ITEMS), 0);
