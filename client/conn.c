@@ -110,7 +110,8 @@ static void print_error(const char *error, json_object *params) {
                 fprintf(stderr, "mplockctl: job %s has nothing to retry (%s)\n", id ? json_object_get_string(id) : "?",
                         strna(json_get_str(params, "state")));
         else if (streq(error, "io.mplock.Manager.TooManyJobs"))
-                fprintf(stderr, "mplockctl: too many jobs (limit %s); try again later\n",
+                fprintf(stderr, "mplockctl: too many jobs%s (limit %s); try again later\n",
+                        streq_ptr(json_get_str(params, "scope"), "user") ? " of yours" : "",
                         json_get(params, "limit") ? json_object_get_string(json_get(params, "limit")) : "?");
         else if (streq(error, "io.mplock.Manager.ShuttingDown"))
                 fprintf(stderr, "mplockctl: mplockd is shutting down; try again\n");

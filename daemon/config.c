@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ typedef enum SettingUnit {
         UNIT_BYTES,   /* a number of bytes */
         UNIT_MS,      /* milliseconds */
         UNIT_SECONDS, /* seconds, stored in microseconds */
+        UNIT_GROUP,   /* a group name or gid, stored as a gid; "" or "none": none */
 } SettingUnit;
 
 typedef struct SettingDef {
@@ -63,6 +65,18 @@ static const SettingDef defs[] = {
           "default data limit of each worker process, 0 for none" },
         { "stop-timeout", FIELD(stop_timeout_usec), UNIT_SECONDS, 0, 86400, "graceful stop, seconds" },
         { "check-timeout", FIELD(check_timeout_usec), UNIT_SECONDS, 1, 86400, "submission check, seconds" },
+        { "admin-group", FIELD(admin_gid), UNIT_GROUP, 0, UINT32_MAX - 1,
+          "members see and manage every user's jobs (a group name)" },
+        { "max-active-jobs-per-uid", FIELD(max_active_jobs_per_uid), UNIT_COUNT, 1, 1000000,
+          "queued and running jobs of one user" },
+        { "max-workers-per-uid", FIELD(max_workers_per_uid), UNIT_COUNT, 1, 65536,
+          "worker processes of one user's jobs together" },
+        { "max-input-per-uid", FIELD(max_input_per_uid), UNIT_BYTES, 1, UINT64_C(1) << 50,
+          "input lists of one user's active jobs together" },
+        { "idle-timeout", FIELD(idle_timeout_usec), UNIT_SECONDS, 1, 86400,
+          "a connection with no call open is closed after this, seconds" },
+        { "message-timeout", FIELD(message_timeout_usec), UNIT_SECONDS, 1, 3600,
+          "a message must arrive whole within this, seconds" },
 };
 
 void settings_defaults(Settings *s) {
@@ -88,6 +102,12 @@ void settings_defaults(Settings *s) {
                 .item_timeout_sec = 0,
                 .stop_timeout_usec = 10 * 1000000ULL,
                 .check_timeout_usec = 300 * 1000000ULL,
+                .admin_gid = UINT32_MAX,
+                .max_active_jobs_per_uid = 100,
+                .max_workers_per_uid = 65536,
+                .max_input_per_uid = UINT64_C(256) << 30,
+                .idle_timeout_usec = 300 * 1000000ULL,
+                .message_timeout_usec = 30 * 1000000ULL,
         };
 }
 
@@ -106,6 +126,24 @@ static int parse_value(const SettingDef *d, const char *v, uint64_t *ret) {
 
         if (!copy)
                 return -ENOMEM;
+        if (d->unit == UNIT_GROUP) {
+                struct group *g;
+                if (!*copy || streq(copy, "none")) {
+                        *ret = UINT32_MAX;
+                        return 0;
+                }
+                if (parse_u64(copy, &n) >= 0) {
+                        if (n > d->max)
+                                return -ERANGE;
+                        *ret = n;
+                        return 0;
+                }
+                g = getgrnam(copy);
+                if (!g)
+                        return -ENOENT;
+                *ret = g->gr_gid;
+                return 0;
+        }
         len = strlen(copy);
         if (d->unit == UNIT_BYTES && len > 1) {
                 switch (toupper((unsigned char) copy[len - 1])) {
@@ -153,6 +191,8 @@ int settings_set(Settings *s, const char *name, const char *value, uint64_t *mas
         if (!d)
                 return -ENOENT;
         r = parse_value(d, value, &v);
+        if (r == -ENOENT)
+                r = -ESRCH; /* no such group: not "no such setting" */
         if (r < 0)
                 return r;
         store_value(s, d, v);
@@ -198,6 +238,8 @@ void settings_help(FILE *f) {
                         (void) snprintf(val, sizeof(val), "%llu%c", (unsigned long long) v, units[k]);
                 } else
                         (void) snprintf(val, sizeof(val), "%llu", (unsigned long long) v);
+                if (defs[i].unit == UNIT_GROUP)
+                        (void) snprintf(val, sizeof(val), "none");
                 fprintf(f, "  --%-26s %s (%s)\n", defs[i].name, defs[i].help, val);
         }
 }

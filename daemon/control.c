@@ -215,6 +215,11 @@ static void connection_process(Connection *c) {
         }
         if (c->eof && !c->busy)
                 c->closing = true;
+        /* A message that has begun must end soon (see control_sweep). */
+        if (vbuf_empty(&c->in))
+                c->partial_since_usec = 0;
+        else if (c->partial_since_usec == 0)
+                c->partial_since_usec = now_usec(CLOCK_MONOTONIC);
         if (c->closing && c->out_sent == c->out_len) {
                 connection_free(c);
                 return;
@@ -237,6 +242,7 @@ static int connection_io(sd_event_source *s, int fd, uint32_t revents, void *use
         }
         if (!c->busy && !c->closing && !c->eof && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
                 ssize_t n = vbuf_read(&c->in, c->fd, c->manager->settings.max_message);
+                c->last_activity_usec = now_usec(CLOCK_MONOTONIC);
                 if (n == 0)
                         c->eof = true; /* answer what was sent, then close */
                 else if (n == -EMSGSIZE)
@@ -278,6 +284,49 @@ static void connection_free(Connection *c) {
         /* A slot is free again. */
         if (m->listen_source)
                 (void) sd_event_source_set_enabled(m->listen_source, SD_EVENT_ON);
+}
+
+/* Whether the peer may see and manage every job: root, or a member of
+ * the admin group (its primary or supplementary groups, SO_PEERGROUPS). */
+static bool peer_is_admin(Manager *m, int fd, uid_t uid, gid_t gid) {
+        gid_t groups[256];
+        socklen_t len = sizeof(groups);
+        uint32_t admin = m->settings.admin_gid;
+
+        if (uid == 0)
+                return true;
+        if (admin == UINT32_MAX)
+                return false;
+        if (gid == admin)
+                return true;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+                return false; /* too many groups, or an old kernel: not admin */
+        for (size_t i = 0; i < len / sizeof(gid_t); i++)
+                if (groups[i] == admin)
+                        return true;
+        return false;
+}
+
+/* Closes connections that hold a slot and do nothing: no call open and
+ * nothing sent for idle-timeout, or a message begun and not finished for
+ * message-timeout (a client trickling bytes). Called once a second. */
+void control_sweep(Manager *m) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC);
+        Connection *c, *next;
+
+        for (c = m->connections; c; c = next) {
+                next = c->next;
+                if (c->busy || c->out_sent < c->out_len)
+                        continue;
+                if (c->partial_since_usec && now - c->partial_since_usec > m->settings.message_timeout_usec) {
+                        log_debug("Dropping client (uid %u, pid %d): a message took too long.", (unsigned) c->uid,
+                                  (int) c->pid);
+                        connection_free(c);
+                } else if (now - c->last_activity_usec > m->settings.idle_timeout_usec) {
+                        log_debug("Dropping idle client (uid %u, pid %d).", (unsigned) c->uid, (int) c->pid);
+                        connection_free(c);
+                }
+        }
 }
 
 static uint32_t connections_of_uid(Manager *m, uid_t uid) {
@@ -327,6 +376,8 @@ static int listen_handler(sd_event_source *s, int fd, uint32_t revents, void *us
         c->uid = cred.uid;
         c->gid = cred.gid;
         c->pid = cred.pid;
+        c->admin = peer_is_admin(m, cfd, cred.uid, cred.gid);
+        c->last_activity_usec = now_usec(CLOCK_MONOTONIC);
         r = sd_event_add_io(m->event, &c->io, cfd, EPOLLIN, connection_io, c);
         if (r >= 0)
                 r = sd_event_add_defer(m->event, &c->defer, defer_handler, c);

@@ -341,6 +341,15 @@ static uint32_t job_slots_needed(Job *j) {
         return need ? need : 1;
 }
 
+static uint32_t workers_of_uid(Manager *m, uid_t uid) {
+        uint32_t n = 0;
+
+        for (size_t i = 0; i < m->n_jobs; i++)
+                if (m->jobs[i]->spec.uid == uid)
+                        n += m->jobs[i]->slots;
+        return n;
+}
+
 static void manager_schedule_once(Manager *m) {
         /* First come, first served: a job that does not fit yet holds back
          * the ones behind it, so that large jobs cannot starve. */
@@ -352,6 +361,12 @@ static void manager_schedule_once(Manager *m) {
                 if (j->state != JOB_QUEUED)
                         continue;
                 need = job_slots_needed(j);
+                /* A user over their own share waits without holding back
+                 * the other users' jobs. */
+                if (workers_of_uid(m, j->spec.uid) + MIN(need, m->settings.max_workers_per_uid) >
+                    m->settings.max_workers_per_uid)
+                        continue;
+                need = MIN(need, m->settings.max_workers_per_uid);
                 if (m->workers_in_use + need > m->settings.max_workers)
                         break;
                 r = job_load_checkpoint(j);

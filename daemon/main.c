@@ -220,6 +220,7 @@ static int status_timer_handler(sd_event_source *s, uint64_t usec, void *userdat
         (void) sd_event_source_set_time_relative(s, 1000000);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         manager_notify_status(m);
+        control_sweep(m);
         /* Progress for clients that asked Wait with "more". */
         for (size_t i = 0; i < m->n_jobs; i++) {
                 Job *j = m->jobs[i];

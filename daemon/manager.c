@@ -96,8 +96,9 @@ static void reply_job(Connection *c, Job *j) {
 }
 
 static bool may_access(Connection *c, Job *j) {
-        /* root sees everything; everybody else their own jobs. */
-        return c->uid == 0 || c->uid == j->spec.uid;
+        /* root and the admin group see everything; everybody else their
+         * own jobs. */
+        return c->admin || c->uid == j->spec.uid;
 }
 
 static void error_with_id(Connection *c, const char *error, uint64_t id) {
@@ -317,13 +318,14 @@ static int open_results(Job *j, int *ret_fd, char *why, size_t whylen) {
         int fd;
 
         (void) snprintf(path, sizeof(path), "%s/mplock-%llu.results", j->spec.output, (unsigned long long) j->spec.id);
-        /* The file lives in a directory its owner controls: no symlink at
-         * the end, no blocking on a FIFO, and it must be the owner's own
-         * regular file, so nobody can make us read anything else. */
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+        /* The file lives in a directory its owner controls: open it with
+         * the owner's rights (so only what they could read can be read),
+         * no symlink at the end, no blocking on a FIFO; and it must be the
+         * owner's own regular file. */
+        fd = open_as_owner(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, j->spec.uid, j->spec.gid);
         if (fd < 0) {
-                (void) snprintf(why, whylen, "cannot open %s: %s", path, strerror(errno));
-                return -errno;
+                (void) snprintf(why, whylen, "cannot open %s: %s", path, strerror(-fd));
+                return fd;
         }
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (geteuid() == 0 && st.st_uid != j->spec.uid)) {
                 (void) snprintf(why, whylen, "%s is not a results file of the job's owner", path);

@@ -52,6 +52,12 @@ typedef struct Settings {
         uint64_t memory_max;         /* default per-worker data limit; 0: none */
         uint64_t stop_timeout_usec;  /* graceful stop before SIGKILL */
         uint64_t check_timeout_usec; /* submission checks */
+        uint32_t admin_gid;          /* UINT32_MAX: no admin group */
+        uint32_t max_active_jobs_per_uid;
+        uint32_t max_workers_per_uid;
+        uint64_t max_input_per_uid;  /* bytes of input of a user's active jobs */
+        uint64_t idle_timeout_usec;  /* a connection without a call */
+        uint64_t message_timeout_usec; /* a message arriving piecemeal */
 } Settings;
 
 /* config.c: one table for flags and the config file. */
@@ -176,6 +182,8 @@ struct Connection {
         uid_t uid;
         gid_t gid;
         pid_t pid;
+        bool admin; /* root, or in the admin group: sees every job */
+        uint64_t last_activity_usec, partial_since_usec;
         sd_event_source *io;
         sd_event_source *defer;
         VarlinkBuf in;
@@ -194,6 +202,7 @@ struct Connection {
 };
 
 int control_listen(Manager *m);
+void control_sweep(Manager *m);
 void control_close_all(Manager *m);
 /* Replies to the connection's current call and moves on to the next. */
 void connection_reply(Connection *c, json_object *params);
@@ -249,6 +258,8 @@ void submit_abort_all(Manager *m);
 int spawn_runner(Job *j);
 void runner_stop(Job *j, uint32_t mode);
 void runner_detach(Job *j);
+/* Opens a file of a job's owner as that owner: fd or -errno. */
+int open_as_owner(const char *path, int flags, uid_t uid, gid_t gid);
 /* Runs the helper for checks as the owner: pid, or -errno. */
 int spawn_helper(Manager *m, char **argv, const int *fds, size_t n_fds, uid_t uid, gid_t gid);
 

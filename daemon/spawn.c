@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -49,6 +50,46 @@ static int identity_resolve(Identity *id, uid_t uid, gid_t gid) {
                 id->n_groups = 1;
         }
         return 0;
+}
+
+/* Opens path with the file system identity of uid (its gid and groups):
+ * the kernel then checks every path component with that user's rights,
+ * and this process's capabilities do not apply to it. Only the system
+ * instance (root) switches; a user instance opens as itself. */
+int open_as_owner(const char *path, int flags, uid_t uid, gid_t gid) {
+        gid_t saved[MAX_GROUPS];
+        Identity id;
+        int n_saved, fd, err;
+
+        (void) identity_resolve(&id, uid, gid);
+        if (!id.drop) {
+                fd = open(path, flags);
+                return fd < 0 ? -errno : fd;
+        }
+        n_saved = getgroups(MAX_GROUPS, saved);
+        if (n_saved < 0)
+                return -errno;
+        if (setgroups((size_t) id.n_groups, id.groups) < 0)
+                return -errno;
+        (void) setfsgid(gid);
+        (void) setfsuid(uid);
+        /* setfsuid() cannot fail loudly: ask what is in force. */
+        if ((uid_t) setfsuid((uid_t) -1) != uid || (gid_t) setfsgid((gid_t) -1) != gid) {
+                fd = -1;
+                err = EPERM;
+        } else {
+                fd = open(path, flags);
+                err = errno;
+        }
+        (void) setfsuid(geteuid());
+        (void) setfsgid(getegid());
+        if (setgroups((size_t) n_saved, saved) < 0 || (uid_t) setfsuid((uid_t) -1) != geteuid()) {
+                /* Cannot get our own identity back: do not go on as
+                 * somebody else. */
+                log_error_errno(errno, "Cannot restore our identity after opening as uid %u: %m", (unsigned) uid);
+                abort();
+        }
+        return fd < 0 ? -err : fd;
 }
 
 _noreturn_ static void child_fail(const char *what) {

@@ -301,6 +301,20 @@ static void submit_complete(Submission *s) {
                 return;
         }
 
+        /* The user's active jobs together may hold so much input. */
+        {
+                uint64_t total = s->spec.input_bytes;
+                for (size_t i = 0; i < m->n_jobs; i++)
+                        if (!job_state_is_final(m->jobs[i]->state) && m->jobs[i]->spec.uid == s->spec.uid)
+                                total += m->jobs[i]->spec.input_bytes;
+                if (total > m->settings.max_input_per_uid) {
+                        (void) snprintf(why, sizeof(why),
+                                        "your active jobs' input lists would total %llu bytes, over the limit of %llu",
+                                        (unsigned long long) total, (unsigned long long) m->settings.max_input_per_uid);
+                        submit_fail(s, NULL, s->inline_items ? "items" : "input", why);
+                        return;
+                }
+        }
         if (s->halt_percent > 0)
                 /* At least one failure, however few the items. */
                 s->spec.halt_failures = MAX((s->spec.n_items * s->halt_percent + 99) / 100, (uint64_t) 1);
@@ -461,7 +475,7 @@ void submit_start(Connection *c) {
         char why[256], max_bytes[32], max_items[32], rnd[12];
         char *argv[16];
         int fds[2], pipefd[2] = { -1, -1 }, r;
-        size_t argc = 0, active = 0, shared_len;
+        size_t argc = 0, active = 0, active_of_uid = 0, shared_len;
         uint64_t workers, batch, save, timeout, memory_max, attempts;
         Submission *s;
         JsonError err;
@@ -557,8 +571,23 @@ void submit_start(Connection *c) {
                 return;
         }
 
-        for (size_t i = 0; i < m->n_jobs; i++)
-                active += !job_state_is_final(m->jobs[i]->state);
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                bool a = !job_state_is_final(m->jobs[i]->state);
+                active += a;
+                active_of_uid += a && m->jobs[i]->spec.uid == c->uid;
+        }
+        for (Submission *o = m->submissions; o; o = o->next)
+                active_of_uid += o->spec.uid == c->uid;
+        if (active_of_uid >= m->settings.max_active_jobs_per_uid) {
+                json_object *p = json_object_new_object();
+                if (p && (json_add_u64(p, "limit", m->settings.max_active_jobs_per_uid) < 0 ||
+                          json_add_str(p, "scope", "user") < 0)) {
+                        json_object_put(p);
+                        p = NULL;
+                }
+                connection_error(c, "io.mplock.Manager.TooManyJobs", p);
+                return;
+        }
         if (active + m->n_submissions >= m->settings.max_active_jobs ||
             m->n_jobs + m->n_submissions >= m->settings.max_jobs) {
                 json_object *p = json_object_new_object();

@@ -28,8 +28,9 @@ def module(name):
 class Daemon:
     """An mplockd in its own directory; start() again after kill() resumes."""
 
-    def __init__(self, root, args=()):
+    def __init__(self, root, args=(), binary=None):
         self.root = root
+        self.binary = binary or MPLOCKD
         self.sock = os.path.join(root, "sock")
         self.state = os.path.join(root, "state")
         self.log = os.path.join(root, "daemon.log")
@@ -38,7 +39,7 @@ class Daemon:
 
     def start(self, timeout=10):
         logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([MPLOCKD, "--socket", self.sock, "--state-dir", self.state] + self.args,
+        self.proc = subprocess.Popen([self.binary, "--socket", self.sock, "--state-dir", self.state] + self.args,
                                      stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)
         logf.close()
         deadline = time.monotonic() + timeout
@@ -130,9 +131,14 @@ class DaemonTest(unittest.TestCase):
 
     daemon_args = ()
 
+    def prepare(self):
+        """Runs before the daemon starts, in the new temporary directory."""
+
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="mplock-test-")
-        self.d = Daemon(self.tmp, self.daemon_args).start()
+        self.daemon_binary = None
+        self.prepare()
+        self.d = Daemon(self.tmp, self.daemon_args, self.daemon_binary).start()
 
     def tearDown(self):
         self.d.stop()
