@@ -46,12 +46,13 @@ ssize_t vbuf_read(VarlinkBuf *b, int fd, size_t max) {
 }
 
 int vbuf_next(VarlinkBuf *b, size_t max, const char **msg, size_t *len) {
-        const char *start = b->data + b->consumed;
         size_t avail = b->len - b->consumed;
-        const char *nul;
+        const char *start, *nul;
 
+        /* Before anything: a fresh buffer has no data pointer at all. */
         if (avail == 0)
                 return 0;
+        start = b->data + b->consumed;
         nul = memchr(start + b->scanned, 0, avail - b->scanned);
         if (!nul) {
                 b->scanned = avail;

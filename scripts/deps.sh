@@ -4,10 +4,11 @@
 set -eu
 
 # Build: compiler, meson, libsystemd, json-c. Tests: Check, python3, procps
-# (pgrep), and debootstrap + systemd-container for the tests under a real
-# systemd (tests/systemd).
+# (pgrep), passwd (useradd, for the shared-machine tests), debootstrap +
+# systemd-container for the tests under a real systemd (tests/systemd), and
+# clang with its sanitizer and libFuzzer runtimes for the fuzz targets.
 PACKAGES="gcc libc6-dev meson ninja-build pkg-config libsystemd-dev libjson-c-dev check python3 procps
-          systemd debootstrap systemd-container"
+          passwd systemd debootstrap systemd-container clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do

@@ -25,5 +25,15 @@ for variant in plain sanitize; do
                 meson test -C "$dir" --print-errorlogs --num-processes 2 || status=1
 done
 
-python3 scripts/count-tests.py build-test-plain build-test-sanitize
+# The fuzz targets, built with clang and libFuzzer, a minute each.
+dir=build-test-fuzz
+if [ ! -f "$dir/build.ninja" ]; then
+        CC=clang meson setup "$dir" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+fi
+ninja -C "$dir" >/dev/null
+echo "== fuzz targets (clang, libFuzzer, ASan+UBSan)"
+meson test -C "$dir" --suite fuzz --print-errorlogs || status=1
+grep -h "runs in" "$dir"/meson-logs/testlog.txt || true
+
+python3 scripts/count-tests.py build-test-plain build-test-sanitize build-test-fuzz
 exit $status
