@@ -73,6 +73,8 @@ static const SettingDef defs[] = {
           "worker processes of one user's jobs together" },
         { "max-input-per-uid", FIELD(max_input_per_uid), UNIT_BYTES, 1, UINT64_C(1) << 50,
           "input lists of one user's active jobs together" },
+        { "max-processes-per-uid", FIELD(max_processes_per_uid), UNIT_COUNT, 16, 4194304,
+          "processes a user may have (RLIMIT_NPROC) when mplockd runs their jobs as root" },
         { "idle-timeout", FIELD(idle_timeout_usec), UNIT_SECONDS, 1, 86400,
           "a connection with no call open is closed after this, seconds" },
         { "message-timeout", FIELD(message_timeout_usec), UNIT_SECONDS, 1, 3600,
@@ -106,6 +108,7 @@ void settings_defaults(Settings *s) {
                 .max_active_jobs_per_uid = 100,
                 .max_workers_per_uid = 65536,
                 .max_input_per_uid = UINT64_C(256) << 30,
+                .max_processes_per_uid = 4096,
                 .idle_timeout_usec = 300 * 1000000ULL,
                 .message_timeout_usec = 30 * 1000000ULL,
         };

@@ -56,6 +56,7 @@ typedef struct Settings {
         uint32_t max_active_jobs_per_uid;
         uint32_t max_workers_per_uid;
         uint64_t max_input_per_uid;  /* bytes of input of a user's active jobs */
+        uint32_t max_processes_per_uid; /* RLIMIT_NPROC of what runs as a user */
         uint64_t idle_timeout_usec;  /* a connection without a call */
         uint64_t message_timeout_usec; /* a message arriving piecemeal */
 } Settings;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/fsuid.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -31,6 +32,7 @@ typedef struct Identity {
         gid_t gid;
         gid_t groups[MAX_GROUPS];
         int n_groups;
+        uint32_t nproc; /* RLIMIT_NPROC once dropped: a module cannot fork without bound */
 } Identity;
 
 /* Resolved in the parent: getpwuid() and friends are not safe after fork. */
@@ -119,6 +121,10 @@ static void child_exec(const char *path, char **argv, const int *fds, size_t n_f
                 child_fail("setsid");
 
         if (id->drop) {
+                struct rlimit rl = { .rlim_cur = id->nproc, .rlim_max = id->nproc };
+                /* Counted per user over the whole system, checked at fork. */
+                if (id->nproc > 0 && setrlimit(RLIMIT_NPROC, &rl) < 0)
+                        child_fail("setrlimit(RLIMIT_NPROC)");
                 if (setgroups((size_t) id->n_groups, id->groups) < 0)
                         child_fail("setgroups");
                 if (setresgid(id->gid, id->gid, id->gid) < 0)
@@ -161,6 +167,7 @@ int spawn_helper(Manager *m, char **argv, const int *fds, size_t n_fds, uid_t ui
         pid_t parent = getpid(), pid;
 
         (void) identity_resolve(&id, uid, gid);
+        id.nproc = m->settings.max_processes_per_uid;
         pid = fork();
         if (pid < 0)
                 return -errno;
@@ -484,6 +491,7 @@ int spawn_runner(Job *j) {
         }
 
         (void) identity_resolve(&id, j->spec.uid, j->spec.gid);
+        id.nproc = m->settings.max_processes_per_uid;
         fds[0] = sv[1];
         fds[1] = lock_fd;
         fds[2] = input_fd;

@@ -54,7 +54,7 @@ def ids(user):
 @unittest.skipIf(os.geteuid() != 0, "needs root: real users and a system instance")
 class SharedMachine(DaemonTest):
     daemon_args = ("--admin-group", "mplock-admins", "--max-connections-per-uid", "64",
-                   "--max-connections", "256", "--system")
+                   "--max-connections", "256", "--max-processes-per-uid", "64", "--system")
 
     @classmethod
     def setUpClass(cls):
@@ -129,6 +129,19 @@ class SharedMachine(DaemonTest):
         # The state directory stays root's and private.
         st_dir = os.stat(self.d.state)
         self.assertEqual((st_dir.st_uid, stat.S_IMODE(st_dir.st_mode)), (0, 0o700))
+
+    def test_a_users_jobs_cannot_fork_without_bound(self):
+        mod = self.user_file("mplock-alice", "whoami.so", open(WHOAMI, "rb").read(), 0o700)
+        items = self.user_file("mplock-alice", "forks.txt", b"forks\n")
+        job = int(self.as_user("mplock-alice", "submit", "--module", mod, "--input", items, "--output",
+                               os.path.join(self.home["mplock-alice"], "out"), "--workers", 1).stdout)
+        st = json.loads(self.as_user("mplock-alice", "--json", "wait", job).stdout)
+        self.assertEqual(st["state"], "completed", st)
+        res = json.loads(self.as_user("mplock-alice", "--json", "results", job).stdout)
+        forks = int(res["result"].split("=")[1])
+        # 64 processes for alice, the runner and its worker among them.
+        self.assertGreater(forks, 0)
+        self.assertLessEqual(forks, 62)
 
     def test_other_users_cannot_see_or_touch_a_job_root_and_admins_can(self):
         job = self.alice_job(n=200, shared='{"sleep_us": 1}')
@@ -222,15 +235,28 @@ class SharedMachine(DaemonTest):
                 except OSError:
                     pass
             report["connected"] = len(held)
-            alive = 0
-            for s in held:
-                try:
-                    s.setblocking(False)
-                    alive += s.recv(1) != b""
-                except BlockingIOError:
-                    alive += 1
-                except OSError:
-                    pass
+            # Connections wait in the listen backlog until mplockd accepts
+            # (or refuses) them: count the ones still open once that
+            # has settled.
+            import time
+            def count_alive():
+                alive = 0
+                for s in held:
+                    try:
+                        s.setblocking(False)
+                        alive += s.recv(1) != b""
+                    except BlockingIOError:
+                        alive += 1
+                    except OSError:
+                        pass
+                return alive
+            last, t0 = -1, time.monotonic()
+            while time.monotonic() - t0 < 5:
+                alive = count_alive()
+                if alive == last:
+                    break
+                last = alive
+                time.sleep(0.3)
             report["kept"] = alive
             for s in held:
                 s.close()
