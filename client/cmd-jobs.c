@@ -40,21 +40,31 @@ static json_object *id_params(uint64_t id) {
         return p;
 }
 
-int cmd_status(Ctl *c, int argc, char **argv) {
+/* The commands that name one job and get it back: parses "[--json] JOB",
+ * calls method, and returns the job of the reply (owned by c). */
+static int job_call(Ctl *c, int argc, char **argv, const char *method, uint64_t *id, json_object **job) {
         json_object *reply;
-        uint64_t id;
-        int r = one_job(c, argc, argv, &id);
+        int r = one_job(c, argc, argv, id);
 
         if (r != EXIT_OK)
                 return r;
-        r = ctl_call(c, "io.mplock.Manager.Status", id_params(id), false, &reply, NULL);
+        r = ctl_call(c, method, id_params(*id), false, &reply, NULL);
         if (r != EXIT_OK)
                 return r;
+        *job = json_get(reply, "job");
         if (c->json)
-                print_json(json_get(reply, "job"));
-        else
-                print_job(json_get(reply, "job"));
+                print_json(*job);
         return EXIT_OK;
+}
+
+int cmd_status(Ctl *c, int argc, char **argv) {
+        json_object *job;
+        uint64_t id;
+        int r = job_call(c, argc, argv, "io.mplock.Manager.Status", &id, &job);
+
+        if (r == EXIT_OK && !c->json)
+                print_job(job);
+        return r;
 }
 
 int cmd_list(Ctl *c, int argc, char **argv) {
@@ -91,22 +101,14 @@ int cmd_list(Ctl *c, int argc, char **argv) {
 }
 
 int cmd_cancel(Ctl *c, int argc, char **argv) {
-        json_object *reply;
+        json_object *job;
         uint64_t id;
-        int r = one_job(c, argc, argv, &id);
+        int r = job_call(c, argc, argv, "io.mplock.Manager.Cancel", &id, &job);
 
-        if (r != EXIT_OK)
-                return r;
-        r = ctl_call(c, "io.mplock.Manager.Cancel", id_params(id), false, &reply, NULL);
-        if (r != EXIT_OK)
-                return r;
-        if (c->json)
-                print_json(json_get(reply, "job"));
-        else
+        if (r == EXIT_OK && !c->json)
                 printf("Job %llu cancelled at %llu of %llu items.\n", (unsigned long long) id,
-                       (unsigned long long) job_uint(json_get(reply, "job"), "done"),
-                       (unsigned long long) job_uint(json_get(reply, "job"), "items"));
-        return EXIT_OK;
+                       (unsigned long long) job_uint(job, "done"), (unsigned long long) job_uint(job, "items"));
+        return r;
 }
 
 static void summary(json_object *job) {
@@ -118,19 +120,13 @@ static void summary(json_object *job) {
 }
 
 int cmd_wait(Ctl *c, int argc, char **argv) {
-        json_object *reply, *job;
+        json_object *job;
         uint64_t id;
-        int r = one_job(c, argc, argv, &id);
+        int r = job_call(c, argc, argv, "io.mplock.Manager.Wait", &id, &job);
 
         if (r != EXIT_OK)
                 return r;
-        r = ctl_call(c, "io.mplock.Manager.Wait", id_params(id), false, &reply, NULL);
-        if (r != EXIT_OK)
-                return r;
-        job = json_get(reply, "job");
-        if (c->json)
-                print_json(job);
-        else
+        if (!c->json)
                 summary(job);
         return job_exit_code(job);
 }
@@ -192,22 +188,14 @@ int cmd_remove(Ctl *c, int argc, char **argv) {
 }
 
 static int pause_or_resume(Ctl *c, int argc, char **argv, const char *method, const char *verb) {
-        json_object *reply, *job;
+        json_object *job;
         uint64_t id;
-        int r = one_job(c, argc, argv, &id);
+        int r = job_call(c, argc, argv, method, &id, &job);
 
-        if (r != EXIT_OK)
-                return r;
-        r = ctl_call(c, method, id_params(id), false, &reply, NULL);
-        if (r != EXIT_OK)
-                return r;
-        job = json_get(reply, "job");
-        if (c->json)
-                print_json(job);
-        else
+        if (r == EXIT_OK && !c->json)
                 printf("Job %llu %s at %llu of %llu items.\n", (unsigned long long) id, verb,
                        (unsigned long long) job_uint(job, "done"), (unsigned long long) job_uint(job, "items"));
-        return EXIT_OK;
+        return r;
 }
 
 int cmd_pause(Ctl *c, int argc, char **argv) {
@@ -219,19 +207,11 @@ int cmd_resume(Ctl *c, int argc, char **argv) {
 }
 
 int cmd_retry(Ctl *c, int argc, char **argv) {
-        json_object *reply, *job;
+        json_object *job;
         uint64_t id;
-        int r = one_job(c, argc, argv, &id);
+        int r = job_call(c, argc, argv, "io.mplock.Manager.Retry", &id, &job);
 
-        if (r != EXIT_OK)
-                return r;
-        r = ctl_call(c, "io.mplock.Manager.Retry", id_params(id), false, &reply, NULL);
-        if (r != EXIT_OK)
-                return r;
-        job = json_get(reply, "job");
-        if (c->json)
-                print_json(job);
-        else
+        if (r == EXIT_OK && !c->json)
                 printf("Job %llu queued again for its failed and unfinished items.\n", (unsigned long long) id);
-        return EXIT_OK;
+        return r;
 }

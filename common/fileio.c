@@ -137,6 +137,23 @@ void random_suffix(char *buf, size_t n) {
         buf[i] = '\0';
 }
 
+int mkdir_parents(const char *path, mode_t mode) {
+        _cleanup_free_ char *p = strdup(path);
+        char *s;
+
+        if (!p)
+                return -ENOMEM;
+        for (s = p + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = '\0';
+                if (mkdir(p, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        return 0;
+}
+
 int fsync_dirfd(int dirfd) {
         if (fsync(dirfd) < 0)
                 return -errno;

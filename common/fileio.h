@@ -26,6 +26,9 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
  * final directory fsync then fails (and -errno is returned). */
 int write_file_atomic_at_keep(int dirfd, const char *name, const void *data, size_t len, mode_t mode, int *ret_fd);
 
+/* Creates the directories above path (not path itself) with mode. */
+int mkdir_parents(const char *path, mode_t mode);
+
 int fsync_dirfd(int dirfd);
 /* fsync of the directory that holds path (e.g. after creating path). */
 int fsync_parent_at(int dirfd, const char *path);

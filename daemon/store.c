@@ -29,25 +29,6 @@
 
 #define JOB_JSON_MAX (4u * 1024u * 1024u)
 
-static int mkdir_p_0700(const char *path) {
-        _cleanup_free_ char *p = strdup(path);
-        char *s;
-
-        if (!p)
-                return -ENOMEM;
-        for (s = p + 1; *s; s++) {
-                if (*s != '/')
-                        continue;
-                *s = '\0';
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
-        if (mkdir(p, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
 /* Temporary files of atomic writes a crash interrupted (".#name.XXXXXX"):
  * never renamed into place, so never part of the state. */
 static void remove_stale_temp_files(int dirfd) {
@@ -70,7 +51,10 @@ int store_open(Manager *m) {
         struct dirent *de;
         int r;
 
-        r = mkdir_p_0700(m->state_dir);
+        /* The parents as any directory, the state directory private. */
+        r = mkdir_parents(m->state_dir, 0755);
+        if (r >= 0 && mkdir(m->state_dir, 0700) < 0 && errno != EEXIST)
+                r = -errno;
         if (r < 0)
                 return log_error_errno(r, "Cannot create state directory %s: %m", m->state_dir);
         sfd = open(m->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
