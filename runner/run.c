@@ -149,7 +149,7 @@ struct Runner {
         uint64_t recorded;  /* items with a record (committed before + now) */
         uint64_t committed, committed_failed;
         sd_event_source *ipc_source, *commit_timer, *exit_timer, *timeout_timer, *retry_timer;
-        bool stopping, finishing, done_sent;
+        bool stopping, finishing, done_sent, handed_out;
 };
 
 static void runner_log(Runner *r, int level, const char *fmt, ...) _printf_(3, 4);
@@ -161,9 +161,17 @@ static void runner_log(Runner *r, int level, const char *fmt, ...) {
         (void) vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
         log_job(level, r->id, "%s", msg);
-        /* And into the job's log, beside what the workers print. */
-        if (r->log_fd >= 0)
-                (void) dprintf(r->log_fd, "mplock: %s\n", msg);
+        /* And into the job's log, beside what the workers print, with the
+         * time (UTC, microseconds): the journal has its own. */
+        if (r->log_fd >= 0) {
+                struct timespec ts;
+                struct tm tm;
+                char when[32] = "";
+                (void) clock_gettime(CLOCK_REALTIME, &ts);
+                if (gmtime_r(&ts.tv_sec, &tm))
+                        (void) strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+                (void) dprintf(r->log_fd, "%s.%06ldZ mplock: %s\n", when, ts.tv_nsec / 1000, msg);
+        }
 }
 
 static uint64_t now_us(void) {
@@ -853,6 +861,11 @@ static void dispatch(Runner *r) {
                         if (write_full(w->cmd_fd, &cmd, sizeof(cmd)) < 0) {
                                 (void) kill(w->pid, SIGKILL);
                                 break;
+                        }
+                        if (!r->handed_out) {
+                                r->handed_out = true;
+                                runner_log(r, LOG_INFO, "First items handed out (from item %llu).",
+                                           (unsigned long long) a.first);
                         }
                 }
         }

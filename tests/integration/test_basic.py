@@ -345,7 +345,10 @@ class Logs(DaemonTest):
         for i in range(n):
             self.assertIn("probe out %d" % i, lines)
             self.assertIn("probe err %d" % i, lines)
-        self.assertIn("mplock: All %d items done (0 failed)." % n, lines)
+        # The runner's own lines carry a UTC timestamp.
+        self.assertTrue(any(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z mplock: All %d items done "
+                                         r"\(0 failed\)\." % n, line) for line in lines), lines[-3:])
+        self.assertTrue(any(line.endswith("mplock: First items handed out (from item 0).") for line in lines))
 
 
 class Config(DaemonTest):
