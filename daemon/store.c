@@ -22,7 +22,8 @@
  *   STATE/jobs/<id>/ckpt.*      checkpoint (checkpoint.c)
  *   STATE/jobs/<id>/lock        flock()ed by the job's runner
  *   STATE/jobs/.new-*           submissions in progress; removed at start
- *   STATE/next-id               the next job id (ids are never reused)
+ *   STATE/next-id               the next job id, written when a job is removed
+ *                               (the job directories carry the others)
  *
  * Every file is written with write_file_atomic_at(); a job directory appears
  * by rename() only once complete. */
@@ -377,7 +378,13 @@ int store_write_next_id(Manager *m) {
 
 int store_remove_job(Manager *m, uint64_t id) {
         char name[32];
+        int r;
 
+        /* Once its directory is gone, only next-id remembers that this id
+         * was used: write it first. */
+        r = store_write_next_id(m);
+        if (r < 0)
+                return r;
         (void) snprintf(name, sizeof(name), "%llu", (unsigned long long) id);
         return rm_rf_at(m->jobs_fd, name);
 }

@@ -318,14 +318,10 @@ static void submit_complete(Submission *s) {
         if (s->halt_percent > 0)
                 /* At least one failure, however few the items. */
                 s->spec.halt_failures = MAX((s->spec.n_items * s->halt_percent + 99) / 100, (uint64_t) 1);
+        /* No need to persist the counter here: the job's directory carries
+         * its id once it exists, and an id lost in a crash before that was
+         * never given to anybody. (Remove persists it.) */
         s->spec.id = m->next_id++;
-        /* Durable before the id is used, so a crash cannot hand it out again. */
-        r = store_write_next_id(m);
-        if (r < 0) {
-                (void) snprintf(why, sizeof(why), "cannot store the job: %s", strerror(-r));
-                submit_fail(s, "io.mplock.Manager.SubmitFailed", NULL, why);
-                return;
-        }
         s->spec.created_usec = now_usec(CLOCK_REALTIME);
         j = job_new(m);
         if (!j) {

@@ -1,0 +1,388 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""mplock's benchmarks: every workload of docs/performance.md, measured in
+one run with the peers, printed as a table (and written as JSON).
+
+Usage: bench/run.py BUILD_DIR [--quick] [--json FILE]
+(bench/run.sh builds an optimized tree and calls this.)"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+WORKERS = 2
+
+
+class Daemon:
+    def __init__(self, build, root, args=()):
+        self.build, self.root, self.args = build, root, list(args)
+        self.sock = os.path.join(root, "sock")
+        self.state = os.path.join(root, "state")
+        self.proc = None
+
+    def start(self):
+        os.makedirs(self.root, exist_ok=True)
+        self.t_start = time.time()
+        self.proc = subprocess.Popen([os.path.join(self.build, "mplockd"), "--socket", self.sock, "--state-dir",
+                                      self.state, "--max-workers", str(WORKERS)] + self.args,
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.root, "log"), "ab"))
+        while True:
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(self.sock)
+                s.close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("mplockd exited")
+                time.sleep(0.002)
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait()
+
+    def ctl(self, *args, stdout=subprocess.PIPE):
+        p = subprocess.run([os.path.join(self.build, "mplockctl"), "--socket", self.sock] + [str(a) for a in args],
+                           stdout=stdout, stderr=subprocess.PIPE, check=False)
+        if p.returncode not in (0, 5):
+            raise RuntimeError("mplockctl %s: %s" % (args, p.stderr.decode()))
+        return p
+
+    def status(self, job):
+        return json.loads(self.ctl("--json", "status", job).stdout)
+
+    def quick_status(self, job):
+        """Status over one kept connection: fast enough to catch a moment
+        of a job that runs a couple of seconds."""
+        if not getattr(self, "conn", None):
+            self.conn = socket.socket(socket.AF_UNIX)
+            self.conn.connect(self.sock)
+        self.conn.sendall(json.dumps({"method": "io.mplock.Manager.Status",
+                                      "parameters": {"id": job}}).encode() + b"\0")
+        buf = b""
+        while not buf.endswith(b"\0"):
+            buf += self.conn.recv(65536)
+        return json.loads(buf[:-1])["parameters"]["job"]
+
+
+def items_file(root, n):
+    path = os.path.join(root, "items-%d.txt" % n)
+    if not os.path.exists(path):
+        with open(path, "wb") as f:
+            subprocess.run(["seq", "0", str(n - 1)], stdout=f, check=True)
+    return path
+
+
+def children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def mem_of(pid):
+    """(VmHWM, RssAnon + RssShmem, RssFile) in bytes, or None."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            st = dict(line.split(":", 1) for line in f if ":" in line)
+    except OSError:
+        return None
+
+    def kb(k):
+        return int(st.get(k, "0 kB").split()[0]) * 1024
+
+    return kb("VmHWM"), kb("RssAnon") + kb("RssShmem"), kb("RssFile")
+
+
+class MemSampler(threading.Thread):
+    """Peak memory of mplockd, the runner and its workers while a job runs."""
+
+    def __init__(self, daemon_pid):
+        super().__init__(daemon=True)
+        self.daemon_pid = daemon_pid
+        self.peak = {"mplockd": [0, 0, 0], "runner": [0, 0, 0], "worker": [0, 0, 0]}
+        self.running = True
+
+    def note(self, role, m):
+        if m:
+            self.peak[role] = [max(a, b) for a, b in zip(self.peak[role], m)]
+
+    def run(self):
+        while self.running:
+            self.note("mplockd", mem_of(self.daemon_pid))
+            for r in children(self.daemon_pid):
+                self.note("runner", mem_of(r))
+                for w in children(r):
+                    self.note("worker", mem_of(w))
+            time.sleep(0.01)
+
+
+def run_job(d, module, items, out, *extra):
+    t0 = time.monotonic()
+    job = int(d.ctl("submit", "--module", module, "--input", items, "--output", out, "--workers", WORKERS,
+                    *extra).stdout)
+    st = json.loads(d.ctl("--json", "wait", job).stdout)
+    elapsed = time.monotonic() - t0
+    if st["state"] != "completed":
+        raise RuntimeError("job %d ended %s" % (job, st["state"]))
+    return job, elapsed
+
+
+def w1_and_growth(build, root, sizes, results):
+    """W1, W4 and growth: echo over n items, submit to completed."""
+    echo = os.path.join(build, "examples", "echo.so")
+    per = {}
+    for n in sizes:
+        items = items_file(root, n)
+        d = Daemon(build, os.path.join(root, "w1-%d" % n)).start()
+        sampler = MemSampler(d.proc.pid)
+        sampler.start()
+        job, elapsed = run_job(d, echo, items, os.path.join(d.root, "out"))
+        sampler.running = False
+        sampler.join()
+        per[n] = {"seconds": elapsed, "items_per_s": n / elapsed, "ns_per_item": elapsed * 1e9 / n,
+                  "memory": sampler.peak}
+        if n == max(sizes):
+            results["w1_job"] = (d, job, n)
+        else:
+            d.stop()
+        print("  echo %9d items: %.3f s, %.0f items/s, %.0f ns/item" % (n, elapsed, n / elapsed, elapsed * 1e9 / n),
+              flush=True)
+    results["w1"] = per
+
+
+def w6(results):
+    d, job, n = results["w1_job"]
+    t0 = time.monotonic()
+    with open(os.devnull, "wb") as null:
+        d.ctl("results", job, stdout=null)
+    elapsed = time.monotonic() - t0
+    results["w6"] = {"lines": n, "seconds": elapsed, "lines_per_s": n / elapsed}
+    print("  results of %d items: %.3f s" % (n, elapsed), flush=True)
+    d.stop()
+
+
+def w2(build, root, results):
+    burn = os.path.join(build, "examples", "burn.so")
+    items = items_file(root, 2000)
+    d = Daemon(build, os.path.join(root, "w2")).start()
+    job, elapsed = run_job(d, burn, items, os.path.join(d.root, "out"), "--shared", '{"ms": 5}')
+    d.stop()
+    results["w2"] = {"seconds": elapsed, "ideal": 5.0, "over_ideal_pct": (elapsed / 5.0 - 1) * 100}
+    print("  burn 2000 x 5 ms: %.3f s" % elapsed, flush=True)
+
+
+def w3(build, root, n, results):
+    """Kill at about half; time from mplockd's start to the first new item."""
+    echo = os.path.join(build, "examples", "echo.so")
+    items = items_file(root, n)
+    d = Daemon(build, os.path.join(root, "w3")).start()
+    job = int(d.ctl("submit", "--module", echo, "--input", items, "--output", os.path.join(d.root, "out"),
+                    "--workers", WORKERS).stdout)
+    last = {}
+    while True:
+        st = d.quick_status(job)
+        last = st
+        if st["processed"] >= n // 2 or st["state"] != "running" and st["state"] != "queued":
+            break
+    d.stop(signal.SIGKILL)
+    d.conn = None
+    processed_before = last["processed"]
+    d.start()
+    t_start = d.t_start
+    st = json.loads(d.ctl("--json", "wait", job).stdout)
+    committed_at_restart = None
+    first_handout = None
+    with open(os.path.join(d.root, "out", "mplock-%d.log" % job)) as f:
+        for line in f:
+            m = re.match(r"(\S+)Z mplock: Running \d+ items \((\d+) committed before\)", line)
+            if m and int(m.group(2)) > 0:
+                committed_at_restart = int(m.group(2))
+            m = re.match(r"(\S+)Z mplock: First items handed out", line)
+            if m and committed_at_restart is not None:
+                t = time.mktime(time.strptime(m.group(1).split(".")[0], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+                first_handout = t + float("0." + m.group(1).split(".")[1])
+    d.stop()
+    resume = first_handout - t_start if first_handout else None
+    redone = max(0, processed_before - (committed_at_restart or 0))
+    results["w3"] = {"items": n, "killed_at_processed": processed_before, "committed_at_restart": committed_at_restart,
+                     "resume_s": resume, "done_twice_at_least": redone, "state": st["state"]}
+    print("  resume: %.3f s to the first new item; %d items processed but not committed" % (resume or -1, redone),
+          flush=True)
+
+
+def w5(build, root, results, statusload):
+    echo = os.path.join(build, "examples", "echo.so")
+    items = items_file(root, 1)
+    d = Daemon(build, os.path.join(root, "w5"), ["--max-connections-per-uid", "200", "--max-connections", "300",
+                                                 "--max-active-jobs", "100000", "--max-jobs", "100000"]).start()
+    lat = []
+    for i in range(200):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(d.sock)
+        msg = json.dumps({"method": "io.mplock.Manager.Submit", "parameters": {
+            "module": echo, "input": items, "output": os.path.join(d.root, "out")}}).encode() + b"\0"
+        t0 = time.monotonic()
+        s.sendall(msg)
+        buf = b""
+        while not buf.endswith(b"\0"):
+            buf += s.recv(65536)
+        lat.append(time.monotonic() - t0)
+        s.close()
+        assert "id" in json.loads(buf[:-1])["parameters"], buf
+    lat.sort()
+    job = 1
+    out = subprocess.run([statusload, d.sock, str(job), "100", "5"], capture_output=True, text=True, check=True)
+    load = json.loads(out.stdout)
+    d.stop()
+    results["w5"] = {"submit_p50_ms": lat[len(lat) // 2] * 1e3, "submit_p99_ms": lat[len(lat) * 99 // 100] * 1e3,
+                     "status_per_s": load["per_second"], "status_p50_ms": load["p50_ms"],
+                     "status_p99_ms": load["p99_ms"]}
+    print("  submit p50 %.2f ms p99 %.2f ms; %d Status/s" % (results["w5"]["submit_p50_ms"],
+                                                              results["w5"]["submit_p99_ms"], load["per_second"]),
+          flush=True)
+
+
+def _noop(x):
+    return x
+
+
+def peers(root, n_mp, results):
+    """The alternatives on the same machine, in the same run."""
+    small = items_file(root, 10000)
+    out = {}
+    if shutil.which("parallel"):
+        jl = os.path.join(root, "joblog")
+        t0 = time.monotonic()
+        with open(small) as f:
+            subprocess.run(["parallel", "--will-cite", "--joblog", jl, "-j", str(WORKERS), "true"], stdin=f,
+                           stdout=subprocess.DEVNULL, check=True)
+        out["gnu_parallel"] = {"items": 10000, "seconds": time.monotonic() - t0}
+    t0 = time.monotonic()
+    with open(small) as f:
+        subprocess.run(["xargs", "-P", str(WORKERS), "-n", "1", "true"], stdin=f, check=True)
+    out["xargs"] = {"items": 10000, "seconds": time.monotonic() - t0}
+    with open(items_file(root, n_mp)) as f:
+        data = f.read().split("\n")[:-1]
+    best = None
+    for chunk in (1000, 10000, 100000):
+        t0 = time.monotonic()
+        with multiprocessing.Pool(WORKERS) as pool:
+            for _ in pool.imap_unordered(_noop, data, chunksize=chunk):
+                pass
+        s = time.monotonic() - t0
+        if not best or s < best[1]:
+            best = (chunk, s)
+    out["python_pool"] = {"items": n_mp, "seconds": best[1], "chunksize": best[0]}
+    for k, v in out.items():
+        v["items_per_s"] = v["items"] / v["seconds"]
+        print("  %s: %d items in %.2f s" % (k, v["items"], v["seconds"]), flush=True)
+    results["peers"] = out
+
+
+def table(r, machine):
+    mb = 1 << 20
+    w1 = r["w1"]
+    big = max(w1)
+    mem = w1[big]["memory"]
+    rows = [("W1 echo, %d items, submit to completed" % big, "%.2f M items/s (%.0f ns/item)" % (
+        w1[big]["items_per_s"] / 1e6, w1[big]["ns_per_item"]), ">= 5 M items/s (<= 200 ns)",
+        w1[big]["items_per_s"] >= 5e6)]
+    for k, v in r.get("peers", {}).items():
+        rows.append(("  peer: %s (%d items)" % (k.replace("_", " "), v["items"]),
+                     "%.0f items/s (mplock x%.0f)" % (v["items_per_s"], w1[big]["items_per_s"] / v["items_per_s"]),
+                     "", None))
+    rows.append(("W2 burn 2000 x 5 ms CPU", "%.3f s (%+.1f%% of ideal 5.0 s)" % (r["w2"]["seconds"],
+                                                                                r["w2"]["over_ideal_pct"]),
+                 "within 2%", abs(r["w2"]["over_ideal_pct"]) <= 2))
+    w3 = r["w3"]
+    rows.append(("W3 resume after SIGKILL at %.0f%% (%d items)" % (100.0 * w3["killed_at_processed"] / w3["items"],
+                                                                   w3["items"]),
+                 "%.3f s to first new item" % w3["resume_s"] if w3["resume_s"] is not None else
+                 "not measured (the job ended before the kill)", "<= 0.5 s",
+                 w3["resume_s"] is not None and w3["resume_s"] <= 0.5))
+    rows.append(("  items done twice", "%d (processed, not committed at the kill)" % w3["done_twice_at_least"],
+                 "bounded by the in-flight window", None))
+    for role in ("mplockd", "runner", "worker"):
+        hwm, anon, file_ = mem[role]
+        rows.append(("W4 peak RSS %s (%d items)" % (role, big), "%.1f MB anon+shmem, %.1f MB file, VmHWM %.1f MB" % (
+            anon / mb, file_ / mb, hwm / mb), "<= 64 MB (page cache aside)", anon <= 64 * mb))
+    for n in sorted(w1):
+        m = w1[n]["memory"]
+        rows.append(("  anon RSS at %d items" % n, "mplockd %.1f, runner %.1f, worker %.1f MB" % (
+            m["mplockd"][1] / mb, m["runner"][1] / mb, m["worker"][1] / mb), "flat", None))
+    w5 = r["w5"]
+    rows.append(("W5 submit to acknowledged (durable)", "p50 %.2f ms, p99 %.2f ms" % (w5["submit_p50_ms"],
+                                                                                     w5["submit_p99_ms"]), "", None))
+    rows.append(("W5 Status calls, 100 clients", "%.0f /s (p99 %.2f ms)" % (w5["status_per_s"], w5["status_p99_ms"]),
+                 ">= 10,000 /s", w5["status_per_s"] >= 10000))
+    w6 = r["w6"]
+    rows.append(("W6 mplockctl results, %d lines" % w6["lines"], "%.2f M lines/s" % (w6["lines_per_s"] / 1e6),
+                 ">= 5 M lines/s", w6["lines_per_s"] >= 5e6))
+    for n in sorted(w1):
+        rows.append(("Growth: W1 at %d items" % n, "%.0f ns/item" % w1[n]["ns_per_item"], "flat", None))
+    lines = ["Measured %s on %s." % (time.strftime("%Y-%m-%d"), machine), "",
+             "| figure | value | target | met |", "| --- | --- | --- | --- |"]
+    for name, value, target, ok in rows:
+        lines.append("| %s | %s | %s | %s |" % (name, value, target, "" if ok is None else ("yes" if ok else "NO")))
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--quick", action="store_true", help="smaller sizes, to try the script")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    root = tempfile.mkdtemp(prefix="mplock-bench-", dir="/var/tmp")
+    statusload = os.path.join(root, "statusload")
+    subprocess.run(["cc", "-O2", "-o", statusload, os.path.join(os.path.dirname(__file__), "statusload.c")],
+                   check=True)
+    sizes = [10 ** 4, 10 ** 5, 10 ** 6] if args.quick else [10 ** 4, 10 ** 5, 10 ** 6, 10 ** 7]
+    machine = "%s, %d CPUs (%s), Linux %s" % (platform.node(), os.cpu_count(), platform.processor() or
+                                               platform.machine(), platform.release())
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = re.search(r"model name\s*:\s*(.*)", f.read())
+        if model:
+            machine = "%d x %s, Linux %s" % (os.cpu_count(), model.group(1), platform.release())
+    except OSError:
+        pass
+    results = {}
+    print("W1, W4, growth: echo", flush=True)
+    w1_and_growth(build, root, sizes, results)
+    print("W6: results", flush=True)
+    w6(results)
+    print("W2: burn", flush=True)
+    w2(build, root, results)
+    print("W3: resume", flush=True)
+    w3(build, root, max(sizes), results)
+    print("W5: protocol", flush=True)
+    w5(build, root, results, statusload)
+    print("peers", flush=True)
+    peers(root, max(sizes), results)
+    results.pop("w1_job", None)
+    out = table(results, machine)
+    print()
+    print(out)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine, "date": time.strftime("%Y-%m-%d"), "results": results}, f, indent=1,
+                      default=str)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
