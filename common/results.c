@@ -107,9 +107,14 @@ int results_block_header_check(const ResultsBlockHeader *h, uint64_t n_items) {
 }
 
 int results_block_verify(const void *block, size_t len, uint64_t n_items) {
+        return results_block_verify_count(block, len, n_items, 0, NULL, NULL);
+}
+
+int results_block_verify_count(const void *block, size_t len, uint64_t n_items, int32_t special,
+                               uint32_t *ret_failed, uint32_t *ret_special) {
         ResultsBlockHeader h;
         const char *p, *end;
-        uint32_t crc;
+        uint32_t crc, failed = 0, n_special = 0;
 
         if (len < sizeof(h))
                 return -EBADMSG;
@@ -132,8 +137,16 @@ int results_block_verify(const void *block, size_t len, uint64_t n_items) {
                 if ((uint64_t) ih.item_len + ih.result_len > (uint64_t) (end - p))
                         return -EBADMSG;
                 p += (size_t) ih.item_len + ih.result_len;
+                failed += ih.status != 0;
+                n_special += ih.status != 0 && ih.status == special;
         }
-        return p == end ? 0 : -EBADMSG;
+        if (p != end)
+                return -EBADMSG;
+        if (ret_failed)
+                *ret_failed = failed;
+        if (ret_special)
+                *ret_special = n_special;
+        return 0;
 }
 
 void results_item_iter_init(ResultsItemIter *it, const ResultsBlockHeader *h, const void *payload) {

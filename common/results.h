@@ -86,6 +86,11 @@ int results_block_header_check(const ResultsBlockHeader *h, uint64_t n_items);
 /* Checks a whole block (header then payload, contiguous): CRC and that the
  * items fill the payload exactly. -EBADMSG if not. */
 int results_block_verify(const void *block, size_t len, uint64_t n_items);
+/* The same, and counts the failed items and, of those, the ones whose
+ * status is `special`, in the pass the check makes anyway (the runner would
+ * otherwise walk every block twice more). */
+int results_block_verify_count(const void *block, size_t len, uint64_t n_items, int32_t special,
+                               uint32_t *ret_failed, uint32_t *ret_special);
 
 /* Iterates the items of a verified block's payload. */
 typedef struct ResultsItem {

@@ -547,22 +547,19 @@ static int commit_timer_handler(sd_event_source *s, uint64_t usec, void *userdat
         return 0;
 }
 
-/* A block of results, checked against what the worker was given. */
 /* Appends a verified block to the results file, to be committed (and saved
  * before that, when the module has a save callback). */
-static void append_block_saved(Runner *r, const char *block, size_t len, bool saved);
+static void append_block_saved(Runner *r, const char *block, size_t len, uint32_t failed, bool saved);
 
-static void append_block(Runner *r, const char *block, size_t len) {
-        append_block_saved(r, block, len, false);
+static void append_block(Runner *r, const char *block, size_t len, uint32_t failed) {
+        append_block_saved(r, block, len, failed, false);
 }
 
-/* saved: the items were given to save before (a retry carries them over):
+/* failed: how many of the block's items failed (the caller counted them).
+ * saved: the items were given to save before (a retry carries them over):
  * they are committed without being given to it again. */
-static void append_block_saved(Runner *r, const char *block, size_t len, bool saved) {
+static void append_block_saved(Runner *r, const char *block, size_t len, uint32_t failed, bool saved) {
         ResultsBlockHeader h;
-        ResultsItemIter it;
-        ResultsItem item;
-        uint32_t failed = 0;
         Pending p;
         int q;
 
@@ -570,9 +567,6 @@ static void append_block_saved(Runner *r, const char *block, size_t len, bool sa
         if (bitmap_any_in_range(r->done, h.first, h.count))
                 fail(r, IPC_FAIL_PERMANENT, "items %llu..%llu recorded twice (internal error)",
                      (unsigned long long) h.first, (unsigned long long) (h.first + h.count - 1));
-        results_item_iter_init(&it, &h, block + sizeof(h));
-        while (results_item_iter_next(&it, &item))
-                failed += item.status != 0;
 
         q = pwrite_full(r->results_fd, block, len, (off_t) r->results_len);
         if (q < 0)
@@ -610,6 +604,7 @@ static void append_final_items(Runner *r, const char *block) {
         ResultsItemIter it;
         ResultsItem item;
         ResultsBlock b = {};
+        uint32_t failed = 0;
         bool open = false;
 
         memcpy(&h, block, sizeof(h));
@@ -620,7 +615,7 @@ static void append_final_items(Runner *r, const char *block) {
                 if (retryable(r, item.status) && (n = attempt_add(r, item.index)) < r->max_attempts) {
                         if (open) {
                                 results_block_finish(&b);
-                                append_block(r, b.buf, b.len);
+                                append_block(r, b.buf, b.len, failed);
                                 open = false;
                         }
                         retry_later(r, item.index, n);
@@ -629,13 +624,15 @@ static void append_final_items(Runner *r, const char *block) {
                 if (!open) {
                         results_block_begin(&b, item.index);
                         open = true;
+                        failed = 0;
                 }
                 if (results_block_add(&b, item.item, item.item_len, item.result, item.result_len, item.status) < 0)
                         fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+                failed += item.status != 0;
         }
         if (open) {
                 results_block_finish(&b);
-                append_block(r, b.buf, b.len);
+                append_block(r, b.buf, b.len, failed);
         }
         results_block_free(&b);
 }
@@ -643,23 +640,19 @@ static void append_final_items(Runner *r, const char *block) {
 /* A block of results, checked against what the worker was given. */
 static void record_block(Runner *r, Worker *w, const char *block, size_t len) {
         ResultsBlockHeader h;
-        ResultsItemIter it;
-        ResultsItem item;
         Assignment *a = &w->q[0];
-        bool retry = false;
+        uint32_t failed, crashed;
 
         memcpy(&h, block, sizeof(h));
         if (w->nq == 0 || h.first != a->first + a->done || h.count > a->count - a->done)
                 fail(r, IPC_FAIL_TEMPORARY, "worker %u sent results for items it was not given", w->no);
-        if (results_block_verify(block, len, r->n_items) < 0)
+        if (results_block_verify_count(block, len, r->n_items, MPLOCK_ERR_CRASHED, &failed, &crashed) < 0)
                 fail(r, IPC_FAIL_TEMPORARY, "worker %u sent a corrupt result block", w->no);
-        results_item_iter_init(&it, &h, block + sizeof(h));
-        while (!retry && results_item_iter_next(&it, &item))
-                retry = retryable(r, item.status);
-        if (retry)
+        /* retryable() per item, counted: failures other than a final crash */
+        if (r->max_attempts > 1 && failed > crashed)
                 append_final_items(r, block);
         else
-                append_block(r, block, len);
+                append_block(r, block, len, failed);
         r->outstanding -= h.count;
 
         a->done += h.count;
@@ -1243,7 +1236,7 @@ static void copy_previous(Runner *r) {
                         bool keep = item.status == 0 && !bitmap_test(r->done, item.index);
                         if (open && !keep) {
                                 results_block_finish(&b);
-                                append_block_saved(r, b.buf, b.len, true);
+                                append_block_saved(r, b.buf, b.len, 0, true);
                                 open = false;
                         }
                         if (!keep)
@@ -1258,7 +1251,7 @@ static void copy_previous(Runner *r) {
                 }
                 if (open) {
                         results_block_finish(&b);
-                        append_block_saved(r, b.buf, b.len, true);
+                        append_block_saved(r, b.buf, b.len, 0, true);
                 }
                 if (r->n_pending >= 1024)
                         commit(r);

@@ -101,6 +101,19 @@ START_TEST(test_block_build_and_verify) {
         ck_assert_uint_eq(results_block_payload(&b), payload);
         ck_assert_uint_eq(b.len, sizeof(ResultsBlockHeader) + payload);
         ck_assert_int_eq(results_block_verify(b.buf, b.len, N_ITEMS), 0);
+        {
+                /* 12, 15, ..., 27 failed; 15's status is -16 */
+                uint32_t failed = 99, special = 99;
+
+                ck_assert_int_eq(results_block_verify_count(b.buf, b.len, N_ITEMS, -16, &failed, &special), 0);
+                ck_assert_uint_eq(failed, 6);
+                ck_assert_uint_eq(special, 1);
+                ck_assert_int_eq(results_block_verify_count(b.buf, b.len, N_ITEMS, 0, &failed, &special), 0);
+                ck_assert_uint_eq(failed, 6);
+                ck_assert_uint_eq(special, 0);
+                ck_assert_int_eq(results_block_verify_count(b.buf, b.len - 1, N_ITEMS, 0, &failed, &special),
+                                 -EBADMSG);
+        }
 
         memcpy(&h, b.buf, sizeof(h));
         ck_assert_uint_eq(h.magic, RESULTS_BLOCK_MAGIC);
