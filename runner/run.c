@@ -842,7 +842,10 @@ static void dispatch(Runner *r) {
                         WorkerCmd cmd;
                         if (!next_chunk(r, &a))
                                 break;
-                        cmd = (WorkerCmd){ .first = a.first, .count = a.count, .op = WORKER_CMD_RUN };
+                        cmd = (WorkerCmd){ .first = a.first,
+                                           .offset = items_offset(&r->items, a.first),
+                                           .count = a.count,
+                                           .op = WORKER_CMD_RUN };
                         if (w->nq == 0) {
                                 a.start_usec = now_us();
                                 w->seen_usec = a.start_usec;
@@ -971,6 +974,16 @@ static void worker_spawn(Runner *r, Worker *w) {
                         if (setrlimit(RLIMIT_DATA, &rl) < 0)
                                 _exit(1);
                 }
+                /* What only the runner uses would otherwise stay in each
+                 * worker's RSS, growing with the job: the item index (the
+                 * commands carry offsets) and the bitmap of committed items. */
+                free(r->items.index);
+                r->items.index = NULL;
+                if (r->done && r->n_items > 0)
+                        (void) munmap(r->done, r->done_size);
+                else
+                        free(r->done);
+                r->done = NULL;
                 /* Line-buffered output keeps lines of different workers apart in the log. */
                 (void) setvbuf(stdout, NULL, _IOLBF, 0);
                 worker_main(&r->module, &r->items, &r->host, w->no, 3, 4, &r->progress[w->no]);

@@ -79,6 +79,7 @@ void result_slots_free(ResultSlots *s);
 
 typedef struct WorkerCmd {
         uint64_t first;
+        uint64_t offset; /* of item first in the snapshot: workers keep no index */
         uint32_t count;
         uint32_t op;
 } WorkerCmd;

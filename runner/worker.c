@@ -76,10 +76,10 @@ _Noreturn void worker_main(const Module *mod, const Items *items, Host *host, ui
                         worker_exit(0);
                 }
                 if (cmd.op != WORKER_CMD_RUN || cmd.count == 0 || cmd.first >= items->n ||
-                    cmd.count > items->n - cmd.first)
+                    cmd.count > items->n - cmd.first || cmd.offset >= items->size)
                         worker_exit(1);
 
-                off = items_offset(items, cmd.first);
+                off = cmd.offset;
                 results_block_begin(&block, cmd.first);
                 for (i = 0; i < cmd.count;) {
                         size_t nb = (size_t) MIN((uint64_t) batch, cmd.count - i);
