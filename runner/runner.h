@@ -20,8 +20,10 @@ typedef struct Runner Runner;
 
 /* items.c: the input snapshot, mapped read-only and shared by the workers.
  * Items are NUL-terminated; a sparse index (every ITEMS_STRIDE items) finds
- * any item with at most ITEMS_STRIDE-1 short scans. */
-#define ITEMS_STRIDE 64
+ * any item with at most ITEMS_STRIDE-1 short scans. Only the runner looks
+ * items up, once per chunk, so the index can be this sparse: 8 bytes per
+ * 256 items (0.3 MB at 10,000,000) instead of growing with the job. */
+#define ITEMS_STRIDE 256
 
 typedef struct Items {
         const char *map;
