@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -180,7 +181,8 @@ int fsync_parent_at(int dirfd, const char *path) {
         return fsync_dirfd(fd);
 }
 
-int write_file_atomic_at_keep(int dirfd, const char *name, const void *data, size_t len, mode_t mode, int *ret_fd) {
+static int write_file_atomic_iov_keep(int dirfd, const char *name, const struct iovec *iov, size_t n_iov, mode_t mode,
+                                      int *ret_fd) {
         char tmp[256], sfx[8];
         _cleanup_close_ int fd = -1;
         int r, attempt;
@@ -198,9 +200,11 @@ int write_file_atomic_at_keep(int dirfd, const char *name, const void *data, siz
                         return -errno;
         }
 
-        r = write_full(fd, data, len);
-        if (r < 0)
-                goto fail;
+        for (size_t i = 0; i < n_iov; i++) {
+                r = write_full(fd, iov[i].iov_base, iov[i].iov_len);
+                if (r < 0)
+                        goto fail;
+        }
         if (mode != 0600 && fchmod(fd, mode) < 0) {
                 r = -errno;
                 goto fail;
@@ -232,8 +236,18 @@ fail:
         return r;
 }
 
+int write_file_atomic_at_keep(int dirfd, const char *name, const void *data, size_t len, mode_t mode, int *ret_fd) {
+        struct iovec iov = { .iov_base = UNCONST(data), .iov_len = len };
+
+        return write_file_atomic_iov_keep(dirfd, name, &iov, 1, mode, ret_fd);
+}
+
 int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
         return write_file_atomic_at_keep(dirfd, name, data, len, mode, NULL);
+}
+
+int write_file_atomic_iov_at(int dirfd, const char *name, const struct iovec *iov, size_t n_iov, mode_t mode) {
+        return write_file_atomic_iov_keep(dirfd, name, iov, n_iov, mode, NULL);
 }
 
 int rm_rf_at(int at, const char *name) {

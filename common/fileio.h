@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* Loops over short writes and EINTR; -errno on failure. */
 int write_full(int fd, const void *buf, size_t len);
@@ -25,6 +26,9 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
  * *ret_fd is set whenever the file was renamed into place, even when the
  * final directory fsync then fails (and -errno is returned). */
 int write_file_atomic_at_keep(int dirfd, const char *name, const void *data, size_t len, mode_t mode, int *ret_fd);
+/* The same, the contents gathered from several buffers (written one at a
+ * time, so a large file need not be assembled in memory first). */
+int write_file_atomic_iov_at(int dirfd, const char *name, const struct iovec *iov, size_t n_iov, mode_t mode);
 
 /* Creates the directories above path (not path itself) with mode. */
 int mkdir_parents(const char *path, mode_t mode);

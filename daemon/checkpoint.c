@@ -62,7 +62,7 @@ static int64_t ranges_check(const Checkpoint *c, const IpcRange *ranges, uint32_
                 const IpcRange *r = &ranges[i];
                 if (r->count == 0 || r->first >= c->n_items || r->count > c->n_items - r->first)
                         return -EINVAL;
-                if (bitmap_any_in_range(c->bitmap, r->first, r->count))
+                if (bitset_any_in_range(&c->bits, r->first, r->count))
                         return -EINVAL;
                 /* Ranges within one record are sent sorted and coalesced by
                  * runners; demand it, so overlap checks stay linear. */
@@ -75,12 +75,13 @@ static int64_t ranges_check(const Checkpoint *c, const IpcRange *ranges, uint32_
 
 static int snapshot_load(Checkpoint *c) {
         _cleanup_close_ int fd = -1;
+        _cleanup_free_ uint64_t *buf = NULL;
         CkptSnapHeader h;
-        uint64_t words = bitmap_words(c->n_items);
-        size_t bytes = (size_t) words * sizeof(uint64_t);
+        size_t bytes = (size_t) bitmap_words(c->n_items) * sizeof(uint64_t);
         struct stat st;
         ssize_t n;
-        uint32_t crc;
+        uint32_t crc, bitmap_crc = 0;
+        int r;
 
         fd = openat(c->dirfd, CKPT_SNAP, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
@@ -97,15 +98,24 @@ static int snapshot_load(Checkpoint *c) {
             h.header_size != sizeof(h) || h.crc != crc || h.n_items != c->n_items || h.done > c->n_items ||
             h.failed > h.done)
                 return -EBADMSG;
-        n = read_full(fd, c->bitmap, bytes);
-        if (n < 0)
-                return (int) n;
-        if ((size_t) n != bytes || crc32c(0, c->bitmap, bytes) != h.bitmap_crc)
-                return -EBADMSG;
-        /* Bits past n_items must be clear, and the count must agree. */
-        if (c->n_items % 64 && (c->bitmap[words - 1] >> (c->n_items % 64)))
-                return -EBADMSG;
-        if (bitmap_popcount(c->bitmap, c->n_items) != h.done)
+        /* A chunk at a time, so that the whole bitmap is never in memory. */
+        buf = malloc((c->bits.n_chunks ? bitset_chunk_words(&c->bits, 0) : 1) * sizeof(uint64_t));
+        if (!buf)
+                return -ENOMEM;
+        for (uint64_t k = 0; k < c->bits.n_chunks; k++) {
+                size_t len = (size_t) bitset_chunk_words(&c->bits, k) * sizeof(uint64_t);
+                n = read_full(fd, buf, len);
+                if (n < 0)
+                        return (int) n;
+                if ((size_t) n != len)
+                        return -EBADMSG;
+                bitmap_crc = crc32c(bitmap_crc, buf, len);
+                /* Bits past n_items must be clear (-EBADMSG otherwise). */
+                r = bitset_load_chunk(&c->bits, k, buf);
+                if (r < 0)
+                        return r;
+        }
+        if (bitmap_crc != h.bitmap_crc || c->bits.count != h.done)
                 return -EBADMSG;
         c->seq = h.seq;
         c->results_len = h.results_len;
@@ -175,8 +185,12 @@ static int log_replay(Checkpoint *c) {
                 if (total < 0 || rec.done_total != c->done + (uint64_t) total || rec.failed_total < c->failed ||
                     rec.failed_total - c->failed > (uint64_t) total || rec.results_len < c->results_len)
                         break;
-                for (uint32_t i = 0; i < rec.n_ranges; i++)
-                        bitmap_set_range(c->bitmap, ranges[i].first, ranges[i].count);
+                for (uint32_t i = 0; i < rec.n_ranges; i++) {
+                        /* Out of memory is not damage: fail, cut nothing. */
+                        int q = bitset_set_range(&c->bits, ranges[i].first, ranges[i].count);
+                        if (q < 0)
+                                return q;
+                }
                 c->seq = rec.seq;
                 c->done = rec.done_total;
                 c->failed = rec.failed_total;
@@ -199,13 +213,12 @@ static int log_replay(Checkpoint *c) {
 }
 
 int checkpoint_open(Checkpoint *c, int dirfd, uint64_t n_items) {
-        uint64_t words = bitmap_words(n_items);
         int r;
 
         *c = (Checkpoint){ .dirfd = dirfd, .log_fd = -1, .n_items = n_items };
-        c->bitmap = calloc(words ? words : 1, sizeof(uint64_t));
-        if (!c->bitmap)
-                return -ENOMEM;
+        r = bitset_init(&c->bits, n_items);
+        if (r < 0)
+                return r;
         r = snapshot_load(c);
         if (r < 0)
                 goto fail;
@@ -225,8 +238,7 @@ fail:
 
 void checkpoint_close(Checkpoint *c) {
         c->log_fd = safe_close(c->log_fd);
-        free(c->bitmap);
-        c->bitmap = NULL;
+        bitset_free(&c->bits);
 }
 
 int checkpoint_commit(Checkpoint *c, const IpcCommit *commit, const IpcRange *ranges) {
@@ -239,6 +251,12 @@ int checkpoint_commit(Checkpoint *c, const IpcCommit *commit, const IpcRange *ra
         total = ranges_check(c, ranges, commit->n_ranges);
         if (total < 0)
                 return (int) total;
+        /* Memory first: once the record is durable, applying it must not fail. */
+        for (uint32_t i = 0; i < commit->n_ranges; i++) {
+                r = bitset_reserve_range(&c->bits, ranges[i].first, ranges[i].count);
+                if (r < 0)
+                        return r;
+        }
         if (commit->done_total != c->done + (uint64_t) total || commit->failed_total < c->failed ||
             commit->failed_total - c->failed > (uint64_t) total || commit->results_len < c->results_len)
                 return -EINVAL;
@@ -266,7 +284,7 @@ int checkpoint_commit(Checkpoint *c, const IpcCommit *commit, const IpcRange *ra
         }
 
         for (uint32_t i = 0; i < commit->n_ranges; i++)
-                bitmap_set_range(c->bitmap, ranges[i].first, ranges[i].count);
+                (void) bitset_set_range(&c->bits, ranges[i].first, ranges[i].count); /* reserved */
         c->seq = rec.seq;
         c->done = commit->done_total;
         c->failed = commit->failed_total;
@@ -283,15 +301,15 @@ int checkpoint_commit(Checkpoint *c, const IpcCommit *commit, const IpcRange *ra
 }
 
 int checkpoint_compact(Checkpoint *c) {
-        uint64_t words = bitmap_words(c->n_items);
-        size_t bytes = (size_t) words * sizeof(uint64_t);
-        _cleanup_free_ char *buf = NULL;
+        _cleanup_free_ struct iovec *iov = NULL;
         CkptSnapHeader h;
         CkptLogHeader lh;
         int fd = -1, r;
 
-        buf = malloc(sizeof(h) + bytes);
-        if (!buf)
+        /* The header, then the bitmap a chunk at a time (empty and full
+         * chunks from shared read-only words): never the whole of it. */
+        iov = calloc(c->bits.n_chunks + 1, sizeof(*iov));
+        if (!iov)
                 return -ENOMEM;
         memset(&h, 0, sizeof(h));
         memcpy(h.magic, CKPT_SNAP_MAGIC, 8);
@@ -302,14 +320,17 @@ int checkpoint_compact(Checkpoint *c) {
         h.results_len = c->results_len;
         h.done = c->done;
         h.failed = c->failed;
-        h.bitmap_crc = crc32c(0, c->bitmap, bytes);
+        for (uint64_t k = 0; k < c->bits.n_chunks; k++) {
+                iov[k + 1].iov_base = UNCONST(bitset_chunk_data(&c->bits, k));
+                iov[k + 1].iov_len = (size_t) bitset_chunk_words(&c->bits, k) * sizeof(uint64_t);
+                h.bitmap_crc = crc32c(h.bitmap_crc, iov[k + 1].iov_base, iov[k + 1].iov_len);
+        }
         h.crc = crc32c(0, &h, offsetof(CkptSnapHeader, crc));
-        memcpy(buf, &h, sizeof(h));
-        memcpy(buf + sizeof(h), c->bitmap, bytes);
+        iov[0] = (struct iovec){ .iov_base = &h, .iov_len = sizeof(h) };
 
         /* Snapshot first: until the new log is in place, the old log's
          * records are either in the snapshot (seq <= h.seq, skipped) or not. */
-        r = write_file_atomic_at(c->dirfd, CKPT_SNAP, buf, sizeof(h) + bytes, 0600);
+        r = write_file_atomic_iov_at(c->dirfd, CKPT_SNAP, iov, (size_t) c->bits.n_chunks + 1, 0600);
         if (r < 0)
                 return r;
         /* The new log's descriptor comes from its creation: once it has
@@ -328,16 +349,25 @@ int checkpoint_compact(Checkpoint *c) {
 int checkpoint_bitmap_memfd(const Checkpoint *c) {
         size_t bytes = (size_t) bitmap_words(c->n_items) * sizeof(uint64_t);
         _cleanup_close_ int fd = -1;
+        off_t off = 0;
         int r;
 
         fd = memfd_create("mplock-done", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0)
                 return -errno;
-        r = write_full(fd, c->bitmap, bytes);
-        if (r < 0)
-                return r;
-        /* The runner maps it privately; seal so it cannot be changed under
-         * the daemon's feet or grown. */
+        if (ftruncate(fd, (off_t) bytes) < 0)
+                return -errno;
+        for (uint64_t k = 0; k < c->bits.n_chunks; k++) {
+                size_t len = (size_t) bitset_chunk_words(&c->bits, k) * sizeof(uint64_t);
+                if (c->bits.set[k] > 0) {
+                        r = pwrite_full(fd, bitset_chunk_data(&c->bits, k), len, off);
+                        if (r < 0)
+                                return r;
+                }
+                off += (off_t) len;
+        }
+        /* Sealed, so that it cannot be changed under the daemon's feet or
+         * grown while the runner reads it. */
         if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
                 return -errno;
         return TAKE_FD(fd);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "bitmap.h"
+#include "bitset.h"
 #include "ipc.h"
 
 /* One job's record of committed items, in the job's state directory:
@@ -70,7 +71,7 @@ typedef struct Checkpoint {
         int log_fd;
         uint32_t gen;
         uint64_t n_items;
-        uint64_t *bitmap;
+        Bitset bits; /* the committed items */
         uint64_t seq, results_len, done, failed;
         uint64_t log_size;
         /* Compact once the log is this large (0: the default). */
@@ -98,9 +99,10 @@ int checkpoint_commit(Checkpoint *c, const IpcCommit *commit, const IpcRange *ra
 int checkpoint_compact(Checkpoint *c);
 
 static inline bool checkpoint_is_done(const Checkpoint *c, uint64_t i) {
-        return bitmap_test(c->bitmap, i);
+        return bitset_test(&c->bits, i);
 }
 
-/* A sealed memfd holding the bitmap, handed to the runner. */
+/* A sealed memfd holding the bitmap (the plain layout of bitset.h), handed
+ * to the runner; empty chunks are holes, which take no memory. */
 int checkpoint_bitmap_memfd(const Checkpoint *c);
 

@@ -18,7 +18,7 @@
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
-#include "bitmap.h"
+#include "bitset.h"
 #include "fileio.h"
 #include "ipc.h"
 #include "json-util.h"
@@ -123,8 +123,7 @@ struct Runner {
         uint32_t input_crc;
 
         Items items;
-        uint64_t *done; /* committed at start, then recorded by us */
-        size_t done_size;
+        Bitset done; /* committed at start, then recorded by us */
         Module module;
         Host host;
         int results_fd, log_fd;
@@ -387,21 +386,33 @@ static void open_output(Runner *r) {
                 fail(r, io_kind(errno), "cannot sync %s: %s", path, strerror(errno));
 }
 
-static void map_done(Runner *r) {
-        size_t words = (size_t) bitmap_words(r->n_items);
+/* The daemon's sealed memfd holds the plain bitmap; we keep only the chunks
+ * that are neither empty nor full, so that memory stays flat. */
+static void load_done(Runner *r) {
+        _cleanup_free_ uint64_t *buf = NULL;
+        off_t off = 0;
+        int q;
 
-        r->done_size = MAX(words, (size_t) 1) * sizeof(uint64_t);
-        if (words == 0) {
-                r->done = calloc(1, sizeof(uint64_t));
-                if (!r->done)
-                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-                return;
+        q = bitset_init(&r->done, r->n_items);
+        if (q < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+        buf = malloc((r->done.n_chunks ? bitset_chunk_words(&r->done, 0) : 1) * sizeof(uint64_t));
+        if (!buf)
+                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+        for (uint64_t k = 0; k < r->done.n_chunks; k++) {
+                size_t len = (size_t) bitset_chunk_words(&r->done, k) * sizeof(uint64_t);
+                ssize_t n = pread_full(BITMAP_FD, buf, len, off);
+                if (n < 0)
+                        fail(r, IPC_FAIL_TEMPORARY, "cannot read the checkpoint bitmap: %s", strerror((int) -n));
+                if ((size_t) n != len)
+                        fail(r, IPC_FAIL_PERMANENT, "checkpoint bitmap is short");
+                q = bitset_load_chunk(&r->done, k, buf);
+                if (q < 0)
+                        fail(r, q == -ENOMEM ? IPC_FAIL_TEMPORARY : IPC_FAIL_PERMANENT,
+                             "cannot load the checkpoint bitmap: %s", strerror(-q));
+                off += (off_t) len;
         }
-        /* Private: we mark what we record, the daemon's copy is sealed. */
-        r->done = mmap(NULL, r->done_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, BITMAP_FD, 0);
-        if (r->done == MAP_FAILED)
-                fail(r, IPC_FAIL_TEMPORARY, "cannot map the checkpoint bitmap: %s", strerror(errno));
-        if (bitmap_popcount(r->done, r->n_items) != r->committed)
+        if (r->done.count != r->committed)
                 fail(r, IPC_FAIL_PERMANENT, "checkpoint bitmap does not match the committed count");
 }
 
@@ -567,7 +578,7 @@ static void append_block_saved(Runner *r, const char *block, size_t len, uint32_
         int q;
 
         memcpy(&h, block, sizeof(h));
-        if (bitmap_any_in_range(r->done, h.first, h.count))
+        if (bitset_any_in_range(&r->done, h.first, h.count))
                 fail(r, IPC_FAIL_PERMANENT, "items %llu..%llu recorded twice (internal error)",
                      (unsigned long long) h.first, (unsigned long long) (h.first + h.count - 1));
 
@@ -575,7 +586,8 @@ static void append_block_saved(Runner *r, const char *block, size_t len, uint32_
         if (q < 0)
                 fail(r, io_kind(q), "cannot write the results file: %s", strerror(-q));
         r->results_len += len;
-        bitmap_set_range(r->done, h.first, h.count);
+        if (bitset_set_range(&r->done, h.first, h.count) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
 
         p = (Pending){ .first = h.first, .count = h.count, .failed = failed, .end = r->results_len };
         if (r->module.def->save && !saved) {
@@ -730,23 +742,13 @@ static bool next_chunk(Runner *r, Assignment *a) {
                 return true;
         }
         /* Skip what is committed already (resume). */
-        while (r->cursor < r->n_items) {
-                uint64_t w = r->done[r->cursor / 64] >> (r->cursor % 64);
-                if (w & 1) {
-                        if (r->cursor % 64 == 0 && r->done[r->cursor / 64] == UINT64_MAX)
-                                r->cursor += 64;
-                        else
-                                r->cursor++;
-                        continue;
-                }
-                break;
-        }
+        r->cursor = bitset_next_clear(&r->done, r->cursor);
         if (r->cursor >= r->n_items)
                 return false;
         size = chunk_size(r);
         a->first = r->cursor;
         a->count = 1;
-        while (a->count < size && a->first + a->count < r->n_items && !bitmap_test(r->done, a->first + a->count))
+        while (a->count < size && a->first + a->count < r->n_items && !bitset_test(&r->done, a->first + a->count))
                 a->count++;
         r->cursor = a->first + a->count;
         return true;
@@ -979,11 +981,7 @@ static void worker_spawn(Runner *r, Worker *w) {
                  * commands carry offsets) and the bitmap of committed items. */
                 free(r->items.index);
                 r->items.index = NULL;
-                if (r->done && r->n_items > 0)
-                        (void) munmap(r->done, r->done_size);
-                else
-                        free(r->done);
-                r->done = NULL;
+                bitset_free(&r->done);
                 /* Line-buffered output keeps lines of different workers apart in the log. */
                 (void) setvbuf(stdout, NULL, _IOLBF, 0);
                 worker_main(&r->module, &r->items, &r->host, w->no, 3, 4, &r->progress[w->no]);
@@ -1249,7 +1247,7 @@ static void copy_previous(Runner *r) {
                         fail(r, IPC_FAIL_PERMANENT, "previous results %s are damaged: %s", prev, strerror(-q));
                 results_item_iter_init(&it, &h, payload);
                 while (results_item_iter_next(&it, &item)) {
-                        bool keep = item.status == 0 && !bitmap_test(r->done, item.index);
+                        bool keep = item.status == 0 && !bitset_test(&r->done, item.index);
                         if (open && !keep) {
                                 results_block_finish(&b);
                                 append_block_saved(r, b.buf, b.len, 0, true);
@@ -1415,10 +1413,7 @@ static void runner_free(Runner *r) {
         r->event = sd_event_unref(r->event);
         if (r->progress && r->progress != MAP_FAILED)
                 (void) munmap(r->progress, r->n_workers * sizeof(WorkerProgress));
-        if (r->done && r->done_size > 0 && bitmap_words(r->n_items) > 0)
-                (void) munmap(r->done, r->done_size);
-        else
-                free(r->done);
+        bitset_free(&r->done);
         items_close(&r->items);
         host_done(&r->host);
         module_unload(&r->module);
@@ -1446,7 +1441,7 @@ int run_main(void) {
         q = items_open(&r.items, INPUT_FD, r.n_items, r.input_bytes, r.input_crc, err, sizeof(err));
         if (q < 0)
                 fail(&r, q == -ENOMEM ? IPC_FAIL_TEMPORARY : IPC_FAIL_PERMANENT, "%s", err);
-        map_done(&r);
+        load_done(&r);
         (void) close(INPUT_FD); /* the mapping stays */
         (void) close(BITMAP_FD);
         copy_previous(&r);

@@ -63,11 +63,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (checkpoint_open(&c, dirfd, n_items) < 0)
                 return 0;
         /* What recovery accepted must add up. */
-        if (c.done > n_items || c.failed > c.done || bitmap_popcount(c.bitmap, n_items) != c.done)
+        if (c.done > n_items || c.failed > c.done || c.bits.count != c.done)
                 abort();
+        {
+                uint64_t n = 0;
+                for (uint64_t i = 0; i < n_items; i++)
+                        n += bitset_test(&c.bits, i);
+                if (n != c.done)
+                        abort();
+        }
         /* And the log must take a new commit after it. */
         for (uint64_t i = 0; i < n_items; i++)
-                if (!bitmap_test(c.bitmap, i)) {
+                if (!bitset_test(&c.bits, i)) {
                         IpcRange r = { i, 1 };
                         IpcCommit cm = { .results_len = c.results_len + 1, .done_total = c.done + 1,
                                          .failed_total = c.failed, .n_ranges = 1 };

@@ -30,13 +30,30 @@ typedef struct Model {
         uint64_t seq, done, failed, results_len;
 } Model;
 
+/* The set's serialized form (what snapshots and the memfd hold) against
+ * a plain bitmap, and its membership bit by bit. */
+static void bits_assert(const Bitset *b, const uint64_t *words, uint64_t n) {
+        uint64_t off = 0;
+
+        ck_assert_uint_eq(b->n, n);
+        for (uint64_t k = 0; k < b->n_chunks; k++) {
+                uint64_t nw = bitset_chunk_words(b, k);
+                ck_assert_mem_eq(bitset_chunk_data(b, k), words + off, nw * sizeof(uint64_t));
+                off += nw;
+        }
+        ck_assert_uint_eq(off, bitmap_words(n));
+        for (uint64_t i = 0; i < n; i++)
+                ck_assert(bitset_test(b, i) == bitmap_test(words, i));
+        ck_assert_uint_eq(b->count, bitmap_popcount(words, n));
+}
+
 static void model_assert(const Model *m, const Checkpoint *c) {
         ck_assert_uint_eq(c->seq, m->seq);
         ck_assert_uint_eq(c->done, m->done);
         ck_assert_uint_eq(c->failed, m->failed);
         ck_assert_uint_eq(c->results_len, m->results_len);
-        ck_assert_mem_eq(c->bitmap, m->bitmap, sizeof(m->bitmap));
-        ck_assert_uint_eq(bitmap_popcount(c->bitmap, N_ITEMS), m->done);
+        bits_assert(&c->bits, m->bitmap, N_ITEMS);
+        ck_assert_uint_eq(c->bits.count, m->done);
 }
 
 /* Commits ranges with totals that add up, and applies them to the model. */
@@ -65,9 +82,13 @@ static void commit_one(Checkpoint *c, Model *m, uint64_t first, uint64_t count, 
         commit_ok(c, m, &r, 1, new_failed);
 }
 
-static void reopen(Checkpoint *c, int dirfd) {
+static void reopen_n(Checkpoint *c, int dirfd, uint64_t n_items) {
         checkpoint_close(c);
-        ck_assert_int_eq(checkpoint_open(c, dirfd, N_ITEMS), 0);
+        ck_assert_int_eq(checkpoint_open(c, dirfd, n_items), 0);
+}
+
+static void reopen(Checkpoint *c, int dirfd) {
+        reopen_n(c, dirfd, N_ITEMS);
 }
 
 /* Five one-range commits: records of 64 bytes each after the header. */
@@ -153,12 +174,12 @@ START_TEST(test_missing_or_garbage_log) {
         Checkpoint c;
 
         ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS), -ENOENT);
-        ck_assert_ptr_null(c.bitmap);
+        ck_assert_ptr_null(c.bits.chunk);
         ck_assert_int_eq(c.log_fd, -1);
 
         test_write_file(dirfd, CKPT_LOG, "garbage", 7);
         ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS), -EBADMSG);
-        ck_assert_ptr_null(c.bitmap);
+        ck_assert_ptr_null(c.bits.chunk);
         ck_assert_int_eq(c.log_fd, -1);
         close(dirfd);
 }
@@ -643,7 +664,7 @@ START_TEST(test_corrupt_snapshot) {
                 test_copy_file(dirfd, "good.snap", CKPT_SNAP);
                 test_flip_byte(dirfd, CKPT_SNAP, at);
                 ck_assert_msg(checkpoint_open(&c, dirfd, N_ITEMS) == -EBADMSG, "byte %lld", (long long) at);
-                ck_assert_ptr_null(c.bitmap);
+                ck_assert_ptr_null(c.bits.chunk);
                 ck_assert_int_eq(c.log_fd, -1);
         }
         test_copy_file(dirfd, "good.snap", CKPT_SNAP);
@@ -681,7 +702,7 @@ START_TEST(test_wrong_n_items) {
         /* A well-formed header for another item count. */
         ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS + 1), -EBADMSG);
         ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS - 1), -EBADMSG);
-        ck_assert_ptr_null(c.bitmap);
+        ck_assert_ptr_null(c.bits.chunk);
 
         /* Every byte of the log header matters. */
         for (off_t at = 0; at < LOG_HDR; at++) {
@@ -721,7 +742,7 @@ START_TEST(test_bitmap_memfd) {
         ck_assert_int_eq(fstat(fd, &st), 0);
         ck_assert_int_eq(st.st_size, (off_t) bytes);
         ck_assert_int_eq(pread_full(fd, buf, sizeof(buf), 0), (ssize_t) bytes);
-        ck_assert_mem_eq(buf, c.bitmap, bytes);
+        bits_assert(&c.bits, buf, N_ITEMS);
         ck_assert_mem_eq(buf, m.bitmap, bytes);
 
         seals = fcntl(fd, F_GET_SEALS);
@@ -749,6 +770,71 @@ START_TEST(test_bitmap_memfd) {
         close(fd);
 
         checkpoint_close(&c);
+        close(dirfd);
+}
+END_TEST
+
+/* A job of several 262,144-item chunks: a full chunk, a partial one, an
+ * empty one and a partial last one, through commits, compaction, recovery
+ * and the memfd. The plain bitmap is the model. */
+#define BIG_ITEMS (3 * 262144 + 1000)
+
+START_TEST(test_chunks) {
+        static uint64_t model[(BIG_ITEMS + 63) / 64], buf[(BIG_ITEMS + 63) / 64];
+        static const IpcRange ranges[][2] = {
+                { { 0, 100000 }, { 100000, 162000 } }, /* most of chunk 0, in two ranges */
+                { { 262000, 200 }, { 300000, 7 } },    /* across 0|1 (0 is full now), inside 1 */
+                { { 3 * 262144 + 999, 1 }, { 0, 0 } }, /* the very last item */
+                { { 3 * 262144, 10 }, { 0, 0 } },      /* the start of the last chunk */
+        };
+        char path[PATH_MAX];
+        int dirfd = test_tmpdir(path, sizeof(path)), fd;
+        size_t bytes = bitmap_words(BIG_ITEMS) * sizeof(uint64_t);
+        uint64_t done = 0;
+        Checkpoint c;
+        struct stat st;
+
+        memset(model, 0, sizeof(model));
+        ck_assert_int_eq(checkpoint_create(dirfd, BIG_ITEMS), 0);
+        ck_assert_int_eq(checkpoint_open(&c, dirfd, BIG_ITEMS), 0);
+        ck_assert_uint_eq(c.bits.n_chunks, 4);
+        for (size_t k = 0; k < ELEMENTSOF(ranges); k++) {
+                uint32_t n = ranges[k][1].count ? 2 : 1;
+                IpcCommit cm = { .n_ranges = n };
+                for (uint32_t i = 0; i < n; i++) {
+                        done += ranges[k][i].count;
+                        bitmap_set_range(model, ranges[k][i].first, ranges[k][i].count);
+                }
+                cm.done_total = done;
+                cm.results_len = done;
+                ck_assert_int_eq(checkpoint_commit(&c, &cm, ranges[k]), 0);
+                bits_assert(&c.bits, model, BIG_ITEMS);
+        }
+        /* Chunk 0 is full and chunk 2 empty: neither holds memory. */
+        ck_assert_ptr_eq(c.bits.chunk[0], bitset_full);
+        ck_assert_ptr_null(c.bits.chunk[2]);
+        /* Recovery from the log, then from a snapshot. */
+        reopen_n(&c, dirfd, BIG_ITEMS);
+        bits_assert(&c.bits, model, BIG_ITEMS);
+        ck_assert_uint_eq(c.recovered_records, ELEMENTSOF(ranges));
+        ck_assert_int_eq(checkpoint_compact(&c), 0);
+        ck_assert_int_eq(test_file_size(dirfd, CKPT_SNAP), (off_t) (sizeof(CkptSnapHeader) + bytes));
+        reopen_n(&c, dirfd, BIG_ITEMS);
+        bits_assert(&c.bits, model, BIG_ITEMS);
+        ck_assert_uint_eq(c.recovered_records, 0);
+        ck_assert_uint_eq(c.done, done);
+        /* The memfd holds the plain bitmap. */
+        fd = checkpoint_bitmap_memfd(&c);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        ck_assert_int_eq(st.st_size, (off_t) bytes);
+        ck_assert_int_eq(pread_full(fd, buf, bytes, 0), (ssize_t) bytes);
+        ck_assert_mem_eq(buf, model, bytes);
+        close(fd);
+        /* A bit past the end in a snapshot is damage, found on open. */
+        checkpoint_close(&c);
+        test_flip_byte(dirfd, CKPT_SNAP, (off_t) (sizeof(CkptSnapHeader) + bytes - 1));
+        ck_assert_int_eq(checkpoint_open(&c, dirfd, BIG_ITEMS), -EBADMSG);
         close(dirfd);
 }
 END_TEST
@@ -939,6 +1025,7 @@ static Suite *checkpoint_suite(void) {
         tcase_add_test(tc, test_corrupt_snapshot);
         tcase_add_test(tc, test_wrong_n_items);
         tcase_add_test(tc, test_bitmap_memfd);
+        tcase_add_test(tc, test_chunks);
         suite_add_tcase(s, tc);
         {
                 TCase *tc_bugs = tcase_create("regressions");
