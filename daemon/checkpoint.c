@@ -212,11 +212,13 @@ static int log_replay(Checkpoint *c) {
         return 0;
 }
 
+unsigned checkpoint_chunk_shift = BITSET_SHIFT_MAX;
+
 int checkpoint_open(Checkpoint *c, int dirfd, uint64_t n_items) {
         int r;
 
         *c = (Checkpoint){ .dirfd = dirfd, .log_fd = -1, .n_items = n_items };
-        r = bitset_init(&c->bits, n_items);
+        r = bitset_init_shift(&c->bits, n_items, checkpoint_chunk_shift);
         if (r < 0)
                 return r;
         r = snapshot_load(c);

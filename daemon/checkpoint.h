@@ -89,6 +89,10 @@ int checkpoint_restart(int dirfd, uint64_t n_items, uint32_t gen);
 /* Recovers the checkpoint of a job; -EBADMSG if the log header or the
  * snapshot is unusable (which a crash alone cannot cause). */
 int checkpoint_open(Checkpoint *c, int dirfd, uint64_t n_items);
+/* Chunk size of the committed set (bitset.h), BITSET_SHIFT_MAX unless a
+ * test or fuzzer lowers it to cross chunks with small jobs; the files do
+ * not depend on it. */
+extern unsigned checkpoint_chunk_shift;
 void checkpoint_close(Checkpoint *c);
 
 /* Validates a commit from a runner (-EINVAL: ranges out of bounds, already

@@ -50,6 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size < 4)
                 return 0;
         n_items = 1 + (data[0] | (uint64_t) data[1] << 8) % 5000;
+        /* Chunks of 64 to 8,192 items: small jobs cross chunk boundaries. */
+        checkpoint_chunk_shift = BITSET_SHIFT_MIN + (data[2] & 7);
         split = (uint16_t) (data[2] | data[3] << 8);
         data += 4;
         size -= 4;

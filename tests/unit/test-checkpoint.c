@@ -794,6 +794,7 @@ START_TEST(test_chunks) {
         Checkpoint c;
         struct stat st;
 
+        checkpoint_chunk_shift = BITSET_SHIFT_MAX; /* this process only: Check forks */
         memset(model, 0, sizeof(model));
         ck_assert_int_eq(checkpoint_create(dirfd, BIG_ITEMS), 0);
         ck_assert_int_eq(checkpoint_open(&c, dirfd, BIG_ITEMS), 0);
@@ -1041,5 +1042,12 @@ static Suite *checkpoint_suite(void) {
 }
 
 int main(void) {
-        return test_run_suite(checkpoint_suite());
+        int r = test_run_suite(checkpoint_suite());
+
+        /* Again with 64-item chunks of the committed set: every test then
+         * crosses empty, full and partial chunks with its 1,000 items. */
+        checkpoint_chunk_shift = BITSET_SHIFT_MIN;
+        if (test_run_suite(checkpoint_suite()) != EXIT_SUCCESS)
+                r = EXIT_FAILURE;
+        return r;
 }
