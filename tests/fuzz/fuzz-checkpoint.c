@@ -18,16 +18,24 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static char fuzz_dir[4096];
+
+static void remove_fuzz_dir(void) {
+        (void) rm_rf_at(AT_FDCWD, fuzz_dir);
+}
+
 static int dirfd_for_fuzzing(void) {
         static int fd = -1;
         const char *tmp = getenv("TMPDIR");
-        char path[4096];
+        char *path = fuzz_dir;
 
         if (fd >= 0)
                 return fd;
-        snprintf(path, sizeof(path), "%s/mplock-fuzz-ckpt-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        snprintf(fuzz_dir, sizeof(fuzz_dir), "%s/mplock-fuzz-ckpt-XXXXXX", tmp && *tmp ? tmp : "/tmp");
         if (!mkdtemp(path))
                 abort();
+        /* libFuzzer ends with exit(): leave no directory per run behind. */
+        (void) atexit(remove_fuzz_dir);
         fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 abort();
