@@ -252,6 +252,9 @@ void job_spec_done(JobSpec *s);
 
 /* submit.c: Submit, from request to durable job. */
 void submit_start(Connection *c);
+/* What a Submit call may carry; the fuzzer validates with the same table. */
+extern const JsonField submit_fields[];
+extern const size_t submit_n_fields;
 void submission_abort(Submission *s);
 void submit_abort_all(Manager *m);
 

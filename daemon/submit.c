@@ -453,16 +453,18 @@ static int timeout_handler(sd_event_source *es, uint64_t usec, void *userdata) {
         return 0;
 }
 
+const JsonField submit_fields[] = {
+        { "module", JSON_KIND_STRING, true },   { "input", JSON_KIND_STRING, false },
+        { "items", JSON_KIND_ARRAY, false },    { "separator", JSON_KIND_STRING, false },
+        { "output", JSON_KIND_STRING, true },   { "workers", JSON_KIND_UINT, false },
+        { "shared", JSON_KIND_OBJECT, false },  { "save_batch", JSON_KIND_UINT, false },
+        { "batch_size", JSON_KIND_UINT, false }, { "name", JSON_KIND_STRING, false },
+        { "timeout", JSON_KIND_UINT, false },   { "memory_max", JSON_KIND_UINT, false },
+        { "max_attempts", JSON_KIND_UINT, false }, { "halt_on_failure", JSON_KIND_STRING, false },
+};
+const size_t submit_n_fields = ELEMENTSOF(submit_fields);
+
 void submit_start(Connection *c) {
-        static const JsonField fields[] = {
-                { "module", JSON_KIND_STRING, true },   { "input", JSON_KIND_STRING, false },
-                { "items", JSON_KIND_ARRAY, false },    { "separator", JSON_KIND_STRING, false },
-                { "output", JSON_KIND_STRING, true },   { "workers", JSON_KIND_UINT, false },
-                { "shared", JSON_KIND_OBJECT, false },  { "save_batch", JSON_KIND_UINT, false },
-                { "batch_size", JSON_KIND_UINT, false }, { "name", JSON_KIND_STRING, false },
-                { "timeout", JSON_KIND_UINT, false },   { "memory_max", JSON_KIND_UINT, false },
-                { "max_attempts", JSON_KIND_UINT, false }, { "halt_on_failure", JSON_KIND_STRING, false },
-        };
         Manager *m = c->manager;
         json_object *params = c->call.parameters, *items;
         const char *module, *input, *output, *sep, *name, *shared_text, *halt;
@@ -476,7 +478,7 @@ void submit_start(Connection *c) {
         Submission *s;
         JsonError err;
 
-        if (json_validate(params, fields, ELEMENTSOF(fields), &err) < 0) {
+        if (json_validate(params, submit_fields, submit_n_fields, &err) < 0) {
                 connection_error_param(c, err.field, err.reason);
                 return;
         }

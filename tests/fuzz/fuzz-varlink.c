@@ -11,21 +11,13 @@
 
 #include "json-util.h"
 #include "macro.h"
+#include "mplockd.h"
 #include "varlink.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_MESSAGE 65536
 
-static const JsonField submit_fields[] = {
-        { "module", JSON_KIND_STRING, true },   { "input", JSON_KIND_STRING, false },
-        { "items", JSON_KIND_ARRAY, false },    { "separator", JSON_KIND_STRING, false },
-        { "output", JSON_KIND_STRING, true },   { "workers", JSON_KIND_UINT, false },
-        { "shared", JSON_KIND_OBJECT, false },  { "save_batch", JSON_KIND_UINT, false },
-        { "batch_size", JSON_KIND_UINT, false }, { "name", JSON_KIND_STRING, false },
-        { "timeout", JSON_KIND_UINT, false },   { "memory_max", JSON_KIND_UINT, false },
-        { "max_attempts", JSON_KIND_UINT, false }, { "halt_on_failure", JSON_KIND_STRING, false },
-};
 static const JsonField id_fields[] = {
         { "id", JSON_KIND_UINT, true },
         { "offset", JSON_KIND_UINT, false },
@@ -41,7 +33,7 @@ static void handle(const char *msg, size_t len) {
         if (varlink_call_parse(msg, len, &call, &why) < 0)
                 return;
         if (strstr(call.method, "Submit"))
-                (void) json_validate(call.parameters, submit_fields, ELEMENTSOF(submit_fields), &err);
+                (void) json_validate(call.parameters, submit_fields, submit_n_fields, &err);
         else
                 (void) json_validate(call.parameters, id_fields, ELEMENTSOF(id_fields), &err);
         /* Replies are built from what was parsed: serialize something. */

@@ -11,14 +11,12 @@ Prints "kills N, lost 0, duplicated 0"."""
 
 import argparse
 import os
-import random
 import shutil
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import Daemon, module, square_results, summary  # noqa: E402
+from common import seeded_rng, square_results, start_square_job, summary  # noqa: E402
 
 
 def main():
@@ -27,19 +25,10 @@ def main():
     ap.add_argument("--items", type=int, default=100000)
     ap.add_argument("--seed", type=int, default=int(time.time()))
     args = ap.parse_args()
-    rng = random.Random(args.seed)
-    print("seed %d" % args.seed, flush=True)
-
-    tmp = tempfile.mkdtemp(prefix="mplock-kill9-")
-    d = Daemon(tmp, ["--commit-interval", "20"]).start()
+    rng = seeded_rng(args.seed)
     n = args.items
-    items = os.path.join(tmp, "items.txt")
-    with open(items, "w") as f:
-        f.write("".join("%d\n" % i for i in range(n)))
-    # Long enough for the kills: about 0.3 s of work per kill, over 2 workers.
-    sleep_us = max(20, int(args.kills * 0.3 * 2 * 1e6 / n))
-    job = d.submit(module("square"), items, os.path.join(tmp, "out"), "--workers", 2, "--save-batch", 500,
-                   "--shared", '{"sleep_us": %d}' % sleep_us)
+    # Long enough for the kills: about 0.3 s of work per kill.
+    tmp, d, job = start_square_job("mplock-kill9-", n, args.kills * 0.3, 500)
     kills = 0
     t0 = time.monotonic()
     while kills < args.kills:

@@ -18,15 +18,13 @@ and must only cost redoing its items.)
 
 import argparse
 import os
-import random
 import shutil
 import struct
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import Daemon, module, square_results, summary  # noqa: E402
+from common import seeded_rng, square_results, start_square_job, summary  # noqa: E402
 
 LOG_HEADER = 32
 RECORD = 48
@@ -96,19 +94,10 @@ def main():
     ap.add_argument("--items", type=int, default=30000)
     ap.add_argument("--seed", type=int, default=int(time.time()))
     args = ap.parse_args()
-    rng = random.Random(args.seed)
-    print("seed %d" % args.seed, flush=True)
-
-    tmp = tempfile.mkdtemp(prefix="mplock-powerloss-")
-    d = Daemon(tmp, ["--commit-interval", "20"]).start()
+    rng = seeded_rng(args.seed)
     n = args.items
-    items = os.path.join(tmp, "items.txt")
-    with open(items, "w") as f:
-        f.write("".join("%d\n" % i for i in range(n)))
-    sleep_us = max(20, int(args.rounds * 0.4 * 2 * 1e6 / n))
+    tmp, d, job = start_square_job("mplock-powerloss-", n, args.rounds * 0.4, 50)
     out = os.path.join(tmp, "out")
-    job = d.submit(module("square"), items, out, "--workers", 2, "--save-batch", 50,
-                   "--shared", '{"sleep_us": %d}' % sleep_us)
     jobdir = os.path.join(d.state, "jobs", str(job))
     results = os.path.join(out, "mplock-%d.results" % job)
     rounds = 0
