@@ -38,6 +38,20 @@ static int listed(const mplock_ctx *ctx, const char *key, const char *item) {
         return 0;
 }
 
+/* True the first time an item is seen with this tag in this output
+ * directory: a marker file, created exclusively, remembers it. */
+static int first_time(const mplock_ctx *ctx, const char *tag, const char *item) {
+        char path[4096];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/flaky-%s-%s", ctx->output_dir, tag, item);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return 0;
+        close(fd);
+        return 1;
+}
+
 static int flaky_process(const mplock_ctx *ctx, void *state, const mplock_item *items, size_t n,
                          mplock_results *out) {
         int64_t ms = 0;
@@ -60,16 +74,8 @@ static int flaky_process(const mplock_ctx *ctx, void *state, const mplock_item *
                 if (listed(ctx, "hang", it))
                         for (;;)
                                 pause();
-                if (listed(ctx, "once", it)) {
-                        char path[4096];
-                        int fd;
-                        snprintf(path, sizeof(path), "%s/flaky-once-%s", ctx->output_dir, it);
-                        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-                        if (fd >= 0) {
-                                close(fd);
-                                raise(SIGKILL);
-                        }
-                }
+                if (listed(ctx, "once", it) && first_time(ctx, "once", it))
+                        raise(SIGKILL);
                 if (listed(ctx, "bigalloc", it)) {
                         size_t big = (size_t) 10 << 30;
                         char *p = malloc(big);
@@ -87,16 +93,9 @@ static int flaky_process(const mplock_ctx *ctx, void *state, const mplock_item *
                         sleep(30);
                         _exit(0);
                 }
-                if (listed(ctx, "failonce", it)) {
-                        char path[4096];
-                        int fd;
-                        snprintf(path, sizeof(path), "%s/flaky-failonce-%s", ctx->output_dir, it);
-                        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-                        if (fd >= 0) {
-                                close(fd);
-                                mplock_result_error(out, i, 43, "flaky fails this item once");
-                                continue;
-                        }
+                if (listed(ctx, "failonce", it) && first_time(ctx, "failonce", it)) {
+                        mplock_result_error(out, i, 43, "flaky fails this item once");
+                        continue;
                 }
                 if (listed(ctx, "gate", it)) {
                         char path[4096];

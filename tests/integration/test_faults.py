@@ -147,6 +147,17 @@ class FullDisk(DaemonTest):
         self.assertEqual(os.statvfs(path).f_bavail, 0)
         return filler
 
+    def free_and_resume(self, filler, job, n):
+        """Frees the space, resumes the square job over 0..n-1, and checks
+        that it completes with every result exactly once."""
+        os.unlink(filler)
+        self.d.ctl("resume", job)
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"]), (0, "completed"))
+        res = self.d.results_json(job)
+        self.assertEqual([r["index"] for r in res], list(range(n)))
+        self.assertEqual([r["result"] for r in res], [str(i * i) for i in range(n)])
+
     def run_until_paused(self, out, job):
         st = wait_until("the job to pause", lambda: (lambda s: s if s["state"] != "running" else None)(
             self.d.status(job)))
@@ -167,13 +178,7 @@ class FullDisk(DaemonTest):
         human = self.d.ctl("status", job).stdout.decode()
         self.assertIn("paused", human)
         self.assertIn("No space left on device", human)
-        os.unlink(filler)
-        self.d.ctl("resume", job)
-        rc, st = self.d.wait(job)
-        self.assertEqual((rc, st["state"]), (0, "completed"))
-        res = self.d.results_json(job)
-        self.assertEqual([r["index"] for r in res], list(range(n)))
-        self.assertEqual([r["result"] for r in res], [str(i * i) for i in range(n)])
+        self.free_and_resume(filler, job, n)
 
     def test_a_full_state_file_system_pauses_the_job_until_resumed(self):
         self.d.stop()
@@ -189,13 +194,7 @@ class FullDisk(DaemonTest):
         filler = self.fill(self.d.state)
         st = self.run_until_paused(self.path("out"), job)
         self.assertIn("checkpoint", st["error"])
-        os.unlink(filler)
-        self.d.ctl("resume", job)
-        rc, st = self.d.wait(job)
-        self.assertEqual((rc, st["state"]), (0, "completed"))
-        res = self.d.results_json(job)
-        self.assertEqual([r["index"] for r in res], list(range(n)))
-        self.assertEqual([r["result"] for r in res], [str(i * i) for i in range(n)])
+        self.free_and_resume(filler, job, n)
 
 
 class Retries(DaemonTest):
