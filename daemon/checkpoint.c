@@ -253,15 +253,15 @@ int checkpoint_commit(Checkpoint *c, const IpcCommit *commit, const IpcRange *ra
         total = ranges_check(c, ranges, commit->n_ranges);
         if (total < 0)
                 return (int) total;
+        if (commit->done_total != c->done + (uint64_t) total || commit->failed_total < c->failed ||
+            commit->failed_total - c->failed > (uint64_t) total || commit->results_len < c->results_len)
+                return -EINVAL;
         /* Memory first: once the record is durable, applying it must not fail. */
         for (uint32_t i = 0; i < commit->n_ranges; i++) {
                 r = bitset_reserve_range(&c->bits, ranges[i].first, ranges[i].count);
                 if (r < 0)
                         return r;
         }
-        if (commit->done_total != c->done + (uint64_t) total || commit->failed_total < c->failed ||
-            commit->failed_total - c->failed > (uint64_t) total || commit->results_len < c->results_len)
-                return -EINVAL;
 
         rec = (CkptRecord){
                 .magic = CKPT_RECORD_MAGIC,

@@ -104,6 +104,9 @@ static void connection_call_finished(Connection *c) {
         varlink_call_done(&c->call);
         c->busy = c->more = c->oneway = false;
         c->wait_for_pause = false;
+        /* Idle time counts from the end of a call, not from its request: a
+         * long Wait must not leave the connection due for closing. */
+        c->last_activity_usec = now_usec(CLOCK_MONOTONIC);
         if (c->wait_job)
                 job_remove_waiter(c->wait_job, c);
         (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);

@@ -85,7 +85,8 @@ int open_as_owner(const char *path, int flags, uid_t uid, gid_t gid) {
         }
         (void) setfsuid(geteuid());
         (void) setfsgid(getegid());
-        if (setgroups((size_t) n_saved, saved) < 0 || (uid_t) setfsuid((uid_t) -1) != geteuid()) {
+        if (setgroups((size_t) n_saved, saved) < 0 || (uid_t) setfsuid((uid_t) -1) != geteuid() ||
+            (gid_t) setfsgid((gid_t) -1) != getegid()) {
                 /* Cannot get our own identity back: do not go on as
                  * somebody else. */
                 log_error_errno(errno, "Cannot restore our identity after opening as uid %u: %m", (unsigned) uid);
@@ -312,7 +313,9 @@ static void handle_commit(Job *j, const void *payload, size_t len) {
                                 (unsigned long long) j->failed, j->spec.halt);
                 j->halt_reason = strdup(msg);
                 log_job(LOG_WARNING, j->spec.id, "%s.", msg);
-                runner_stop(j, IPC_STOP_GRACEFUL);
+                /* A cancel already under way keeps its shorter deadline. */
+                if (!j->stop_sent)
+                        runner_stop(j, IPC_STOP_GRACEFUL);
         }
 }
 
@@ -512,6 +515,9 @@ int spawn_runner(Job *j) {
         j->cancel_requested = false;
         free(j->runner_error);
         j->runner_error = NULL;
+        /* A pause reason belongs to the runner that hit it: a later runner
+         * that crashes must not be paused for an old full disk. */
+        j->pause_reason = mfree(j->pause_reason);
         j->runner_error_kind = 0;
         j->done_at_start = j->done;
         j->processed = j->done;

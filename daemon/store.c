@@ -33,11 +33,14 @@
 /* Temporary files of atomic writes a crash interrupted (".#name.XXXXXX"):
  * never renamed into place, so never part of the state. */
 static void remove_stale_temp_files(int dirfd) {
-        DIR *d = fdopendir(dup(dirfd));
+        int fd = dup(dirfd);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
         struct dirent *de;
 
-        if (!d)
+        if (!d) {
+                safe_close(fd);
                 return;
+        }
         rewinddir(d);
         while ((de = readdir(d)))
                 if (strncmp(de->d_name, ".#", 2) == 0 && unlinkat(dirfd, de->d_name, 0) < 0)
