@@ -36,6 +36,7 @@ typedef struct SettingDef {
         SettingUnit unit;
         uint64_t min, max;
         const char *help;
+        bool zero_is_none;
 } SettingDef;
 
 #define FIELD(f) offsetof(Settings, f), sizeof(((Settings *) NULL)->f)
@@ -61,8 +62,8 @@ static const SettingDef defs[] = {
         { "retry-delay", FIELD(retry_delay_ms), UNIT_MS, 0, 3600000, "first backoff before another attempt, ms" },
         { "item-timeout", FIELD(item_timeout_sec), UNIT_COUNT, 0, 604800,
           "default seconds one call of process may take, 0 for none" },
-        { "memory-max", FIELD(memory_max), UNIT_BYTES, 0, UINT64_C(1) << 50,
-          "default data limit of each worker process, 0 for none" },
+        { "memory-max", FIELD(memory_max), UNIT_BYTES, UINT64_C(16) << 20, UINT64_C(1) << 50,
+          "default data limit of each worker process (at least 16M), 0 for none", .zero_is_none = true },
         { "stop-timeout", FIELD(stop_timeout_usec), UNIT_SECONDS, 0, 86400, "graceful stop, seconds" },
         { "check-timeout", FIELD(check_timeout_usec), UNIT_SECONDS, 1, 86400, "submission check, seconds" },
         { "admin-group", FIELD(admin_gid), UNIT_GROUP, 0, UINT32_MAX - 1,
@@ -124,8 +125,7 @@ static const SettingDef *find_def(const char *name) {
 /* Sizes take K, M, G, T suffixes (powers of 1024). */
 static int parse_value(const SettingDef *d, const char *v, uint64_t *ret) {
         _cleanup_free_ char *copy = strdup(v);
-        uint64_t mult = 1, n;
-        size_t len;
+        uint64_t n;
 
         if (!copy)
                 return -ENOMEM;
@@ -147,29 +147,13 @@ static int parse_value(const SettingDef *d, const char *v, uint64_t *ret) {
                 *ret = g->gr_gid;
                 return 0;
         }
-        len = strlen(copy);
-        if (d->unit == UNIT_BYTES && len > 1) {
-                switch (toupper((unsigned char) copy[len - 1])) {
-                case 'K':
-                        mult = UINT64_C(1) << 10;
-                        break;
-                case 'M':
-                        mult = UINT64_C(1) << 20;
-                        break;
-                case 'G':
-                        mult = UINT64_C(1) << 30;
-                        break;
-                case 'T':
-                        mult = UINT64_C(1) << 40;
-                        break;
-                }
-                if (mult > 1)
-                        copy[len - 1] = '\0';
-        }
-        if (parse_u64(copy, &n) < 0 || n > UINT64_MAX / mult)
+        if (d->unit == UNIT_BYTES) {
+                if (parse_size(copy, &n) < 0)
+                        return -EINVAL; /* overflow included, as for counts */
+        } else if (parse_u64(copy, &n) < 0)
                 return -EINVAL;
-        n *= mult;
-        if (n < d->min || n > d->max)
+        /* min applies to values other than 0 when 0 means "none". */
+        if ((n < d->min && !(n == 0 && d->zero_is_none)) || n > d->max)
                 return -ERANGE;
         *ret = d->unit == UNIT_SECONDS ? n * 1000000ULL : n;
         return 0;

@@ -488,7 +488,8 @@ void submit_start(Connection *c) {
         output = json_get_str(params, "output");
         sep = json_get_str(params, "separator");
         name = json_get_str(params, "name");
-        workers = json_get_uint(params, "workers", m->settings.max_workers);
+        /* By default as many workers as the daemon runs, within the per-job limit. */
+        workers = json_get_uint(params, "workers", MIN(m->settings.max_workers, m->settings.max_workers_per_job));
         batch = json_get_uint(params, "batch_size", 1);
         save = json_get_uint(params, "save_batch", 1000);
         timeout = json_get_uint(params, "timeout", m->settings.item_timeout_sec);

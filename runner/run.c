@@ -95,8 +95,11 @@ typedef struct Requeue {
         uint64_t not_before; /* a retry waits out its backoff (CLOCK_MONOTONIC us) */
 } Requeue;
 
+/* Attempts so far of the items that failed, in an open-addressing hash
+ * (index + 1 as the key, 0: empty): a job whose items all fail once must
+ * not pay a scan of every earlier failure per item. */
 typedef struct Attempt {
-        uint64_t index;
+        uint64_t key;
         uint32_t count;
 } Attempt;
 
@@ -134,8 +137,9 @@ struct Runner {
         uint32_t init_failures;
 
         uint64_t cursor;
-        Requeue *requeue; /* ready to hand out again, suspects first */
-        size_t n_requeue, cap_requeue;
+        Requeue *requeue; /* ready to hand out again, suspects first: a ring */
+        size_t head_requeue, n_requeue, cap_requeue;
+        uint64_t requeue_items; /* the sum of their counts */
         Requeue *delayed; /* retries waiting for their backoff */
         size_t n_delayed, cap_delayed;
         Attempt *attempts;
@@ -709,8 +713,7 @@ static void record_failure(Runner *r, uint64_t index, const char *msg) {
 static uint32_t chunk_size(Runner *r) {
         uint64_t left = r->n_items - r->cursor, c;
 
-        for (size_t i = 0; i < r->n_requeue; i++)
-                left += r->requeue[i].count;
+        left += r->requeue_items;
         if (r->item_usec <= 0)
                 c = r->batch_size; /* first chunks measure the items */
         else
@@ -729,14 +732,15 @@ static bool next_chunk(Runner *r, Assignment *a) {
 
         *a = (Assignment){};
         if (r->n_requeue > 0) {
-                Requeue *q = &r->requeue[0];
+                Requeue *q = &r->requeue[r->head_requeue];
                 a->first = q->first;
                 a->single = q->suspect;
                 a->count = q->suspect ? 1 : (uint32_t) MIN((uint64_t) chunk_size(r), q->count);
                 q->first += a->count;
                 q->count -= a->count;
+                r->requeue_items -= a->count;
                 if (q->count == 0) {
-                        memmove(r->requeue, r->requeue + 1, (r->n_requeue - 1) * sizeof(*r->requeue));
+                        r->head_requeue = (r->head_requeue + 1) % r->cap_requeue;
                         r->n_requeue--;
                 }
                 return true;
@@ -755,17 +759,32 @@ static bool next_chunk(Runner *r, Assignment *a) {
 }
 
 static void requeue_push(Runner *r, uint64_t first, uint64_t count, bool suspect) {
+        size_t at;
+
         if (count == 0)
                 return;
-        if (GREEDY_REALLOC(r->requeue, r->cap_requeue, r->n_requeue + 1) < 0)
-                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+        if (r->n_requeue == r->cap_requeue) {
+                /* Grow the ring, unrolled into order. */
+                size_t cap = MAX(r->cap_requeue * 2, (size_t) 16);
+                Requeue *q = malloc(cap * sizeof(*q));
+                if (!q)
+                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+                for (size_t i = 0; i < r->n_requeue; i++)
+                        q[i] = r->requeue[(r->head_requeue + i) % r->cap_requeue];
+                free(r->requeue);
+                r->requeue = q;
+                r->cap_requeue = cap;
+                r->head_requeue = 0;
+        }
         /* Suspects first: they were in flight. */
         if (suspect) {
-                memmove(r->requeue + 1, r->requeue, r->n_requeue * sizeof(*r->requeue));
-                r->requeue[0] = (Requeue){ first, count, suspect, 0 };
+                r->head_requeue = (r->head_requeue + r->cap_requeue - 1) % r->cap_requeue;
+                at = r->head_requeue;
         } else
-                r->requeue[r->n_requeue] = (Requeue){ first, count, suspect, 0 };
+                at = (r->head_requeue + r->n_requeue) % r->cap_requeue;
+        r->requeue[at] = (Requeue){ first, count, suspect, 0 };
         r->n_requeue++;
+        r->requeue_items += count;
 }
 
 static void dispatch(Runner *r);
@@ -820,14 +839,37 @@ static void retry_later(Runner *r, uint64_t index, uint32_t attempt) {
         }
 }
 
+static Attempt *attempt_slot(Attempt *t, size_t cap, uint64_t key) {
+        size_t i = (size_t) ((key * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
+
+        while (t[i].key != 0 && t[i].key != key)
+                i = (i + 1) & (cap - 1);
+        return &t[i];
+}
+
+/* Counts another attempt at an item; returns how many it has had. */
 static uint32_t attempt_add(Runner *r, uint64_t index) {
-        for (size_t i = 0; i < r->n_attempts; i++)
-                if (r->attempts[i].index == index)
-                        return ++r->attempts[i].count;
-        if (GREEDY_REALLOC(r->attempts, r->cap_attempts, r->n_attempts + 1) < 0)
-                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-        r->attempts[r->n_attempts++] = (Attempt){ index, 1 };
-        return 1;
+        Attempt *a;
+
+        if (2 * (r->n_attempts + 1) > r->cap_attempts) {
+                /* Kept at most half full, so that probes stay short. */
+                size_t cap = MAX(r->cap_attempts * 2, (size_t) 64);
+                Attempt *t = calloc(cap, sizeof(*t));
+                if (!t)
+                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+                for (size_t i = 0; i < r->cap_attempts; i++)
+                        if (r->attempts[i].key != 0)
+                                *attempt_slot(t, cap, r->attempts[i].key) = r->attempts[i];
+                free(r->attempts);
+                r->attempts = t;
+                r->cap_attempts = cap;
+        }
+        a = attempt_slot(r->attempts, r->cap_attempts, index + 1);
+        if (a->key == 0) {
+                *a = (Attempt){ index + 1, 0 };
+                r->n_attempts++;
+        }
+        return ++a->count;
 }
 
 static void finish_if_done(Runner *r);

@@ -35,6 +35,13 @@ START_TEST(test_set_values_and_ranges) {
         ck_assert_int_eq(settings_set(&s, "max-message-size", "1K", NULL), -ERANGE); /* under 4096 */
         ck_assert_int_eq(settings_set(&s, "max-workers", "2K", NULL), -EINVAL);
         ck_assert_int_eq(settings_set(&s, "max-input-size", "18446744073709551615T", NULL), -EINVAL);
+        /* memory-max: 0 for none, else what Submit accepts (at least 16M),
+         * or every submission without its own cap would be refused. */
+        ck_assert_int_eq(settings_set(&s, "memory-max", "1M", NULL), -ERANGE);
+        ck_assert_int_eq(settings_set(&s, "memory-max", "16M", NULL), 0);
+        ck_assert_uint_eq(s.memory_max, UINT64_C(16) << 20);
+        ck_assert_int_eq(settings_set(&s, "memory-max", "0", NULL), 0);
+        ck_assert_uint_eq(s.memory_max, 0);
 
         /* Seconds are kept in microseconds. */
         ck_assert_int_eq(settings_set(&s, "stop-timeout", "3", NULL), 0);
