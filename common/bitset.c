@@ -190,8 +190,7 @@ int bitset_load_chunk(Bitset *b, uint64_t k, const uint64_t *words) {
 
         if (items % 64 && (words[nw - 1] >> (items % 64)))
                 return -EBADMSG;
-        for (uint64_t i = 0; i < nw; i++)
-                n += (uint64_t) __builtin_popcountll(words[i]);
+        n = bitmap_popcount(words, items);
         if (n == 0 || (n == chunk_bits(b) && !is_last(b, k)))
                 copy = n ? bitset_full : NULL;
         else {

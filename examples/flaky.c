@@ -12,7 +12,7 @@
  *   "gate":  the item gets an error while OUTPUT/flaky-gate exists
  *   "bigalloc": allocates and touches 10 GiB (an error if malloc fails)
  *   "closefds": closes descriptors 0 to 10, then answers
- *   "fork":  forks a child that sleeps 30 s, then answers
+ *   "fork":  forks a child that sleeps 300 s, then answers
  * and "sleep_ms" makes every item take that long. Other items: result = item. */
 #include <errno.h>
 #include <fcntl.h>
@@ -90,7 +90,7 @@ static int flaky_process(const mplock_ctx *ctx, void *state, const mplock_item *
                         for (int fd = 0; fd <= 10; fd++)
                                 close(fd);
                 if (listed(ctx, "fork", it) && fork() == 0) {
-                        sleep(30);
+                        sleep(300); /* longer than any test waits for the job */
                         _exit(0);
                 }
                 if (listed(ctx, "failonce", it) && first_time(ctx, "failonce", it)) {

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -210,7 +211,8 @@ static _Noreturn void fail(Runner *r, uint32_t kind, const char *fmt, ...) {
  * its owner fixes it and resumes; anything else is worth a restart, except
  * what cannot change (permissions), which fails the job. */
 static uint32_t io_kind(int err) {
-        switch (abs(err)) {
+        /* err may be a module's return value: abs(INT_MIN) is undefined. */
+        switch (err == INT_MIN ? 0 : abs(err)) {
         case ENOSPC:
         case EDQUOT:
         case EIO:
@@ -351,8 +353,9 @@ static void open_output(Runner *r) {
         if (r->results_gen > 0 && r->results_len == 0 && gen == (int64_t) r->results_gen - 1) {
                 if (rename(path, prev) < 0)
                         fail(r, io_kind(errno), "cannot move %s aside: %s", path, strerror(errno));
-                if (fsync_parent_at(AT_FDCWD, path) < 0)
-                        fail(r, IPC_FAIL_STORAGE, "cannot sync %s: %s", r->output, strerror(errno));
+                int q = fsync_parent_at(AT_FDCWD, path);
+                if (q < 0)
+                        fail(r, io_kind(q), "cannot sync %s: %s", r->output, strerror(-q));
                 safe_close(r->results_fd);
                 r->results_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
                 if (r->results_fd < 0)

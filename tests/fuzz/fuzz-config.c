@@ -13,14 +13,21 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static char path[4096];
+
+static void remove_file(void) {
+        (void) unlink(path);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        static char path[4096];
         Settings s;
         int fd;
 
         if (!path[0]) {
                 const char *tmp = getenv("TMPDIR");
                 snprintf(path, sizeof(path), "%s/mplock-fuzz-conf-%d", tmp && *tmp ? tmp : "/tmp", (int) getpid());
+                /* libFuzzer ends with exit(): leave no file per run behind. */
+                (void) atexit(remove_file);
         }
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
         if (fd < 0 || write_full(fd, data, size) < 0)

@@ -56,7 +56,9 @@ def wait_until(what, cond, timeout=60):
 
 
 class PauseResume(DaemonTest):
-    daemon_args = ("--commit-interval", "20")
+    # Two workers in all, whatever the machine: the "queued" job must not fit
+    # beside the blocker.
+    daemon_args = ("--commit-interval", "20", "--max-workers", "2")
 
     def test_pause_holds_across_a_restart_and_resume_finishes(self):
         n = 4000

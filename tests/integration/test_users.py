@@ -304,6 +304,8 @@ class SharedMachine(DaemonTest):
         report = json.loads(bob.stdout)
         result = json.loads(out)
         print("abuse: %s; alice: %d calls, worst %.1f ms" % (report, result["calls"], result["worst"] * 1000))
+        self.assertGreater(report["connected"], 64, "the cap was not put to the test")
+        self.assertGreater(report["kept"], 0, "the daemon dropped every connection")
         self.assertLessEqual(report["kept"], 64, "one user held more connections than allowed")
         self.assertEqual(report["malformed_closed"], 1000)
         self.assertLess(report["big_sent_mb"], 100, "a 100 MB message was swallowed")

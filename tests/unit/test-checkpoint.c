@@ -797,7 +797,9 @@ START_TEST(test_chunks) {
         Checkpoint c;
         struct stat st;
 
-        checkpoint_chunk_shift = BITSET_SHIFT_MAX; /* this process only: Check forks */
+        unsigned saved_shift = checkpoint_chunk_shift;
+
+        checkpoint_chunk_shift = BITSET_SHIFT_MAX;
         memset(model, 0, sizeof(model));
         ck_assert_int_eq(checkpoint_create(dirfd, BIG_ITEMS), 0);
         ck_assert_int_eq(checkpoint_open(&c, dirfd, BIG_ITEMS), 0);
@@ -840,6 +842,7 @@ START_TEST(test_chunks) {
         test_flip_byte(dirfd, CKPT_SNAP, (off_t) (sizeof(CkptSnapHeader) + bytes - 1));
         ck_assert_int_eq(checkpoint_open(&c, dirfd, BIG_ITEMS), -EBADMSG);
         close(dirfd);
+        checkpoint_chunk_shift = saved_shift; /* for CK_FORK=no */
 }
 END_TEST
 
