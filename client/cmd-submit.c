@@ -178,7 +178,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                         break;
                 case 'M':
                         if (parse_size(optarg, &memory_max) < 0) {
-                                fprintf(stderr, "mplockctl: --memory-max needs bytes (K, M, G suffixes; 0 for none), not \"%s\"\n",
+                                fprintf(stderr, "mplockctl: --memory-max needs bytes (K, M, G, T suffixes; 0 for none), not \"%s\"\n",
                                         optarg);
                                 goto out;
                         }

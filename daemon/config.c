@@ -58,7 +58,7 @@ static const SettingDef defs[] = {
         { "commit-interval", FIELD(commit_interval_ms), UNIT_MS, 1, 3600000, "group commit interval, ms" },
         { "commit-items", FIELD(commit_items), UNIT_COUNT, 1, UINT32_MAX, "group commit after this many items" },
         { "max-attempts", FIELD(max_attempts), UNIT_COUNT, 1, 1000,
-          "default attempts per item (an error or a worker death is one)" },
+          "default attempts per item (an error, a worker death or a timeout is one)" },
         { "retry-delay", FIELD(retry_delay_ms), UNIT_MS, 0, 3600000, "first backoff before another attempt, ms" },
         { "item-timeout", FIELD(item_timeout_sec), UNIT_COUNT, 0, 604800,
           "default seconds one call of process may take, 0 for none" },

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Builds mplock twice (optimized, and with ASan+UBSan) and runs every test
-# in both: Check unit tests and the integration tests against the real
-# binaries. Ends with one line "N passed, M failed" over all test cases.
+# Builds mplock three times and tests each build: plain and ASan+UBSan run
+# every meson test (unit, integration, and in the plain build torture and
+# systemd); clang with libFuzzer (and ASan+UBSan) runs the fuzz suite, a
+# minute per target. Ends with one line "N passed, M failed" over all test cases.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
