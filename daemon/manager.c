@@ -186,15 +186,22 @@ static void error_with_state(Connection *c, const char *error, Job *j) {
         connection_error(c, error, p);
 }
 
-static void method_cancel(Connection *c) {
+/* The job the call names, if it has not ended (else the caller is answered). */
+static Job *lookup_active_job(Connection *c) {
         Job *j = lookup_job(c, NULL, 0);
+
+        if (j && job_state_is_final(j->state)) {
+                error_with_state(c, "io.mplock.Manager.JobNotActive", j);
+                return NULL;
+        }
+        return j;
+}
+
+static void method_cancel(Connection *c) {
+        Job *j = lookup_active_job(c);
 
         if (!j)
                 return;
-        if (job_state_is_final(j->state)) {
-                error_with_state(c, "io.mplock.Manager.JobNotActive", j);
-                return;
-        }
         /* Answered when the job is cancelled, i.e. its runner is gone. */
         job_add_waiter(j, c, true);
         job_cancel(j);
@@ -202,14 +209,10 @@ static void method_cancel(Connection *c) {
 
 /* Answered once the job is paused: its runner has committed and exited. */
 static void method_pause(Connection *c) {
-        Job *j = lookup_job(c, NULL, 0);
+        Job *j = lookup_active_job(c);
 
         if (!j)
                 return;
-        if (job_state_is_final(j->state)) {
-                error_with_state(c, "io.mplock.Manager.JobNotActive", j);
-                return;
-        }
         if (j->state == JOB_PAUSED) {
                 reply_job(c, j);
                 return;

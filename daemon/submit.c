@@ -145,21 +145,17 @@ static int parse_halt(const char *s, uint64_t *count, uint32_t *percent) {
         char buf[24];
         uint64_t v;
 
-        if (len == 0 || len >= sizeof(buf))
-                return -EINVAL;
-        memcpy(buf, s, len + 1);
         *count = 0;
         *percent = 0;
-        if (buf[len - 1] == '%') {
-                buf[len - 1] = '\0';
-                if (parse_u64(buf, &v) < 0 || v < 1 || v > 100)
-                        return -EINVAL;
-                *percent = (uint32_t) v;
-                return 0;
-        }
-        if (parse_u64(buf, &v) < 0 || v < 1)
+        if (len == 0 || len >= sizeof(buf))
                 return -EINVAL;
-        *count = v;
+        if (s[len - 1] != '%')
+                return parse_uint_range(s, 1, UINT64_MAX, count) < 0 ? -EINVAL : 0;
+        memcpy(buf, s, len - 1);
+        buf[len - 1] = '\0';
+        if (parse_uint_range(buf, 1, 100, &v) < 0)
+                return -EINVAL;
+        *percent = (uint32_t) v;
         return 0;
 }
 

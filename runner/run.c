@@ -483,6 +483,12 @@ static void commit(Runner *r) {
                 r->pending_head = 0;
 }
 
+/* Everything recorded (and saved), in as many commits as the ranges take. */
+static void commit_all(Runner *r) {
+        while (r->n_pending > 0)
+                commit(r);
+}
+
 static void pending_push(Runner *r, Pending p) {
         if (r->pending_head > 0 && r->pending_head + r->n_pending == r->cap_pending) {
                 memmove(r->pending, r->pending + r->pending_head, r->n_pending * sizeof(*r->pending));
@@ -1312,11 +1318,10 @@ static void copy_previous(Runner *r) {
                         results_block_finish(&b);
                         append_block_saved(r, b.buf, b.len, 0, true);
                 }
-                if (r->n_pending >= 1024)
+                if (r->n_pending >= IPC_COMMIT_RANGES_MAX)
                         commit(r);
         }
-        while (r->n_pending > 0)
-                commit(r);
+        commit_all(r);
         results_block_free(&b);
         results_file_close(&f);
         safe_close(fd);
@@ -1378,8 +1383,7 @@ static void finish_if_done(Runner *r) {
         if (r->recorded == r->n_items && idle && !r->done_sent) {
                 save_batches(r, true);
                 commit(r);
-                while (r->n_pending > 0)
-                        commit(r);
+                commit_all(r);
                 if (r->committed != r->n_items)
                         fail(r, IPC_FAIL_PERMANENT, "finished with %llu of %llu items committed (internal error)",
                              (unsigned long long) r->committed, (unsigned long long) r->n_items);
@@ -1393,8 +1397,7 @@ static void finish_if_done(Runner *r) {
                 /* A graceful stop: everything handed out is back. */
                 r->finishing = true;
                 save_batches(r, true);
-                while (r->n_pending > 0)
-                        commit(r);
+                commit_all(r);
                 workers_exit(r);
         }
         if ((r->done_sent || r->finishing) && all_workers_gone(r))
