@@ -186,7 +186,10 @@ class FullDisk(DaemonTest):
         self.d.stop()
         self.mount_tmpfs(self.d.state, "8m")
         self.d.start()
-        n = 20000
+        # Long enough (about 6 s) for the log to cross into a new page after
+        # the fill even on a loaded machine: a record is 64-80 bytes and
+        # commits come at about 40 a second, so a page lasts up to 2 s.
+        n = 60000
         items = self.write_items("items.txt", [str(i) for i in range(n)])
         # Small save batches: many commits, so the checkpoint log grows past
         # its last page soon after the disk is full.
