@@ -7,6 +7,7 @@
 #include "json-util.h"
 #include "macro.h"
 #include "mplockctl.h"
+#include "varlink-names.h"
 
 /* Parses "[--json] JOB" for the commands that take one job. */
 static int one_job(Ctl *c, int argc, char **argv, uint64_t *id) {
@@ -60,7 +61,7 @@ static int job_call(Ctl *c, int argc, char **argv, const char *method, uint64_t 
 int cmd_status(Ctl *c, int argc, char **argv) {
         json_object *job;
         uint64_t id;
-        int r = job_call(c, argc, argv, "io.mplock.Manager.Status", &id, &job);
+        int r = job_call(c, argc, argv, MPLOCK_METHOD_STATUS, &id, &job);
 
         if (r == EXIT_OK && !c->json)
                 print_job(job);
@@ -84,7 +85,7 @@ int cmd_list(Ctl *c, int argc, char **argv) {
                 fprintf(stderr, "mplockctl list: unexpected argument \"%s\"\n", argv[optind]);
                 return EXIT_USAGE;
         }
-        r = ctl_call(c, "io.mplock.Manager.List", NULL, false, &reply, NULL);
+        r = ctl_call(c, MPLOCK_METHOD_LIST, NULL, false, &reply, NULL);
         if (r != EXIT_OK)
                 return r;
         jobs = json_get(reply, "jobs");
@@ -103,7 +104,7 @@ int cmd_list(Ctl *c, int argc, char **argv) {
 int cmd_cancel(Ctl *c, int argc, char **argv) {
         json_object *job;
         uint64_t id;
-        int r = job_call(c, argc, argv, "io.mplock.Manager.Cancel", &id, &job);
+        int r = job_call(c, argc, argv, MPLOCK_METHOD_CANCEL, &id, &job);
 
         if (r == EXIT_OK && !c->json)
                 printf("Job %llu cancelled at %llu of %llu items.\n", (unsigned long long) id,
@@ -122,7 +123,7 @@ static void summary(json_object *job) {
 int cmd_wait(Ctl *c, int argc, char **argv) {
         json_object *job;
         uint64_t id;
-        int r = job_call(c, argc, argv, "io.mplock.Manager.Wait", &id, &job);
+        int r = job_call(c, argc, argv, MPLOCK_METHOD_WAIT, &id, &job);
 
         if (r != EXIT_OK)
                 return r;
@@ -139,7 +140,7 @@ int cmd_watch(Ctl *c, int argc, char **argv) {
 
         if (r != EXIT_OK)
                 return r;
-        r = ctl_call(c, "io.mplock.Manager.Wait", id_params(id), true, &reply, &cont);
+        r = ctl_call(c, MPLOCK_METHOD_WAIT, id_params(id), true, &reply, &cont);
         while (r == EXIT_OK) {
                 json_object *rate;
                 job = json_get(reply, "job");
@@ -184,7 +185,7 @@ int cmd_remove(Ctl *c, int argc, char **argv) {
 
         if (r != EXIT_OK)
                 return r;
-        return ctl_call(c, "io.mplock.Manager.Remove", id_params(id), false, &reply, NULL);
+        return ctl_call(c, MPLOCK_METHOD_REMOVE, id_params(id), false, &reply, NULL);
 }
 
 static int pause_or_resume(Ctl *c, int argc, char **argv, const char *method, const char *verb) {
@@ -199,17 +200,17 @@ static int pause_or_resume(Ctl *c, int argc, char **argv, const char *method, co
 }
 
 int cmd_pause(Ctl *c, int argc, char **argv) {
-        return pause_or_resume(c, argc, argv, "io.mplock.Manager.Pause", "paused");
+        return pause_or_resume(c, argc, argv, MPLOCK_METHOD_PAUSE, "paused");
 }
 
 int cmd_resume(Ctl *c, int argc, char **argv) {
-        return pause_or_resume(c, argc, argv, "io.mplock.Manager.Resume", "resumed");
+        return pause_or_resume(c, argc, argv, MPLOCK_METHOD_RESUME, "resumed");
 }
 
 int cmd_retry(Ctl *c, int argc, char **argv) {
         json_object *job;
         uint64_t id;
-        int r = job_call(c, argc, argv, "io.mplock.Manager.Retry", &id, &job);
+        int r = job_call(c, argc, argv, MPLOCK_METHOD_RETRY, &id, &job);
 
         if (r == EXIT_OK && !c->json)
                 printf("Job %llu queued again for its failed and unfinished items.\n", (unsigned long long) id);

@@ -12,6 +12,7 @@
 #include "json-util.h"
 #include "macro.h"
 #include "mplockctl.h"
+#include "varlink-names.h"
 
 /* The job's log: what its workers printed and the runner's notices, from
  * OUTPUT/mplock-<id>.log (the caller's own file). With -f, keeps printing
@@ -43,7 +44,7 @@ static int job_state(Ctl *c, uint64_t id, json_object **job) {
                 json_object_put(p);
                 return EXIT_ERROR;
         }
-        r = ctl_call(c, "io.mplock.Manager.Status", p, false, &reply, NULL);
+        r = ctl_call(c, MPLOCK_METHOD_STATUS, p, false, &reply, NULL);
         if (r == EXIT_OK)
                 *job = json_get(reply, "job");
         return r;

@@ -11,6 +11,7 @@
 #include "macro.h"
 #include "mplockctl.h"
 #include "results.h"
+#include "varlink-names.h"
 
 /* Results in input order. By default read straight from the results file
  * (the caller's own file), up to the length mplockd says is committed:
@@ -125,7 +126,7 @@ static int via_daemon(Ctl *c, Printer *p, uint64_t id) {
                         json_object_put(params);
                         return EXIT_ERROR;
                 }
-                r = ctl_call(c, "io.mplock.Manager.Results", params, false, &reply, NULL);
+                r = ctl_call(c, MPLOCK_METHOD_RESULTS, params, false, &reply, NULL);
                 if (r != EXIT_OK)
                         return r;
                 arr = json_get(reply, "results");
@@ -205,7 +206,7 @@ static int results_or_failed(Ctl *c, int argc, char **argv, bool only_failed) {
                 json_object_put(params);
                 return EXIT_ERROR;
         }
-        r = ctl_call(c, "io.mplock.Manager.Status", params, false, &reply, NULL);
+        r = ctl_call(c, MPLOCK_METHOD_STATUS, params, false, &reply, NULL);
         if (r != EXIT_OK)
                 return r;
         /* Keep the job: the next call replaces the reply. */

@@ -14,6 +14,7 @@
 #include "mplockctl.h"
 #include "parse.h"
 #include "paths.h"
+#include "varlink-names.h"
 
 /* An input list on stdin goes to a temporary file in the output directory
  * (which the job's helper can read as the user, whatever /tmp the service
@@ -238,7 +239,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 r = EXIT_ERROR;
                 goto out;
         }
-        r = ctl_call(c, "io.mplock.Manager.Submit", params, false, &reply, NULL);
+        r = ctl_call(c, MPLOCK_METHOD_SUBMIT, params, false, &reply, NULL);
         if (r == EXIT_OK) {
                 if (c->json)
                         print_json(reply);

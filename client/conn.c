@@ -12,6 +12,7 @@
 #include "macro.h"
 #include "mplockctl.h"
 #include "paths.h"
+#include "varlink-names.h"
 
 #define REPLY_MAX (256u << 20)
 
@@ -80,7 +81,7 @@ void ctl_close(Ctl *c) {
 }
 
 static int error_exit_code(const char *error) {
-        if (streq(error, "io.mplock.Manager.NoSuchJob") || streq(error, "io.mplock.Manager.PermissionDenied"))
+        if (streq(error, MPLOCK_ERROR_NO_SUCH_JOB) || streq(error, MPLOCK_ERROR_PERMISSION_DENIED))
                 return EXIT_NO_JOB;
         return EXIT_ERROR;
 }
@@ -90,30 +91,30 @@ static void print_error(const char *error, json_object *params) {
         const char *param = json_get_str(params, "parameter");
         json_object *id = json_get(params, "id");
 
-        if (streq(error, "io.mplock.Manager.NoSuchJob"))
+        if (streq(error, MPLOCK_ERROR_NO_SUCH_JOB))
                 fprintf(stderr, "mplockctl: no such job: %s\n", id ? json_object_get_string(id) : "?");
-        else if (streq(error, "io.mplock.Manager.PermissionDenied"))
+        else if (streq(error, MPLOCK_ERROR_PERMISSION_DENIED))
                 fprintf(stderr, "mplockctl: permission denied: job %s belongs to another user\n",
                         id ? json_object_get_string(id) : "?");
-        else if (streq(error, "io.mplock.Manager.InvalidParameter"))
+        else if (streq(error, MPLOCK_ERROR_INVALID_PARAMETER))
                 fprintf(stderr, "mplockctl: invalid %s: %s\n", param ? param : "parameter", reason ? reason : "refused");
-        else if (streq(error, "io.mplock.Manager.JobNotActive"))
+        else if (streq(error, MPLOCK_ERROR_JOB_NOT_ACTIVE))
                 fprintf(stderr, "mplockctl: job %s has already ended (%s)\n", id ? json_object_get_string(id) : "?",
                         strna(json_get_str(params, "state")));
-        else if (streq(error, "io.mplock.Manager.JobActive"))
+        else if (streq(error, MPLOCK_ERROR_JOB_ACTIVE))
                 fprintf(stderr, "mplockctl: job %s is still %s; cancel it first\n", id ? json_object_get_string(id) : "?",
                         strna(json_get_str(params, "state")));
-        else if (streq(error, "io.mplock.Manager.JobNotPaused"))
+        else if (streq(error, MPLOCK_ERROR_JOB_NOT_PAUSED))
                 fprintf(stderr, "mplockctl: job %s is not paused (%s)\n", id ? json_object_get_string(id) : "?",
                         strna(json_get_str(params, "state")));
-        else if (streq(error, "io.mplock.Manager.NothingToRetry"))
+        else if (streq(error, MPLOCK_ERROR_NOTHING_TO_RETRY))
                 fprintf(stderr, "mplockctl: job %s has nothing to retry (%s)\n", id ? json_object_get_string(id) : "?",
                         strna(json_get_str(params, "state")));
-        else if (streq(error, "io.mplock.Manager.TooManyJobs"))
+        else if (streq(error, MPLOCK_ERROR_TOO_MANY_JOBS))
                 fprintf(stderr, "mplockctl: too many jobs%s (limit %s); try again later\n",
                         streq_ptr(json_get_str(params, "scope"), "user") ? " of yours" : "",
                         json_get(params, "limit") ? json_object_get_string(json_get(params, "limit")) : "?");
-        else if (streq(error, "io.mplock.Manager.ShuttingDown"))
+        else if (streq(error, MPLOCK_ERROR_SHUTTING_DOWN))
                 fprintf(stderr, "mplockctl: mplockd is shutting down; try again\n");
         else if (reason)
                 fprintf(stderr, "mplockctl: %s: %s\n", error, reason);

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mplockd.h"
+#include "varlink-names.h"
 
 /* Replies waiting to be read by a slow client are capped; a client that
  * does not read its replies is dropped rather than grow without bound. */
@@ -167,7 +168,7 @@ void connection_error_param(Connection *c, const char *field, const char *reason
                 json_object_put(p);
                 p = NULL;
         }
-        connection_error(c, "io.mplock.Manager.InvalidParameter", p);
+        connection_error(c, MPLOCK_ERROR_INVALID_PARAMETER, p);
 }
 
 static void connection_protocol_error(Connection *c, const char *why) {

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "macro.h"
 #include "mplockd.h"
+#include "varlink-names.h"
 
 /* A runner that dies this many times in a row without committing anything
  * fails its job instead of being restarted for ever. */
@@ -181,7 +182,7 @@ static void job_wake_waiters(Job *j) {
                         params = NULL;
                 }
                 if (!params) {
-                        connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                        connection_error(c, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                         continue;
                 }
                 connection_reply(c, params);

@@ -12,6 +12,7 @@
 #include "macro.h"
 #include "mplockd.h"
 #include "results.h"
+#include "varlink-names.h"
 
 /* The Varlink methods of io.mplock.Manager and org.varlink.service. Every
  * parameter is validated here (or in submit.c) before it is used. */
@@ -19,8 +20,10 @@
 #define RESULTS_PAGE_DEFAULT 1000u
 #define RESULTS_PAGE_MAX 10000u
 
-/* varlink-interface.c, generated from io.mplock.Manager.varlink */
+/* varlink-interface.c, generated from io.mplock.Manager.varlink and
+ * org.varlink.service.varlink */
 extern const char mplock_varlink_interface[];
+extern const char org_varlink_service_interface[];
 
 static json_object *json_str_or_null(const char *s) {
         return s ? json_object_new_string(s) : NULL;
@@ -89,7 +92,7 @@ static void reply_job(Connection *c, Job *j) {
 
         if (!p || json_add(p, "job", job_to_json(j)) < 0) {
                 json_object_put(p);
-                connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                connection_error(c, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                 return;
         }
         connection_reply(c, p);
@@ -128,11 +131,11 @@ static Job *lookup_job(Connection *c, const JsonField *extra, size_t n_extra) {
         id = json_get_uint(c->call.parameters, "id", 0);
         j = manager_find_job(c->manager, id);
         if (!j) {
-                error_with_id(c, "io.mplock.Manager.NoSuchJob", id);
+                error_with_id(c, MPLOCK_ERROR_NO_SUCH_JOB, id);
                 return NULL;
         }
         if (!may_access(c, j)) {
-                error_with_id(c, "io.mplock.Manager.PermissionDenied", id);
+                error_with_id(c, MPLOCK_ERROR_PERMISSION_DENIED, id);
                 return NULL;
         }
         return j;
@@ -158,7 +161,7 @@ static void method_list(Connection *c) {
         arr = json_object_new_array();
         if (!p || !arr || json_add(p, "jobs", arr) < 0) {
                 json_object_put(p);
-                connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                connection_error(c, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                 return;
         }
         for (size_t i = 0; i < m->n_jobs; i++) {
@@ -169,7 +172,7 @@ static void method_list(Connection *c) {
                 if (!jo || json_object_array_add(arr, jo) < 0) {
                         json_object_put(jo);
                         json_object_put(p);
-                        connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                        connection_error(c, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                         return;
                 }
         }
@@ -191,7 +194,7 @@ static Job *lookup_active_job(Connection *c) {
         Job *j = lookup_job(c, NULL, 0);
 
         if (j && job_state_is_final(j->state)) {
-                error_with_state(c, "io.mplock.Manager.JobNotActive", j);
+                error_with_state(c, MPLOCK_ERROR_JOB_NOT_ACTIVE, j);
                 return NULL;
         }
         return j;
@@ -231,7 +234,7 @@ static void method_retry(Connection *c) {
         /* Ended with something left to do: failed items, or items never
          * done (a failed or cancelled job). */
         if (!job_state_is_final(j->state) || j->state == JOB_COMPLETED) {
-                error_with_state(c, "io.mplock.Manager.NothingToRetry", j);
+                error_with_state(c, MPLOCK_ERROR_NOTHING_TO_RETRY, j);
                 return;
         }
         r = job_retry(j);
@@ -243,7 +246,7 @@ static void method_retry(Connection *c) {
                         json_object_put(p);
                         p = NULL;
                 }
-                connection_error(c, "io.mplock.Manager.StorageError", p);
+                connection_error(c, MPLOCK_ERROR_STORAGE_ERROR, p);
                 return;
         }
         reply_job(c, j);
@@ -255,7 +258,7 @@ static void method_resume(Connection *c) {
         if (!j)
                 return;
         if (j->state != JOB_PAUSED) {
-                error_with_state(c, "io.mplock.Manager.JobNotPaused", j);
+                error_with_state(c, MPLOCK_ERROR_JOB_NOT_PAUSED, j);
                 return;
         }
         job_resume(j);
@@ -273,7 +276,7 @@ static void method_remove(Connection *c) {
         if (!j)
                 return;
         if (!job_state_is_final(j->state)) {
-                error_with_state(c, "io.mplock.Manager.JobActive", j);
+                error_with_state(c, MPLOCK_ERROR_JOB_ACTIVE, j);
                 return;
         }
         id = j->spec.id;
@@ -286,7 +289,7 @@ static void method_remove(Connection *c) {
                         json_object_put(p);
                         p = NULL;
                 }
-                connection_error(c, "io.mplock.Manager.StorageError", p);
+                connection_error(c, MPLOCK_ERROR_STORAGE_ERROR, p);
                 return;
         }
         log_job(LOG_INFO, id, "Removed by uid %u.", (unsigned) c->uid);
@@ -346,7 +349,7 @@ static void results_unavailable(Connection *c, Job *j, const char *why) {
                 json_object_put(p);
                 p = NULL;
         }
-        connection_error(c, "io.mplock.Manager.ResultsUnavailable", p);
+        connection_error(c, MPLOCK_ERROR_RESULTS_UNAVAILABLE, p);
 }
 
 static json_object *result_to_json(const ResultsItem *it) {
@@ -401,7 +404,7 @@ static void method_results(Connection *c) {
                 p = json_object_new_object();
                 if (!p || json_add(p, "results", json_object_new_array()) < 0) {
                         json_object_put(p);
-                        connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                        connection_error(c, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                         return;
                 }
                 connection_reply(c, p);
@@ -457,7 +460,7 @@ done:
         results_file_close(&f);
         if (next != UINT64_MAX && json_add_u64(p, "next", next) < 0) {
                 json_object_put(p);
-                connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                connection_error(c, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                 return;
         }
         connection_reply(c, p);
@@ -465,7 +468,7 @@ done:
 oom:
         results_file_close(&f);
         json_object_put(p);
-        connection_error(c, "io.mplock.Manager.InternalError", NULL);
+        connection_error(c, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
 }
 
 static void method_get_info(Connection *c) {
@@ -481,28 +484,15 @@ static void method_get_info(Connection *c) {
         if (!p || !ifs || json_add_str(p, "vendor", "mplock") < 0 || json_add_str(p, "product", "mplockd") < 0 ||
             json_add_str(p, "version", MPLOCK_VERSION) < 0 ||
             json_add_str(p, "url", "https://mplock.invalid/") < 0 || json_add(p, "interfaces", ifs) < 0 ||
-            json_object_array_add(ifs, json_object_new_string("org.varlink.service")) < 0 ||
-            json_object_array_add(ifs, json_object_new_string("io.mplock.Manager")) < 0) {
+            json_object_array_add(ifs, json_object_new_string(VARLINK_INTERFACE)) < 0 ||
+            json_object_array_add(ifs, json_object_new_string(MPLOCK_INTERFACE)) < 0) {
                 json_object_put(p);
-                connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                connection_error(c, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                 return;
         }
         connection_reply(c, p);
 }
 
-static const char org_varlink_service[] =
-        "# The Varlink Service Interface is provided by every varlink service. It\n"
-        "# describes the service and the interfaces it implements.\n"
-        "interface org.varlink.service\n\n"
-        "method GetInfo() -> (\n  vendor: string,\n  product: string,\n  version: string,\n  url: string,\n"
-        "  interfaces: []string\n)\n\n"
-        "method GetInterfaceDescription(interface: string) -> (description: string)\n\n"
-        "error InterfaceNotFound (interface: string)\n"
-        "error MethodNotFound (method: string)\n"
-        "error MethodNotImplemented (method: string)\n"
-        "error InvalidParameter (parameter: string)\n"
-        "error PermissionDenied ()\n"
-        "error ExpectedMore ()\n";
 
 static void method_get_interface_description(Connection *c) {
         static const JsonField fields[] = { { "interface", JSON_KIND_STRING, true } };
@@ -515,23 +505,23 @@ static void method_get_interface_description(Connection *c) {
                 return;
         }
         iface = json_get_str(c->call.parameters, "interface");
-        if (streq(iface, "io.mplock.Manager"))
+        if (streq(iface, MPLOCK_INTERFACE))
                 desc = mplock_varlink_interface;
-        else if (streq(iface, "org.varlink.service"))
-                desc = org_varlink_service;
+        else if (streq(iface, VARLINK_INTERFACE))
+                desc = org_varlink_service_interface;
         if (!desc) {
                 p = json_object_new_object();
                 if (p && json_add_str(p, "interface", iface) < 0) {
                         json_object_put(p);
                         p = NULL;
                 }
-                connection_error(c, "org.varlink.service.InterfaceNotFound", p);
+                connection_error(c, VARLINK_ERROR_INTERFACE_NOT_FOUND, p);
                 return;
         }
         p = json_object_new_object();
         if (!p || json_add_str(p, "description", desc) < 0) {
                 json_object_put(p);
-                connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                connection_error(c, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                 return;
         }
         connection_reply(c, p);
@@ -542,18 +532,18 @@ static const struct {
         void (*handler)(Connection *c);
         bool may_stream;
 } methods[] = {
-        { "org.varlink.service.GetInfo", method_get_info, false },
-        { "org.varlink.service.GetInterfaceDescription", method_get_interface_description, false },
-        { "io.mplock.Manager.Submit", submit_start, false },
-        { "io.mplock.Manager.Status", method_status, false },
-        { "io.mplock.Manager.List", method_list, false },
-        { "io.mplock.Manager.Cancel", method_cancel, false },
-        { "io.mplock.Manager.Wait", method_wait, true },
-        { "io.mplock.Manager.Results", method_results, false },
-        { "io.mplock.Manager.Remove", method_remove, false },
-        { "io.mplock.Manager.Pause", method_pause, false },
-        { "io.mplock.Manager.Resume", method_resume, false },
-        { "io.mplock.Manager.Retry", method_retry, false },
+        { VARLINK_METHOD_GET_INFO, method_get_info, false },
+        { VARLINK_METHOD_GET_INTERFACE_DESCRIPTION, method_get_interface_description, false },
+        { MPLOCK_METHOD_SUBMIT, submit_start, false },
+        { MPLOCK_METHOD_STATUS, method_status, false },
+        { MPLOCK_METHOD_LIST, method_list, false },
+        { MPLOCK_METHOD_CANCEL, method_cancel, false },
+        { MPLOCK_METHOD_WAIT, method_wait, true },
+        { MPLOCK_METHOD_RESULTS, method_results, false },
+        { MPLOCK_METHOD_REMOVE, method_remove, false },
+        { MPLOCK_METHOD_PAUSE, method_pause, false },
+        { MPLOCK_METHOD_RESUME, method_resume, false },
+        { MPLOCK_METHOD_RETRY, method_retry, false },
 };
 
 void manager_dispatch_call(Connection *c) {
@@ -567,19 +557,19 @@ void manager_dispatch_call(Connection *c) {
                 /* A "more" call to a method that replies once still gets
                  * its one reply; Varlink allows that. */
                 if (c->manager->stopping && methods[i].handler == submit_start) {
-                        connection_error(c, "io.mplock.Manager.ShuttingDown", NULL);
+                        connection_error(c, MPLOCK_ERROR_SHUTTING_DOWN, NULL);
                         return;
                 }
                 methods[i].handler(c);
                 return;
         }
         p = json_object_new_object();
-        if (dot && (strncmp(method, "io.mplock.Manager.", 18) == 0 || strncmp(method, "org.varlink.service.", 20) == 0)) {
+        if (dot && (has_prefix(method, MPLOCK_INTERFACE ".") || has_prefix(method, VARLINK_INTERFACE "."))) {
                 if (p && json_add_str(p, "method", method) < 0) {
                         json_object_put(p);
                         p = NULL;
                 }
-                connection_error(c, "org.varlink.service.MethodNotFound", p);
+                connection_error(c, VARLINK_ERROR_METHOD_NOT_FOUND, p);
                 return;
         }
         if (p) {
@@ -591,7 +581,7 @@ void manager_dispatch_call(Connection *c) {
                         p = NULL;
                 }
         }
-        connection_error(c, "org.varlink.service.InterfaceNotFound", p);
+        connection_error(c, VARLINK_ERROR_INTERFACE_NOT_FOUND, p);
 }
 
 void manager_notify_status(Manager *m) {

@@ -15,6 +15,7 @@
 #include "macro.h"
 #include "mplockd.h"
 #include "parse.h"
+#include "varlink-names.h"
 
 /* Submit, from request to durable job:
  *
@@ -94,7 +95,7 @@ void submit_abort_all(Manager *m) {
         while (m->submissions) {
                 Submission *s = m->submissions;
                 if (s->conn)
-                        connection_error(s->conn, "io.mplock.Manager.ShuttingDown", NULL);
+                        connection_error(s->conn, MPLOCK_ERROR_SHUTTING_DOWN, NULL);
                 submission_abort(s);
         }
 }
@@ -293,7 +294,7 @@ static void submit_complete(Submission *s) {
         }
         if (fsync(s->input_fd) < 0) {
                 (void) snprintf(why, sizeof(why), "cannot store input snapshot: %s", strerror(errno));
-                submit_fail(s, "io.mplock.Manager.SubmitFailed", NULL, why);
+                submit_fail(s, MPLOCK_ERROR_SUBMIT_FAILED, NULL, why);
                 return;
         }
 
@@ -321,7 +322,7 @@ static void submit_complete(Submission *s) {
         s->spec.created_usec = now_usec(CLOCK_REALTIME);
         j = job_new(m);
         if (!j) {
-                submit_fail(s, "io.mplock.Manager.SubmitFailed", NULL, "out of memory");
+                submit_fail(s, MPLOCK_ERROR_SUBMIT_FAILED, NULL, "out of memory");
                 return;
         }
         j->state = JOB_QUEUED;
@@ -342,7 +343,7 @@ static void submit_complete(Submission *s) {
                 j->dirfd = -1;
                 job_free(j);
                 (void) snprintf(why, sizeof(why), "cannot store the job: %s", strerror(-r));
-                submit_fail(s, "io.mplock.Manager.SubmitFailed", NULL, why);
+                submit_fail(s, MPLOCK_ERROR_SUBMIT_FAILED, NULL, why);
                 return;
         }
         /* The job exists now: hand everything over to it. */
@@ -354,7 +355,7 @@ static void submit_complete(Submission *s) {
         if (r < 0) {
                 /* On disk and durable: the next start picks it up. */
                 job_free(j);
-                submit_fail(s, "io.mplock.Manager.SubmitFailed", NULL, "out of memory");
+                submit_fail(s, MPLOCK_ERROR_SUBMIT_FAILED, NULL, "out of memory");
                 return;
         }
         log_job(LOG_INFO, j->spec.id, "Submitted by uid %u: %s over %llu items of %s, %u workers.",
@@ -367,7 +368,7 @@ static void submit_complete(Submission *s) {
                         connection_reply(s->conn, p);
                 else {
                         json_object_put(p);
-                        connection_error(s->conn, "io.mplock.Manager.InternalError", NULL);
+                        connection_error(s->conn, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                 }
         } else
                 json_object_put(p);
@@ -556,7 +557,7 @@ void submit_start(Connection *c) {
         }
         shared_text = json_get(params, "shared") ? json_compact(json_get(params, "shared"), &shared_len) : "{}";
         if (!shared_text) {
-                connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                connection_error(c, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                 return;
         }
         shared_len = strlen(shared_text);
@@ -580,7 +581,7 @@ void submit_start(Connection *c) {
                         json_object_put(p);
                         p = NULL;
                 }
-                connection_error(c, "io.mplock.Manager.TooManyJobs", p);
+                connection_error(c, MPLOCK_ERROR_TOO_MANY_JOBS, p);
                 return;
         }
         if (active + m->n_submissions >= m->settings.max_active_jobs ||
@@ -592,13 +593,13 @@ void submit_start(Connection *c) {
                         json_object_put(p);
                         p = NULL;
                 }
-                connection_error(c, "io.mplock.Manager.TooManyJobs", p);
+                connection_error(c, MPLOCK_ERROR_TOO_MANY_JOBS, p);
                 return;
         }
 
         s = calloc(1, sizeof(*s));
         if (!s) {
-                connection_error(c, "io.mplock.Manager.InternalError", NULL);
+                connection_error(c, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                 return;
         }
         s->manager = m;
@@ -632,7 +633,7 @@ void submit_start(Connection *c) {
         s->halt_percent = halt_percent;
         if (!s->spec.module || !s->spec.input || !s->spec.output || !s->spec.shared_json || !s->spec.name ||
             (halt && !s->spec.halt)) {
-                submit_fail(s, "io.mplock.Manager.SubmitFailed", NULL, "out of memory");
+                submit_fail(s, MPLOCK_ERROR_SUBMIT_FAILED, NULL, "out of memory");
                 return;
         }
 
@@ -641,7 +642,7 @@ void submit_start(Connection *c) {
         if (mkdirat(m->jobs_fd, s->tmpname, 0700) < 0) {
                 s->tmpname[0] = '\0';
                 (void) snprintf(why, sizeof(why), "cannot create job directory: %s", strerror(errno));
-                submit_fail(s, "io.mplock.Manager.SubmitFailed", NULL, why);
+                submit_fail(s, MPLOCK_ERROR_SUBMIT_FAILED, NULL, why);
                 return;
         }
         s->dirfd = openat(m->jobs_fd, s->tmpname, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -649,7 +650,7 @@ void submit_start(Connection *c) {
                 s->input_fd = openat(s->dirfd, "input", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (s->input_fd < 0) {
                 (void) snprintf(why, sizeof(why), "cannot create input snapshot: %s", strerror(errno));
-                submit_fail(s, "io.mplock.Manager.SubmitFailed", NULL, why);
+                submit_fail(s, MPLOCK_ERROR_SUBMIT_FAILED, NULL, why);
                 return;
         }
         if (items) {
@@ -660,14 +661,14 @@ void submit_start(Connection *c) {
                 }
                 if (r < 0) {
                         (void) snprintf(why, sizeof(why), "cannot write input snapshot: %s", strerror(-r));
-                        submit_fail(s, "io.mplock.Manager.SubmitFailed", NULL, why);
+                        submit_fail(s, MPLOCK_ERROR_SUBMIT_FAILED, NULL, why);
                         return;
                 }
         }
 
         if (pipe2(pipefd, O_CLOEXEC) < 0) {
                 (void) snprintf(why, sizeof(why), "pipe: %s", strerror(errno));
-                submit_fail(s, "io.mplock.Manager.SubmitFailed", NULL, why);
+                submit_fail(s, MPLOCK_ERROR_SUBMIT_FAILED, NULL, why);
                 return;
         }
         (void) snprintf(max_bytes, sizeof(max_bytes), "%llu", (unsigned long long) m->settings.max_input_bytes);
@@ -696,7 +697,7 @@ void submit_start(Connection *c) {
         s->report_fd = pipefd[0];
         if (r < 0) {
                 (void) snprintf(why, sizeof(why), "cannot start the submission check: %s", strerror(-r));
-                submit_fail(s, "io.mplock.Manager.SubmitFailed", NULL, why);
+                submit_fail(s, MPLOCK_ERROR_SUBMIT_FAILED, NULL, why);
                 return;
         }
         s->pid = r;
@@ -709,7 +710,7 @@ void submit_start(Connection *c) {
                                                m->settings.check_timeout_usec, 0, timeout_handler, s);
         if (r < 0) {
                 (void) snprintf(why, sizeof(why), "cannot watch the submission check: %s", strerror(-r));
-                submit_fail(s, "io.mplock.Manager.SubmitFailed", NULL, why);
+                submit_fail(s, MPLOCK_ERROR_SUBMIT_FAILED, NULL, why);
                 return;
         }
         (void) sd_event_source_set_description(s->child, "submit-check");
