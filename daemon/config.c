@@ -12,7 +12,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "macro.h"
-#include "mplockd.h"
+#include "config.h"
 #include "parse.h"
 
 /* Settings: one table for the command line (--max-workers 8) and the config
@@ -24,7 +24,7 @@
 typedef enum SettingUnit {
         UNIT_COUNT,   /* a plain number */
         UNIT_BYTES,   /* a number of bytes */
-        UNIT_MS,      /* milliseconds */
+        UNIT_MS,      /* milliseconds, stored in microseconds */
         UNIT_SECONDS, /* seconds, stored in microseconds */
         UNIT_GROUP,   /* a group name or gid, stored as a gid; "" or "none": none */
 } SettingUnit;
@@ -50,17 +50,19 @@ static const SettingDef defs[] = {
         { "max-connections-per-uid", FIELD(max_connections_per_uid), UNIT_COUNT, 1, 100000,
           "client connections of one user" },
         { "max-message-size", FIELD(max_message), UNIT_BYTES, 4096, 1u << 30, "one Varlink message" },
+        { "max-queued-output", FIELD(max_queued_output), UNIT_BYTES, 1u << 20, UINT64_C(1) << 40,
+          "replies waiting for slow clients to read them, over all connections" },
         { "max-shared-size", FIELD(max_shared), UNIT_BYTES, 2, 256u << 20, "a job's shared data" },
         { "max-items", FIELD(max_items), UNIT_COUNT, 1, UINT64_C(1) << 36, "items of one job" },
         { "max-input-size", FIELD(max_input_bytes), UNIT_BYTES, 1, UINT64_C(1) << 50, "a job's input list" },
         { "max-batch-size", FIELD(max_batch_size), UNIT_COUNT, 1, 1u << 20, "largest --batch-size" },
         { "max-save-batch", FIELD(max_save_batch), UNIT_COUNT, 1, 100000000, "largest --save-batch" },
-        { "commit-interval", FIELD(commit_interval_ms), UNIT_MS, 1, 3600000, "group commit interval, ms" },
+        { "commit-interval", FIELD(commit_interval_usec), UNIT_MS, 1, 3600000, "group commit interval, ms" },
         { "commit-items", FIELD(commit_items), UNIT_COUNT, 1, UINT32_MAX, "group commit after this many items" },
         { "max-attempts", FIELD(max_attempts), UNIT_COUNT, 1, 1000,
           "default attempts per item (an error, a worker death or a timeout is one)" },
-        { "retry-delay", FIELD(retry_delay_ms), UNIT_MS, 0, 3600000, "first backoff before another attempt, ms" },
-        { "item-timeout", FIELD(item_timeout_sec), UNIT_COUNT, 0, 604800,
+        { "retry-delay", FIELD(retry_delay_usec), UNIT_MS, 0, 3600000, "first backoff before another attempt, ms" },
+        { "item-timeout", FIELD(item_timeout_usec), UNIT_SECONDS, 0, 604800,
           "default seconds one call of process may take, 0 for none" },
         { "memory-max", FIELD(memory_max), UNIT_BYTES, UINT64_C(16) << 20, UINT64_C(1) << 50,
           "default data limit of each worker process (at least 16M), 0 for none", .zero_is_none = true },
@@ -93,16 +95,17 @@ void settings_defaults(Settings *s) {
                 .max_connections = 256,
                 .max_connections_per_uid = 64,
                 .max_message = 16u << 20,
+                .max_queued_output = 256u << 20,
                 .max_shared = 1u << 20,
                 .max_items = 250000000,
                 .max_input_bytes = UINT64_C(64) << 30,
                 .max_batch_size = 65536,
                 .max_save_batch = 1000000,
-                .commit_interval_ms = 200,
+                .commit_interval_usec = 200 * 1000ULL,
                 .commit_items = 1000000,
                 .max_attempts = 3,
-                .retry_delay_ms = 100,
-                .item_timeout_sec = 0,
+                .retry_delay_usec = 100 * 1000ULL,
+                .item_timeout_usec = 0,
                 .stop_timeout_usec = 10 * 1000000ULL,
                 .check_timeout_usec = 300 * 1000000ULL,
                 .admin_gid = UINT32_MAX,
@@ -155,7 +158,7 @@ static int parse_value(const SettingDef *d, const char *v, uint64_t *ret) {
         /* min applies to values other than 0 when 0 means "none". */
         if ((n < d->min && !(n == 0 && d->zero_is_none)) || n > d->max)
                 return -ERANGE;
-        *ret = d->unit == UNIT_SECONDS ? n * 1000000ULL : n;
+        *ret = d->unit == UNIT_SECONDS ? n * 1000000ULL : d->unit == UNIT_MS ? n * 1000ULL : n;
         return 0;
 }
 
@@ -206,7 +209,7 @@ static uint64_t load_value(const Settings *s, const SettingDef *d) {
                 return x;
         }
         memcpy(&v, p, sizeof(v));
-        return d->unit == UNIT_SECONDS ? v / 1000000ULL : v;
+        return d->unit == UNIT_SECONDS ? v / 1000000ULL : d->unit == UNIT_MS ? v / 1000ULL : v;
 }
 
 void settings_help(FILE *f) {

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+#include "job.h"
+
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,109 +10,59 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
+#include "json-util.h"
+#include "jobs.h"
 #include "log.h"
 #include "macro.h"
-#include "mplockd.h"
-#include "varlink-names.h"
+#include "runner-proc.h"
+#include "store.h"
 
 /* A runner that dies this many times in a row without committing anything
  * fails its job instead of being restarted for ever. */
 #define RUNNER_CRASH_MAX 5
+#define RUNNER_RESTART_DELAY_USEC 500000u
+/* A cancelled runner has this long to kill its workers itself. */
+#define CANCEL_GRACE_USEC 1000000u
 
-static const char *const state_names[_JOB_STATE_MAX] = {
-        [JOB_QUEUED] = "queued",
-        [JOB_RUNNING] = "running",
-        [JOB_PAUSED] = "paused",
-        [JOB_COMPLETED] = "completed",
-        [JOB_COMPLETED_WITH_FAILURES] = "completed_with_failures",
-        [JOB_FAILED] = "failed",
-        [JOB_CANCELLED] = "cancelled",
-};
-
-const char *job_state_to_string(JobState s) {
-        return s >= 0 && s < _JOB_STATE_MAX ? state_names[s] : "invalid";
-}
-
-JobState job_state_from_string(const char *s) {
-        if (!s)
-                return _JOB_STATE_INVALID;
-        for (int i = 0; i < _JOB_STATE_MAX; i++)
-                if (streq(state_names[i], s))
-                        return (JobState) i;
-        return _JOB_STATE_INVALID;
-}
-
-uint64_t now_usec(clockid_t clock) {
+static uint64_t now_usec(clockid_t clock) {
         struct timespec ts;
 
         (void) clock_gettime(clock, &ts);
         return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
-Job *job_new(Manager *m) {
+Job *job_new(Jobs *jobs) {
         Job *j = calloc(1, sizeof(*j));
 
         if (!j)
                 return NULL;
-        j->manager = m;
+        j->jobs = jobs;
         j->dirfd = -1;
-        j->runner_fd = -1;
         j->ckpt.log_fd = -1;
         return j;
 }
 
-void job_free(Job *j) {
-        if (!j)
+static void job_unload_checkpoint(Job *j) {
+        if (!j->ckpt_loaded)
                 return;
-        while (j->waiters)
-                job_remove_waiter(j, j->waiters);
-        runner_detach(j);
-        j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
+        checkpoint_close(&j->ckpt);
+        j->ckpt_loaded = false;
+}
+
+Job *job_free(Job *j) {
+        if (!j)
+                return NULL;
+        j->runner = runner_proc_free(j->runner);
+        j->restart_timer = sd_event_source_disable_unref(j->restart_timer);
         job_unload_checkpoint(j);
         j->dirfd = safe_close(j->dirfd);
         job_spec_done(&j->spec);
-        free(j->error);
+        job_status_done(&j->status);
         free(j->runner_error);
         free(j->pause_reason);
         free(j->halt_reason);
         free(j);
-}
-
-int manager_add_job(Manager *m, Job *j) {
-        size_t i;
-
-        if (GREEDY_REALLOC(m->jobs, m->jobs_cap, m->n_jobs + 1) < 0)
-                return log_oom();
-        /* Ids only grow, so this is an append except at start-up. */
-        for (i = m->n_jobs; i > 0 && m->jobs[i - 1]->spec.id > j->spec.id; i--)
-                m->jobs[i] = m->jobs[i - 1];
-        m->jobs[i] = j;
-        m->n_jobs++;
-        return 0;
-}
-
-void manager_remove_job(Manager *m, Job *j) {
-        for (size_t i = 0; i < m->n_jobs; i++)
-                if (m->jobs[i] == j) {
-                        memmove(m->jobs + i, m->jobs + i + 1, (m->n_jobs - i - 1) * sizeof(*m->jobs));
-                        m->n_jobs--;
-                        break;
-                }
-        job_free(j);
-}
-
-Job *manager_find_job(Manager *m, uint64_t id) {
-        size_t lo = 0, hi = m->n_jobs;
-
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (m->jobs[mid]->spec.id == id)
-                        return m->jobs[mid];
-                if (m->jobs[mid]->spec.id < id)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
         return NULL;
 }
 
@@ -121,7 +74,7 @@ int job_load_checkpoint(Job *j) {
         r = checkpoint_open(&j->ckpt, j->dirfd, j->spec.n_items);
         if (r < 0)
                 return r;
-        if (j->ckpt.gen != j->results_gen) {
+        if (j->ckpt.gen != j->status.results_gen) {
                 /* state.json and the log disagree on the generation: only
                  * a crash in the middle of starting a retry leaves that,
                  * and then the job is still ended (not loaded here). */
@@ -129,302 +82,390 @@ int job_load_checkpoint(Job *j) {
                 return -EBADMSG;
         }
         j->ckpt_loaded = true;
-        j->done = j->ckpt.done;
-        j->failed = j->ckpt.failed;
-        j->results_len = j->ckpt.results_len;
+        j->status.done = j->ckpt.done;
+        j->status.failed = j->ckpt.failed;
+        j->status.results_len = j->ckpt.results_len;
         return 0;
 }
 
-void job_unload_checkpoint(Job *j) {
-        if (!j->ckpt_loaded)
+static void job_release_slots(Job *j) {
+        j->jobs->workers_in_use -= j->slots;
+        j->slots = 0;
+}
+
+static void job_log_state(Job *j, JobState old) {
+        JobState s = job_state(j);
+        const char *e = j->status.error;
+
+        if (old == s)
                 return;
-        checkpoint_close(&j->ckpt);
-        j->ckpt_loaded = false;
+        log_job(s == JOB_FAILED || s == JOB_CANCELLED || (s == JOB_PAUSED && e) ? LOG_WARNING : LOG_INFO, j->spec.id,
+                "%s%s%s (%llu/%llu items, %llu failed)", job_state_to_string(s), e ? ": " : "", e ? e : "",
+                (unsigned long long) j->status.done, (unsigned long long) j->spec.n_items,
+                (unsigned long long) j->status.failed);
 }
 
-void job_add_waiter(Job *j, Connection *c, bool is_cancel) {
-        c->wait_job = j;
-        c->wait_is_cancel = is_cancel;
-        c->wait_next = j->waiters;
-        j->waiters = c;
-}
-
-void job_remove_waiter(Job *j, Connection *c) {
-        for (Connection **p = &j->waiters; *p; p = &(*p)->wait_next)
-                if (*p == c) {
-                        *p = c->wait_next;
-                        break;
-                }
-        c->wait_job = NULL;
-        c->wait_next = NULL;
-}
-
-/* Answers the waiters whose wait is over: everybody once the job has
- * ended, Pause callers once it is paused. */
-static void job_wake_waiters(Job *j) {
-        Connection **p = &j->waiters;
-
-        while (*p) {
-                Connection *c = *p;
-                json_object *params;
-
-                /* A pause by a fault (it has a reason) needs somebody:
-                 * Wait returns then too; a pause asked for does not. */
-                if (!job_state_is_final(j->state) &&
-                    !(j->state == JOB_PAUSED && (c->wait_for_pause || (j->error && !c->wait_is_cancel)))) {
-                        p = &c->wait_next;
-                        continue;
-                }
-                job_remove_waiter(j, c); /* unlinks *p */
-                params = json_object_new_object();
-                if (params && json_add(params, "job", job_to_json(j)) < 0) {
-                        json_object_put(params);
-                        params = NULL;
-                }
-                if (!params) {
-                        connection_error(c, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
-                        continue;
-                }
-                connection_reply(c, params);
-        }
-}
-
-/* error: the reason shown with a failed or paused job; NULL clears it. */
 int job_set_state(Job *j, JobState s, const char *error) {
-        JobState old = j->state;
+        JobState old = job_state(j);
+        char *e = error ? strdup(error) : NULL;
         int r;
 
-        j->state = s;
-        free(j->error);
-        j->error = error ? strdup(error) : NULL;
-        if (s == JOB_RUNNING && j->started_usec == 0)
-                j->started_usec = now_usec(CLOCK_REALTIME);
+        if (error && !e)
+                log_oom(); /* the state changes all the same, without its reason */
+        j->status.state = s;
+        free(j->status.error);
+        j->status.error = e;
+        if (s == JOB_RUNNING && j->status.started_usec == 0)
+                j->status.started_usec = now_usec(CLOCK_REALTIME);
+        if (job_state_is_final(s))
+                j->status.finished_usec = now_usec(CLOCK_REALTIME);
         if (s != JOB_RUNNING) {
                 /* Only a running job holds workers or waits to restart. */
-                if (j->slots > 0) {
-                        j->manager->workers_in_use -= j->slots;
-                        j->slots = 0;
-                }
-                j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
+                job_release_slots(j);
+                j->restart_timer = sd_event_source_disable_unref(j->restart_timer);
         }
-        if (job_state_is_final(s))
-                j->finished_usec = now_usec(CLOCK_REALTIME);
-
-        r = store_write_state(j);
-        if (r < 0)
-                /* The in-memory state is right; on restart the job will
-                 * resume from the previous state, which is safe. */
-                log_job_errno(LOG_ERR, r, j->spec.id, "Cannot persist state %s: %m", job_state_to_string(s));
-
-        if (old != s)
-                log_job(s == JOB_FAILED || s == JOB_CANCELLED || (s == JOB_PAUSED && j->error) ? LOG_WARNING : LOG_INFO,
-                        j->spec.id, "%s%s%s (%llu/%llu items, %llu failed)", job_state_to_string(s),
-                        j->error ? ": " : "", j->error ? j->error : "", (unsigned long long) j->done,
-                        (unsigned long long) j->spec.n_items, (unsigned long long) j->failed);
-
-        if (s != JOB_RUNNING && old == JOB_RUNNING)
-                manager_schedule(j->manager); /* its workers are free */
-        if (job_state_is_final(s) || s == JOB_PAUSED) {
+        if (job_state_is_final(s) || s == JOB_PAUSED)
                 job_unload_checkpoint(j);
-                job_wake_waiters(j);
-        }
-        manager_notify_status(j->manager);
+
+        r = store_write_status(j->dirfd, &j->status);
+        if (r < 0)
+                /* The state in memory is right; after a restart the job
+                 * resumes from the previous one, which is safe. */
+                log_job_errno(LOG_ERR, r, j->spec.id, "Cannot persist state %s: %m", job_state_to_string(s));
+        job_log_state(j, old);
+        if (old == JOB_RUNNING && s != JOB_RUNNING)
+                jobs_schedule(j->jobs); /* its workers are free */
+        jobs_emit(j->jobs, j, JOB_EVENT_STATE);
         return r;
 }
 
-static JobState completed_state(Job *j) {
-        return j->failed > 0 ? JOB_COMPLETED_WITH_FAILURES : JOB_COMPLETED;
+static JobState completed_state(const Job *j) {
+        return j->status.failed > 0 ? JOB_COMPLETED_WITH_FAILURES : JOB_COMPLETED;
 }
 
-static int retry_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+uint32_t job_slots_needed(const Job *j) {
+        const Settings *s = j->jobs->settings;
+        uint64_t left = j->spec.n_items > j->status.done ? j->spec.n_items - j->status.done : 1;
+        uint32_t need = MIN(j->spec.workers, s->max_workers);
+
+        if (left < need)
+                need = (uint32_t) left;
+        return MIN(need ? need : 1, s->max_workers_per_uid);
+}
+
+/* --- what the runner tells us --------------------------------------------- */
+
+/* Items per second, of processed items (committed or not: commits can wait
+ * for a save batch): from the runner's start until a first second has
+ * passed, then a moving average over roughly one-second windows. */
+static void update_rate(Job *j) {
+        uint64_t now = now_usec(CLOCK_MONOTONIC), dt = now - j->rate_usec;
+        double inst;
+
+        if (j->rate_usec == 0 || dt < 200000)
+                return;
+        inst = (double) (j->processed - j->rate_done) * 1e6 / (double) dt;
+        if (j->rate <= 0)
+                j->rate = inst;
+        else if (dt >= 1000000)
+                j->rate = 0.5 * j->rate + 0.5 * inst;
+        else
+                return;
+        j->rate_usec = now;
+        j->rate_done = j->processed;
+}
+
+static void set_reason(char **where, const char *msg) {
+        free(*where);
+        *where = strdup(msg);
+        if (!*where)
+                log_oom();
+}
+
+static void check_halt(Job *j) {
+        char msg[256];
+
+        if (j->spec.halt_failures == 0 || j->status.failed < j->spec.halt_failures || j->halt_reason)
+                return;
+        /* As GNU parallel's --halt soon: no new items; those in flight
+         * finish and are committed; then the job fails. */
+        (void) snprintf(msg, sizeof(msg), "halted after %llu failed items (--halt-on-failure %s)",
+                        (unsigned long long) j->status.failed, strna(j->spec.halt));
+        set_reason(&j->halt_reason, msg);
+        log_job(LOG_WARNING, j->spec.id, "%s.", msg);
+        /* A cancel already under way keeps its shorter deadline. */
+        if (!runner_proc_stop_sent(j->runner))
+                runner_proc_stop(j->runner, IPC_STOP_GRACEFUL, j->jobs->settings->stop_timeout_usec);
+}
+
+static void on_ready(void *userdata) {
+        (void) userdata;
+}
+
+static int on_commit(void *userdata, const IpcCommit *c, const IpcRange *ranges) {
         Job *j = userdata;
+        char msg[256];
         int r;
 
-        (void) s;
-        (void) usec;
-        j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
-        if (j->manager->stopping || job_state_is_final(j->state))
-                return 0;
-        if (j->done == j->spec.n_items) {
-                (void) job_set_state(j, completed_state(j), NULL);
-                return 0;
-        }
-        r = spawn_runner(j);
+        if (!j->ckpt_loaded)
+                return -EINVAL;
+        r = checkpoint_commit(&j->ckpt, c, ranges);
+        if (r == -EINVAL)
+                return r;
         if (r < 0) {
-                /* Whatever stops us from starting a runner (a full disk,
-                 * no descriptors) is not the job's fault: pause it. */
-                char msg[256];
-                (void) snprintf(msg, sizeof(msg), "cannot start the job runner: %s", strerror(-r));
-                (void) job_set_state(j, JOB_PAUSED, msg);
+                /* Nothing more can be committed: pause the job until its
+                 * owner has made room and resumes it. What the runner has
+                 * not committed is done again then. */
+                (void) snprintf(msg, sizeof(msg), "cannot write the checkpoint: %s", strerror(-r));
+                log_job(LOG_ERR, j->spec.id, "%s; pausing the job.", msg);
+                if (!j->pause_reason)
+                        set_reason(&j->pause_reason, msg);
+                return r;
         }
+        j->status.done = j->ckpt.done;
+        j->status.failed = j->ckpt.failed;
+        j->status.results_len = j->ckpt.results_len;
+        j->processed = MAX(j->processed, j->status.done);
+        update_rate(j);
+        check_halt(j);
+        jobs_emit(j->jobs, j, JOB_EVENT_PROGRESS);
         return 0;
 }
 
-void job_runner_exited(Job *j, int code, int status) {
-        Manager *m = j->manager;
-        char msg[512];
+static int on_done(void *userdata) {
+        Job *j = userdata;
+
+        if (j->status.done != j->spec.n_items)
+                return -EINVAL;
+        j->runner_done = true;
+        return 0;
+}
+
+static void on_fail(void *userdata, uint32_t kind, const char *message) {
+        Job *j = userdata;
+
+        log_job(LOG_ERR, j->spec.id, "Runner reports: %s", message);
+        set_reason(&j->runner_error, message);
+        j->runner_error_kind = kind;
+}
+
+static void on_progress(void *userdata, uint64_t processed, uint32_t workers) {
+        Job *j = userdata;
+
+        /* Informational only: never more than there is. */
+        j->live_workers = MIN(workers, j->spec.workers);
+        j->processed = MAX(j->status.done, MIN(processed, j->spec.n_items));
+        update_rate(j);
+}
+
+static int restart_timer_handler(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* The runner died without being asked to: start another after a growing
+ * delay, or give up after RUNNER_CRASH_MAX deaths without progress. */
+static void job_runner_crashed(Job *j, const char *how) {
+        const char *e = j->runner_error;
+        char msg[768];
         uint64_t delay;
         int r;
 
-        if (code == CLD_EXITED)
-                (void) snprintf(msg, sizeof(msg), "exit status %d", status);
-        else
-                (void) snprintf(msg, sizeof(msg), "killed by signal %s", strsignal(status));
-
-        if (j->cancel_requested) {
-                (void) job_set_state(j, JOB_CANCELLED, NULL);
-                return;
-        }
-        if (j->done == j->spec.n_items) {
-                /* Every item is committed (and so saved): whatever the
-                 * runner did after that cannot change the results. */
-                if (!(j->runner_done && code == CLD_EXITED && status == 0))
-                        log_job(LOG_WARNING, j->spec.id, "Runner ended badly (%s) after committing every item.", msg);
-                (void) job_set_state(j, completed_state(j), NULL);
-                return;
-        }
-        if (j->halt_reason) {
-                (void) job_set_state(j, JOB_FAILED, j->halt_reason);
-                return;
-        }
-        if (j->runner_error && j->runner_error_kind == IPC_FAIL_PERMANENT) {
-                (void) job_set_state(j, JOB_FAILED, j->runner_error);
-                return;
-        }
-        if (j->runner_error && j->runner_error_kind == IPC_FAIL_STORAGE && !j->pause_reason)
-                j->pause_reason = strdup(j->runner_error);
-        if (j->pause_requested || j->pause_reason) {
-                /* Asked for, or storage failed: nothing more can be
-                 * committed until somebody resumes the job. */
-                _cleanup_free_ char *reason = TAKE_PTR(j->pause_reason);
-                j->pause_requested = false;
-                (void) job_set_state(j, JOB_PAUSED, reason);
-                return;
-        }
-        if (m->stopping) {
-                /* Stays "running" on disk: resumed at the next start. */
-                log_job(LOG_INFO, j->spec.id, "Runner stopped (%s) at %llu/%llu items.", msg,
-                        (unsigned long long) j->done, (unsigned long long) j->spec.n_items);
-                return;
-        }
-
-        if (j->done > j->done_at_start)
+        if (j->status.done > j->done_at_start)
                 j->crashes = 0;
-        j->crashes++;
-        if (j->crashes >= RUNNER_CRASH_MAX) {
-                char e[768];
-                (void) snprintf(e, sizeof(e), "job runner failed %u times in a row without progress, last: %s%s%s",
-                                j->crashes, j->runner_error ? j->runner_error : msg, j->runner_error ? "; " : "",
-                                j->runner_error ? msg : "");
-                (void) job_set_state(j, JOB_FAILED, e);
+        if (++j->crashes >= RUNNER_CRASH_MAX) {
+                (void) snprintf(msg, sizeof(msg), "job runner failed %u times in a row without progress, last: %s%s%s",
+                                j->crashes, e ? e : how, e ? "; " : "", e ? how : "");
+                (void) job_set_state(j, JOB_FAILED, msg);
                 return;
         }
-        delay = UINT64_C(500000) << (j->crashes - 1);
-        log_job(LOG_WARNING, j->spec.id, "Runner ended unexpectedly (%s%s%s); restarting in %llu ms.", msg,
-                j->runner_error ? ": " : "", j->runner_error ? j->runner_error : "",
-                (unsigned long long) (delay / 1000));
-        r = sd_event_add_time_relative(m->event, &j->retry_timer, CLOCK_MONOTONIC, delay, 0, retry_timer_handler, j);
+        delay = (uint64_t) RUNNER_RESTART_DELAY_USEC << (j->crashes - 1);
+        log_job(LOG_WARNING, j->spec.id, "Runner ended unexpectedly (%s%s%s); restarting in %llu ms.", how,
+                e ? ": " : "", e ? e : "", (unsigned long long) (delay / 1000));
+        r = sd_event_add_time_relative(j->jobs->event, &j->restart_timer, CLOCK_MONOTONIC, delay, 0,
+                                       restart_timer_handler, j);
         if (r < 0) {
                 (void) snprintf(msg, sizeof(msg), "cannot schedule a restart: %s", strerror(-r));
                 (void) job_set_state(j, JOB_FAILED, msg);
                 return;
         }
-        (void) sd_event_source_set_description(j->retry_timer, "runner-retry");
+        (void) sd_event_source_set_description(j->restart_timer, "runner-restart");
 }
 
-static uint32_t job_slots_needed(Job *j) {
-        Manager *m = j->manager;
-        uint64_t left = j->spec.n_items > j->done ? j->spec.n_items - j->done : 1;
-        uint32_t need = MIN(j->spec.workers, m->settings.max_workers);
-
-        if (left < need)
-                need = (uint32_t) left;
-        return need ? need : 1;
-}
-
-static uint32_t workers_of_uid(Manager *m, uid_t uid) {
-        uint32_t n = 0;
-
-        for (size_t i = 0; i < m->n_jobs; i++)
-                if (m->jobs[i]->spec.uid == uid)
-                        n += m->jobs[i]->slots;
-        return n;
-}
-
-static void manager_schedule_once(Manager *m) {
-        /* First come, first served: a job that does not fit yet holds back
-         * the ones behind it, so that large jobs cannot starve. */
-        for (size_t i = 0; i < m->n_jobs; i++) {
-                Job *j = m->jobs[i];
-                uint32_t need;
-                int r;
-
-                if (j->state != JOB_QUEUED)
-                        continue;
-                need = job_slots_needed(j);
-                /* A user over their own share waits without holding back
-                 * the other users' jobs. */
-                if (workers_of_uid(m, j->spec.uid) + MIN(need, m->settings.max_workers_per_uid) >
-                    m->settings.max_workers_per_uid)
-                        continue;
-                need = MIN(need, m->settings.max_workers_per_uid);
-                if (m->workers_in_use + need > m->settings.max_workers)
-                        break;
-                r = job_load_checkpoint(j);
-                if (r < 0) {
-                        char msg[256];
-                        if (error_is_storage(r) || r == -EMFILE || r == -ENFILE || r == -ENOMEM) {
-                                /* The disk or the system, not the checkpoint:
-                                 * wait for its owner to resume it. */
-                                (void) snprintf(msg, sizeof(msg), "cannot read the checkpoint: %s", strerror(-r));
-                                (void) job_set_state(j, JOB_PAUSED, msg);
-                                continue;
-                        }
-                        (void) snprintf(msg, sizeof(msg), "checkpoint cannot be recovered: %s", strerror(-r));
-                        (void) job_set_state(j, JOB_FAILED, msg);
-                        continue;
-                }
-                if (j->done == j->spec.n_items) {
-                        /* Everything was committed before a restart; commits
-                         * come after saves, so nothing is left to run. */
-                        (void) job_set_state(j, completed_state(j), NULL);
-                        continue;
-                }
-                j->slots = need;
-                m->workers_in_use += need;
-                j->crashes = 0;
-                r = spawn_runner(j);
-                if (r < 0) {
-                        char msg[256];
-                        (void) snprintf(msg, sizeof(msg), "cannot start the job runner: %s", strerror(-r));
-                        (void) job_set_state(j, JOB_PAUSED, msg);
-                        continue;
-                }
-                (void) job_set_state(j, JOB_RUNNING, NULL);
+/* What a runner's end means for the job, most decisive reason first. */
+static void job_runner_ended(Job *j, const char *how, bool clean) {
+        if (j->cancel_requested)
+                (void) job_set_state(j, JOB_CANCELLED, NULL);
+        else if (j->status.done == j->spec.n_items) {
+                /* Every item is committed (and so saved): whatever the
+                 * runner did after that cannot change the results. */
+                if (!clean)
+                        log_job(LOG_WARNING, j->spec.id, "Runner ended badly (%s) after committing every item.", how);
+                (void) job_set_state(j, completed_state(j), NULL);
+        } else if (j->halt_reason)
+                (void) job_set_state(j, JOB_FAILED, j->halt_reason);
+        else if (j->runner_error && j->runner_error_kind == IPC_FAIL_PERMANENT)
+                (void) job_set_state(j, JOB_FAILED, j->runner_error);
+        else {
+                if (j->runner_error && j->runner_error_kind == IPC_FAIL_STORAGE && !j->pause_reason)
+                        set_reason(&j->pause_reason, j->runner_error);
+                if (j->pause_requested || j->pause_reason) {
+                        /* Asked for, or storage failed: nothing more can be
+                         * committed until somebody resumes the job. */
+                        _cleanup_free_ char *reason = TAKE_PTR(j->pause_reason);
+                        j->pause_requested = false;
+                        (void) job_set_state(j, JOB_PAUSED, reason);
+                } else if (j->jobs->stopping)
+                        /* Stays "running" on disk: resumed at the next start. */
+                        log_job(LOG_INFO, j->spec.id, "Runner stopped (%s) at %llu/%llu items.", how,
+                                (unsigned long long) j->status.done, (unsigned long long) j->spec.n_items);
+                else
+                        job_runner_crashed(j, how);
         }
 }
 
-void manager_schedule(Manager *m) {
-        if (m->stopping)
-                return;
-        /* Finishing a job schedules again; do that in this loop, not by
-         * recursion. */
-        if (m->in_schedule) {
-                m->reschedule = true;
-                return;
-        }
-        m->in_schedule = true;
-        do {
-                m->reschedule = false;
-                manager_schedule_once(m);
-        } while (m->reschedule && !m->stopping);
-        m->in_schedule = false;
+static void on_exited(void *userdata, int code, int status) {
+        Job *j = userdata;
+        char how[128];
+
+        if (code == CLD_EXITED)
+                (void) snprintf(how, sizeof(how), "exit status %d", status);
+        else
+                (void) snprintf(how, sizeof(how), "killed by signal %s", strsignal(status));
+        j->runner = runner_proc_free(j->runner);
+        j->live_workers = 0;
+        job_runner_ended(j, how, j->runner_done && code == CLD_EXITED && status == 0);
+        jobs_emit(j->jobs, j, JOB_EVENT_RUNNER_EXITED);
 }
+
+static const RunnerEvents runner_events = {
+        .ready = on_ready,
+        .commit = on_commit,
+        .done = on_done,
+        .fail = on_fail,
+        .progress = on_progress,
+        .exited = on_exited,
+};
+
+/* --- starting a runner ---------------------------------------------------- */
+
+static char *start_message(Job *j, size_t *len) {
+        const Settings *s = j->jobs->settings;
+        RunnerStart st = {
+                .workers = j->slots,
+                .results_len = j->ckpt.results_len,
+                .done = j->ckpt.done,
+                .failed = j->ckpt.failed,
+                .results_gen = j->status.results_gen,
+                .prev_results_len = j->status.prev_results_len,
+                .commit_interval_usec = s->commit_interval_usec,
+                .commit_items = s->commit_items,
+                .retry_delay_usec = s->retry_delay_usec,
+        };
+
+        return runner_start_to_json(&j->spec, &st, len);
+}
+
+/* What the runner gets: the lock (read-only: flock needs no more, and the
+ * runner runs user code), the snapshot, and the committed set. */
+static int runner_fds(Job *j, int fds[3]) {
+        fds[0] = openat(j->dirfd, "lock", O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fds[0] < 0)
+                return -errno;
+        fds[1] = openat(j->dirfd, "input", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fds[1] < 0) {
+                fds[0] = safe_close(fds[0]);
+                return -errno;
+        }
+        fds[2] = checkpoint_bitmap_memfd(&j->ckpt);
+        if (fds[2] < 0) {
+                fds[0] = safe_close(fds[0]);
+                fds[1] = safe_close(fds[1]);
+                return fds[2];
+        }
+        return 0;
+}
+
+static void job_reset_run(Job *j) {
+        j->runner_done = j->cancel_requested = false;
+        j->runner_error = mfree(j->runner_error);
+        /* A pause reason belongs to the runner that hit it: a later runner
+         * that crashes must not be paused for an old full disk. */
+        j->pause_reason = mfree(j->pause_reason);
+        j->runner_error_kind = 0;
+        j->done_at_start = j->status.done;
+        j->processed = j->status.done;
+        j->rate_usec = now_usec(CLOCK_MONOTONIC);
+        j->rate_done = j->status.done;
+        j->rate = 0;
+}
+
+int job_start_runner(Job *j) {
+        _cleanup_free_ char *start = NULL;
+        Identity id;
+        RunnerLaunch launch = { .path = j->jobs->runner_path, .identity = &id,
+                                .nproc = j->jobs->settings->max_processes_per_uid };
+        int fds[3], r;
+        size_t len;
+
+        r = job_load_checkpoint(j);
+        if (r < 0)
+                return r;
+        r = runner_fds(j, fds);
+        if (r < 0)
+                return r;
+        start = start_message(j, &len);
+        identity_resolve(&id, j->spec.uid, j->spec.gid);
+        r = start ? runner_proc_start(&j->runner, j->jobs->event, &launch, start, len, fds, &runner_events, j)
+                  : -ENOMEM;
+        for (int k = 0; k < 3; k++)
+                safe_close(fds[k]);
+        if (r < 0)
+                return r;
+        job_reset_run(j);
+        log_job(LOG_INFO, j->spec.id, "Runner %d started with %u workers at %llu/%llu items.",
+                (int) runner_proc_pid(j->runner), j->slots, (unsigned long long) j->status.done,
+                (unsigned long long) j->spec.n_items);
+        return 0;
+}
+
+void job_stop_runner(Job *j) {
+        j->restart_timer = sd_event_source_disable_unref(j->restart_timer);
+        if (j->runner)
+                runner_proc_stop(j->runner, IPC_STOP_GRACEFUL, j->jobs->settings->stop_timeout_usec);
+}
+
+static void job_pause_for_start_failure(Job *j, int r) {
+        char msg[256];
+
+        /* Whatever stops us from starting a runner (a full disk, no
+         * descriptors) is not the job's fault: pause it. */
+        (void) snprintf(msg, sizeof(msg), "cannot start the job runner: %s", strerror(-r));
+        (void) job_set_state(j, JOB_PAUSED, msg);
+}
+
+static int restart_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        Job *j = userdata;
+        int r;
+
+        (void) s;
+        (void) usec;
+        j->restart_timer = sd_event_source_disable_unref(j->restart_timer);
+        if (j->jobs->stopping || job_state_is_final(job_state(j)))
+                return 0;
+        if (j->status.done == j->spec.n_items) {
+                (void) job_set_state(j, completed_state(j), NULL);
+                return 0;
+        }
+        r = job_start_runner(j);
+        if (r < 0)
+                job_pause_for_start_failure(j, r);
+        return 0;
+}
+
+/* --- the owner's requests ------------------------------------------------- */
 
 void job_cancel(Job *j) {
         j->cancel_requested = true;
-        if (j->runner_pid > 0) {
-                runner_stop(j, IPC_STOP_CANCEL);
+        if (j->runner) {
+                runner_proc_stop(j->runner, IPC_STOP_CANCEL, CANCEL_GRACE_USEC);
                 return;
         }
         (void) job_set_state(j, JOB_CANCELLED, NULL);
@@ -432,73 +473,59 @@ void job_cancel(Job *j) {
 
 /* Stops handing out items: the runner finishes what is in flight, commits
  * and exits; the job then waits, paused, until resumed (also across
- * restarts). reason: a storage fault, or NULL when the owner asked. */
+ * restarts). */
 void job_pause(Job *j, const char *reason) {
         if (reason && !j->pause_reason)
-                j->pause_reason = strdup(reason);
-        if (j->runner_pid > 0) {
+                set_reason(&j->pause_reason, reason);
+        if (j->runner) {
                 j->pause_requested = true;
-                if (!j->stop_sent)
-                        runner_stop(j, IPC_STOP_GRACEFUL);
+                if (!runner_proc_stop_sent(j->runner))
+                        runner_proc_stop(j->runner, IPC_STOP_GRACEFUL, j->jobs->settings->stop_timeout_usec);
                 return;
         }
-        if (!job_state_is_final(j->state)) {
+        if (!job_state_is_final(job_state(j))) {
                 _cleanup_free_ char *r = TAKE_PTR(j->pause_reason);
                 (void) job_set_state(j, JOB_PAUSED, r);
         }
 }
 
-/* Runs the failed (and never finished) items of an ended job again, in a
- * new results generation: the runner carries the successful records over,
- * through ordinary commits, then processes the rest. */
-int job_retry(Job *j) {
-        uint32_t gen = j->results_gen + 1;
-        int r;
-
-        /* The new generation's empty checkpoint first; state.json last:
-         * until it is written the job is still the ended old one. */
-        job_unload_checkpoint(j);
-        r = checkpoint_restart(j->dirfd, j->spec.n_items, gen);
-        if (r < 0)
-                return r;
-        j->prev_results_len = j->results_len;
-        j->results_gen = gen;
-        j->done = j->failed = j->processed = j->results_len = 0;
-        j->finished_usec = 0;
-        j->crashes = 0;
-        j->cancel_requested = j->pause_requested = false;
-        j->halt_reason = mfree(j->halt_reason);
-        (void) job_set_state(j, JOB_QUEUED, NULL);
-        log_job(LOG_INFO, j->spec.id, "Retrying: generation %u starts from %llu bytes of results.", gen,
-                (unsigned long long) j->prev_results_len);
-        manager_schedule(j->manager);
-        return 0;
-}
-
 void job_resume(Job *j) {
-        if (j->state != JOB_PAUSED)
+        if (job_state(j) != JOB_PAUSED)
                 return;
         j->crashes = 0;
         (void) job_set_state(j, JOB_QUEUED, NULL);
-        manager_schedule(j->manager);
+        jobs_schedule(j->jobs);
 }
 
-bool manager_all_runners_gone(Manager *m) {
-        for (size_t i = 0; i < m->n_jobs; i++)
-                if (m->jobs[i]->runner_pid > 0)
-                        return false;
-        return m->n_submissions == 0;
-}
+/* Runs the failed (and never finished) items of an ended job again, in a
+ * new results generation: the runner carries the successful records over,
+ * through ordinary commits, then processes the rest. The new generation's
+ * empty checkpoint first, state.json last: until that is written the job
+ * is still the ended old one, on disk and here. */
+int job_retry(Job *j) {
+        JobStatus next = {
+                .state = JOB_QUEUED,
+                .started_usec = j->status.started_usec,
+                .results_gen = j->status.results_gen + 1,
+                .prev_results_len = j->status.results_len,
+        };
+        int r;
 
-void manager_stop_all(Manager *m) {
-        m->stopping = true;
-        submit_abort_all(m);
-        for (size_t i = 0; i < m->n_jobs; i++) {
-                Job *j = m->jobs[i];
-                j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
-                if (j->runner_pid > 0)
-                        runner_stop(j, IPC_STOP_GRACEFUL);
-        }
-        if (manager_all_runners_gone(m))
-                (void) sd_event_exit(m->event, 0);
+        job_unload_checkpoint(j);
+        r = checkpoint_restart(j->dirfd, j->spec.n_items, next.results_gen);
+        if (r >= 0)
+                r = store_write_status(j->dirfd, &next);
+        if (r < 0)
+                return log_job_errno(LOG_ERR, r, j->spec.id, "Cannot start a retry: %m");
+        job_status_done(&j->status);
+        j->status = next;
+        j->processed = 0;
+        j->crashes = 0;
+        j->cancel_requested = j->pause_requested = false;
+        j->halt_reason = mfree(j->halt_reason);
+        log_job(LOG_INFO, j->spec.id, "Retrying: generation %u starts from %llu bytes of results.",
+                next.results_gen, (unsigned long long) next.prev_results_len);
+        jobs_emit(j->jobs, j, JOB_EVENT_STATE);
+        jobs_schedule(j->jobs);
+        return 0;
 }

@@ -9,14 +9,38 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "api.h"
+#include "config.h"
+#include "control.h"
+#include "jobs.h"
 #include "log.h"
 #include "macro.h"
-#include "mplockd.h"
 #include "paths.h"
+#include "store.h"
+#include "submit.h"
 
 #ifndef RUNNER_PATH
 #define RUNNER_PATH "/usr/libexec/mplock/mplock-runner"
 #endif
+
+/* The daemon: what main owns and wires together. Each layer gets only the
+ * objects it uses (control knows no jobs; jobs know no calls). */
+typedef struct Manager {
+        sd_event *event;
+        Settings settings;     /* in force */
+        Settings cmdline;      /* defaults and the command line */
+        uint64_t cmdline_mask; /* which settings the command line set */
+        char *config_path, *state_dir, *socket_path, *runner_path;
+        bool system_instance;
+        int state_fd, jobs_fd;
+        Jobs *jobs;
+        Submitter *submitter;
+        Api *api;
+        Control *control;
+        sd_event_source *status_timer;
+} Manager;
+
+#define STATUS_INTERVAL_USEC 1000000u
 
 static void help(void) {
         printf("Usage: mplockd [OPTIONS]\n\n"
@@ -148,6 +172,32 @@ static int default_config_path(Manager *m) {
         return m->config_path ? 0 : log_oom();
 }
 
+/* STATUS= for systemctl status: what runs, how far the first one is. */
+static void notify_status(Manager *m) {
+        unsigned running = 0, queued = 0, paused = 0;
+        const Job *first = NULL;
+        char buf[512];
+        size_t len;
+
+        for (size_t i = 0; i < m->jobs->n_jobs; i++) {
+                const Job *j = m->jobs->jobs[i];
+                running += job_state(j) == JOB_RUNNING;
+                queued += job_state(j) == JOB_QUEUED;
+                paused += job_state(j) == JOB_PAUSED;
+                if (!first && job_state(j) == JOB_RUNNING)
+                        first = j;
+        }
+        len = (size_t) snprintf(buf, sizeof(buf), "STATUS=%u running, %u queued", running, queued);
+        if (paused > 0 && len < sizeof(buf))
+                len += (size_t) snprintf(buf + len, sizeof(buf) - len, ", %u paused", paused);
+        if (first && len < sizeof(buf))
+                (void) snprintf(buf + len, sizeof(buf) - len, "; job %llu: %llu/%llu items, %.0f/s",
+                                (unsigned long long) first->spec.id,
+                                (unsigned long long) MAX(first->processed, first->status.done),
+                                (unsigned long long) first->spec.n_items, first->rate);
+        (void) sd_notify(false, buf);
+}
+
 /* SIGHUP: settings from the file again, between RELOADING=1 and READY=1.
  * New values apply to what starts from now on (scheduling, new runners,
  * new requests); a file that does not parse changes nothing. */
@@ -162,10 +212,10 @@ static void reload(Manager *m) {
         else {
                 m->settings = n;
                 log_info("Reloaded %s: %u workers at most.", strna(m->config_path), m->settings.max_workers);
-                manager_schedule(m);
+                jobs_schedule(m->jobs);
         }
         (void) sd_notify(false, "READY=1");
-        manager_notify_status(m);
+        notify_status(m);
 }
 
 static int find_runner(Manager *m) {
@@ -197,6 +247,11 @@ static int find_runner(Manager *m) {
         return 0;
 }
 
+static void exit_if_drained(Manager *m) {
+        if (m->jobs->stopping && jobs_runners_gone(m->jobs))
+                (void) sd_event_exit(m->event, 0);
+}
+
 static int signal_handler(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
 
@@ -205,45 +260,38 @@ static int signal_handler(sd_event_source *s, const struct signalfd_siginfo *si,
                 reload(m);
                 return 0;
         }
-        if (m->stopping)
+        if (m->jobs->stopping)
                 return 0;
         log_info("Stopping (signal %s): letting runners finish their items.", strsignal((int) si->ssi_signo));
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping: finishing in-flight items");
-        manager_stop_all(m);
+        submitter_abort_all(m->submitter);
+        jobs_stop_all(m->jobs);
+        exit_if_drained(m);
         return 0;
 }
 
-static int status_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+static void on_job_event(Job *j, JobEvent event, void *userdata) {
         Manager *m = userdata;
 
+        api_job_event(m->api, j, event);
+        if (event == JOB_EVENT_RUNNER_EXITED)
+                exit_if_drained(m);
+}
+
+static int status_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) usec;
-        (void) sd_event_source_set_time_relative(s, 1000000);
+        (void) sd_event_source_set_time_relative(s, STATUS_INTERVAL_USEC);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-        manager_notify_status(m);
-        control_sweep(m);
-        /* Progress for clients that asked Wait with "more". */
-        for (size_t i = 0; i < m->n_jobs; i++) {
-                Job *j = m->jobs[i];
-                for (Connection *c = j->waiters; c; c = c->wait_next) {
-                        json_object *p;
-                        if (!c->more || c->wait_is_cancel)
-                                continue;
-                        p = json_object_new_object();
-                        if (p && json_add(p, "job", job_to_json(j)) == 0)
-                                connection_reply_continues(c, p);
-                        else
-                                json_object_put(p);
-                }
-        }
+        notify_status(userdata);
         return 0;
 }
 
 static void manager_free(Manager *m) {
-        control_close_all(m);
-        submit_abort_all(m);
-        for (size_t i = 0; i < m->n_jobs; i++)
-                job_free(m->jobs[i]);
-        free(m->jobs);
+        /* Top down: links (and the calls waiting on jobs) first. */
+        m->control = control_free(m->control);
+        m->api = api_free(m->api);
+        m->submitter = submitter_free(m->submitter);
+        m->jobs = jobs_free(m->jobs);
         sd_event_source_disable_unref(m->status_timer);
         sd_event_unref(m->event);
         safe_close(m->state_fd);
@@ -254,10 +302,89 @@ static void manager_free(Manager *m) {
         free(m->config_path);
 }
 
-int main(int argc, char **argv) {
-        Manager m = { .state_fd = -1, .jobs_fd = -1, .listen_fd = -1 };
-        int system_flag = -1, r;
+static int default_paths(Manager *m) {
+        const char *dir;
+        int r;
+
+        if (!m->socket_path) {
+                dir = paths_systemd_dir("RUNTIME_DIRECTORY");
+                if (dir)
+                        r = asprintf(&m->socket_path, "%s/%s", dir, MPLOCK_SOCKET_NAME) < 0 ? -ENOMEM : 0;
+                else
+                        r = paths_socket(m->system_instance, &m->socket_path);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot tell where to put the socket (no $XDG_RUNTIME_DIR?); "
+                                                  "use --socket.");
+        }
+        if (!m->state_dir) {
+                dir = paths_systemd_dir("STATE_DIRECTORY");
+                r = dir ? ((m->state_dir = strdup(dir)) ? 0 : -ENOMEM) : paths_state_dir(m->system_instance, &m->state_dir);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot tell where to keep state (no $HOME?); use --state-dir.");
+        }
+        return find_runner(m);
+}
+
+/* Signals are handled by the event loop, never in a handler; writes to a
+ * gone client must fail with EPIPE, not kill us. */
+static int setup_event_loop(Manager *m) {
         sigset_t mask;
+        int r;
+
+        (void) sigemptyset(&mask);
+        (void) sigaddset(&mask, SIGCHLD);
+        (void) sigaddset(&mask, SIGTERM);
+        (void) sigaddset(&mask, SIGINT);
+        (void) sigaddset(&mask, SIGHUP);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return log_error_errno(errno, "sigprocmask: %m");
+        (void) signal(SIGPIPE, SIG_IGN);
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "sd_event_default: %m");
+        if ((r = sd_event_add_signal(m->event, NULL, SIGTERM, signal_handler, m)) < 0 ||
+            (r = sd_event_add_signal(m->event, NULL, SIGINT, signal_handler, m)) < 0 ||
+            (r = sd_event_add_signal(m->event, NULL, SIGHUP, signal_handler, m)) < 0)
+                return log_error_errno(r, "Cannot watch signals: %m");
+        /* WATCHDOG=1 pings at half of WatchdogSec=, from the loop itself:
+         * a hung loop stops pinging. */
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Cannot enable the watchdog, continuing without: %m");
+        r = sd_event_add_time_relative(m->event, &m->status_timer, CLOCK_MONOTONIC, STATUS_INTERVAL_USEC, 0,
+                                       status_timer_handler, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the status timer: %m");
+        (void) sd_event_source_set_description(m->status_timer, "status");
+        return 0;
+}
+
+/* The layers, bottom up: jobs (loaded from the state directory), the
+ * submissions, the methods, the socket. */
+static int setup_layers(Manager *m) {
+        int r;
+
+        r = store_open(m->state_dir, &m->state_fd, &m->jobs_fd);
+        if (r < 0)
+                return r;
+        r = jobs_new(&m->jobs, m->event, &m->settings, m->state_fd, m->jobs_fd, m->runner_path, on_job_event, m);
+        if (r >= 0)
+                r = submitter_new(&m->submitter, m->event, &m->settings, m->jobs, m->runner_path);
+        if (r >= 0)
+                r = api_new(&m->api, m->event, &m->settings, m->jobs, m->submitter);
+        if (r >= 0)
+                r = control_new(&m->control, m->event, &m->settings, api_dispatch, m->api);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up: %m");
+        r = jobs_load(m->jobs);
+        if (r < 0)
+                return r;
+        return control_listen(m->control, m->socket_path, m->system_instance);
+}
+
+int main(int argc, char **argv) {
+        Manager m = { .state_fd = -1, .jobs_fd = -1 };
+        int system_flag = -1, r;
 
         log_setup("mplockd");
         settings_defaults(&m.cmdline);
@@ -270,86 +397,22 @@ int main(int argc, char **argv) {
         m.settings = m.cmdline;
         if (m.config_path && settings_load_file(&m.settings, m.config_path, m.cmdline_mask) < 0)
                 return 1;
-
-        if (!m.socket_path) {
-                const char *rd = paths_systemd_dir("RUNTIME_DIRECTORY");
-                if (rd)
-                        r = asprintf(&m.socket_path, "%s/%s", rd, MPLOCK_SOCKET_NAME) < 0 ? -ENOMEM : 0;
-                else
-                        r = paths_socket(m.system_instance, &m.socket_path);
-                if (r < 0) {
-                        log_error_errno(r, "Cannot tell where to put the socket (no $XDG_RUNTIME_DIR?); use --socket.");
-                        return 1;
-                }
-        }
-        if (!m.state_dir) {
-                const char *sd = paths_systemd_dir("STATE_DIRECTORY");
-                r = sd ? ((m.state_dir = strdup(sd)) ? 0 : -ENOMEM) : paths_state_dir(m.system_instance, &m.state_dir);
-                if (r < 0) {
-                        log_error_errno(r, "Cannot tell where to keep state (no $HOME?); use --state-dir.");
-                        return 1;
-                }
-        }
-        if (find_runner(&m) < 0)
+        if (default_paths(&m) < 0)
                 return 1;
 
-        /* Signals are handled by the event loop, never in a handler; writes
-         * to a gone client must fail with EPIPE, not kill us. */
-        (void) sigemptyset(&mask);
-        (void) sigaddset(&mask, SIGCHLD);
-        (void) sigaddset(&mask, SIGTERM);
-        (void) sigaddset(&mask, SIGINT);
-        (void) sigaddset(&mask, SIGHUP);
-        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
-                log_error_errno(errno, "sigprocmask: %m");
-                return 1;
+        r = setup_event_loop(&m);
+        if (r >= 0)
+                r = setup_layers(&m);
+        if (r >= 0) {
+                log_info("Listening on %s, state in %s, %u workers at most.", m.socket_path, m.state_dir,
+                         m.settings.max_workers);
+                jobs_schedule(m.jobs);
+                (void) sd_notify(false, "READY=1");
+                notify_status(&m);
+                r = sd_event_loop(m.event);
+                if (r < 0)
+                        log_error_errno(r, "Event loop failed: %m");
         }
-        (void) signal(SIGPIPE, SIG_IGN);
-
-        r = sd_event_default(&m.event);
-        if (r < 0) {
-                log_error_errno(r, "sd_event_default: %m");
-                return 1;
-        }
-        if ((r = sd_event_add_signal(m.event, NULL, SIGTERM, signal_handler, &m)) < 0 ||
-            (r = sd_event_add_signal(m.event, NULL, SIGINT, signal_handler, &m)) < 0 ||
-            (r = sd_event_add_signal(m.event, NULL, SIGHUP, signal_handler, &m)) < 0) {
-                log_error_errno(r, "Cannot watch signals: %m");
-                goto finish;
-        }
-        /* WATCHDOG=1 pings at half of WatchdogSec=, from the loop itself: a
-         * hung loop stops pinging. */
-        r = sd_event_set_watchdog(m.event, true);
-        if (r < 0)
-                log_warning_errno(r, "Cannot enable the watchdog, continuing without: %m");
-
-        r = store_open(&m);
-        if (r < 0)
-                goto finish;
-        r = store_load_jobs(&m);
-        if (r < 0)
-                goto finish;
-        r = control_listen(&m);
-        if (r < 0)
-                goto finish;
-        r = sd_event_add_time_relative(m.event, &m.status_timer, CLOCK_MONOTONIC, 1000000, 0, status_timer_handler,
-                                       &m);
-        if (r < 0) {
-                log_error_errno(r, "Cannot set up the status timer: %m");
-                goto finish;
-        }
-        (void) sd_event_source_set_description(m.status_timer, "status");
-
-        log_info("Listening on %s, state in %s, %u workers at most.", m.socket_path, m.state_dir,
-                 m.settings.max_workers);
-        manager_schedule(&m);
-        (void) sd_notify(false, "READY=1");
-        manager_notify_status(&m);
-
-        r = sd_event_loop(m.event);
-        if (r < 0)
-                log_error_errno(r, "Event loop failed: %m");
-finish:
         manager_free(&m);
         return r < 0 ? 1 : 0;
 }

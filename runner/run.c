@@ -22,6 +22,7 @@
 #include "bitset.h"
 #include "fileio.h"
 #include "ipc.h"
+#include "jobspec.h"
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
@@ -232,25 +233,14 @@ static uint32_t io_kind(int err) {
 /* --- the job ------------------------------------------------------------ */
 
 static void read_start(Runner *r) {
-        static const JsonField fields[] = {
-                { "id", JSON_KIND_UINT, true },           { "module", JSON_KIND_STRING, true },
-                { "output", JSON_KIND_STRING, true },     { "shared", JSON_KIND_OBJECT, true },
-                { "workers", JSON_KIND_UINT, true },      { "batch_size", JSON_KIND_UINT, true },
-                { "save_batch", JSON_KIND_UINT, true },   { "items", JSON_KIND_UINT, true },
-                { "input_bytes", JSON_KIND_UINT, true },  { "input_crc", JSON_KIND_UINT, true },
-                { "results_len", JSON_KIND_UINT, true },  { "done", JSON_KIND_UINT, true },
-                { "failed", JSON_KIND_UINT, true },       { "commit_interval_ms", JSON_KIND_UINT, true },
-                { "commit_items", JSON_KIND_UINT, true }, { "max_attempts", JSON_KIND_UINT, true },
-                { "timeout_sec", JSON_KIND_UINT, false }, { "memory_max", JSON_KIND_UINT, false },
-                { "retry_delay_ms", JSON_KIND_UINT, false }, { "results_gen", JSON_KIND_UINT, false },
-                { "prev_results_len", JSON_KIND_UINT, false },
-        };
         static char buf[IPC_MSG_MAX] __attribute__((aligned(8)));
+        JobSpec spec = { .max_attempts = 3 };
+        RunnerStart st = {};
         const void *payload;
         uint32_t type;
         size_t len;
         json_object *o;
-        const char *why, *shared;
+        const char *why;
         JsonError err;
         int k;
 
@@ -258,35 +248,38 @@ static void read_start(Runner *r) {
         if (k <= 0 || type != IPC_START)
                 fail(NULL, IPC_FAIL_TEMPORARY, "no job description from mplockd");
         o = json_parse_strict(payload, len, 64, &why);
-        if (!o || json_validate(o, fields, ELEMENTSOF(fields), &err) < 0)
-                fail(NULL, IPC_FAIL_PERMANENT, "bad job description from mplockd");
-        r->id = json_get_uint(o, "id", 0);
-        r->module_path = strdup(json_get_str(o, "module"));
-        r->output = strdup(json_get_str(o, "output"));
-        r->n_workers = (uint32_t) json_get_uint(o, "workers", 1);
-        r->batch_size = (uint32_t) json_get_uint(o, "batch_size", 1);
-        r->save_batch = (uint32_t) json_get_uint(o, "save_batch", 1);
-        r->n_items = json_get_uint(o, "items", 0);
-        r->input_bytes = json_get_uint(o, "input_bytes", 0);
-        r->input_crc = (uint32_t) json_get_uint(o, "input_crc", 0);
-        r->results_len = json_get_uint(o, "results_len", 0);
-        r->committed = json_get_uint(o, "done", 0);
-        r->committed_failed = json_get_uint(o, "failed", 0);
-        r->commit_interval_ms = (uint32_t) json_get_uint(o, "commit_interval_ms", 200);
-        r->commit_items = (uint32_t) json_get_uint(o, "commit_items", 1000000);
-        r->max_attempts = (uint32_t) json_get_uint(o, "max_attempts", 3);
-        r->timeout_sec = (uint32_t) MIN(json_get_uint(o, "timeout_sec", 0), (uint64_t) 604800);
-        r->memory_max = json_get_uint(o, "memory_max", 0);
-        r->retry_delay_ms = (uint32_t) MIN(json_get_uint(o, "retry_delay_ms", 100), (uint64_t) 3600000);
-        r->results_gen = (uint32_t) MIN(json_get_uint(o, "results_gen", 0), (uint64_t) UINT32_MAX);
-        r->prev_results_len = json_get_uint(o, "prev_results_len", 0);
-        shared = json_compact(json_get(o, "shared"), &len);
-        if (!r->module_path || !r->output || !shared || host_init(&r->host, shared, r->output, r->id, r->n_workers,
-                                                                  r->batch_size) < 0)
-                fail(NULL, IPC_FAIL_TEMPORARY, "out of memory");
+        k = o ? runner_start_from_json(o, &spec, &st, &err) : -EINVAL;
         json_object_put(o);
-        if (r->n_workers == 0 || r->batch_size == 0 || r->save_batch == 0 || r->max_attempts == 0 ||
-            r->committed > r->n_items)
+        if (k == -ENOMEM)
+                fail(NULL, IPC_FAIL_TEMPORARY, "out of memory");
+        if (k < 0)
+                fail(NULL, IPC_FAIL_PERMANENT, "bad job description from mplockd (%s: %s)", o ? err.field : "JSON",
+                     o ? err.reason : why);
+        r->id = spec.id;
+        r->module_path = TAKE_PTR(spec.module);
+        r->output = TAKE_PTR(spec.output);
+        r->n_workers = st.workers;
+        r->batch_size = spec.batch_size;
+        r->save_batch = spec.save_batch;
+        r->n_items = spec.n_items;
+        r->input_bytes = spec.input_bytes;
+        r->input_crc = spec.input_crc;
+        r->results_len = st.results_len;
+        r->committed = st.done;
+        r->committed_failed = st.failed;
+        r->commit_interval_ms = (uint32_t) (st.commit_interval_usec / 1000);
+        r->commit_items = st.commit_items;
+        r->max_attempts = spec.max_attempts;
+        r->timeout_sec = (uint32_t) (spec.timeout_usec / 1000000);
+        r->memory_max = spec.memory_max;
+        r->retry_delay_ms = (uint32_t) (st.retry_delay_usec / 1000);
+        r->results_gen = st.results_gen;
+        r->prev_results_len = st.prev_results_len;
+        k = host_init(&r->host, spec.shared_json, r->output, r->id, r->n_workers, r->batch_size);
+        job_spec_done(&spec);
+        if (k < 0)
+                fail(NULL, IPC_FAIL_TEMPORARY, "out of memory");
+        if (r->committed > r->n_items)
                 fail(NULL, IPC_FAIL_PERMANENT, "bad job description from mplockd");
         r->recorded = r->committed;
 }

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
-#include "mplockd.h"
+#include "config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

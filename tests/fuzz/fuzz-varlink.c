@@ -11,7 +11,7 @@
 
 #include "json-util.h"
 #include "macro.h"
-#include "mplockd.h"
+#include "api.h"
 #include "varlink.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

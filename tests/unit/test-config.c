@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 
-#include "mplockd.h"
+#include "config.h"
 #include "test-util.h"
 
 static void write_conf(int dirfd, const char *text) {
@@ -47,7 +47,7 @@ START_TEST(test_set_values_and_ranges) {
         ck_assert_int_eq(settings_set(&s, "stop-timeout", "3", NULL), 0);
         ck_assert_uint_eq(s.stop_timeout_usec, 3000000);
         ck_assert_int_eq(settings_set(&s, "item-timeout", "0", NULL), 0);
-        ck_assert_uint_eq(s.item_timeout_sec, 0);
+        ck_assert_uint_eq(s.item_timeout_usec, 0);
 }
 END_TEST
 
@@ -60,7 +60,7 @@ START_TEST(test_every_setting_has_a_name_and_a_working_default) {
         ck_assert_ptr_null(settings_name(settings_count()));
         settings_defaults(&s);
         ck_assert_uint_ge(s.max_workers, 1);
-        ck_assert_uint_eq(s.commit_interval_ms, 200);
+        ck_assert_uint_eq(s.commit_interval_usec, 200 * 1000);
         ck_assert_uint_eq(s.max_attempts, 3);
 }
 END_TEST
@@ -77,7 +77,7 @@ START_TEST(test_file_applies_over_defaults) {
         ck_assert_int_eq(settings_load_file(&s, file, 0), 0);
         ck_assert_uint_eq(s.max_workers, 3);
         ck_assert_uint_eq(s.max_jobs, 12);
-        ck_assert_uint_eq(s.commit_interval_ms, 50);
+        ck_assert_uint_eq(s.commit_interval_usec, 50 * 1000);
         ck_assert_uint_eq(s.max_message, 1u << 20);
         close(dirfd);
 }

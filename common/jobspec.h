@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "schema.h"
+
+/* A job as mplockd keeps it and its runner receives it. Each struct has one
+ * table (jobspec.c) that writes and reads it everywhere: job.json,
+ * state.json, the runner's start message, the Job of the Varlink interface.
+ * Adding an option is one field here and one row there. */
+
+typedef enum JobSeparator {
+        JOB_SEPARATOR_NEWLINE,
+        JOB_SEPARATOR_NUL,
+        _JOB_SEPARATOR_MAX,
+} JobSeparator;
+
+typedef enum JobState {
+        JOB_QUEUED,
+        JOB_RUNNING,
+        JOB_PAUSED,                  /* by its owner, or by a storage fault */
+        JOB_COMPLETED,
+        JOB_COMPLETED_WITH_FAILURES, /* every item has a record, some are errors */
+        JOB_FAILED,
+        JOB_CANCELLED,
+        _JOB_STATE_MAX,
+        _JOB_STATE_INVALID = -1,
+} JobState;
+
+static inline bool job_state_is_final(JobState s) {
+        return s == JOB_COMPLETED || s == JOB_COMPLETED_WITH_FAILURES || s == JOB_FAILED || s == JOB_CANCELLED;
+}
+const char *job_state_to_string(JobState s);
+
+/* What a client asked for, and what the submission found; never changes
+ * once the job exists. */
+typedef struct JobSpec {
+        uint64_t id;
+        char *name;
+        char *module;      /* absolute */
+        char *input;       /* as given: absolute path, or "(inline)" */
+        char *output;      /* absolute directory */
+        char *shared_json; /* compact JSON object text */
+        uint32_t workers;
+        uint32_t batch_size;
+        uint32_t save_batch;
+        uint64_t timeout_usec;  /* per call of process; 0: none */
+        uint32_t max_attempts;  /* per item */
+        char *halt;             /* --halt-on-failure as given ("10", "5%"), or NULL */
+        uint64_t halt_failures; /* stop once this many items failed; 0: never */
+        uint64_t memory_max;    /* bytes of data per worker (RLIMIT_DATA); 0: none */
+        int separator;          /* JobSeparator, of the input file */
+        uint64_t n_items;
+        uint64_t input_bytes; /* snapshot size */
+        uint32_t input_crc;   /* snapshot fingerprint */
+        uint32_t uid;
+        uint32_t gid;
+        uint64_t created_usec; /* CLOCK_REALTIME */
+} JobSpec;
+
+/* Where a job stands, as state.json keeps it. */
+typedef struct JobStatus {
+        int state; /* JobState */
+        char *error; /* why it failed or was paused by a fault */
+        uint64_t started_usec, finished_usec; /* CLOCK_REALTIME, 0: not yet */
+        /* Counters survive while the checkpoint is not loaded (ended jobs). */
+        uint64_t done, failed, results_len;
+        /* Retries: results generation (0, then one more per retry) and the
+         * committed length of the previous generation's results file,
+         * whose successful records the new generation starts from. */
+        uint32_t results_gen;
+        uint64_t prev_results_len;
+} JobStatus;
+
+/* What a runner is told beside the spec: how far the job is, and the
+ * daemon's settings for this run. */
+typedef struct RunnerStart {
+        uint32_t workers; /* granted for this run: at most the spec's */
+        uint64_t results_len, done, failed;
+        uint32_t results_gen;
+        uint64_t prev_results_len;
+        uint64_t commit_interval_usec;
+        uint32_t commit_items;
+        uint64_t retry_delay_usec;
+} RunnerStart;
+
+extern const Schema job_spec_schema;
+extern const Schema job_status_schema;
+extern const Schema runner_start_schema;
+
+/* The runner's start message: the spec's SCHEMA_RUNNER fields and the
+ * RunnerStart, in one JSON object. to_json: malloc'ed text, NULL on ENOMEM.
+ * from_json: -EINVAL (*err says which field) for anything else than
+ * exactly those fields, each in bounds. */
+char *runner_start_to_json(const JobSpec *spec, const RunnerStart *st, size_t *ret_len);
+int runner_start_from_json(json_object *o, JobSpec *spec, RunnerStart *st, JsonError *err);
+
+/* Free the strings (and zero them). */
+void job_spec_done(JobSpec *spec);
+void job_status_done(JobStatus *st);
+
+/* Limits that hold wherever a spec comes from. */
+#define JOB_TIMEOUT_MAX_SEC 604800u /* a week */
+#define JOB_ATTEMPTS_MAX 1000u
+#define JOB_NAME_MAX 128u

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <string.h>
+
+#include "api-internal.h"
+#include "config.h"
+#include "control.h"
+#include "macro.h"
+#include "varlink-names.h"
+
+/* The spec's shown fields come from the schema; these are how it runs. */
+static int add_progress(json_object *o, const Job *j) {
+        JobState s = job_state(j);
+        uint64_t processed = MAX(j->processed, j->status.done);
+        int r = 0;
+
+#define ADD(k, v)                                   \
+        do {                                        \
+                if (r >= 0)                         \
+                        r = json_add(o, (k), (v));  \
+        } while (0)
+        ADD("state", json_object_new_string(job_state_to_string(s)));
+        ADD("done", json_object_new_int64((int64_t) j->status.done));
+        ADD("failed", json_object_new_int64((int64_t) j->status.failed));
+        ADD("processed", json_object_new_int64((int64_t) processed));
+        ADD("rate", json_object_new_double(s == JOB_RUNNING ? j->rate : 0.0));
+        if (s == JOB_RUNNING && j->rate > 0.5)
+                ADD("eta_seconds", json_object_new_int64((int64_t) ((double) (j->spec.n_items - processed) / j->rate)));
+        ADD("live_workers", json_object_new_int64(j->live_workers));
+        if (j->status.started_usec)
+                ADD("started_usec", json_object_new_int64((int64_t) j->status.started_usec));
+        if (j->status.finished_usec && job_state_is_final(s))
+                ADD("finished_usec", json_object_new_int64((int64_t) j->status.finished_usec));
+        if (j->status.error && (s == JOB_FAILED || s == JOB_PAUSED))
+                ADD("error", json_object_new_string(j->status.error));
+        ADD("results_committed", json_object_new_int64((int64_t) j->status.results_len));
+        ADD("retries", json_object_new_int64(j->status.results_gen));
+#undef ADD
+        return r;
+}
+
+static int add_path(json_object *o, const char *key, const Job *j, const char *suffix) {
+        char path[4200];
+
+        (void) snprintf(path, sizeof(path), "%s/mplock-%llu.%s", j->spec.output, (unsigned long long) j->spec.id,
+                        suffix);
+        return json_add_str(o, key, path);
+}
+
+json_object *job_to_json(const Job *j) {
+        json_object *o = json_object_new_object();
+
+        if (!o || schema_to_json(&job_spec_schema, &j->spec, SCHEMA_SHOW, o) < 0 || add_progress(o, j) < 0 ||
+            add_path(o, "results_path", j, "results") < 0 || add_path(o, "log_path", j, "log") < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+void reply_job(Call *call, const Job *j) {
+        json_object *p = json_object_new_object();
+
+        if (!p || json_add(p, "job", job_to_json(j)) < 0) {
+                json_object_put(p);
+                call_error(call, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
+                return;
+        }
+        call_reply(call, p);
+}
+
+bool call_is_admin(const Api *api, const Call *call) {
+        uint32_t admin = api->settings->admin_gid;
+
+        return call_uid(call) == 0 || (admin != UINT32_MAX && call_peer_in_group(call, admin));
+}
+
+static void error_with_id(Call *call, const char *error, uint64_t id) {
+        json_object *p = json_object_new_object();
+
+        if (p && json_add_u64(p, "id", id) < 0) {
+                json_object_put(p);
+                p = NULL;
+        }
+        call_error(call, error, p);
+}
+
+Job *lookup_job(Api *api, Call *call, const JsonField *fields, size_t n_fields) {
+        JsonError err;
+        uint64_t id;
+        Job *j;
+
+        if (json_validate(call_parameters(call), fields, n_fields, &err) < 0) {
+                call_error_param(call, err.field, err.reason);
+                return NULL;
+        }
+        id = json_get_uint(call_parameters(call), "id", 0);
+        j = jobs_find(api->jobs, id);
+        if (!j) {
+                error_with_id(call, MPLOCK_ERROR_NO_SUCH_JOB, id);
+                return NULL;
+        }
+        /* root and the admin group see everything; everybody else their
+         * own jobs. */
+        if (!call_is_admin(api, call) && call_uid(call) != j->spec.uid) {
+                error_with_id(call, MPLOCK_ERROR_PERMISSION_DENIED, id);
+                return NULL;
+        }
+        return j;
+}
+
+void error_with_state(Call *call, const char *error, const Job *j) {
+        json_object *p = json_object_new_object();
+
+        if (p && (json_add_u64(p, "id", j->spec.id) < 0 ||
+                  json_add_str(p, "state", job_state_to_string(job_state(j))) < 0)) {
+                json_object_put(p);
+                p = NULL;
+        }
+        call_error(call, error, p);
+}

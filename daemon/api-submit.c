@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api-internal.h"
+#include "config.h"
+#include "control.h"
+#include "macro.h"
+#include "parse.h"
+#include "submit.h"
+#include "varlink-names.h"
+
+/* Submit: every parameter checked, then handed to submit.c as a JobSpec. */
+
+#define PATH_MAX_LEN 3900
+
+/* What a Submit call may carry; the fuzzer validates with the same table. */
+const JsonField submit_fields[] = {
+        { "module", JSON_KIND_STRING, true },      { "input", JSON_KIND_STRING, false },
+        { "items", JSON_KIND_ARRAY, false },       { "separator", JSON_KIND_STRING, false },
+        { "output", JSON_KIND_STRING, true },      { "workers", JSON_KIND_UINT, false },
+        { "shared", JSON_KIND_OBJECT, false },     { "save_batch", JSON_KIND_UINT, false },
+        { "batch_size", JSON_KIND_UINT, false },   { "name", JSON_KIND_STRING, false },
+        { "timeout", JSON_KIND_UINT, false },      { "memory_max", JSON_KIND_UINT, false },
+        { "max_attempts", JSON_KIND_UINT, false }, { "halt_on_failure", JSON_KIND_STRING, false },
+};
+const size_t submit_n_fields = ELEMENTSOF(submit_fields);
+
+/* A refusal: which parameter and why. */
+typedef struct Refusal {
+        char parameter[64];
+        char reason[256];
+} Refusal;
+
+static int refuse(Refusal *f, const char *parameter, const char *fmt, ...) _printf_(3, 4);
+static int refuse(Refusal *f, const char *parameter, const char *fmt, ...) {
+        va_list ap;
+
+        (void) snprintf(f->parameter, sizeof(f->parameter), "%s", parameter);
+        va_start(ap, fmt);
+        (void) vsnprintf(f->reason, sizeof(f->reason), fmt, ap);
+        va_end(ap);
+        return -EINVAL;
+}
+
+static bool text_ok(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return false;
+        return true;
+}
+
+static int check_path(const char *p, const char *parameter, Refusal *f) {
+        if (p[0] != '/')
+                return refuse(f, parameter, "must be an absolute path");
+        if (strlen(p) > PATH_MAX_LEN)
+                return refuse(f, parameter, "path longer than %d bytes", PATH_MAX_LEN);
+        return 0;
+}
+
+static int check_range(uint64_t v, uint64_t min, uint64_t max, const char *parameter, Refusal *f) {
+        if (v < min || v > max)
+                return refuse(f, parameter, "must be between %llu and %llu", (unsigned long long) min,
+                              (unsigned long long) max);
+        return 0;
+}
+
+/* "N" (items) or "P%" (of the job's items). */
+static int parse_halt(const char *s, uint64_t *count, uint32_t *percent) {
+        size_t len = strlen(s);
+        char buf[24];
+        uint64_t v;
+
+        *count = 0;
+        *percent = 0;
+        if (len == 0 || len >= sizeof(buf))
+                return -EINVAL;
+        if (s[len - 1] != '%')
+                return parse_uint_range(s, 1, UINT64_MAX, count) < 0 ? -EINVAL : 0;
+        memcpy(buf, s, len - 1);
+        buf[len - 1] = '\0';
+        if (parse_uint_range(buf, 1, 100, &v) < 0)
+                return -EINVAL;
+        *percent = (uint32_t) v;
+        return 0;
+}
+
+static char *default_name(const char *module) {
+        const char *b = strrchr(module, '/');
+        size_t n;
+
+        b = b ? b + 1 : module;
+        n = strlen(b);
+        if (n > 3 && streq(b + n - 3, ".so"))
+                n -= 3;
+        return strndup(b, MIN(n, (size_t) JOB_NAME_MAX));
+}
+
+/* The paths, the input's form and the job's name. */
+static int read_sources(json_object *p, JobSpec *spec, Refusal *f) {
+        const char *module = json_get_str(p, "module"), *output = json_get_str(p, "output");
+        const char *input = json_get_str(p, "input"), *sep = json_get_str(p, "separator");
+        const char *name = json_get_str(p, "name");
+        bool items = json_get(p, "items");
+
+        if (check_path(module, "module", f) < 0 || check_path(output, "output", f) < 0)
+                return -EINVAL;
+        if (!!input == items)
+                return refuse(f, "input", "exactly one of input and items must be given");
+        if (input && check_path(input, "input", f) < 0)
+                return -EINVAL;
+        if (sep && !streq(sep, "newline") && !streq(sep, "nul"))
+                return refuse(f, "separator", "must be \"newline\" or \"nul\"");
+        if (sep && items)
+                return refuse(f, "separator", "only applies to an input file");
+        if (name && (strlen(name) > JOB_NAME_MAX || !text_ok(name)))
+                return refuse(f, "name", "must be at most %u printable characters", JOB_NAME_MAX);
+        spec->module = strdup(module);
+        spec->output = strdup(output);
+        spec->input = strdup(input ? input : "(inline)");
+        spec->name = name ? strdup(name) : default_name(module);
+        spec->separator = sep && streq(sep, "nul") ? JOB_SEPARATOR_NUL : JOB_SEPARATOR_NEWLINE;
+        return spec->module && spec->output && spec->input && spec->name ? 0 : -ENOMEM;
+}
+
+/* The numbers, each within the daemon's limits. */
+static int read_numbers(json_object *p, const Settings *s, JobSpec *spec, Refusal *f) {
+        /* By default as many workers as the daemon runs, within the per-job limit. */
+        uint64_t workers = json_get_uint(p, "workers", MIN(s->max_workers, s->max_workers_per_job));
+        uint64_t batch = json_get_uint(p, "batch_size", 1), save = json_get_uint(p, "save_batch", 1000);
+        uint64_t timeout = json_get_uint(p, "timeout", s->item_timeout_usec / 1000000u);
+        uint64_t memory_max = json_get_uint(p, "memory_max", s->memory_max);
+        uint64_t attempts = json_get_uint(p, "max_attempts", s->max_attempts);
+
+        if (check_range(workers, 1, s->max_workers_per_job, "workers", f) < 0 ||
+            check_range(batch, 1, s->max_batch_size, "batch_size", f) < 0 ||
+            check_range(save, 1, s->max_save_batch, "save_batch", f) < 0)
+                return -EINVAL;
+        if (memory_max != 0 && (memory_max < (UINT64_C(16) << 20) || memory_max > (UINT64_C(1) << 50)))
+                return refuse(f, "memory_max", "must be 0 (none) or at least 16 MiB");
+        if (attempts < 1 || attempts > JOB_ATTEMPTS_MAX)
+                return refuse(f, "max_attempts", "must be between 1 and %u", JOB_ATTEMPTS_MAX);
+        if (timeout > JOB_TIMEOUT_MAX_SEC)
+                return refuse(f, "timeout", "must be between 0 (none) and %u seconds", JOB_TIMEOUT_MAX_SEC);
+        spec->workers = (uint32_t) workers;
+        spec->batch_size = (uint32_t) batch;
+        spec->save_batch = (uint32_t) save;
+        spec->timeout_usec = timeout * 1000000u;
+        spec->memory_max = memory_max;
+        spec->max_attempts = (uint32_t) attempts;
+        return 0;
+}
+
+static int read_extras(json_object *p, const Settings *s, SubmitRequest *req, Refusal *f) {
+        const char *halt = json_get_str(p, "halt_on_failure");
+        json_object *shared = json_get(p, "shared");
+        const char *text = "{}";
+        size_t len = 2;
+
+        if (halt && parse_halt(halt, &req->spec.halt_failures, &req->halt_percent) < 0)
+                return refuse(f, "halt_on_failure",
+                              "must be a number of items (\"10\") or a percentage of the job's items (\"5%%\")");
+        if (shared && !(text = json_compact(shared, &len)))
+                return -ENOMEM;
+        if (len > s->max_shared)
+                return refuse(f, "shared", "larger than %llu bytes", (unsigned long long) s->max_shared);
+        req->spec.shared_json = strdup(text);
+        req->spec.halt = halt ? strdup(halt) : NULL;
+        return req->spec.shared_json && (!halt || req->spec.halt) ? 0 : -ENOMEM;
+}
+
+/* Items sent inline, each ended by a NUL, in one buffer. */
+static int read_items(json_object *items, const Settings *s, char **ret, SubmitRequest *req, Refusal *f) {
+        size_t n = json_object_array_length(items), len = 0, cap = 0;
+        _cleanup_free_ char *buf = NULL;
+
+        if (n > s->max_items)
+                return refuse(f, "items", "more than %llu items", (unsigned long long) s->max_items);
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_object_array_get_idx(items, i);
+                const char *str;
+                size_t sl;
+
+                if (!v || !json_object_is_type(v, json_type_string))
+                        return refuse(f, "items", "element %zu must be a string", i);
+                str = json_object_get_string(v);
+                sl = (size_t) json_object_get_string_len(v);
+                if (strlen(str) != sl)
+                        return refuse(f, "items", "element %zu contains a NUL byte", i);
+                if (len + sl + 1 > s->max_input_bytes)
+                        return refuse(f, "items", "larger than %llu bytes", (unsigned long long) s->max_input_bytes);
+                if (GREEDY_REALLOC(buf, cap, len + sl + 1) < 0)
+                        return -ENOMEM;
+                memcpy(buf + len, str, sl + 1);
+                len += sl + 1;
+        }
+        req->items = *ret = TAKE_PTR(buf);
+        req->items_len = len;
+        req->n_inline = n;
+        req->inline_items = true;
+        return 0;
+}
+
+/* Whether the caller may have another job; answers the call if not. */
+static bool admit(Api *api, Call *call) {
+        const Settings *s = api->settings;
+        size_t pending_of_uid, pending = submitter_count(api->submitter, call_uid(call), &pending_of_uid);
+        json_object *p = json_object_new_object();
+        uint64_t limit;
+        JobsUsage u;
+        bool user;
+
+        jobs_usage(api->jobs, call_uid(call), &u);
+        user = u.active_of_uid + pending_of_uid >= s->max_active_jobs_per_uid;
+        if (!user && u.active + pending < s->max_active_jobs && u.jobs + pending < s->max_jobs) {
+                json_object_put(p);
+                return true;
+        }
+        limit = user ? s->max_active_jobs_per_uid : u.active + pending >= s->max_active_jobs ? s->max_active_jobs
+                                                                                               : s->max_jobs;
+        if (p && (json_add_u64(p, "limit", limit) < 0 || (user && json_add_str(p, "scope", "user") < 0))) {
+                json_object_put(p);
+                p = NULL;
+        }
+        call_error(call, MPLOCK_ERROR_TOO_MANY_JOBS, p);
+        return false;
+}
+
+typedef struct PendingSubmit {
+        Call *call;
+        Submission *submission;
+} PendingSubmit;
+
+static void submit_gone(Call *call, void *userdata) {
+        PendingSubmit *ps = userdata;
+
+        (void) call;
+        submission_abort(ps->submission);
+        call_unref(ps->call);
+        free(ps);
+}
+
+static void submit_done(const SubmitResult *res, void *userdata) {
+        PendingSubmit *ps = userdata;
+        Call *call = ps->call;
+        json_object *p;
+
+        call_on_gone(call, NULL, NULL);
+        if (res->outcome == SUBMIT_OK) {
+                p = json_object_new_object();
+                if (p && json_add_u64(p, "id", res->id) == 0)
+                        call_reply(call, p);
+                else {
+                        json_object_put(p);
+                        call_error(call, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
+                }
+        } else if (res->outcome == SUBMIT_INVALID)
+                call_error_param(call, res->parameter, res->reason);
+        else if (res->outcome == SUBMIT_SHUTTING_DOWN)
+                call_error(call, MPLOCK_ERROR_SHUTTING_DOWN, NULL);
+        else
+                call_error_reason(call, MPLOCK_ERROR_SUBMIT_FAILED, res->reason);
+        call_unref(call);
+        free(ps);
+}
+
+static int read_request(Api *api, Call *call, SubmitRequest *req, char **items, Refusal *f) {
+        json_object *p = call_parameters(call);
+        JsonError err;
+        int r;
+
+        if (json_validate(p, submit_fields, submit_n_fields, &err) < 0)
+                return refuse(f, err.field, "%s", err.reason);
+        r = read_sources(p, &req->spec, f);
+        if (r >= 0)
+                r = read_numbers(p, api->settings, &req->spec, f);
+        if (r >= 0)
+                r = read_extras(p, api->settings, req, f);
+        if (r >= 0 && json_get(p, "items"))
+                r = read_items(json_get(p, "items"), api->settings, items, req, f);
+        req->spec.uid = call_uid(call);
+        req->spec.gid = call_gid(call);
+        return r;
+}
+
+void method_submit(Api *api, Call *call) {
+        _cleanup_free_ char *items = NULL;
+        SubmitRequest req = {};
+        PendingSubmit *ps;
+        Submission *s;
+        Refusal f = {};
+        int r;
+
+        if (api->jobs->stopping) {
+                call_error(call, MPLOCK_ERROR_SHUTTING_DOWN, NULL);
+                return;
+        }
+        r = read_request(api, call, &req, &items, &f);
+        if (r < 0) {
+                job_spec_done(&req.spec);
+                if (r == -EINVAL)
+                        call_error_param(call, f.parameter, f.reason);
+                else
+                        call_error(call, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
+                return;
+        }
+        if (!admit(api, call)) {
+                job_spec_done(&req.spec);
+                return;
+        }
+        ps = calloc(1, sizeof(*ps));
+        if (!ps) {
+                job_spec_done(&req.spec);
+                call_error(call, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
+                return;
+        }
+        ps->call = call_ref(call);
+        call_on_gone(call, submit_gone, ps);
+        /* NULL: already answered, and ps is gone with it. */
+        s = submit_start(api->submitter, &req, submit_done, ps);
+        if (s)
+                ps->submission = s;
+}

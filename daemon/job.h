@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "checkpoint.h"
+#include "jobspec.h"
+
+/* One job: its state machine and its runner. Only this file and jobs.c
+ * change a Job; the API layer reads it (spec, status, progress) and asks
+ * for transitions with the job_* calls below. What happens is told through
+ * the jobs' observer (jobs.h): never a socket, never JSON. */
+
+typedef struct Jobs Jobs;
+typedef struct RunnerProc RunnerProc;
+
+typedef struct Job {
+        Jobs *jobs;
+        JobSpec spec;
+        JobStatus status;
+        int dirfd;
+
+        uint64_t processed; /* done, or more: finished but not yet committed */
+        Checkpoint ckpt;
+        bool ckpt_loaded;
+
+        /* The runner of this run, and what it told us. */
+        RunnerProc *runner;
+        sd_event_source *restart_timer; /* after a runner crash */
+        uint32_t slots;                 /* workers held from the global cap */
+        uint32_t live_workers;
+        bool runner_done, cancel_requested, pause_requested;
+        char *pause_reason; /* a storage fault, shown while paused */
+        char *halt_reason;  /* set once --halt-on-failure is reached */
+        char *runner_error; /* from its failure report */
+        uint32_t runner_error_kind;
+        uint32_t crashes; /* runner deaths without progress */
+        uint64_t done_at_start;
+
+        /* Items per second over recent commits, for status. */
+        uint64_t rate_done, rate_usec;
+        double rate;
+} Job;
+
+static inline JobState job_state(const Job *j) {
+        return (JobState) j->status.state;
+}
+
+/* Trouble of the disk or the system (a full disk, an I/O error, no
+ * descriptors) that should pause a job, as opposed to damage or a bug
+ * that fails it. */
+static inline bool job_error_is_transient(int r) {
+        r = r < 0 ? -r : r;
+        return r == ENOSPC || r == EDQUOT || r == EIO || r == EROFS || r == EFBIG || r == EMFILE || r == ENFILE ||
+               r == ENOMEM;
+}
+
+/* The owner's requests. Each is refused by the API when it does not apply
+ * (cancel of an ended job, ...); here they act. */
+void job_cancel(Job *j);
+/* reason: a storage fault, or NULL when the owner asked. */
+void job_pause(Job *j, const char *reason);
+void job_resume(Job *j);
+/* -errno if the new results generation could not be started; the job is
+ * then unchanged. */
+int job_retry(Job *j);
+
+/* For jobs.c: loading, scheduling, starting and stopping. */
+Job *job_new(Jobs *jobs);
+Job *job_free(Job *j);
+int job_load_checkpoint(Job *j);
+/* Sets the state (and its reason, NULL to clear), persists it (-errno if
+ * that failed: the change stands in memory) and tells the observer. */
+int job_set_state(Job *j, JobState s, const char *error);
+/* Starts a runner with the job's slots; -errno. */
+int job_start_runner(Job *j);
+void job_stop_runner(Job *j);
+/* Workers this job would take if it started now. */
+uint32_t job_slots_needed(const Job *j);

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "job.h"
+
+typedef struct Settings Settings;
+
+/* The job table and the scheduler: jobs start first come, first served,
+ * when their workers fit under max-workers (and their owner's share). */
+
+typedef enum JobEvent {
+        JOB_EVENT_STATE,    /* its state changed */
+        JOB_EVENT_PROGRESS, /* items were committed */
+        JOB_EVENT_RUNNER_EXITED,
+} JobEvent;
+
+typedef void (*JobsObserver)(Job *j, JobEvent event, void *userdata);
+
+struct Jobs {
+        sd_event *event;
+        const Settings *settings;
+        int state_fd, jobs_fd;
+        const char *runner_path;
+        Job **jobs; /* sorted by id */
+        size_t n_jobs, cap_jobs;
+        uint64_t next_id;
+        uint32_t workers_in_use;
+        sd_event_source *schedule_source;
+        bool stopping;
+        JobsObserver observer;
+        void *observer_userdata;
+};
+
+int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd, int jobs_fd,
+             const char *runner_path, JobsObserver observer, void *userdata);
+Jobs *jobs_free(Jobs *jobs);
+/* Every job in the state directory; unfinished ones are recovered and
+ * queued. A job that cannot be read is skipped (logged). */
+int jobs_load(Jobs *jobs);
+
+Job *jobs_find(Jobs *jobs, uint64_t id);
+/* A submitted job, durable in dirfd (taken) with spec (taken): queued. */
+int jobs_add(Jobs *jobs, JobSpec *spec, int dirfd);
+/* Forgets an ended job: its state directory goes (its id is remembered). */
+int jobs_remove(Jobs *jobs, Job *j);
+uint64_t jobs_take_id(Jobs *jobs);
+
+/* Runs the scheduler from the event loop, soon (never from inside a
+ * transition). */
+void jobs_schedule(Jobs *jobs);
+
+/* Totals for admission limits. */
+typedef struct JobsUsage {
+        size_t jobs, active, active_of_uid;
+        uint64_t input_of_uid; /* bytes of the user's active jobs' snapshots */
+} JobsUsage;
+void jobs_usage(Jobs *jobs, uid_t uid, JobsUsage *ret);
+
+/* Stopping: runners finish what they hold and exit; nothing new starts. */
+void jobs_stop_all(Jobs *jobs);
+bool jobs_runners_gone(const Jobs *jobs);
+
+/* For job.c. */
+void jobs_emit(Jobs *jobs, Job *j, JobEvent event);

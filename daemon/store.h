@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jobspec.h"
+
+/* The state directory, as files: pure (de)serialization, no job logic.
+ *
+ *   STATE/jobs/<id>/job.json    the JobSpec, written once
+ *   STATE/jobs/<id>/state.json  the JobStatus, replaced at each change
+ *   STATE/jobs/<id>/input       the input snapshot, NUL-terminated items
+ *   STATE/jobs/<id>/ckpt.*      the checkpoint (checkpoint.h)
+ *   STATE/jobs/<id>/lock        flock()ed by the job's runner, never written
+ *   STATE/jobs/.new-*           submissions in progress; removed at start
+ *   STATE/next-id               the next job id, written when a job is
+ *                               removed (the job directories carry the others)
+ *
+ * Every file is written with write_file_atomic_at(); a job directory
+ * appears by rename() only once complete. Everything read is checked as
+ * untrusted. */
+
+#define STORE_NEW_PREFIX ".new-"
+#define STORE_NEW_NAME_MAX 32
+
+/* Opens (creating) the state directory, private and ours, and its jobs/,
+ * and removes what crashes left: .new-* directories (submissions that never
+ * got an answer) and temporary files. Logs what fails. */
+int store_open(const char *state_dir, int *ret_state_fd, int *ret_jobs_fd);
+/* The ids of the job directories, ascending (malloc'ed). */
+int store_list_jobs(int jobs_fd, uint64_t **ret_ids, size_t *ret_n);
+/* The directory of job id, with its stale temporary files removed. */
+int store_open_job(int jobs_fd, uint64_t id);
+
+/* *spec must start zeroed or with defaults for the optional fields; on
+ * failure it is freed. -EBADMSG for a file that is not a job of this id. */
+int store_write_spec(int dirfd, const JobSpec *spec);
+int store_load_spec(int dirfd, uint64_t id, JobSpec *spec);
+int store_write_status(int dirfd, const JobStatus *st);
+int store_load_status(int dirfd, JobStatus *st);
+
+/* A submission's directory: made empty under a unique .new- name (written
+ * into name), then, once complete and synced, renamed to the job's id and
+ * made durable. */
+int store_new_job_dir(int jobs_fd, char name[static STORE_NEW_NAME_MAX], int *ret_dirfd);
+int store_publish_job_dir(int jobs_fd, const char *name, uint64_t id);
+int store_remove_dir(int jobs_fd, const char *name);
+
+/* 0 and the saved counter, or 0 if none was saved. */
+int store_load_next_id(int state_fd, uint64_t *ret);
+int store_write_next_id(int state_fd, uint64_t next);
+int store_remove_job(int jobs_fd, uint64_t id);
