@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "ipc.h"
@@ -128,6 +129,99 @@ START_TEST(test_peer_gone) {
 }
 END_TEST
 
+static int open_fd_count(void) {
+        int n = 0;
+        char path[64];
+
+        for (int fd = 0; fd < 1024; fd++) {
+                (void) snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+                n += access(path, F_OK) == 0;
+        }
+        return n;
+}
+
+START_TEST(test_fds_pass) {
+        int sv[2], p[2], got[IPC_FDS_MAX];
+        size_t n_got;
+        const void *payload;
+        uint32_t type;
+        size_t len;
+        char c = 0;
+
+        seqpacket_pair(sv);
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        ck_assert_int_eq(ipc_send_fds(sv[1], IPC_START, "x", 1, NULL, 0, p, 2), 0);
+        ck_assert_int_eq(ipc_recv_fds(sv[0], buf, sizeof(buf), &type, &len, &payload, got, &n_got), 1);
+        ck_assert_uint_eq(n_got, 2);
+        ck_assert_uint_eq(len, 1);
+        /* The same pipe, and not inherited by what we exec. */
+        ck_assert_int_eq(write(got[1], "y", 1), 1);
+        ck_assert_int_eq(read(p[0], &c, 1), 1);
+        ck_assert_int_eq(c, 'y');
+        ck_assert_int_eq(fcntl(got[0], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+        for (int i = 0; i < 2; i++) {
+                close(got[i]);
+                close(p[i]);
+        }
+        close(sv[0]);
+        close(sv[1]);
+}
+END_TEST
+
+START_TEST(test_fds_unwanted) {
+        int sv[2], p[2], many[IPC_FDS_MAX + 1], got[IPC_FDS_MAX];
+        size_t n_got;
+        const void *payload;
+        uint32_t type;
+        size_t len;
+        int before;
+
+        seqpacket_pair(sv);
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        before = open_fd_count();
+        /* A peer that sends descriptors to a receiver that takes none:
+         * the kernel closes them, none lands in our table. */
+        ck_assert_int_eq(ipc_send_fds(sv[1], IPC_READY, NULL, 0, NULL, 0, p, 2), 0);
+        ck_assert_int_eq(ipc_recv(sv[0], buf, sizeof(buf), &type, &len, &payload), 1);
+        ck_assert_int_eq(open_fd_count(), before);
+        /* More than a message may carry cannot be sent, and a receiver
+         * that takes some closes what it does not accept. */
+        for (int i = 0; i < IPC_FDS_MAX + 1; i++)
+                many[i] = p[0];
+        ck_assert_int_eq(ipc_send_fds(sv[1], IPC_READY, NULL, 0, NULL, 0, many, IPC_FDS_MAX + 1), -EMSGSIZE);
+        ck_assert_int_eq(ipc_send_fds(sv[1], IPC_READY, "12345678", 8, NULL, 0, many, IPC_FDS_MAX), 0);
+        /* A malformed message (a header lying about its length) with
+         * descriptors: all closed, -EBADMSG. */
+        {
+                IpcHeader h = { .type = IPC_READY, .len = 99 };
+                struct iovec iov = { .iov_base = &h, .iov_len = sizeof(h) };
+                union {
+                        struct cmsghdr align;
+                        char b[CMSG_SPACE(sizeof(int))];
+                } ctl = {};
+                struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+                                     .msg_controllen = sizeof(ctl.b) };
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(cm), &p[0], sizeof(int));
+                ck_assert_int_eq(sendmsg(sv[1], &mh, 0), (ssize_t) sizeof(h));
+        }
+        ck_assert_int_eq(ipc_recv_fds(sv[0], buf, sizeof(buf), &type, &len, &payload, got, &n_got), 1);
+        ck_assert_uint_eq(n_got, IPC_FDS_MAX);
+        for (size_t i = 0; i < n_got; i++)
+                close(got[i]);
+        ck_assert_int_eq(ipc_recv_fds(sv[0], buf, sizeof(buf), &type, &len, &payload, got, &n_got), -EBADMSG);
+        ck_assert_uint_eq(n_got, 0);
+        ck_assert_int_eq(open_fd_count(), before);
+        close(p[0]);
+        close(p[1]);
+        close(sv[0]);
+        close(sv[1]);
+}
+END_TEST
+
 static Suite *ipc_suite(void) {
         Suite *s = suite_create("ipc");
         TCase *tc = tcase_create("core");
@@ -136,6 +230,8 @@ static Suite *ipc_suite(void) {
         tcase_add_test(tc, test_max_size);
         tcase_add_test(tc, test_malformed);
         tcase_add_test(tc, test_peer_gone);
+        tcase_add_test(tc, test_fds_pass);
+        tcase_add_test(tc, test_fds_unwanted);
         suite_add_tcase(s, tc);
         return s;
 }
