@@ -25,6 +25,46 @@ enum {
         IPC_PROGRESS = 20, /* payload: IpcProgress; informational */
 };
 
+/* mplockd <-> an agent (runner/agent.c): a user's warm helper that forks
+ * the user's checks and runners instead of mplockd exec'ing each. */
+enum {
+        IPC_AGENT_SPAWN = 64,   /* daemon -> agent: AgentSpawn + arguments; descriptors */
+        IPC_AGENT_KILL = 65,    /* daemon -> agent: AgentKill */
+        IPC_AGENT_SPAWNED = 80, /* agent -> daemon: AgentSpawned */
+        IPC_AGENT_EXITED = 81,  /* agent -> daemon: AgentExited */
+};
+
+enum {
+        AGENT_MODE_CHECK = 1, /* "mplock-runner check" */
+        AGENT_MODE_RUN = 2,   /* "mplock-runner run" */
+};
+
+#define AGENT_ARGS_MAX 32
+
+typedef struct AgentSpawn {
+        uint64_t tag; /* the daemon's name for the task */
+        uint32_t mode;
+        uint32_t n_args; /* NUL-terminated strings follow */
+} AgentSpawn;
+
+typedef struct AgentKill {
+        uint64_t tag;
+        uint32_t signal; /* to the task's whole process group */
+        uint32_t reserved;
+} AgentKill;
+
+typedef struct AgentSpawned {
+        uint64_t tag;
+        int32_t pid;   /* or 0 */
+        int32_t error; /* -errno when it could not be started */
+} AgentSpawned;
+
+typedef struct AgentExited {
+        uint64_t tag;
+        int32_t code;   /* CLD_EXITED, CLD_KILLED, CLD_DUMPED */
+        int32_t status; /* exit status or signal */
+} AgentExited;
+
 typedef struct IpcHeader {
         uint32_t type;
         uint32_t len; /* payload bytes */
@@ -75,9 +115,22 @@ typedef struct IpcFail {
         /* char message[]; not NUL-terminated */
 } IpcFail;
 
+/* Descriptors one message may carry (SCM_RIGHTS). */
+#define IPC_FDS_MAX 8
+
 /* Sends one message; blocks unless fd is non-blocking (then -EAGAIN). */
 int ipc_send(int fd, uint32_t type, const void *payload, size_t len);
 int ipc_send2(int fd, uint32_t type, const void *a, size_t alen, const void *b, size_t blen);
+/* The same, with n_fds descriptors (at most IPC_FDS_MAX) passed along. */
+int ipc_send_fds(int fd, uint32_t type, const void *a, size_t alen, const void *b, size_t blen, const int *fds,
+                 size_t n_fds);
 /* Receives one message into buf (IPC_MSG_MAX bytes): 1 with type and payload
- * length, 0 at EOF, -EAGAIN, -EBADMSG for a truncated or malformed message. */
+ * length, 0 at EOF, -EAGAIN, -EBADMSG for a truncated or malformed message.
+ * Descriptors sent along are closed by the kernel: nobody can make the
+ * receiver hold one it did not ask for. */
 int ipc_recv(int fd, void *buf, size_t bufsz, uint32_t *type, size_t *len, const void **payload);
+/* The same, taking up to IPC_FDS_MAX descriptors (O_CLOEXEC) into fds and
+ * their count into *n_fds; a message with more, or a malformed one, has
+ * them all closed and is -EBADMSG. */
+int ipc_recv_fds(int fd, void *buf, size_t bufsz, uint32_t *type, size_t *len, const void **payload, int *fds,
+                 size_t *n_fds);

@@ -225,8 +225,12 @@ int checkpoint_open(Checkpoint *c, int dirfd, uint64_t n_items) {
         if (r < 0)
                 goto fail;
         c->log_fd = openat(dirfd, CKPT_LOG, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (c->log_fd < 0 && errno == ENOENT && c->seq == 0 && c->done == 0)
+                /* Never committed: no log yet, and no snapshot (which only
+                 * compaction of a log writes). The first commit makes it. */
+                return 0;
         if (c->log_fd < 0) {
-                r = -errno;
+                r = errno == ENOENT ? -EBADMSG : -errno;
                 goto fail;
         }
         r = log_replay(c);
@@ -241,6 +245,28 @@ fail:
 void checkpoint_close(Checkpoint *c) {
         c->log_fd = safe_close(c->log_fd);
         bitset_free(&c->bits);
+}
+
+/* The log of a job's first commit, with its header; its directory entry
+ * becomes durable with the commit (commit_sync_new_log). */
+static int log_create(Checkpoint *c) {
+        CkptLogHeader h;
+        int fd, r;
+
+        log_header_init(&h, c->n_items, c->gen);
+        fd = openat(c->dirfd, CKPT_LOG, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+                return -errno;
+        r = pwrite_full(fd, &h, sizeof(h), 0);
+        if (r < 0) {
+                (void) unlinkat(c->dirfd, CKPT_LOG, 0);
+                safe_close(fd);
+                return r;
+        }
+        c->log_fd = fd;
+        c->log_size = sizeof(h);
+        c->log_name_unsynced = true;
+        return 0;
 }
 
 int checkpoint_commit(Checkpoint *c, const IpcCommit *commit, const IpcRange *ranges) {
@@ -273,12 +299,22 @@ int checkpoint_commit(Checkpoint *c, const IpcCommit *commit, const IpcRange *ra
         };
         rec.crc = record_crc(&rec, ranges);
 
+        r = c->log_fd < 0 ? log_create(c) : 0;
+        if (r < 0)
+                return r;
         r = pwrite_full(c->log_fd, &rec, sizeof(rec), (off_t) c->log_size);
         if (r >= 0)
                 r = pwrite_full(c->log_fd, ranges, (size_t) commit->n_ranges * sizeof(IpcRange),
                                 (off_t) (c->log_size + sizeof(rec)));
         if (r >= 0 && fdatasync(c->log_fd) < 0)
                 r = -errno;
+        /* A new log: its name too, or the commit could vanish with it. */
+        if (r >= 0 && c->log_name_unsynced) {
+                if (fsync(c->dirfd) < 0)
+                        r = -errno;
+                else
+                        c->log_name_unsynced = false;
+        }
         if (r < 0) {
                 /* Leave no half record for the next append to follow. */
                 (void) ftruncate(c->log_fd, (off_t) c->log_size);
@@ -344,6 +380,7 @@ int checkpoint_compact(Checkpoint *c) {
                 safe_close(c->log_fd);
                 c->log_fd = fd;
                 c->log_size = sizeof(lh);
+                c->log_name_unsynced = r < 0; /* the directory fsync failed */
         }
         return r;
 }

@@ -74,6 +74,7 @@ typedef struct Checkpoint {
         Bitset bits; /* the committed items */
         uint64_t seq, results_len, done, failed;
         uint64_t log_size;
+        bool log_name_unsynced; /* created since: the directory needs an fsync */
         /* Compact once the log is this large (0: the default). */
         uint64_t compact_threshold;
         /* What recovery found, for the log and for tests. */
@@ -81,13 +82,16 @@ typedef struct Checkpoint {
         uint64_t torn_bytes;
 } Checkpoint;
 
-/* Creates an empty log for a new job (atomically, fsynced). */
+/* Creates an empty log for a new job (atomically, fsynced). A job need not
+ * have one: without a log (and without a snapshot) it has committed
+ * nothing, and its first commit creates the log. */
 int checkpoint_create(int dirfd, uint64_t n_items);
 /* Starts results generation gen over (a retry): the snapshot goes, then an
  * empty log of that generation replaces the old one. */
 int checkpoint_restart(int dirfd, uint64_t n_items, uint32_t gen);
 /* Recovers the checkpoint of a job; -EBADMSG if the log header or the
- * snapshot is unusable (which a crash alone cannot cause). */
+ * snapshot is unusable, or a snapshot has no log (which a crash alone
+ * cannot cause). No log at all is generation 0 with nothing committed. */
 int checkpoint_open(Checkpoint *c, int dirfd, uint64_t n_items);
 /* Chunk size of the committed set (bitset.h), BITSET_SHIFT_MAX unless a
  * test or fuzzer lowers it to cross chunks with small jobs; the files do

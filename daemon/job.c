@@ -105,6 +105,17 @@ static void job_log_state(Job *j, JobState old) {
                 (unsigned long long) j->status.failed);
 }
 
+static int job_persist(Job *j) {
+        int r = store_write_status(j->dirfd, &j->status);
+
+        if (r < 0)
+                /* The state in memory is right; after a restart the job
+                 * resumes from the previous one, which is safe. */
+                log_job_errno(LOG_ERR, r, j->spec.id, "Cannot persist state %s: %m",
+                              job_state_to_string(job_state(j)));
+        return r;
+}
+
 int job_set_state(Job *j, JobState s, const char *error) {
         JobState old = job_state(j);
         char *e = error ? strdup(error) : NULL;
@@ -126,15 +137,21 @@ int job_set_state(Job *j, JobState s, const char *error) {
         }
         if (job_state_is_final(s) || s == JOB_PAUSED)
                 job_unload_checkpoint(j);
-
-        r = store_write_status(j->dirfd, &j->status);
-        if (r < 0)
-                /* The state in memory is right; after a restart the job
-                 * resumes from the previous one, which is safe. */
-                log_job_errno(LOG_ERR, r, j->spec.id, "Cannot persist state %s: %m", job_state_to_string(s));
         job_log_state(j, old);
         if (old == JOB_RUNNING && s != JOB_RUNNING)
                 jobs_schedule(j->jobs); /* its workers are free */
+
+        /* Running is not kept: after a restart a running job is queued
+         * again anyway. A completed job's end follows from its checkpoint
+         * (every item committed), so whoever waits for it is told first;
+         * every other state must be on disk before anybody hears of it. */
+        if (s == JOB_RUNNING)
+                r = 0;
+        else if (s == JOB_COMPLETED || s == JOB_COMPLETED_WITH_FAILURES) {
+                jobs_emit(j->jobs, j, JOB_EVENT_STATE);
+                return job_persist(j);
+        } else
+                r = job_persist(j);
         jobs_emit(j->jobs, j, JOB_EVENT_STATE);
         return r;
 }
@@ -312,11 +329,13 @@ static void job_runner_ended(Job *j, const char *how, bool clean) {
                         _cleanup_free_ char *reason = TAKE_PTR(j->pause_reason);
                         j->pause_requested = false;
                         (void) job_set_state(j, JOB_PAUSED, reason);
-                } else if (j->jobs->stopping)
-                        /* Stays "running" on disk: resumed at the next start. */
+                } else if (j->jobs->stopping) {
+                        /* Stays "running" on disk, with its times: resumed
+                         * at the next start. */
                         log_job(LOG_INFO, j->spec.id, "Runner stopped (%s) at %llu/%llu items.", how,
                                 (unsigned long long) j->status.done, (unsigned long long) j->spec.n_items);
-                else
+                        (void) job_persist(j);
+                } else
                         job_runner_crashed(j, how);
         }
 }
@@ -399,9 +418,6 @@ static void job_reset_run(Job *j) {
 
 int job_start_runner(Job *j) {
         _cleanup_free_ char *start = NULL;
-        Identity id;
-        RunnerLaunch launch = { .path = j->jobs->runner_path, .identity = &id,
-                                .nproc = j->jobs->settings->max_processes_per_uid };
         int fds[3], r;
         size_t len;
 
@@ -412,8 +428,8 @@ int job_start_runner(Job *j) {
         if (r < 0)
                 return r;
         start = start_message(j, &len);
-        identity_resolve(&id, j->spec.uid, j->spec.gid);
-        r = start ? runner_proc_start(&j->runner, j->jobs->event, &launch, start, len, fds, &runner_events, j)
+        r = start ? runner_proc_start(&j->runner, j->jobs->agents, j->spec.uid, j->spec.gid, start, len, fds,
+                                      &runner_events, j)
                   : -ENOMEM;
         for (int k = 0; k < 3; k++)
                 safe_close(fds[k]);

@@ -14,15 +14,15 @@
 
 static int schedule_handler(sd_event_source *s, void *userdata);
 
-int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd, int jobs_fd,
-             const char *runner_path, JobsObserver observer, void *userdata) {
+int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd, int jobs_fd, Agents *agents,
+             JobsObserver observer, void *userdata) {
         Jobs *jobs = calloc(1, sizeof(*jobs));
         int r;
 
         if (!jobs)
                 return -ENOMEM;
         *jobs = (Jobs){ .event = event, .settings = settings, .state_fd = state_fd, .jobs_fd = jobs_fd,
-                        .runner_path = runner_path, .next_id = 1, .observer = observer,
+                        .agents = agents, .next_id = 1, .observer = observer,
                         .observer_userdata = userdata };
         r = sd_event_add_defer(event, &jobs->schedule_source, schedule_handler, jobs);
         if (r < 0) {

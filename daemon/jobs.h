@@ -9,6 +9,7 @@
 
 #include "job.h"
 
+typedef struct Agents Agents;
 typedef struct Settings Settings;
 
 /* The job table and the scheduler: jobs start first come, first served,
@@ -26,7 +27,7 @@ struct Jobs {
         sd_event *event;
         const Settings *settings;
         int state_fd, jobs_fd;
-        const char *runner_path;
+        Agents *agents;
         Job **jobs; /* sorted by id */
         size_t n_jobs, cap_jobs;
         uint64_t next_id;
@@ -37,8 +38,8 @@ struct Jobs {
         void *observer_userdata;
 };
 
-int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd, int jobs_fd,
-             const char *runner_path, JobsObserver observer, void *userdata);
+int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd, int jobs_fd, Agents *agents,
+             JobsObserver observer, void *userdata);
 Jobs *jobs_free(Jobs *jobs);
 /* Every job in the state directory; unfinished ones are recovered and
  * queued. A job that cannot be read is skipped (logged). */

@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "agents.h"
 #include "api.h"
 #include "config.h"
 #include "control.h"
@@ -33,6 +34,7 @@ typedef struct Manager {
         char *config_path, *state_dir, *socket_path, *runner_path;
         bool system_instance;
         int state_fd, jobs_fd;
+        Agents *agents;
         Jobs *jobs;
         Submitter *submitter;
         Api *api;
@@ -41,6 +43,10 @@ typedef struct Manager {
 } Manager;
 
 #define STATUS_INTERVAL_USEC 1000000u
+/* A user's agent lives this long without work; one told to kill a task
+ * that is not gone this long after is killed itself. */
+#define AGENT_IDLE_USEC (30 * 1000000ULL)
+#define AGENT_KILL_WAIT_USEC (5 * 1000000ULL)
 
 static void help(void) {
         printf("Usage: mplockd [OPTIONS]\n\n"
@@ -292,6 +298,7 @@ static void manager_free(Manager *m) {
         m->api = api_free(m->api);
         m->submitter = submitter_free(m->submitter);
         m->jobs = jobs_free(m->jobs);
+        m->agents = agents_free(m->agents);
         sd_event_source_disable_unref(m->status_timer);
         sd_event_unref(m->event);
         safe_close(m->state_fd);
@@ -367,9 +374,14 @@ static int setup_layers(Manager *m) {
         r = store_open(m->state_dir, &m->state_fd, &m->jobs_fd);
         if (r < 0)
                 return r;
-        r = jobs_new(&m->jobs, m->event, &m->settings, m->state_fd, m->jobs_fd, m->runner_path, on_job_event, m);
+        r = agents_new(&m->agents, m->event, &(AgentsConfig){ .runner_path = m->runner_path,
+                                                               .nproc = m->settings.max_processes_per_uid,
+                                                               .idle_usec = AGENT_IDLE_USEC,
+                                                               .kill_wait_usec = AGENT_KILL_WAIT_USEC });
         if (r >= 0)
-                r = submitter_new(&m->submitter, m->event, &m->settings, m->jobs, m->runner_path);
+                r = jobs_new(&m->jobs, m->event, &m->settings, m->state_fd, m->jobs_fd, m->agents, on_job_event, m);
+        if (r >= 0)
+                r = submitter_new(&m->submitter, m->event, &m->settings, m->jobs, m->agents);
         if (r >= 0)
                 r = api_new(&m->api, m->event, &m->settings, m->jobs, m->submitter);
         if (r >= 0)

@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "fork.h"
+#include "agents.h"
 #include "log.h"
 #include "macro.h"
 
@@ -21,9 +21,9 @@
 
 struct RunnerProc {
         sd_event *event;
-        pid_t pid;
+        AgentTask *task;
         int fd;
-        sd_event_source *io, *child, *kill_timer;
+        sd_event_source *io, *kill_timer;
         const RunnerEvents *ev;
         void *userdata;
         bool stop_sent, ignored;
@@ -31,49 +31,8 @@ struct RunnerProc {
 
 static uint8_t ipc_buf[IPC_MSG_MAX] __attribute__((aligned(8)));
 
-pid_t runner_exec(const RunnerLaunch *launch, char **argv, const int *fds, size_t n_fds) {
-        ForkOptions o = {
-                .flags = FORK_RESET_SIGNALS | FORK_NEW_SESSION | FORK_DEATHSIG | FORK_CLOSE_FDS | FORK_NULL_STDIN |
-                         FORK_NO_NEW_PRIVS,
-                .fds = fds,
-                .n_fds = n_fds,
-                .stdout_fd = -1,
-                .stderr_fd = -1, /* ours: the journal under systemd */
-                .identity = launch->identity,
-                .rlimit_nproc = launch->identity && launch->identity->drop ? launch->nproc : 0,
-        };
-        pid_t pid = fork_sandboxed(&o);
-
-        if (pid == 0)
-                fork_exec(launch->path, argv);
-        return pid;
-}
-
-static int reap_handler(sd_event_source *s, const siginfo_t *si, void *userdata) {
-        (void) si;
-        (void) userdata;
-        (void) sd_event_source_set_floating(s, false);
-        sd_event_source_disable_unref(s);
-        return 0;
-}
-
-void runner_kill_and_reap(sd_event *event, pid_t pid) {
-        sd_event_source *s = NULL;
-
-        (void) kill(-pid, SIGKILL);
-        if (sd_event_add_child(event, &s, pid, WEXITED, reap_handler, NULL) < 0) {
-                /* Cannot watch it: reaping it now, after SIGKILL, is the
-                 * lesser evil to a zombie for ever. */
-                (void) waitpid(pid, NULL, 0);
-                return;
-        }
-        (void) sd_event_source_set_description(s, "reap");
-        (void) sd_event_source_set_floating(s, true);
-        sd_event_source_unref(s);
-}
-
 pid_t runner_proc_pid(const RunnerProc *p) {
-        return p ? p->pid : 0;
+        return p && p->task ? agent_task_pid(p->task) : 0;
 }
 
 bool runner_proc_stop_sent(const RunnerProc *p) {
@@ -81,10 +40,10 @@ bool runner_proc_stop_sent(const RunnerProc *p) {
 }
 
 void runner_proc_kill(RunnerProc *p) {
-        /* While the runner's zombie holds its pid, the group cannot have
-         * been reused. */
-        if (p && p->pid > 0)
-                (void) kill(-p->pid, SIGKILL);
+        /* Its agent kills the group while the runner's zombie holds its
+         * id, so that it cannot have been reused. */
+        if (p && p->task)
+                agent_task_kill(p->task);
 }
 
 void runner_proc_ignore(RunnerProc *p) {
@@ -93,7 +52,6 @@ void runner_proc_ignore(RunnerProc *p) {
 
 static void runner_proc_detach(RunnerProc *p) {
         p->io = sd_event_source_disable_unref(p->io);
-        p->child = sd_event_source_disable_unref(p->child);
         p->kill_timer = sd_event_source_disable_unref(p->kill_timer);
         p->fd = safe_close(p->fd);
 }
@@ -101,7 +59,8 @@ static void runner_proc_detach(RunnerProc *p) {
 RunnerProc *runner_proc_free(RunnerProc *p) {
         if (!p)
                 return NULL;
-        runner_proc_kill(p); /* only when the job goes away with it alive */
+        /* Killed if it is still alive (the job goes away with it). */
+        p->task = agent_task_free(p->task);
         runner_proc_detach(p);
         free(p);
         return NULL;
@@ -112,7 +71,7 @@ static int kill_timer_handler(sd_event_source *s, uint64_t usec, void *userdata)
 
         (void) s;
         (void) usec;
-        log_warning("Runner %d did not stop in time, killing it.", (int) p->pid);
+        log_warning("Runner %d did not stop in time, killing it.", (int) runner_proc_pid(p));
         runner_proc_kill(p);
         return 0;
 }
@@ -121,7 +80,7 @@ void runner_proc_stop(RunnerProc *p, uint32_t mode, uint64_t kill_after_usec) {
         IpcStop st = { .mode = mode };
         int r;
 
-        if (!p || p->pid <= 0)
+        if (!p || !p->task)
                 return;
         /* One that cannot hear us is stopped the hard way, which is safe:
          * everything it has not committed is done again. */
@@ -254,43 +213,24 @@ static int runner_io_handler(sd_event_source *s, int fd, uint32_t revents, void 
         return 0;
 }
 
-static int runner_child_handler(sd_event_source *s, const siginfo_t *si, void *userdata) {
+static void runner_exited(AgentTask *t, int code, int status, void *userdata) {
         RunnerProc *p = userdata;
 
-        (void) s;
-        /* No worker may outlive its runner. */
-        runner_proc_kill(p);
+        (void) t;
         /* What it sent before it died counts (its last commit). */
         while (p->fd >= 0 && runner_read(p, RUNNER_MESSAGES_PER_WAKEUP) > 0)
                 ;
-        p->pid = 0;
+        p->task = agent_task_free(p->task);
         runner_proc_detach(p);
-        p->ev->exited(p->userdata, si->si_code, si->si_status);
-        return 0;
+        p->ev->exited(p->userdata, code, status);
 }
 
-static int runner_proc_watch(RunnerProc *p) {
-        int r;
-
-        if (fcntl(p->fd, F_SETFL, O_NONBLOCK) < 0)
-                return -errno;
-        r = sd_event_add_io(p->event, &p->io, p->fd, EPOLLIN, runner_io_handler, p);
-        if (r >= 0)
-                r = sd_event_add_child(p->event, &p->child, p->pid, WEXITED, runner_child_handler, p);
-        if (r < 0)
-                return r;
-        (void) sd_event_source_set_description(p->io, "runner-ipc");
-        (void) sd_event_source_set_description(p->child, "runner-exit");
-        return 0;
-}
-
-int runner_proc_start(RunnerProc **ret, sd_event *event, const RunnerLaunch *launch, const char *start,
-                      size_t start_len, const int fds[3], const RunnerEvents *ev, void *userdata) {
-        char *argv[] = { (char *) "mplock-runner", (char *) "run", NULL };
+int runner_proc_start(RunnerProc **ret, Agents *agents, uid_t uid, gid_t gid, const char *start, size_t start_len,
+                      const int fds[3], const RunnerEvents *ev, void *userdata) {
+        static const char *const args[] = { "run" };
         _cleanup_close_ int sv0 = -1, sv1 = -1;
         int sv[2], child_fds[4], r;
         RunnerProc *p;
-        pid_t pid;
 
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
@@ -300,24 +240,25 @@ int runner_proc_start(RunnerProc **ret, sd_event *event, const RunnerLaunch *lau
         r = ipc_send(sv0, IPC_START, start, start_len);
         if (r < 0)
                 return r;
+        if (fcntl(sv0, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        *p = (RunnerProc){ .event = agents_event(agents), .fd = -1, .ev = ev, .userdata = userdata };
         child_fds[0] = sv1;
         memcpy(child_fds + 1, fds, 3 * sizeof(int));
-        pid = runner_exec(launch, argv, child_fds, ELEMENTSOF(child_fds));
-        if (pid < 0)
-                return pid;
-        p = calloc(1, sizeof(*p));
-        if (!p) {
-                runner_kill_and_reap(event, pid);
-                return -ENOMEM;
-        }
-        *p = (RunnerProc){ .event = event, .pid = pid, .fd = TAKE_FD(sv0), .ev = ev, .userdata = userdata };
-        r = runner_proc_watch(p);
+        p->fd = TAKE_FD(sv0);
+        r = sd_event_add_io(p->event, &p->io, p->fd, EPOLLIN, runner_io_handler, p);
+        if (r >= 0)
+                r = agents_spawn(agents, uid, gid, AGENT_MODE_RUN, args, ELEMENTSOF(args), child_fds,
+                                 ELEMENTSOF(child_fds), runner_exited, p, &p->task);
         if (r < 0) {
                 runner_proc_detach(p);
-                runner_kill_and_reap(event, pid);
                 free(p);
                 return r;
         }
+        (void) sd_event_source_set_description(p->io, "runner-ipc");
         *ret = p;
         return 0;
 }

@@ -7,14 +7,14 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
-#include "identity.h"
 #include "ipc.h"
 
-/* The processes mplockd starts: "mplock-runner run" for a job (started,
- * stopped and watched here, its messages decoded and checked here and
- * reported through RunnerEvents) and "mplock-runner check" for a
- * submission. Both run as the job's owner; nothing here knows jobs. */
+/* A job's runner, "mplock-runner run" forked by its owner's agent
+ * (agents.h): started, stopped and watched here, its messages decoded and
+ * checked here and reported through RunnerEvents. Nothing here knows
+ * jobs. */
 
+typedef struct Agents Agents;
 typedef struct RunnerProc RunnerProc;
 
 typedef struct RunnerEvents {
@@ -35,17 +35,11 @@ typedef struct RunnerEvents {
         void (*exited)(void *userdata, int code, int status);
 } RunnerEvents;
 
-typedef struct RunnerLaunch {
-        const char *path;          /* the mplock-runner binary */
-        const Identity *identity;  /* the job's owner */
-        uint64_t nproc;            /* RLIMIT_NPROC of the owner's processes; 0: none */
-} RunnerLaunch;
-
-/* Starts "mplock-runner run" with fds[0..2] (lock, input snapshot,
- * committed-items memfd) as 4, 5, 6 and the start message (JSON text)
- * queued on its socket (3). Events go to ev with userdata. */
-int runner_proc_start(RunnerProc **ret, sd_event *event, const RunnerLaunch *launch, const char *start,
-                      size_t start_len, const int fds[3], const RunnerEvents *ev, void *userdata);
+/* Starts "mplock-runner run" in the agent of uid with fds[0..2] (lock,
+ * input snapshot, committed-items memfd) as its 4, 5, 6 and the start
+ * message (JSON text) queued on its socket (3). Events go to ev. */
+int runner_proc_start(RunnerProc **ret, Agents *agents, uid_t uid, gid_t gid, const char *start, size_t start_len,
+                      const int fds[3], const RunnerEvents *ev, void *userdata);
 /* Asks it to stop (IPC_STOP_GRACEFUL or IPC_STOP_CANCEL); SIGKILL to its
  * group after kill_after_usec, or at once if it cannot be told. */
 void runner_proc_stop(RunnerProc *p, uint32_t mode, uint64_t kill_after_usec);
@@ -56,10 +50,3 @@ void runner_proc_ignore(RunnerProc *p);
 pid_t runner_proc_pid(const RunnerProc *p);
 /* Kills its process group if it is still alive; no more events. */
 RunnerProc *runner_proc_free(RunnerProc *p);
-
-/* Starts "mplock-runner ARGV..." (argv[0] is the name) as launch's
- * identity with fds at 3, 4, ...: its pid, or -errno. */
-pid_t runner_exec(const RunnerLaunch *launch, char **argv, const int *fds, size_t n_fds);
-/* SIGKILLs the process group of pid (a child of ours, not yet reaped) and
- * reaps it from the event loop, so that nothing waits for it here. */
-void runner_kill_and_reap(sd_event *event, pid_t pid);

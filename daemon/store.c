@@ -163,17 +163,44 @@ static int write_json_atomic(int dirfd, const char *name, json_object *o) {
         return text ? write_file_atomic_at(dirfd, name, text, len, 0600) : -ENOMEM;
 }
 
-int store_write_spec(int dirfd, const JobSpec *spec) {
+static json_object *spec_to_json(const JobSpec *spec) {
         json_object *o = json_object_new_object();
+
+        if (o && (json_add_u64(o, "version", JOB_JSON_VERSION) < 0 ||
+                  schema_to_json(&job_spec_schema, spec, SCHEMA_PERSIST, o) < 0)) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+int store_write_spec(int dirfd, const JobSpec *spec) {
+        json_object *o = spec_to_json(spec);
+        int r = o ? write_json_atomic(dirfd, "job.json", o) : -ENOMEM;
+
+        json_object_put(o);
+        return r;
+}
+
+int store_create_spec(int dirfd, const JobSpec *spec) {
+        json_object *o = spec_to_json(spec);
+        _cleanup_close_ int fd = -1;
+        const char *text;
+        size_t len;
         int r;
 
-        if (!o)
+        text = o ? json_compact(o, &len) : NULL;
+        if (!text) {
+                json_object_put(o);
                 return -ENOMEM;
-        r = json_add_u64(o, "version", JOB_JSON_VERSION);
-        if (r >= 0)
-                r = schema_to_json(&job_spec_schema, spec, SCHEMA_PERSIST, o);
-        if (r >= 0)
-                r = write_json_atomic(dirfd, "job.json", o);
+        }
+        fd = openat(dirfd, "job.json", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        r = fd < 0 ? -errno : write_full(fd, text, len);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        /* close() can report a delayed write error (NFS, quota). */
+        if (r >= 0 && close(TAKE_FD(fd)) < 0)
+                r = -errno;
         json_object_put(o);
         return r;
 }
@@ -242,6 +269,10 @@ int store_load_status(int dirfd, JobStatus *st) {
         int r;
 
         r = read_json(dirfd, "state.json", &o);
+        if (r == -ENOENT) {
+                *st = (JobStatus){ .state = JOB_QUEUED };
+                return 0;
+        }
         if (r < 0)
                 return r;
         r = from_json_exactly(&job_status_schema, st, o, NULL);

@@ -36,8 +36,14 @@ int store_open_job(int jobs_fd, uint64_t id);
 /* *spec must start zeroed or with defaults for the optional fields; on
  * failure it is freed. -EBADMSG for a file that is not a job of this id. */
 int store_write_spec(int dirfd, const JobSpec *spec);
+/* job.json in a directory nobody sees yet (a submission's): written in
+ * place and fsynced, without the temporary file and rename that a
+ * published directory needs. */
+int store_create_spec(int dirfd, const JobSpec *spec);
 int store_load_spec(int dirfd, uint64_t id, JobSpec *spec);
 int store_write_status(int dirfd, const JobStatus *st);
+/* No state.json is a job that has never changed state since it was
+ * submitted: queued, nothing done. */
 int store_load_status(int dirfd, JobStatus *st);
 
 /* A submission's directory: made empty under a unique .new- name (written

@@ -11,7 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
 #include "config.h"
 #include "crc32c.h"
 #include "fileio.h"
@@ -19,7 +18,8 @@
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
-#include "runner-proc.h"
+#include "agents.h"
+#include "ipc.h"
 #include "store.h"
 
 /* What the check helper may report, at most. */
@@ -30,7 +30,7 @@ struct Submitter {
         sd_event *event;
         const Settings *settings;
         Jobs *jobs;
-        const char *runner_path;
+        Agents *agents;
         Submission *list;
         size_t n;
 };
@@ -46,16 +46,16 @@ struct Submission {
         uint64_t n_inline;
         char tmpname[STORE_NEW_NAME_MAX];
         int dirfd, input_fd, report_fd;
-        pid_t pid;
-        sd_event_source *child, *timeout;
+        AgentTask *check;
+        sd_event_source *timeout;
 };
 
-int submitter_new(Submitter **ret, sd_event *event, const Settings *settings, Jobs *jobs, const char *runner_path) {
+int submitter_new(Submitter **ret, sd_event *event, const Settings *settings, Jobs *jobs, Agents *agents) {
         Submitter *sub = calloc(1, sizeof(*sub));
 
         if (!sub)
                 return -ENOMEM;
-        *sub = (Submitter){ .event = event, .settings = settings, .jobs = jobs, .runner_path = runner_path };
+        *sub = (Submitter){ .event = event, .settings = settings, .jobs = jobs, .agents = agents };
         *ret = sub;
         return 0;
 }
@@ -80,10 +80,8 @@ static void submission_free(Submission *s) {
         if (s->next)
                 s->next->prev = s->prev;
         sub->n--;
-        s->child = sd_event_source_disable_unref(s->child);
         s->timeout = sd_event_source_disable_unref(s->timeout);
-        if (s->pid > 0)
-                runner_kill_and_reap(sub->event, s->pid);
+        s->check = agent_task_free(s->check); /* killed if still at it */
         if (s->tmpname[0] && (r = store_remove_dir(sub->jobs->jobs_fd, s->tmpname)) < 0)
                 log_warning_errno(r, "Cannot remove %s: %m", s->tmpname);
         safe_close(s->dirfd);
@@ -207,17 +205,15 @@ static bool within_user_input(Submission *s, char *why, size_t whylen) {
         return false;
 }
 
-/* job.json, state.json (queued) and an empty checkpoint, then the rename
- * that makes the job exist. */
+/* The snapshot and job.json, durable, then the rename that makes the job
+ * exist. A new job needs no state.json (it is queued) and no checkpoint
+ * log (nothing is committed): each appears with the job's first change. */
 static int store_job(Submission *s) {
-        JobStatus st = { .state = JOB_QUEUED };
         int r;
 
-        r = store_write_spec(s->dirfd, &s->spec);
-        if (r >= 0)
-                r = store_write_status(s->dirfd, &st);
-        if (r >= 0)
-                r = checkpoint_create(s->dirfd, s->spec.n_items);
+        if (fsync(s->input_fd) < 0)
+                return -errno;
+        r = store_create_spec(s->dirfd, &s->spec);
         if (r >= 0)
                 r = fsync_dirfd(s->dirfd);
         if (r >= 0)
@@ -242,10 +238,6 @@ static void submit_complete(Submission *s) {
                 if (!why[0])
                         (void) snprintf(why, sizeof(why), "cannot read input snapshot: %s", strerror(-r));
                 submit_finish(s, SUBMIT_INVALID, 0, items_parameter(s), why);
-                return;
-        }
-        if (fsync(s->input_fd) < 0) {
-                submit_fail_errno(s, "cannot store input snapshot", -errno);
                 return;
         }
         if (!within_user_input(s, why, sizeof(why))) {
@@ -332,15 +324,13 @@ static void handle_report(Submission *s, int code, int status) {
         submit_complete(s);
 }
 
-static int child_handler(sd_event_source *es, const siginfo_t *si, void *userdata) {
+static void check_exited(AgentTask *t, int code, int status, void *userdata) {
         Submission *s = userdata;
 
-        (void) es;
-        s->pid = 0; /* sd-event reaps it */
-        s->child = sd_event_source_disable_unref(s->child);
+        (void) t;
+        s->check = agent_task_free(s->check);
         s->timeout = sd_event_source_disable_unref(s->timeout);
-        handle_report(s, si->si_code, si->si_status);
-        return 0;
+        handle_report(s, code, status);
 }
 
 static int timeout_handler(sd_event_source *es, uint64_t usec, void *userdata) {
@@ -353,67 +343,51 @@ static int timeout_handler(sd_event_source *es, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* "mplock-runner check" as the submitter, with the report pipe as fd 3
- * and, for an input file, the snapshot to fill as fd 4. */
+/* "mplock-runner check" as the submitter, in their agent, with the report
+ * pipe as fd 3 and, for an input file, the snapshot to fill as fd 4. */
 static int start_check(Submission *s) {
         const Settings *st = s->sub->settings;
         char max_bytes[32], max_items[32];
-        char *argv[16];
-        size_t argc = 0;
-        int pipefd[2], fds[2];
-        Identity id;
-        RunnerLaunch launch = { .path = s->sub->runner_path, .identity = &id, .nproc = st->max_processes_per_uid };
-        pid_t pid;
+        const char *args[16];
+        size_t n = 0;
+        int pipefd[2], fds[2], r;
 
         (void) snprintf(max_bytes, sizeof(max_bytes), "%llu", (unsigned long long) st->max_input_bytes);
         (void) snprintf(max_items, sizeof(max_items), "%llu", (unsigned long long) st->max_items);
-        argv[argc++] = (char *) "mplock-runner";
-        argv[argc++] = (char *) "check";
-        argv[argc++] = (char *) "--module";
-        argv[argc++] = s->spec.module;
-        argv[argc++] = (char *) "--output";
-        argv[argc++] = s->spec.output;
+        args[n++] = "check";
+        args[n++] = "--module";
+        args[n++] = s->spec.module;
+        args[n++] = "--output";
+        args[n++] = s->spec.output;
         if (!s->inline_items) {
-                argv[argc++] = (char *) "--input";
-                argv[argc++] = s->spec.input;
+                args[n++] = "--input";
+                args[n++] = s->spec.input;
                 if (s->spec.separator == JOB_SEPARATOR_NUL)
-                        argv[argc++] = (char *) "--nul";
+                        args[n++] = "--nul";
         }
-        argv[argc++] = (char *) "--max-bytes";
-        argv[argc++] = max_bytes;
-        argv[argc++] = (char *) "--max-items";
-        argv[argc++] = max_items;
-        argv[argc] = NULL;
+        args[n++] = "--max-bytes";
+        args[n++] = max_bytes;
+        args[n++] = "--max-items";
+        args[n++] = max_items;
 
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
         fds[0] = pipefd[1];
         fds[1] = s->input_fd;
-        identity_resolve(&id, s->spec.uid, s->spec.gid);
-        pid = runner_exec(&launch, argv, fds, s->inline_items ? 1 : 2);
-        safe_close(pipefd[1]);
         s->report_fd = pipefd[0];
-        if (pid < 0)
-                return pid;
-        s->pid = pid;
-        /* The report is read once the helper has exited; the pipe must
-         * not block us if it wrote less than promised. */
-        if (fcntl(s->report_fd, F_SETFL, O_NONBLOCK) < 0)
-                return -errno;
-        return 0;
-}
-
-static int watch_check(Submission *s) {
-        Submitter *sub = s->sub;
-        int r;
-
-        r = sd_event_add_child(sub->event, &s->child, s->pid, WEXITED, child_handler, s);
-        if (r >= 0)
-                r = sd_event_add_time_relative(sub->event, &s->timeout, CLOCK_MONOTONIC,
-                                               sub->settings->check_timeout_usec, 0, timeout_handler, s);
+        r = agents_spawn(s->sub->agents, s->spec.uid, s->spec.gid, AGENT_MODE_CHECK, args, n, fds,
+                         s->inline_items ? 1 : 2, check_exited, s, &s->check);
+        safe_close(pipefd[1]);
         if (r < 0)
                 return r;
-        (void) sd_event_source_set_description(s->child, "submit-check");
+        /* The report is read once the check has ended; the pipe must not
+         * block us if it wrote less than promised. */
+        if (fcntl(s->report_fd, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+        r = sd_event_add_time_relative(s->sub->event, &s->timeout, CLOCK_MONOTONIC, st->check_timeout_usec, 0,
+                                       timeout_handler, s);
+        if (r < 0)
+                return r;
         (void) sd_event_source_set_description(s->timeout, "submit-timeout");
         return 0;
 }
@@ -462,11 +436,6 @@ Submission *submit_start(Submitter *sub, SubmitRequest *req, SubmitDone done, vo
         r = start_check(s);
         if (r < 0) {
                 submit_fail_errno(s, "cannot start the submission check", r);
-                return NULL;
-        }
-        r = watch_check(s);
-        if (r < 0) {
-                submit_fail_errno(s, "cannot watch the submission check", r);
                 return NULL;
         }
         return s;

@@ -8,6 +8,7 @@
 
 #include "jobspec.h"
 
+typedef struct Agents Agents;
 typedef struct Jobs Jobs;
 typedef struct Settings Settings;
 
@@ -55,7 +56,7 @@ typedef struct SubmitResult {
 
 typedef void (*SubmitDone)(const SubmitResult *result, void *userdata);
 
-int submitter_new(Submitter **ret, sd_event *event, const Settings *settings, Jobs *jobs, const char *runner_path);
+int submitter_new(Submitter **ret, sd_event *event, const Settings *settings, Jobs *jobs, Agents *agents);
 /* Ends every submission, each told SUBMIT_SHUTTING_DOWN. */
 Submitter *submitter_free(Submitter *sub);
 void submitter_abort_all(Submitter *sub);

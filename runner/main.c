@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent.h"
 #include "log.h"
 #include "runner.h"
 
@@ -13,6 +14,9 @@ int main(int argc, char **argv) {
                 return run_main();
         if (argc >= 2 && strcmp(argv[1], "check") == 0)
                 return check_main(argc - 1, argv + 1);
-        fprintf(stderr, "mplock-runner is started by mplockd (modes: run, check); it is not meant to be run by hand.\n");
+        if (argc >= 2 && strcmp(argv[1], "agent") == 0)
+                return agent_main(argv);
+        fprintf(stderr, "mplock-runner is started by mplockd (modes: run, check, agent); it is not meant to be run by "
+                        "hand.\n");
         return 2;
 }

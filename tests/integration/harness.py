@@ -25,6 +25,22 @@ def module(name):
     return os.path.join(EXAMPLES, name + ".so")
 
 
+def children(pid):
+    """pids whose parent is pid."""
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True).stdout.decode()
+    except FileNotFoundError:
+        out = ""
+    return [int(p) for p in out.split()]
+
+
+def job_processes(daemon_pid):
+    """The processes mplockd runs for its users: its children (the users'
+    agents) and theirs (checks and runners, "mplock-runner run")."""
+    agents = children(daemon_pid)
+    return agents + [p for a in agents for p in children(a)]
+
+
 class Daemon:
     """An mplockd in its own directory; start() again after kill() resumes."""
 

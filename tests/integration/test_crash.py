@@ -9,15 +9,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import PROBE, DaemonTest, main, module  # noqa: E402
-
-
-def children(pid):
-    try:
-        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True).stdout.decode()
-    except FileNotFoundError:
-        out = ""
-    return [int(p) for p in out.split()]
+from harness import PROBE, DaemonTest, children, job_processes, main, module  # noqa: E402
 
 
 def alive(pid):
@@ -99,7 +91,7 @@ class Workers(DaemonTest):
     def runner_and_workers(self, timeout=10):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for pid in children(self.d.proc.pid):
+            for pid in job_processes(self.d.proc.pid):
                 try:
                     with open("/proc/%d/cmdline" % pid, "rb") as f:
                         cmd = f.read().split(b"\0")

@@ -11,7 +11,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import DaemonTest, main, module  # noqa: E402
+from harness import DaemonTest, job_processes, main, module  # noqa: E402
 
 SANITIZED = os.environ.get("MPLOCK_SANITIZED") == "1"
 
@@ -34,8 +34,7 @@ def session_members(sid):
 
 def runner_of(daemon_pid, output):
     """The runner of the job writing into output: it holds its results file."""
-    out = subprocess.run(["pgrep", "-P", str(daemon_pid)], capture_output=True, text=True).stdout.split()
-    for pid in out:
+    for pid in job_processes(daemon_pid):
         try:
             for fd in os.listdir("/proc/%s/fd" % pid):
                 if os.readlink("/proc/%s/fd/%s" % (pid, fd)).startswith(output + "/mplock-"):

@@ -12,13 +12,13 @@ import sys
 
 # layer: (its files' stems, the layers it may use)
 LAYERS = {
-    "main": ({"main"}, {"control", "api", "submit", "jobs", "store", "config"}),
+    "main": ({"main"}, {"control", "api", "submit", "jobs", "runners", "store", "config"}),
     "control": ({"control"}, {"config"}),
     "api": ({"api", "api-internal", "api-job", "api-submit", "api-results"},
             {"control", "submit", "jobs", "config"}),
     "submit": ({"submit"}, {"jobs", "runners", "store", "checkpoint", "config"}),
     "jobs": ({"jobs", "job"}, {"runners", "store", "checkpoint", "config"}),
-    "runners": ({"runner-proc"}, set()),
+    "runners": ({"runner-proc", "agents"}, set()),
     "store": ({"store"}, set()),
     "checkpoint": ({"checkpoint"}, set()),
     "config": ({"config"}, set()),

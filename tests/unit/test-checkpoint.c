@@ -176,14 +176,47 @@ START_TEST(test_missing_or_garbage_log) {
         int dirfd = test_tmpdir(path, sizeof(path));
         Checkpoint c;
 
-        ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS), -ENOENT);
-        ck_assert_ptr_null(c.bits.chunk);
+        /* No log (and no snapshot): a job that has committed nothing yet,
+         * generation 0. */
+        ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS), 0);
         ck_assert_int_eq(c.log_fd, -1);
+        ck_assert_uint_eq(c.gen, 0);
+        ck_assert_uint_eq(c.done, 0);
+        checkpoint_close(&c);
 
         test_write_file(dirfd, CKPT_LOG, "garbage", 7);
         ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS), -EBADMSG);
         ck_assert_ptr_null(c.bits.chunk);
         ck_assert_int_eq(c.log_fd, -1);
+        close(dirfd);
+}
+END_TEST
+
+/* A job's first commit creates its log; the name is durable with it. */
+START_TEST(test_first_commit_creates_the_log) {
+        char path[PATH_MAX];
+        int dirfd = test_tmpdir(path, sizeof(path));
+        Checkpoint c;
+        Model m = {};
+        struct stat st;
+
+        ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS), 0);
+        ck_assert_int_eq(fstatat(dirfd, CKPT_LOG, &st, 0), -1);
+        commit_one(&c, &m, 0, 10, 1);
+        ck_assert_int_eq(fstatat(dirfd, CKPT_LOG, &st, 0), 0);
+        ck_assert_int_eq(st.st_size, LOG_HDR + (off_t) record_size(1));
+        ck_assert(!c.log_name_unsynced);
+        commit_one(&c, &m, 10, 5, 0);
+        reopen(&c, dirfd);
+        model_assert(&m, &c);
+        ck_assert_uint_eq(c.recovered_records, 2);
+        /* Compaction leaves a snapshot and a new log; a snapshot whose log
+         * is gone is damage, not a job that never committed. */
+        ck_assert_int_eq(checkpoint_compact(&c), 0);
+        checkpoint_close(&c);
+        ck_assert_int_eq(unlinkat(dirfd, CKPT_LOG, 0), 0);
+        ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS), -EBADMSG);
+        ck_assert_ptr_null(c.bits.chunk);
         close(dirfd);
 }
 END_TEST
@@ -1019,6 +1052,7 @@ static Suite *checkpoint_suite(void) {
         tcase_add_test(tc, test_empty);
         tcase_add_test(tc, test_zero_items);
         tcase_add_test(tc, test_missing_or_garbage_log);
+        tcase_add_test(tc, test_first_commit_creates_the_log);
         tcase_add_test(tc, test_commits_persist);
         tcase_add_test(tc, test_invalid_commits);
         tcase_add_test(tc, test_torn_last_record);
