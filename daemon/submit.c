@@ -20,11 +20,13 @@
 #include "macro.h"
 #include "agents.h"
 #include "ipc.h"
+#include "snapshot.h"
 #include "store.h"
 
 /* What the check helper may report, at most. */
 #define REPORT_MAX 65536
-#define VERIFY_BUFFER (1u << 20)
+/* The input arrives through a pipe of this size, read whole per wakeup. */
+#define DATA_CHUNK (1u << 20)
 
 struct Submitter {
         sd_event *event;
@@ -46,6 +48,14 @@ struct Submission {
         uint64_t n_inline;
         char tmpname[STORE_NEW_NAME_MAX];
         int dirfd, input_fd, report_fd;
+        /* An input file comes through a pipe from the check. */
+        int data_fd;
+        sd_event_source *data_io;
+        bool data_eof;
+        Snapshot snap;
+        /* The check's verdict: ok and the bytes it sent, once it ended. */
+        bool check_ok;
+        uint64_t check_bytes;
         AgentTask *check;
         sd_event_source *timeout;
 };
@@ -82,6 +92,8 @@ static void submission_free(Submission *s) {
         sub->n--;
         s->timeout = sd_event_source_disable_unref(s->timeout);
         s->check = agent_task_free(s->check); /* killed if still at it */
+        s->data_io = sd_event_source_disable_unref(s->data_io);
+        safe_close(s->data_fd);
         if (s->tmpname[0] && (r = store_remove_dir(sub->jobs->jobs_fd, s->tmpname)) < 0)
                 log_warning_errno(r, "Cannot remove %s: %m", s->tmpname);
         safe_close(s->dirfd);
@@ -138,71 +150,51 @@ static bool text_ok(const char *s) {
         return true;
 }
 
-/* The daemon's own check of the snapshot: the helper ran as the user (and
- * loaded the user's module), so its report is not trusted. */
-static int verify_snapshot(Submission *s, char *why, size_t whylen) {
-        const Settings *st = s->sub->settings;
-        _cleanup_free_ char *buf = malloc(VERIFY_BUFFER);
-        uint64_t off = 0, items = 0;
-        uint32_t crc = 0;
-        char last = '\0';
-        struct stat sb;
-
-        if (!buf)
-                return -ENOMEM;
-        if (fstat(s->input_fd, &sb) < 0)
-                return -errno;
-        if ((uint64_t) sb.st_size > st->max_input_bytes) {
-                (void) snprintf(why, whylen, "input list larger than %llu bytes",
-                                (unsigned long long) st->max_input_bytes);
-                return -EFBIG;
-        }
-        for (;;) {
-                ssize_t n = pread(s->input_fd, buf, VERIFY_BUFFER, (off_t) off);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                crc = crc32c(crc, buf, (size_t) n);
-                for (const char *p = buf, *end = buf + n; (p = memchr(p, 0, (size_t) (end - p))); p++)
-                        items++;
-                last = buf[n - 1];
-                off += (uint64_t) n;
-        }
-        if (off != (uint64_t) sb.st_size || (off > 0 && last != '\0')) {
-                (void) snprintf(why, whylen, "input snapshot is incomplete");
-                return -EBADMSG;
-        }
-        if (items > st->max_items) {
-                (void) snprintf(why, whylen, "input list has more than %llu items", (unsigned long long) st->max_items);
-                return -E2BIG;
-        }
-        if (s->inline_items && items != s->n_inline) {
-                (void) snprintf(why, whylen, "snapshot does not match the items sent");
-                return -EBADMSG;
-        }
-        s->spec.n_items = items;
-        s->spec.input_bytes = off;
-        s->spec.input_crc = crc;
-        return 0;
-}
-
-/* The user's active jobs together may hold so much input. */
-static bool within_user_input(Submission *s, char *why, size_t whylen) {
-        const Settings *st = s->sub->settings;
+/* Input bytes of uid's active jobs and submissions under way: the
+ * snapshot being written may take what is left of max-input-per-uid. */
+static uint64_t input_of_uid(Submitter *sub, uid_t uid) {
         JobsUsage u;
         uint64_t total;
 
-        jobs_usage(s->sub->jobs, s->spec.uid, &u);
-        total = u.input_of_uid + s->spec.input_bytes;
-        if (total <= st->max_input_per_uid)
-                return true;
-        (void) snprintf(why, whylen, "your active jobs' input lists would total %llu bytes, over the limit of %llu",
-                        (unsigned long long) total, (unsigned long long) st->max_input_per_uid);
-        return false;
+        jobs_usage(sub->jobs, uid, &u);
+        total = u.input_of_uid;
+        for (const Submission *o = sub->list; o; o = o->next)
+                if (o->spec.uid == uid)
+                        total += o->snap.bytes;
+        return total;
+}
+
+/* Appends to the snapshot within the limits: 0, or the submission is
+ * answered (refused or failed) and gone. */
+static int feed_snapshot(Submission *s, const void *data, size_t len) {
+        const Settings *st = s->sub->settings;
+        uint64_t used = input_of_uid(s->sub, s->spec.uid);
+        char why[256];
+        int r;
+
+        if (used + len > st->max_input_per_uid && s->snap.bytes + len <= st->max_input_bytes) {
+                (void) snprintf(why, sizeof(why),
+                                "your active jobs' input lists would total more than the limit of %llu bytes",
+                                (unsigned long long) st->max_input_per_uid);
+                submit_finish(s, SUBMIT_INVALID, 0, items_parameter(s), why);
+                return -EFBIG;
+        }
+        r = snapshot_write(&s->snap, data, len);
+        if (r == -EFBIG || r == -E2BIG) {
+                if (r == -EFBIG)
+                        (void) snprintf(why, sizeof(why), "input list larger than %llu bytes",
+                                        (unsigned long long) st->max_input_bytes);
+                else
+                        (void) snprintf(why, sizeof(why), "input list has more than %llu items",
+                                        (unsigned long long) st->max_items);
+                submit_finish(s, SUBMIT_INVALID, 0, items_parameter(s), why);
+                return r;
+        }
+        if (r < 0) {
+                submit_fail_errno(s, "cannot write input snapshot", r);
+                return r;
+        }
+        return 0;
 }
 
 /* The snapshot and job.json, durable, then the rename that makes the job
@@ -211,8 +203,6 @@ static bool within_user_input(Submission *s, char *why, size_t whylen) {
 static int store_job(Submission *s) {
         int r;
 
-        if (fsync(s->input_fd) < 0)
-                return -errno;
         r = store_create_spec(s->dirfd, &s->spec);
         if (r >= 0)
                 r = fsync_dirfd(s->dirfd);
@@ -229,21 +219,25 @@ static uint64_t now_realtime_usec(void) {
 }
 
 static void submit_complete(Submission *s) {
-        char why[512] = "";
         uint64_t id;
         int r;
 
-        r = verify_snapshot(s, why, sizeof(why));
+        if (!s->inline_items && s->snap.bytes != s->check_bytes) {
+                submit_finish(s, SUBMIT_INVALID, 0, "input", "input snapshot is incomplete");
+                return;
+        }
+        r = snapshot_finish(&s->snap);
+        if (r == -EBADMSG) {
+                submit_finish(s, SUBMIT_INVALID, 0, items_parameter(s), "input snapshot is incomplete");
+                return;
+        }
         if (r < 0) {
-                if (!why[0])
-                        (void) snprintf(why, sizeof(why), "cannot read input snapshot: %s", strerror(-r));
-                submit_finish(s, SUBMIT_INVALID, 0, items_parameter(s), why);
+                submit_fail_errno(s, "cannot store input snapshot", r);
                 return;
         }
-        if (!within_user_input(s, why, sizeof(why))) {
-                submit_finish(s, SUBMIT_INVALID, 0, items_parameter(s), why);
-                return;
-        }
+        s->spec.n_items = s->snap.items;
+        s->spec.input_bytes = s->snap.bytes;
+        s->spec.input_crc = s->snap.crc;
         if (s->halt_percent > 0)
                 /* At least one failure, however few the items. */
                 s->spec.halt_failures = MAX((s->spec.n_items * s->halt_percent + 99) / 100, (uint64_t) 1);
@@ -263,6 +257,43 @@ static void submit_complete(Submission *s) {
                 return;
         }
         submit_finish(s, SUBMIT_OK, id, NULL, NULL);
+}
+
+/* Done once the check has said yes and every byte it sent is in. */
+static void submit_maybe_complete(Submission *s) {
+        if (!s->check_ok)
+                return;
+        if (s->inline_items || s->snap.bytes >= s->check_bytes)
+                submit_complete(s);
+        else if (s->data_eof)
+                submit_finish(s, SUBMIT_INVALID, 0, "input", "input snapshot is incomplete");
+}
+
+/* The input, as the check sends it: at most a pipe's worth per wakeup. */
+static int data_handler(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
+        static char buf[DATA_CHUNK];
+        Submission *s = userdata;
+        ssize_t n;
+
+        (void) es;
+        (void) revents;
+        n = read(fd, buf, sizeof(buf));
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n <= 0) {
+                s->data_eof = true;
+                s->data_io = sd_event_source_disable_unref(s->data_io);
+                s->data_fd = safe_close(s->data_fd);
+                submit_maybe_complete(s);
+                return 0;
+        }
+        if (feed_snapshot(s, buf, (size_t) n) < 0)
+                return 0; /* answered and gone */
+        if (s->check_ok && s->snap.bytes > s->check_bytes)
+                submit_finish(s, SUBMIT_INVALID, 0, "input", "the check sent more than it said");
+        else
+                submit_maybe_complete(s);
+        return 0;
 }
 
 /* What the helper wrote: the pipe is non-blocking, and a process it left
@@ -320,8 +351,13 @@ static void handle_report(Submission *s, int code, int status) {
                 submit_finish(s, SUBMIT_INVALID, 0, field, reason);
                 return;
         }
+        s->check_ok = true;
+        s->check_bytes = json_get_uint(o, "bytes", 0);
         json_object_put(o);
-        submit_complete(s);
+        if (!s->inline_items && s->snap.bytes > s->check_bytes)
+                submit_finish(s, SUBMIT_INVALID, 0, "input", "the check sent more than it said");
+        else
+                submit_maybe_complete(s);
 }
 
 static void check_exited(AgentTask *t, int code, int status, void *userdata) {
@@ -343,8 +379,29 @@ static int timeout_handler(sd_event_source *es, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* The pipe the check sends an input file through: its write end for the
+ * check, the read end watched here. */
+static int open_data_pipe(Submission *s, int *ret_write_fd) {
+        int p[2], r;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        s->data_fd = p[0];
+        (void) fcntl(p[0], F_SETPIPE_SZ, DATA_CHUNK); /* fewer wakeups; the default works too */
+        r = fcntl(p[0], F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
+        if (r >= 0)
+                r = sd_event_add_io(s->sub->event, &s->data_io, p[0], EPOLLIN, data_handler, s);
+        if (r < 0) {
+                safe_close(p[1]);
+                return r;
+        }
+        (void) sd_event_source_set_description(s->data_io, "submit-input");
+        *ret_write_fd = p[1];
+        return 0;
+}
+
 /* "mplock-runner check" as the submitter, in their agent, with the report
- * pipe as fd 3 and, for an input file, the snapshot to fill as fd 4. */
+ * pipe as fd 3 and, for an input file, the pipe for its items as fd 4. */
 static int start_check(Submission *s) {
         const Settings *st = s->sub->settings;
         char max_bytes[32], max_items[32];
@@ -373,11 +430,19 @@ static int start_check(Submission *s) {
         if (pipe2(pipefd, O_CLOEXEC) < 0)
                 return -errno;
         fds[0] = pipefd[1];
-        fds[1] = s->input_fd;
         s->report_fd = pipefd[0];
+        if (!s->inline_items) {
+                r = open_data_pipe(s, &fds[1]);
+                if (r < 0) {
+                        safe_close(pipefd[1]);
+                        return r;
+                }
+        }
         r = agents_spawn(s->sub->agents, s->spec.uid, s->spec.gid, AGENT_MODE_CHECK, args, n, fds,
                          s->inline_items ? 1 : 2, check_exited, s, &s->check);
         safe_close(pipefd[1]);
+        if (!s->inline_items)
+                safe_close(fds[1]);
         if (r < 0)
                 return r;
         /* The report is read once the check has ended; the pipe must not
@@ -399,7 +464,8 @@ static Submission *submission_new(Submitter *sub, SubmitRequest *req, SubmitDone
                 return NULL;
         *s = (Submission){ .sub = sub, .done = done, .userdata = userdata, .spec = req->spec,
                            .halt_percent = req->halt_percent, .inline_items = req->inline_items,
-                           .n_inline = req->n_inline, .dirfd = -1, .input_fd = -1, .report_fd = -1 };
+                           .n_inline = req->n_inline, .dirfd = -1, .input_fd = -1, .report_fd = -1,
+                           .data_fd = -1 };
         req->spec = (JobSpec){};
         s->next = sub->list;
         if (sub->list)
@@ -429,10 +495,9 @@ Submission *submit_start(Submitter *sub, SubmitRequest *req, SubmitDone done, vo
                 submit_fail_errno(s, "cannot create input snapshot", -errno);
                 return NULL;
         }
-        if (req->inline_items && (r = write_full(s->input_fd, req->items, req->items_len)) < 0) {
-                submit_fail_errno(s, "cannot write input snapshot", r);
-                return NULL;
-        }
+        snapshot_init(&s->snap, s->input_fd, sub->settings->max_input_bytes, sub->settings->max_items);
+        if (req->inline_items && feed_snapshot(s, req->items, req->items_len) < 0)
+                return NULL; /* answered */
         r = start_check(s);
         if (r < 0) {
                 submit_fail_errno(s, "cannot start the submission check", r);

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -109,6 +110,46 @@ class Refusals(DaemonTest):
         self.assertEqual(p.returncode, 1)
         self.assertIn("invalid workers", p.stderr.decode())
         self.assert_nothing_created()
+
+    def test_input_limits_hold_while_the_list_is_copied(self):
+        """A list past a limit is refused as it arrives, not after it was
+        stored: a FIFO that never ends fills nothing."""
+        self.d.stop()
+        self.d.args += ["--max-input-size", "1M", "--max-input-per-uid", "2500K"]
+        self.d.start()
+        fifo = self.path("endless")
+        os.mkfifo(fifo)
+        written = [0]
+
+        def feed():
+            try:
+                with open(fifo, "wb") as f:
+                    for _ in range(2000):  # 200 MB if nobody stopped us
+                        f.write(b"x\n" * 50000)
+                        written[0] += 100000
+            except OSError:
+                pass
+
+        t = threading.Thread(target=feed, daemon=True)
+        t.start()
+        # The check stops at the limit (mplockd would too: see the next
+        # case, which only mplockd can see).
+        err = self.refused("--module", module("echo"), "--input", fifo, "--output", self.out,
+                           expect="invalid input: ")
+        self.assertIn("larger than the limit of 1048576 bytes", err)
+        t.join(30)
+        self.assertFalse(t.is_alive())
+        self.assertLess(written[0], 20 << 20, err)
+        self.assert_nothing_created()
+        # The user's limit counts the jobs they have: two of 1 MB fit, a
+        # third would pass 2500 KiB.
+        big = self.write_items("big.txt", ["x" * 1000] * 1000)
+        a = self.d.submit(module("burn"), big, self.path("a"), "--shared", '{"ms": 1000}', "--workers", 1)
+        b = self.d.submit(module("burn"), big, self.path("b"), "--shared", '{"ms": 1000}', "--workers", 1)
+        self.refused("--module", module("echo"), "--input", big, "--output", self.out,
+                     expect="your active jobs' input lists would total more than the limit of 2560000 bytes")
+        for job in (a, b):
+            self.d.ctl("cancel", job)
 
     def test_unknown_job(self):
         for cmd in ("status", "cancel", "wait", "results"):

@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILD, MPLOCKCTL, MPLOCKD, DaemonTest, main  # noqa: E402
 
 WHOAMI = os.path.join(BUILD, "tests", "integration", "whoami.so")
+HOSTILE = os.path.join(BUILD, "tests", "integration", "hostile.so")
 # Users run what they can reach: not necessarily the build tree.
 USER_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
 USERS = ("mplock-alice", "mplock-bob", "mplock-carol")
@@ -129,6 +130,37 @@ class SharedMachine(DaemonTest):
         # The state directory stays root's and private.
         st_dir = os.stat(self.d.state)
         self.assertEqual((st_dir.st_uid, stat.S_IMODE(st_dir.st_mode)), (0, 0o700))
+
+    def test_user_code_holds_no_writable_descriptor_of_the_state(self):
+        """A module's constructor runs in the check and in the runner: what
+        they inherited of mplockd's state directory cannot be written,
+        grown or cut (the lock and the snapshot are read-only, the input
+        comes to mplockd through a pipe)."""
+        log = os.path.join(self.home["mplock-alice"], "hostile.log")
+        self.d.stop()
+        os.environ["MPLOCK_HOSTILE_LOG"] = log
+        try:
+            self.d.start()
+        finally:
+            del os.environ["MPLOCK_HOSTILE_LOG"]
+        mod = self.user_file("mplock-alice", "hostile.so", open(HOSTILE, "rb").read(), 0o700)
+        items = self.user_file("mplock-alice", "items.txt", b"a\nb\nc\n")
+        job = int(self.as_user("mplock-alice", "submit", "--module", mod, "--input", items, "--output",
+                               os.path.join(self.home["mplock-alice"], "out")).stdout)
+        st = json.loads(self.as_user("mplock-alice", "--json", "wait", job).stdout)
+        self.assertEqual(st["state"], "completed", st)
+        with open(log) as f:
+            lines = f.read().splitlines()
+        self.assertGreaterEqual(len([x for x in lines if x.endswith(" done")]), 2, lines)  # check and runner
+        attempts = [x for x in lines if "write=" in x]
+        self.assertTrue(attempts, lines)  # the runner has the lock and the snapshot
+        for x in attempts:
+            self.assertNotIn("write=0", x)
+            self.assertNotIn("truncate=0", x)
+        jobdir = os.path.join(self.d.state, "jobs", str(job))
+        with open(os.path.join(jobdir, "input"), "rb") as f:
+            self.assertEqual(f.read(), b"a\0b\0c\0")
+        self.assertEqual(os.path.getsize(os.path.join(jobdir, "lock")), 0)
 
     def test_a_users_jobs_cannot_fork_without_bound(self):
         mod = self.user_file("mplock-alice", "whoami.so", open(WHOAMI, "rb").read(), 0o700)

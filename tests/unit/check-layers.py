@@ -19,7 +19,7 @@ LAYERS = {
     "submit": ({"submit"}, {"jobs", "runners", "store", "checkpoint", "config"}),
     "jobs": ({"jobs", "job"}, {"runners", "store", "checkpoint", "config"}),
     "runners": ({"runner-proc", "agents"}, set()),
-    "store": ({"store"}, set()),
+    "store": ({"store", "snapshot"}, set()),
     "checkpoint": ({"checkpoint"}, set()),
     "config": ({"config"}, set()),
 }
