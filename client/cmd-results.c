@@ -22,6 +22,7 @@ typedef struct Printer {
         bool json, nul;
         bool only_failed; /* mplockctl failed: the failed items, with their errors */
         uint64_t printed, failed, missing;
+        uint64_t too_large; /* via the daemon: results it could not send */
         uint64_t next_index; /* for gaps: items without a committed result */
 } Printer;
 
@@ -137,6 +138,15 @@ static int via_daemon(Ctl *c, Printer *p, uint64_t id) {
                 for (size_t i = 0; i < json_object_array_length(arr); i++) {
                         json_object *o = json_object_array_get_idx(arr, i), *e = json_get(o, "error");
                         json_object *item = json_get(o, "item"), *res = e ? json_get(e, "message") : json_get(o, "result");
+                        if (json_get(o, "too_large")) {
+                                fprintf(stderr,
+                                        "mplockctl: the result of item %llu is too large for mplockd's messages "
+                                        "(%llu bytes); read it from the results file (without --via-daemon)\n",
+                                        (unsigned long long) json_get_uint(o, "index", 0),
+                                        (unsigned long long) json_get_uint(o, "too_large", 0));
+                                p->too_large++;
+                                continue;
+                        }
                         if (!item || !res) {
                                 fprintf(stderr, "mplockctl: malformed result from mplockd\n");
                                 return EXIT_ERROR;
@@ -148,7 +158,7 @@ static int via_daemon(Ctl *c, Printer *p, uint64_t id) {
                 }
                 next = json_get(reply, "next");
                 if (!next)
-                        return EXIT_OK;
+                        return p->too_large > 0 ? EXIT_ERROR : EXIT_OK;
                 offset = json_get_uint(reply, "next", 0);
         }
 }

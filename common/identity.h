@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* Who a child process becomes, and opening a file as somebody else.
+/* Who a child process becomes.
  *
  * Only a root mplockd switches identities; a user instance runs everything
  * as its user, and then drop is false and nothing here changes anything. */
@@ -24,8 +24,3 @@ typedef struct Identity {
 void identity_resolve(Identity *id, uid_t uid, gid_t gid);
 /* setgroups, setresgid, setresuid: for good, in a child. -errno. */
 int identity_apply(const Identity *id);
-/* Opens path with id's file system identity (setfsuid, setfsgid and its
- * groups), so that the kernel checks every path component with that
- * user's rights and ours do not apply; then takes our own back. fd or
- * -errno. Aborts if our identity cannot be restored. */
-int identity_open(const Identity *id, const char *path, int flags);

@@ -37,6 +37,7 @@ enum {
 enum {
         AGENT_MODE_CHECK = 1, /* "mplock-runner check" */
         AGENT_MODE_RUN = 2,   /* "mplock-runner run" */
+        AGENT_MODE_RESULTS = 3, /* "mplock-runner results" */
 };
 
 #define AGENT_ARGS_MAX 32

@@ -15,6 +15,7 @@ struct Api {
         const Settings *settings;
         Jobs *jobs;
         Submitter *submitter;
+        Agents *agents;
         struct Waiter *waiters;
         sd_event_source *progress_timer;
 };

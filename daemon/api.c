@@ -378,13 +378,14 @@ void api_dispatch(Call *call, void *userdata) {
         method_unknown(call);
 }
 
-int api_new(Api **ret, sd_event *event, const Settings *settings, Jobs *jobs, Submitter *submitter) {
+int api_new(Api **ret, sd_event *event, const Settings *settings, Jobs *jobs, Submitter *submitter,
+            Agents *agents) {
         Api *api = calloc(1, sizeof(*api));
         int r;
 
         if (!api)
                 return -ENOMEM;
-        *api = (Api){ .event = event, .settings = settings, .jobs = jobs, .submitter = submitter };
+        *api = (Api){ .event = event, .settings = settings, .jobs = jobs, .submitter = submitter, .agents = agents };
         r = sd_event_add_time_relative(event, &api->progress_timer, CLOCK_MONOTONIC, PROGRESS_INTERVAL_USEC, 0,
                                        progress_handler, api);
         if (r < 0) {

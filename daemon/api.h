@@ -6,6 +6,7 @@
 #include "jobs.h"
 #include "json-util.h"
 
+typedef struct Agents Agents;
 typedef struct Call Call;
 typedef struct Settings Settings;
 typedef struct Submitter Submitter;
@@ -17,7 +18,8 @@ typedef struct Submitter Submitter;
 
 typedef struct Api Api;
 
-int api_new(Api **ret, sd_event *event, const Settings *settings, Jobs *jobs, Submitter *submitter);
+int api_new(Api **ret, sd_event *event, const Settings *settings, Jobs *jobs, Submitter *submitter,
+            Agents *agents);
 Api *api_free(Api *api);
 /* The transport's handler (control.h) for every call. */
 void api_dispatch(Call *call, void *userdata);

@@ -383,7 +383,7 @@ static int setup_layers(Manager *m) {
         if (r >= 0)
                 r = submitter_new(&m->submitter, m->event, &m->settings, m->jobs, m->agents);
         if (r >= 0)
-                r = api_new(&m->api, m->event, &m->settings, m->jobs, m->submitter);
+                r = api_new(&m->api, m->event, &m->settings, m->jobs, m->submitter, m->agents);
         if (r >= 0)
                 r = control_new(&m->control, m->event, &m->settings, api_dispatch, m->api);
         if (r < 0)

@@ -13,6 +13,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "macro.h"
+#include "results-page.h"
 #include "runner.h"
 
 #define AGENT_FD 3
@@ -88,7 +89,7 @@ static int task_exited(sd_event_source *s, const siginfo_t *si, void *userdata) 
 /* In the child: the task itself, with the descriptors at 3, 4, ...; ps
  * and /proc/PID/cmdline say "mplock-runner run" or "... check". */
 static _Noreturn void task_run(char *title, uint32_t mode, char **argv, int argc) {
-        const char *name = mode == AGENT_MODE_CHECK ? "check" : "run";
+        const char *name = mode == AGENT_MODE_CHECK ? "check" : mode == AGENT_MODE_RUN ? "run" : "pages";
         size_t room = strlen(title);
         int r = 127;
 
@@ -101,6 +102,8 @@ static _Noreturn void task_run(char *title, uint32_t mode, char **argv, int argc
                 r = check_main(argc, argv);
         else if (mode == AGENT_MODE_RUN)
                 r = run_main();
+        else if (mode == AGENT_MODE_RESULTS)
+                r = results_page_main(argc, argv);
         (void) fflush(stdout);
         (void) fflush(stderr);
         _exit(r);
@@ -172,7 +175,7 @@ static void handle_spawn(Agent *a, const void *payload, size_t len, const int *f
         if (len < sizeof(sp))
                 agent_quit("short spawn request");
         memcpy(&sp, payload, sizeof(sp));
-        if ((sp.mode != AGENT_MODE_CHECK && sp.mode != AGENT_MODE_RUN) ||
+        if ((sp.mode != AGENT_MODE_CHECK && sp.mode != AGENT_MODE_RUN && sp.mode != AGENT_MODE_RESULTS) ||
             parse_args((const char *) payload + sizeof(sp), len - sizeof(sp), sp.n_args, argv) < 0)
                 agent_quit("malformed spawn request");
         r = task_start(a, &sp, argv, fds, n_fds);

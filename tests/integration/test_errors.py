@@ -188,6 +188,36 @@ class Protocol(DaemonTest):
         self.assertTrue(r["parameters"]["reason"])
         return r["parameters"]["reason"]
 
+    def test_results_pages_are_bounded_in_bytes(self):
+        """With 64 KiB messages a page holds 8 KiB of items and results:
+        it stops early and says where to go on, and a result too large for
+        any page is given by its size, to be read from the file."""
+        items = ["a" * 3000] * 5 + ["b" * 5000] + ["c"] * 3
+        job = self.d.submit(module("echo"), self.write_items("big.txt", items), self.path("out"))
+        self.assertEqual(self.d.wait(job)[0], 0)
+        got, pages, offset = {}, 0, 0
+        while offset is not None:
+            r = self.d.varlink("io.mplock.Manager.Results", {"id": job, "offset": offset, "limit": 100})[0]
+            self.assertNotIn("error", r)
+            pages += 1
+            for res in r["parameters"]["results"]:
+                got[res["index"]] = res
+            offset = r["parameters"].get("next")
+        self.assertEqual(sorted(got), list(range(len(items))))
+        for i, item in enumerate(items):
+            if i == 5:
+                self.assertEqual(got[i], {"index": 5, "too_large": 10000})
+            else:
+                self.assertEqual((got[i]["item"], got[i]["result"]), (item, item))
+        self.assertEqual(pages, 5)  # a 3000-byte item and its result fill a page each; the rest, small, join the last
+        # mplockctl says which results it could not get that way; read
+        # directly, the file has them all.
+        p = self.d.ctl("results", "--via-daemon", job, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("result of item 5 is too large for mplockd's messages", p.stderr.decode())
+        self.assertEqual(p.stdout.decode().splitlines(), [x for i, x in enumerate(items) if i != 5])
+        self.assertEqual(self.d.ctl("results", job).stdout.decode().splitlines(), items)
+
     def test_every_submit_field_is_validated(self):
         self.assertEqual(self.assert_invalid(self.submit_params(module=None), "module"), "missing")
         self.assertEqual(self.assert_invalid(self.submit_params(output=None), "output"), "missing")
