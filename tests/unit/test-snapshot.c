@@ -126,10 +126,5 @@ static Suite *snapshot_suite(void) {
 }
 
 int main(void) {
-        int r;
-
-        test_base_init();
-        r = test_run_suite(snapshot_suite());
-        test_base_cleanup();
-        return r;
+        return test_run_suite(snapshot_suite());
 }
