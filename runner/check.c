@@ -14,6 +14,7 @@
 #include "log.h"
 #include "macro.h"
 #include "parse.h"
+#include "module.h"
 #include "runner.h"
 
 /* "mplock-runner check": run by mplockd for each submission, as the

@@ -8,7 +8,7 @@
 
 #include "crc32c.h"
 #include "macro.h"
-#include "runner.h"
+#include "items.h"
 
 int items_open(Items *it, int fd, uint64_t n, uint64_t bytes, uint32_t crc, char *err, size_t errlen) {
         struct stat st;

@@ -10,6 +10,7 @@
 
 #include "json-util.h"
 #include "macro.h"
+#include "module.h"
 #include "runner.h"
 
 /* Loading a module: dlopen with RTLD_NOW (a missing symbol fails here, not

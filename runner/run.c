@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <systemd/sd-event.h>
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
@@ -24,9 +25,13 @@
 #include "ipc.h"
 #include "jobspec.h"
 #include "json-util.h"
+#include "items.h"
 #include "log.h"
 #include "macro.h"
+#include "module.h"
+#include "results.h"
 #include "runner.h"
+#include "worker.h"
 
 /* "mplock-runner run": one per running job, started by mplockd with
  *   fd 3  the IPC socket (IPC_START arrives first)
@@ -40,6 +45,8 @@
  * are in it up to which length. The daemon writes the checkpoint; recovery
  * cuts the results file back to the last committed length, so each
  * committed item has exactly one record. */
+
+typedef struct Runner Runner;
 
 #define IPC_FD 3
 #define LOCK_FD 4

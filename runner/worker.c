@@ -7,7 +7,11 @@
 
 #include "fileio.h"
 #include "macro.h"
+#include "items.h"
+#include "module.h"
+#include "results.h"
 #include "runner.h"
+#include "worker.h"
 
 /* A worker: init once, then run chunks of items as the runner hands them
  * out, sending result blocks back as they fill. Items are read straight

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "crc32c.h"
-#include "runner.h"
+#include "items.h"
 #include "test-util.h"
 
 /* An input snapshot built in memory, with each item's expected offset. */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "module.h"
 #include "runner.h"
 #include "test-util.h"
 

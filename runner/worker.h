@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdint.h>
+
+typedef struct Host Host;
+typedef struct Items Items;
+typedef struct Module Module;
+
+/* worker.c: the worker process. Commands come on cmd_fd, result blocks
+ * and status frames go out on res_fd. */
+#define WORKER_CMD_RUN 1u
+#define WORKER_CMD_EXIT 2u
+
+typedef struct WorkerCmd {
+        uint64_t first;
+        uint64_t offset; /* of item first in the snapshot: workers keep no index */
+        uint32_t count;
+        uint32_t op;
+} WorkerCmd;
+
+/* Frames a worker sends besides result blocks. */
+#define WORKER_FRAME_MAGIC 0x574c504du /* "MPLW" */
+#define WORKER_FRAME_INIT_OK 1u
+#define WORKER_FRAME_INIT_FAIL 2u
+
+typedef struct WorkerFrame {
+        uint32_t magic;
+        uint32_t type;
+        int32_t code;
+        uint32_t len; /* message bytes that follow */
+} WorkerFrame;
+
+/* Shared with the runner: how many calls of process the worker has made,
+ * for the item timeout. One cache line each. */
+typedef struct WorkerProgress {
+        uint64_t calls;
+        char pad[56];
+} WorkerProgress;
+
+_Noreturn void worker_main(const Module *mod, const Items *items, Host *host, uint32_t worker_no, int cmd_fd,
+                           int res_fd, WorkerProgress *progress);
