@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "bitset.h"
+#include "dispatch.h"
 #include "fileio.h"
 #include "ipc.h"
 #include "jobspec.h"
@@ -54,13 +55,6 @@ typedef struct Runner Runner;
 #define BITMAP_FD 6
 
 #define LOCK_TIMEOUT_USEC (30 * 1000000ULL)
-/* Chunks aim at this much work, so that per-chunk costs vanish (each
- * chunk wakes the runner, which takes its CPU from a worker: at 5 ms,
- * 5 ms items ran 1% slower than bare processes, at 50 ms as fast; see
- * docs/performance.md); guided scheduling keeps the tail balanced, and
- * at most two chunks per worker are redone after a crash. */
-#define CHUNK_TARGET_USEC 50000.0
-#define CHUNK_MAX 65536u
 /* Chunks queued per worker: the next one is ready when one finishes. */
 #define WORKER_DEPTH 2
 #define WORKER_INIT_FAILURES_MAX 3
@@ -96,22 +90,6 @@ typedef struct Worker {
         bool ready, exiting;
 } Worker;
 
-/* Items to hand out again after a worker died. */
-typedef struct Requeue {
-        uint64_t first;
-        uint64_t count;
-        bool suspect; /* one at a time: one of them may kill workers */
-        uint64_t not_before; /* a retry waits out its backoff (CLOCK_MONOTONIC us) */
-} Requeue;
-
-/* Attempts so far of the items that failed, in an open-addressing hash
- * (index + 1 as the key, 0: empty): a job whose items all fail once must
- * not pay a scan of every earlier failure per item. */
-typedef struct Attempt {
-        uint64_t key;
-        uint32_t count;
-} Attempt;
-
 /* A block written to the results file and not yet committed. */
 typedef struct Pending {
         uint64_t first;
@@ -145,15 +123,7 @@ struct Runner {
         WorkerProgress *progress; /* shared with the workers, one slot each */
         uint32_t init_failures;
 
-        uint64_t cursor;
-        Requeue *requeue; /* ready to hand out again, suspects first: a ring */
-        size_t head_requeue, n_requeue, cap_requeue;
-        uint64_t requeue_items; /* the sum of their counts */
-        Requeue *delayed; /* retries waiting for their backoff */
-        size_t n_delayed, cap_delayed;
-        Attempt *attempts;
-        size_t n_attempts, cap_attempts;
-        double item_usec; /* EWMA of time per item, 0 = unknown */
+        Dispatch dispatch;
         uint64_t outstanding; /* items handed out, not recorded */
 
         Pending *pending;
@@ -615,14 +585,16 @@ static void append_block_saved(Runner *r, const char *block, size_t len, uint32_
         r->uncommitted += h.count;
 }
 
-static uint32_t attempt_add(Runner *r, uint64_t index);
-static void retry_later(Runner *r, uint64_t index, uint32_t attempt);
+/* Counts another attempt at an item; returns how many it has had. */
+static uint32_t attempt_add(Runner *r, uint64_t index) {
+        uint32_t n;
 
-/* Items the module failed are tried again, up to max_attempts, unless the
- * failure is final already (a worker death counted to the limit). */
-static bool retryable(const Runner *r, int32_t status) {
-        return status != 0 && status != MPLOCK_ERR_CRASHED && r->max_attempts > 1;
+        if (dispatch_attempt(&r->dispatch, index, &n) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
+        return n;
 }
+
+static void retry_later(Runner *r, uint64_t index, uint32_t attempt);
 
 /* Writes the items of a block that are final, in runs of consecutive
  * indices (a block covers consecutive items only); the others wait for
@@ -640,7 +612,7 @@ static void append_final_items(Runner *r, const char *block) {
         while (results_item_iter_next(&it, &item)) {
                 uint32_t n = 0;
 
-                if (retryable(r, item.status) && (n = attempt_add(r, item.index)) < r->max_attempts) {
+                if (dispatch_retryable(&r->dispatch, item.status) && (n = attempt_add(r, item.index)) < r->max_attempts) {
                         if (open) {
                                 results_block_finish(&b);
                                 append_block(r, b.buf, b.len, failed);
@@ -686,10 +658,8 @@ static void record_block(Runner *r, Worker *w, const char *block, size_t len) {
         a->done += h.count;
         if (a->done == a->count) {
                 uint64_t now = now_us();
-                if (a->start_usec > 0) {
-                        double per = (double) (now - a->start_usec) / a->count;
-                        r->item_usec = r->item_usec > 0 ? 0.7 * r->item_usec + 0.3 * per : per;
-                }
+                if (a->start_usec > 0)
+                        dispatch_measured(&r->dispatch, now - a->start_usec, a->count);
                 memmove(&w->q[0], &w->q[1], (WORKER_DEPTH - 1) * sizeof(Assignment));
                 w->nq--;
                 if (w->nq > 0)
@@ -719,81 +689,9 @@ static void record_failure(Runner *r, uint64_t index, const char *msg) {
 
 /* --- dispatch ----------------------------------------------------------- */
 
-static uint32_t chunk_size(Runner *r) {
-        uint64_t left = r->n_items - r->cursor, c;
-
-        left += r->requeue_items;
-        if (r->item_usec <= 0)
-                c = r->batch_size; /* first chunks measure the items */
-        else
-                c = (uint64_t) (CHUNK_TARGET_USEC / r->item_usec);
-        /* Guided self-scheduling: never more than a share of what is left,
-         * so that the last chunks are small and end together. */
-        c = MIN(c, (left + 2 * r->n_workers - 1) / (2 * r->n_workers));
-        c = MIN(c, (uint64_t) CHUNK_MAX);
-        if (r->batch_size > 1)
-                c = (c + r->batch_size - 1) / r->batch_size * r->batch_size;
-        return (uint32_t) MAX(c, (uint64_t) 1);
-}
-
-static bool next_chunk(Runner *r, Assignment *a) {
-        uint32_t size;
-
-        *a = (Assignment){};
-        if (r->n_requeue > 0) {
-                Requeue *q = &r->requeue[r->head_requeue];
-                a->first = q->first;
-                a->single = q->suspect;
-                a->count = q->suspect ? 1 : (uint32_t) MIN((uint64_t) chunk_size(r), q->count);
-                q->first += a->count;
-                q->count -= a->count;
-                r->requeue_items -= a->count;
-                if (q->count == 0) {
-                        r->head_requeue = (r->head_requeue + 1) % r->cap_requeue;
-                        r->n_requeue--;
-                }
-                return true;
-        }
-        /* Skip what is committed already (resume). */
-        r->cursor = bitset_next_clear(&r->done, r->cursor);
-        if (r->cursor >= r->n_items)
-                return false;
-        size = chunk_size(r);
-        a->first = r->cursor;
-        a->count = 1;
-        while (a->count < size && a->first + a->count < r->n_items && !bitset_test(&r->done, a->first + a->count))
-                a->count++;
-        r->cursor = a->first + a->count;
-        return true;
-}
-
 static void requeue_push(Runner *r, uint64_t first, uint64_t count, bool suspect) {
-        size_t at;
-
-        if (count == 0)
-                return;
-        if (r->n_requeue == r->cap_requeue) {
-                /* Grow the ring, unrolled into order. */
-                size_t cap = MAX(r->cap_requeue * 2, (size_t) 16);
-                Requeue *q = malloc(cap * sizeof(*q));
-                if (!q)
-                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-                for (size_t i = 0; i < r->n_requeue; i++)
-                        q[i] = r->requeue[(r->head_requeue + i) % r->cap_requeue];
-                free(r->requeue);
-                r->requeue = q;
-                r->cap_requeue = cap;
-                r->head_requeue = 0;
-        }
-        /* Suspects first: they were in flight. */
-        if (suspect) {
-                r->head_requeue = (r->head_requeue + r->cap_requeue - 1) % r->cap_requeue;
-                at = r->head_requeue;
-        } else
-                at = (r->head_requeue + r->n_requeue) % r->cap_requeue;
-        r->requeue[at] = (Requeue){ first, count, suspect, 0 };
-        r->n_requeue++;
-        r->requeue_items += count;
+        if (dispatch_requeue(&r->dispatch, first, count, suspect) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
 }
 
 static void dispatch(Runner *r);
@@ -802,21 +700,12 @@ static void dispatch(Runner *r);
  * timer for the next one. */
 static int retry_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
         Runner *r = userdata;
-        uint64_t now = now_us(), next = UINT64_MAX;
-        size_t k = 0;
+        uint64_t next;
 
         (void) s;
         (void) usec;
-        for (size_t i = 0; i < r->n_delayed; i++) {
-                Requeue q = r->delayed[i];
-                if (q.not_before <= now)
-                        requeue_push(r, q.first, q.count, true);
-                else {
-                        next = MIN(next, q.not_before);
-                        r->delayed[k++] = q;
-                }
-        }
-        r->n_delayed = k;
+        if (dispatch_release_due(&r->dispatch, now_us(), &next) < 0)
+                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
         if (next != UINT64_MAX) {
                 (void) sd_event_source_set_time(r->retry_timer, next);
                 (void) sd_event_source_set_enabled(r->retry_timer, SD_EVENT_ONESHOT);
@@ -827,14 +716,11 @@ static int retry_timer_handler(sd_event_source *s, uint64_t usec, void *userdata
 
 /* Another attempt at one item, alone, after 2^(attempt-1) retry delays. */
 static void retry_later(Runner *r, uint64_t index, uint32_t attempt) {
-        uint64_t delay = (uint64_t) r->retry_delay_ms * 1000u << MIN(attempt - 1, 10u);
-        uint64_t when = now_us() + MIN(delay, (uint64_t) 60000000);
-        uint64_t armed = 0;
+        uint64_t when, armed = 0;
         int q;
 
-        if (GREEDY_REALLOC(r->delayed, r->cap_delayed, r->n_delayed + 1) < 0)
+        if (dispatch_retry_later(&r->dispatch, index, attempt, now_us(), &when) < 0)
                 fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-        r->delayed[r->n_delayed++] = (Requeue){ index, 1, true, when };
         if (!r->retry_timer) {
                 q = sd_event_add_time(r->event, &r->retry_timer, CLOCK_MONOTONIC, when, 0, retry_timer_handler, r);
                 if (q < 0)
@@ -846,39 +732,6 @@ static void retry_later(Runner *r, uint64_t index, uint32_t attempt) {
                 (void) sd_event_source_set_time(r->retry_timer, when);
                 (void) sd_event_source_set_enabled(r->retry_timer, SD_EVENT_ONESHOT);
         }
-}
-
-static Attempt *attempt_slot(Attempt *t, size_t cap, uint64_t key) {
-        size_t i = (size_t) ((key * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & (cap - 1);
-
-        while (t[i].key != 0 && t[i].key != key)
-                i = (i + 1) & (cap - 1);
-        return &t[i];
-}
-
-/* Counts another attempt at an item; returns how many it has had. */
-static uint32_t attempt_add(Runner *r, uint64_t index) {
-        Attempt *a;
-
-        if (2 * (r->n_attempts + 1) > r->cap_attempts) {
-                /* Kept at most half full, so that probes stay short. */
-                size_t cap = MAX(r->cap_attempts * 2, (size_t) 64);
-                Attempt *t = calloc(cap, sizeof(*t));
-                if (!t)
-                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-                for (size_t i = 0; i < r->cap_attempts; i++)
-                        if (r->attempts[i].key != 0)
-                                *attempt_slot(t, cap, r->attempts[i].key) = r->attempts[i];
-                free(r->attempts);
-                r->attempts = t;
-                r->cap_attempts = cap;
-        }
-        a = attempt_slot(r->attempts, r->cap_attempts, index + 1);
-        if (a->key == 0) {
-                *a = (Attempt){ index + 1, 0 };
-                r->n_attempts++;
-        }
-        return ++a->count;
 }
 
 static void finish_if_done(Runner *r);
@@ -893,8 +746,10 @@ static void dispatch(Runner *r) {
                 while (w->pid > 0 && w->ready && !w->exiting && w->nq < WORKER_DEPTH) {
                         Assignment a;
                         WorkerCmd cmd;
-                        if (!next_chunk(r, &a))
+                        Chunk c;
+                        if (!dispatch_next(&r->dispatch, &c))
                                 break;
+                        a = (Assignment){ .first = c.first, .count = c.count, .single = c.single };
                         cmd = (WorkerCmd){ .first = a.first,
                                            .offset = items_offset(&r->items, a.first),
                                            .count = a.count,
@@ -1220,8 +1075,8 @@ static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata
                 } else {
                         runner_log(r, LOG_WARNING, "Worker %u %s within items %llu..%llu; trying them one by one.",
                                    w->no, how, (unsigned long long) first, (unsigned long long) (first + left - 1));
-                        for (uint64_t i = left; i > 0; i--)
-                                requeue_push(r, first + i - 1, 1, true);
+                        if (dispatch_requeue_suspects(&r->dispatch, first, left) < 0)
+                                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
                 }
         }
         w->nq = 0;
@@ -1450,9 +1305,7 @@ static void runner_free(Runner *r) {
         for (size_t k = r->pending_head; k < r->pending_head + r->n_pending; k++)
                 free(r->pending[k].block);
         free(r->pending);
-        free(r->requeue);
-        free(r->delayed);
-        free(r->attempts);
+        dispatch_free(&r->dispatch);
         r->ipc_source = sd_event_source_disable_unref(r->ipc_source);
         r->commit_timer = sd_event_source_disable_unref(r->commit_timer);
         r->exit_timer = sd_event_source_disable_unref(r->exit_timer);
@@ -1490,6 +1343,12 @@ int run_main(void) {
         if (q < 0)
                 fail(&r, q == -ENOMEM ? IPC_FAIL_TEMPORARY : IPC_FAIL_PERMANENT, "%s", err);
         load_done(&r);
+        r.dispatch = (Dispatch){ .n_items = r.n_items,
+                                 .n_workers = r.n_workers,
+                                 .batch_size = r.batch_size,
+                                 .max_attempts = r.max_attempts,
+                                 .retry_delay_ms = r.retry_delay_ms,
+                                 .done = &r.done };
         (void) close(INPUT_FD); /* the mapping stays */
         (void) close(BITMAP_FD);
         copy_previous(&r);
