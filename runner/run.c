@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +20,7 @@
 #include <unistd.h>
 
 #include "bitset.h"
+#include "commit.h"
 #include "dispatch.h"
 #include "fileio.h"
 #include "ipc.h"
@@ -31,6 +31,7 @@
 #include "macro.h"
 #include "module.h"
 #include "results.h"
+#include "run-error.h"
 #include "runner.h"
 #include "worker.h"
 
@@ -90,16 +91,6 @@ typedef struct Worker {
         bool ready, exiting;
 } Worker;
 
-/* A block written to the results file and not yet committed. */
-typedef struct Pending {
-        uint64_t first;
-        uint32_t count;
-        uint32_t failed;
-        uint64_t end; /* results file length after this block */
-        char *block;  /* kept for save(), NULL otherwise */
-        uint32_t saved; /* items of it given to save() */
-} Pending;
-
 struct Runner {
         sd_event *event;
         /* The job, from IPC_START. */
@@ -117,7 +108,7 @@ struct Runner {
         Module module;
         Host host;
         int results_fd, log_fd;
-        uint64_t results_len; /* end of the results file */
+        uint64_t results_len; /* committed length at start */
 
         Worker *workers;
         WorkerProgress *progress; /* shared with the workers, one slot each */
@@ -126,13 +117,8 @@ struct Runner {
         Dispatch dispatch;
         uint64_t outstanding; /* items handed out, not recorded */
 
-        Pending *pending;
-        size_t pending_head, n_pending, cap_pending;
-        uint64_t unsaved; /* items recorded but not given to save() */
-        uint64_t uncommitted;
-
-        uint64_t recorded;  /* items with a record (committed before + now) */
-        uint64_t committed, committed_failed;
+        Commit commit;
+        uint64_t committed, committed_failed; /* at start */
         sd_event_source *ipc_source, *commit_timer, *exit_timer, *timeout_timer, *retry_timer;
         bool stopping, finishing, done_sent, handed_out;
 };
@@ -185,26 +171,13 @@ static _Noreturn void fail(Runner *r, uint32_t kind, const char *fmt, ...) {
         _exit(1);
 }
 
-/* Writing failed: a full disk, a quota or an I/O error pauses the job until
- * its owner fixes it and resumes; anything else is worth a restart, except
- * what cannot change (permissions), which fails the job. */
-static uint32_t io_kind(int err) {
-        /* err may be a module's return value: abs(INT_MIN) is undefined. */
-        switch (err == INT_MIN ? 0 : abs(err)) {
-        case ENOSPC:
-        case EDQUOT:
-        case EIO:
-        case EROFS:
-        case EFBIG:
-                return IPC_FAIL_STORAGE;
-        case EACCES:
-        case EPERM:
-        case ENOTDIR:
-        case ELOOP:
-                return IPC_FAIL_PERMANENT;
-        default:
-                return IPC_FAIL_TEMPORARY;
+static _Noreturn void fail_with(Runner *r, const RunError *e) {
+        if (e->kind == RUN_ERROR_GONE) {
+                /* Nobody to tell: the next runner resumes. */
+                (void) kill(0, SIGKILL);
+                _exit(1);
         }
+        fail(r, e->kind, "%s", e->msg);
 }
 
 /* --- the job ------------------------------------------------------------ */
@@ -258,7 +231,6 @@ static void read_start(Runner *r) {
                 fail(NULL, IPC_FAIL_TEMPORARY, "out of memory");
         if (r->committed > r->n_items)
                 fail(NULL, IPC_FAIL_PERMANENT, "bad job description from mplockd");
-        r->recorded = r->committed;
 }
 
 static void take_lock(Runner *r) {
@@ -395,144 +367,35 @@ static void load_done(Runner *r) {
 
 /* --- commits ------------------------------------------------------------ */
 
-static int range_cmp(const void *a, const void *b) {
-        const IpcRange *x = a, *y = b;
-        return x->first < y->first ? -1 : x->first > y->first;
-}
-
-/* Commits the pending blocks that are saved (all of them when the module
- * has no save callback). */
 static void commit(Runner *r) {
-        static IpcRange ranges[IPC_COMMIT_RANGES_MAX];
-        IpcCommit c = {};
-        size_t n = 0, k;
-        uint32_t nr = 0;
-        uint64_t items = 0, failed = 0, end = 0;
-        int q;
+        RunError e;
 
-        for (k = r->pending_head; k < r->pending_head + r->n_pending && n < IPC_COMMIT_RANGES_MAX; k++, n++) {
-                Pending *p = &r->pending[k];
-                if (p->block && p->saved < p->count)
-                        break;
-                ranges[n] = (IpcRange){ .first = p->first, .count = p->count };
-                items += p->count;
-                failed += p->failed;
-                end = p->end;
-        }
-        if (n == 0)
-                return;
-        qsort(ranges, n, sizeof(ranges[0]), range_cmp);
-        for (k = 0; k < n; k++) {
-                if (nr > 0 && ranges[nr - 1].first + ranges[nr - 1].count == ranges[k].first)
-                        ranges[nr - 1].count += ranges[k].count;
-                else
-                        ranges[nr++] = ranges[k];
-        }
-
-        /* The results must be on disk before the checkpoint says so. */
-        if (fdatasync(r->results_fd) < 0)
-                fail(r, io_kind(errno), "cannot sync the results file: %s", strerror(errno));
-        c.results_len = end;
-        c.done_total = r->committed + items;
-        c.failed_total = r->committed_failed + failed;
-        c.n_ranges = nr;
-        q = ipc_send2(IPC_FD, IPC_COMMIT, &c, sizeof(c), ranges, nr * sizeof(IpcRange));
-        if (q < 0) {
-                /* mplockd is gone; our results are not committed. */
-                (void) kill(0, SIGKILL);
-                _exit(1);
-        }
-        r->committed = c.done_total;
-        r->committed_failed = c.failed_total;
-        r->uncommitted -= items;
-        for (k = 0; k < n; k++)
-                free(r->pending[r->pending_head + k].block);
-        r->pending_head += n;
-        r->n_pending -= n;
-        if (r->n_pending == 0)
-                r->pending_head = 0;
+        if (commit_flush(&r->commit, &e) < 0)
+                fail_with(r, &e);
 }
 
-/* Everything recorded (and saved), in as many commits as the ranges take. */
-static void commit_all(Runner *r) {
-        while (r->n_pending > 0)
-                commit(r);
+static void commit_everything(Runner *r) {
+        RunError e;
+
+        if (commit_all(&r->commit, &e) < 0)
+                fail_with(r, &e);
 }
 
-static void pending_push(Runner *r, Pending p) {
-        if (r->pending_head > 0 && r->pending_head + r->n_pending == r->cap_pending) {
-                memmove(r->pending, r->pending + r->pending_head, r->n_pending * sizeof(*r->pending));
-                r->pending_head = 0;
-        }
-        if (GREEDY_REALLOC(r->pending, r->cap_pending, r->pending_head + r->n_pending + 1) < 0)
-                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-        r->pending[r->pending_head + r->n_pending++] = p;
-}
-
-/* Gives save() batches of save_batch items (or what is left at the end). */
 static void save_batches(Runner *r, bool final) {
-        const struct mplock_module *def = r->module.def;
-        _cleanup_free_ mplock_entry *entries = NULL;
+        RunError e;
 
-        if (!def->save)
-                return;
-        while (r->unsaved >= r->save_batch || (final && r->unsaved > 0)) {
-                size_t want = (size_t) MIN((uint64_t) r->save_batch, r->unsaved), n = 0;
-                int q;
+        if (commit_save(&r->commit, final, &e) < 0)
+                fail_with(r, &e);
+}
 
-                if (!entries) {
-                        entries = calloc(r->save_batch, sizeof(*entries));
-                        if (!entries)
-                                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-                }
-                for (size_t k = r->pending_head; k < r->pending_head + r->n_pending && n < want; k++) {
-                        Pending *p = &r->pending[k];
-                        ResultsBlockHeader h;
-                        ResultsItemIter it;
-                        ResultsItem item;
-                        uint32_t skip = p->saved;
-
-                        if (p->saved == p->count)
-                                continue;
-                        memcpy(&h, p->block, sizeof(h));
-                        results_item_iter_init(&it, &h, p->block + sizeof(h));
-                        while (n < want && results_item_iter_next(&it, &item)) {
-                                if (skip > 0) {
-                                        skip--;
-                                        continue;
-                                }
-                                entries[n++] = (mplock_entry){
-                                        .index = item.index,
-                                        .item = item.item,
-                                        .item_len = item.item_len,
-                                        .result = item.result,
-                                        .result_len = item.result_len,
-                                        .status = item.status,
-                                };
-                        }
-                }
-                q = def->save(&r->host.ctx, entries, n);
-                if (q < 0)
-                        /* A save that could not write (a full disk) pauses
-                         * the job like our own writes; any other error is
-                         * the module's verdict. */
-                        fail(r, io_kind(q) == IPC_FAIL_STORAGE ? IPC_FAIL_STORAGE : IPC_FAIL_PERMANENT,
-                             "save callback failed with %d%s%s", q, q > -4096 ? ": " : "",
-                             q > -4096 ? strerror(-q) : "");
-                /* Mark them saved, in the same order. */
-                for (size_t k = r->pending_head, left = n; k < r->pending_head + r->n_pending && left > 0; k++) {
-                        Pending *p = &r->pending[k];
-                        uint32_t take = (uint32_t) MIN((uint64_t) (p->count - p->saved), (uint64_t) left);
-                        p->saved += take;
-                        left -= take;
-                }
-                r->unsaved -= n;
-        }
+static int send_commit(void *userdata, const IpcCommit *c, const IpcRange *ranges) {
+        (void) userdata;
+        return ipc_send2(IPC_FD, IPC_COMMIT, c, sizeof(*c), ranges, c->n_ranges * sizeof(IpcRange));
 }
 
 static int commit_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
         Runner *r = userdata;
-        IpcProgress p = { .processed = r->recorded };
+        IpcProgress p = { .processed = r->commit.recorded };
 
         (void) usec;
         commit(r);
@@ -556,33 +419,10 @@ static void append_block(Runner *r, const char *block, size_t len, uint32_t fail
  * saved: the items were given to save before (a retry carries them over):
  * they are committed without being given to it again. */
 static void append_block_saved(Runner *r, const char *block, size_t len, uint32_t failed, bool saved) {
-        ResultsBlockHeader h;
-        Pending p;
-        int q;
+        RunError e;
 
-        memcpy(&h, block, sizeof(h));
-        if (bitset_any_in_range(&r->done, h.first, h.count))
-                fail(r, IPC_FAIL_PERMANENT, "items %llu..%llu recorded twice (internal error)",
-                     (unsigned long long) h.first, (unsigned long long) (h.first + h.count - 1));
-
-        q = pwrite_full(r->results_fd, block, len, (off_t) r->results_len);
-        if (q < 0)
-                fail(r, io_kind(q), "cannot write the results file: %s", strerror(-q));
-        r->results_len += len;
-        if (bitset_set_range(&r->done, h.first, h.count) < 0)
-                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-
-        p = (Pending){ .first = h.first, .count = h.count, .failed = failed, .end = r->results_len };
-        if (r->module.def->save && !saved) {
-                p.block = malloc(len);
-                if (!p.block)
-                        fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-                memcpy(p.block, block, len);
-                r->unsaved += h.count;
-        }
-        pending_push(r, p);
-        r->recorded += h.count;
-        r->uncommitted += h.count;
+        if (commit_append(&r->commit, block, len, failed, saved, &e) < 0)
+                fail_with(r, &e);
 }
 
 /* Counts another attempt at an item; returns how many it has had. */
@@ -666,9 +506,11 @@ static void record_block(Runner *r, Worker *w, const char *block, size_t len) {
                         w->q[0].start_usec = now;
         }
 
-        save_batches(r, false);
-        if (r->uncommitted >= r->commit_items || r->n_pending >= IPC_COMMIT_RANGES_MAX)
-                commit(r);
+        {
+                RunError e;
+                if (commit_recorded(&r->commit, &e) < 0)
+                        fail_with(r, &e);
+        }
 }
 
 /* A failure the runner records itself (a worker died on the item too often). */
@@ -1081,7 +923,7 @@ static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata
         }
         w->nq = 0;
 
-        if (!r->stopping && r->recorded < r->n_items)
+        if (!r->stopping && r->commit.recorded < r->n_items)
                 worker_spawn(r, w);
         dispatch(r);
         return 0;
@@ -1173,10 +1015,10 @@ static void copy_previous(Runner *r) {
                         results_block_finish(&b);
                         append_block_saved(r, b.buf, b.len, 0, true);
                 }
-                if (r->n_pending >= IPC_COMMIT_RANGES_MAX)
+                if (r->commit.n_pending >= IPC_COMMIT_RANGES_MAX)
                         commit(r);
         }
-        commit_all(r);
+        commit_everything(r);
         results_block_free(&b);
         results_file_close(&f);
         safe_close(fd);
@@ -1235,24 +1077,23 @@ static void workers_exit(Runner *r) {
 static void finish_if_done(Runner *r) {
         bool idle = r->outstanding == 0;
 
-        if (r->recorded == r->n_items && idle && !r->done_sent) {
+        if (r->commit.recorded == r->n_items && idle && !r->done_sent) {
                 save_batches(r, true);
-                commit(r);
-                commit_all(r);
-                if (r->committed != r->n_items)
+                commit_everything(r);
+                if (r->commit.committed != r->n_items)
                         fail(r, IPC_FAIL_PERMANENT, "finished with %llu of %llu items committed (internal error)",
-                             (unsigned long long) r->committed, (unsigned long long) r->n_items);
+                             (unsigned long long) r->commit.committed, (unsigned long long) r->n_items);
                 remove_previous(r);
                 (void) ipc_send(IPC_FD, IPC_DONE, NULL, 0);
                 r->done_sent = true;
                 runner_log(r, LOG_INFO, "All %llu items done (%llu failed).", (unsigned long long) r->n_items,
-                           (unsigned long long) r->committed_failed);
+                           (unsigned long long) r->commit.committed_failed);
                 workers_exit(r);
         } else if (r->stopping && idle && !r->finishing) {
                 /* A graceful stop: everything handed out is back. */
                 r->finishing = true;
                 save_batches(r, true);
-                commit_all(r);
+                commit_everything(r);
                 workers_exit(r);
         }
         if ((r->done_sent || r->finishing) && all_workers_gone(r))
@@ -1302,9 +1143,7 @@ static void runner_free(Runner *r) {
                 free(r->workers[i].buf);
         }
         free(r->workers);
-        for (size_t k = r->pending_head; k < r->pending_head + r->n_pending; k++)
-                free(r->pending[k].block);
-        free(r->pending);
+        commit_free(&r->commit);
         dispatch_free(&r->dispatch);
         r->ipc_source = sd_event_source_disable_unref(r->ipc_source);
         r->commit_timer = sd_event_source_disable_unref(r->commit_timer);
@@ -1349,6 +1188,22 @@ int run_main(void) {
                                  .max_attempts = r.max_attempts,
                                  .retry_delay_ms = r.retry_delay_ms,
                                  .done = &r.done };
+        {
+                CommitConfig cfg = {
+                        .results_fd = r.results_fd,
+                        .results_len = r.results_len,
+                        .done = &r.done,
+                        .committed = r.committed,
+                        .committed_failed = r.committed_failed,
+                        .commit_items = r.commit_items,
+                        .save_batch = r.save_batch,
+                        .save = r.module.def->save,
+                        .save_ctx = &r.host.ctx,
+                        .send = send_commit,
+                };
+                if (commit_init(&r.commit, &cfg) < 0)
+                        fail(&r, IPC_FAIL_TEMPORARY, "out of memory");
+        }
         (void) close(INPUT_FD); /* the mapping stays */
         (void) close(BITMAP_FD);
         copy_previous(&r);
@@ -1372,7 +1227,7 @@ int run_main(void) {
 
         (void) ipc_send(IPC_FD, IPC_READY, NULL, 0);
         runner_log(&r, LOG_INFO, "Running %llu items (%llu committed before) with %u workers.",
-                   (unsigned long long) r.n_items, (unsigned long long) r.committed, r.n_workers);
+                   (unsigned long long) r.n_items, (unsigned long long) r.commit.committed, r.n_workers);
         if (r.timeout_sec > 0)
                 runner_log(&r, LOG_DEBUG, "A call of process may take %u s.", r.timeout_sec);
 
@@ -1392,7 +1247,7 @@ int run_main(void) {
         }
         for (uint32_t i = 0; i < r.n_workers; i++) {
                 r.workers[i] = (Worker){ .runner = &r, .no = i, .cmd_fd = -1, .res_fd = -1, .out_fd = -1 };
-                if (r.recorded < r.n_items)
+                if (r.commit.recorded < r.n_items)
                         worker_spawn(&r, &r.workers[i]);
         }
         finish_if_done(&r);

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipc.h"
+
+typedef struct Bitset Bitset;
+typedef struct RunError RunError;
+struct mplock_ctx;
+struct mplock_entry;
+
+/* commit.c: from a verified result block to committed items. A block is
+ * appended to the results file and kept pending; when the module has a
+ * save callback, its items are given to save in batches of save_batch; a
+ * commit takes the pending blocks that are saved, in file order (the
+ * commit names a length of the file), fdatasyncs the results file, and
+ * only then tells mplockd which items are in it. */
+
+/* The module's save callback. */
+typedef int (*CommitSaveFn)(const struct mplock_ctx *ctx, const struct mplock_entry *entries, size_t n);
+/* Tells mplockd about one commit: c, then c->n_ranges ranges. 0, or -errno
+ * when mplockd is gone. */
+typedef int (*CommitSendFn)(void *userdata, const IpcCommit *c, const IpcRange *ranges);
+
+typedef struct CommitConfig {
+        int results_fd;       /* appended to, not owned */
+        uint64_t results_len; /* its committed length: where blocks go */
+        Bitset *done;         /* gets the items of every block appended */
+        uint64_t committed, committed_failed; /* the job's totals so far */
+        uint64_t commit_items; /* commit once this many items wait */
+        uint32_t save_batch;
+        CommitSaveFn save;     /* NULL: a block is committable once written */
+        const struct mplock_ctx *save_ctx;
+        CommitSendFn send;
+        void *send_userdata;
+} CommitConfig;
+
+/* A block written to the results file and not yet committed. */
+typedef struct Pending {
+        uint64_t first;
+        uint32_t count;
+        uint32_t failed;
+        uint64_t end;   /* results file length after this block */
+        char *block;    /* kept for save(), NULL otherwise */
+        uint32_t saved; /* items of it given to save() (all, without a block) */
+} Pending;
+
+typedef struct Commit {
+        int results_fd;
+        uint64_t results_len; /* end of the results file */
+        Bitset *done;
+        uint64_t commit_items;
+        uint32_t save_batch;
+        CommitSaveFn save;
+        const struct mplock_ctx *save_ctx;
+        CommitSendFn send;
+        void *send_userdata;
+
+        Pending *pending; /* in file order, from pending_head */
+        size_t pending_head, n_pending, cap_pending;
+        IpcRange *ranges; /* IPC_COMMIT_RANGES_MAX, to build a commit in */
+        uint64_t unsaved;     /* items written, not given to save() */
+        uint64_t uncommitted; /* items written, not committed */
+        uint64_t recorded;    /* items with a record: committed before, and written */
+        uint64_t committed, committed_failed;
+} Commit;
+
+int commit_init(Commit *c, const CommitConfig *cfg);
+void commit_free(Commit *c);
+
+/* Appends a verified block (len bytes) to the results file. failed: how
+ * many of its items failed. saved: they were given to save before (a
+ * retry carries them over), so they are committed without it. */
+int commit_append(Commit *c, const void *block, size_t len, uint32_t failed, bool saved, RunError *e);
+/* Gives save() what is unsaved in batches of save_batch items, and with
+ * final the rest too. */
+int commit_save(Commit *c, bool final, RunError *e);
+/* One commit of the saved pending blocks, at most IPC_COMMIT_RANGES_MAX of
+ * them: 1 if one was sent, 0 if nothing was committable. */
+int commit_flush(Commit *c, RunError *e);
+/* Commits until nothing committable is left (everything, once saved). */
+int commit_all(Commit *c, RunError *e);
+/* After a worker's block: full save batches, and a commit once
+ * commit_items items or IPC_COMMIT_RANGES_MAX blocks wait. */
+int commit_recorded(Commit *c, RunError *e);
