@@ -20,19 +20,21 @@
 #include <unistd.h>
 
 #include "bitset.h"
+#include "carry.h"
 #include "commit.h"
 #include "dispatch.h"
 #include "fileio.h"
 #include "ipc.h"
-#include "jobspec.h"
 #include "json-util.h"
 #include "items.h"
 #include "log.h"
 #include "macro.h"
 #include "module.h"
+#include "output.h"
 #include "results.h"
 #include "run-error.h"
 #include "runner.h"
+#include "start.h"
 #include "worker.h"
 
 /* "mplock-runner run": one per running job, started by mplockd with
@@ -55,7 +57,6 @@ typedef struct Runner Runner;
 #define INPUT_FD 5
 #define BITMAP_FD 6
 
-#define LOCK_TIMEOUT_USEC (30 * 1000000ULL)
 /* Chunks queued per worker: the next one is ready when one finishes. */
 #define WORKER_DEPTH 2
 #define WORKER_INIT_FAILURES_MAX 3
@@ -93,22 +94,13 @@ typedef struct Worker {
 
 struct Runner {
         sd_event *event;
-        /* The job, from IPC_START. */
-        uint64_t id;
-        char *module_path, *output;
-        uint32_t n_workers, batch_size, save_batch, max_attempts, commit_interval_ms, commit_items, timeout_sec;
-        uint32_t retry_delay_ms;
-        uint32_t results_gen;      /* 0, then one more per retry */
-        uint64_t prev_results_len; /* committed length of the previous generation */
-        uint64_t n_items, input_bytes, memory_max;
-        uint32_t input_crc;
+        Job job;
+        Output out;
 
         Items items;
         Bitset done; /* committed at start, then recorded by us */
         Module module;
         Host host;
-        int results_fd, log_fd;
-        uint64_t results_len; /* committed length at start */
 
         Worker *workers;
         WorkerProgress *progress; /* shared with the workers, one slot each */
@@ -118,32 +110,11 @@ struct Runner {
         uint64_t outstanding; /* items handed out, not recorded */
 
         Commit commit;
-        uint64_t committed, committed_failed; /* at start */
         sd_event_source *ipc_source, *commit_timer, *exit_timer, *timeout_timer, *retry_timer;
         bool stopping, finishing, done_sent, handed_out;
 };
 
-static void runner_log(Runner *r, int level, const char *fmt, ...) _printf_(3, 4);
-static void runner_log(Runner *r, int level, const char *fmt, ...) {
-        char msg[1024];
-        va_list ap;
-
-        va_start(ap, fmt);
-        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        log_job(level, r->id, "%s", msg);
-        /* And into the job's log, beside what the workers print, with the
-         * time (UTC, microseconds): the journal has its own. */
-        if (r->log_fd >= 0) {
-                struct timespec ts;
-                struct tm tm;
-                char when[32] = "";
-                (void) clock_gettime(CLOCK_REALTIME, &ts);
-                if (gmtime_r(&ts.tv_sec, &tm))
-                        (void) strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-                (void) dprintf(r->log_fd, "%s.%06ldZ mplock: %s\n", when, ts.tv_nsec / 1000, msg);
-        }
-}
+#define runner_log(r, ...) output_log(&(r)->out, __VA_ARGS__)
 
 static uint64_t now_us(void) {
         struct timespec ts;
@@ -182,187 +153,13 @@ static _Noreturn void fail_with(Runner *r, const RunError *e) {
 
 /* --- the job ------------------------------------------------------------ */
 
-static void read_start(Runner *r) {
-        static char buf[IPC_MSG_MAX] __attribute__((aligned(8)));
-        JobSpec spec = { .max_attempts = 3 };
-        RunnerStart st = {};
-        const void *payload;
-        uint32_t type;
-        size_t len;
-        json_object *o;
-        const char *why;
-        JsonError err;
-        int k;
-
-        k = ipc_recv(IPC_FD, buf, sizeof(buf), &type, &len, &payload);
-        if (k <= 0 || type != IPC_START)
-                fail(NULL, IPC_FAIL_TEMPORARY, "no job description from mplockd");
-        o = json_parse_strict(payload, len, 64, &why);
-        k = o ? runner_start_from_json(o, &spec, &st, &err) : -EINVAL;
-        json_object_put(o);
-        if (k == -ENOMEM)
-                fail(NULL, IPC_FAIL_TEMPORARY, "out of memory");
-        if (k < 0)
-                fail(NULL, IPC_FAIL_PERMANENT, "bad job description from mplockd (%s: %s)", o ? err.field : "JSON",
-                     o ? err.reason : why);
-        r->id = spec.id;
-        r->module_path = TAKE_PTR(spec.module);
-        r->output = TAKE_PTR(spec.output);
-        r->n_workers = st.workers;
-        r->batch_size = spec.batch_size;
-        r->save_batch = spec.save_batch;
-        r->n_items = spec.n_items;
-        r->input_bytes = spec.input_bytes;
-        r->input_crc = spec.input_crc;
-        r->results_len = st.results_len;
-        r->committed = st.done;
-        r->committed_failed = st.failed;
-        r->commit_interval_ms = (uint32_t) (st.commit_interval_usec / 1000);
-        r->commit_items = st.commit_items;
-        r->max_attempts = spec.max_attempts;
-        r->timeout_sec = (uint32_t) (spec.timeout_usec / 1000000);
-        r->memory_max = spec.memory_max;
-        r->retry_delay_ms = (uint32_t) (st.retry_delay_usec / 1000);
-        r->results_gen = st.results_gen;
-        r->prev_results_len = st.prev_results_len;
-        k = host_init(&r->host, spec.shared_json, r->output, r->id, r->n_workers, r->batch_size);
-        job_spec_done(&spec);
-        if (k < 0)
-                fail(NULL, IPC_FAIL_TEMPORARY, "out of memory");
-        if (r->committed > r->n_items)
-                fail(NULL, IPC_FAIL_PERMANENT, "bad job description from mplockd");
-}
-
-static void take_lock(Runner *r) {
-        uint64_t deadline = now_us() + LOCK_TIMEOUT_USEC;
-
-        /* A runner of this job that outlived a killed daemon may still be
-         * dying: wait for it, never write beside it. */
-        for (;;) {
-                if (flock(LOCK_FD, LOCK_EX | LOCK_NB) == 0)
-                        return;
-                if (errno != EWOULDBLOCK && errno != EINTR)
-                        fail(r, IPC_FAIL_TEMPORARY, "cannot lock the job: %s", strerror(errno));
-                if (now_us() > deadline)
-                        fail(r, IPC_FAIL_TEMPORARY, "the job is still locked by another runner");
-                (void) usleep(10000);
-        }
-}
-
-/* The results file of the previous generation, while a retry carries its
- * successful records over. */
-static void prev_results_path(Runner *r, char *buf, size_t n) {
-        (void) snprintf(buf, n, "%s/mplock-%llu.prev.results", r->output, (unsigned long long) r->id);
-}
-
-/* The generation of a results file: -1 if it is not one of this job's. */
-static int64_t results_gen_of(Runner *r, int fd) {
-        ResultsFileHeader h;
-
-        if (pread_full(fd, &h, sizeof(h), 0) != (ssize_t) sizeof(h) || results_file_header_check(&h) < 0 ||
-            h.job_id != r->id)
-                return -1;
-        return h.gen;
-}
-
 static void open_output(Runner *r) {
-        char path[4200], prev[4200];
-        struct stat st;
-        ResultsFileHeader h;
-        int64_t gen;
+        RunError e;
 
-        if (mkdir(r->output, 0755) < 0 && errno != EEXIST)
-                fail(r, io_kind(errno), "cannot create output directory %s: %s", r->output, strerror(errno));
-        (void) snprintf(path, sizeof(path), "%s/mplock-%llu.log", r->output, (unsigned long long) r->id);
-        r->log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (r->log_fd < 0)
-                fail(r, io_kind(errno), "cannot open job log %s: %s", path, strerror(errno));
-
-        (void) snprintf(path, sizeof(path), "%s/mplock-%llu.results", r->output, (unsigned long long) r->id);
-        prev_results_path(r, prev, sizeof(prev));
-        r->results_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (r->results_fd < 0)
-                fail(r, io_kind(errno), "cannot open results file %s: %s", path, strerror(errno));
-        if (fstat(r->results_fd, &st) < 0)
-                fail(r, IPC_FAIL_TEMPORARY, "cannot stat %s: %s", path, strerror(errno));
-        if (!S_ISREG(st.st_mode))
-                fail(r, IPC_FAIL_PERMANENT, "%s is not a regular file", path);
-
-        /* The first runner of a retry moves the previous generation's file
-         * aside; it is read from there (copy_previous) and removed once the
-         * new generation is complete. A later runner finds it moved. */
-        gen = st.st_size > 0 ? results_gen_of(r, r->results_fd) : -1;
-        if (r->results_gen > 0 && r->results_len == 0 && gen == (int64_t) r->results_gen - 1) {
-                if (rename(path, prev) < 0)
-                        fail(r, io_kind(errno), "cannot move %s aside: %s", path, strerror(errno));
-                int q = fsync_parent_at(AT_FDCWD, path);
-                if (q < 0)
-                        fail(r, io_kind(q), "cannot sync %s: %s", r->output, strerror(-q));
-                safe_close(r->results_fd);
-                r->results_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-                if (r->results_fd < 0)
-                        fail(r, io_kind(errno), "cannot create results file %s: %s", path, strerror(errno));
-        }
-
-        if (r->results_len == 0) {
-                /* Nothing committed: start the file afresh. */
-                results_file_header_init(&h, r->id, r->results_gen);
-                int q = ftruncate(r->results_fd, 0) < 0 ? -errno : pwrite_full(r->results_fd, &h, sizeof(h), 0);
-                if (q < 0)
-                        fail(r, io_kind(q), "cannot write %s: %s", path, strerror(-q));
-                r->results_len = sizeof(h);
-        } else {
-                if (fstat(r->results_fd, &st) < 0)
-                        fail(r, IPC_FAIL_TEMPORARY, "cannot stat %s: %s", path, strerror(errno));
-                if ((uint64_t) st.st_size < r->results_len)
-                        fail(r, IPC_FAIL_PERMANENT,
-                             "results file %s is shorter (%llu bytes) than what was committed (%llu bytes): it "
-                             "was truncated or replaced",
-                             path, (unsigned long long) st.st_size, (unsigned long long) r->results_len);
-                if (results_gen_of(r, r->results_fd) != (int64_t) r->results_gen)
-                        fail(r, IPC_FAIL_PERMANENT, "results file %s does not belong to job %llu (generation %u)",
-                             path, (unsigned long long) r->id, r->results_gen);
-                /* Cut off what was written after the last commit: those
-                 * items are not committed and will be done again. */
-                if ((uint64_t) st.st_size > r->results_len) {
-                        runner_log(r, LOG_INFO, "Cutting %llu uncommitted bytes off the results file.",
-                                   (unsigned long long) (st.st_size - (off_t) r->results_len));
-                        if (ftruncate(r->results_fd, (off_t) r->results_len) < 0)
-                                fail(r, io_kind(errno), "cannot truncate %s: %s", path, strerror(errno));
-                }
-        }
-        if (fsync(r->results_fd) < 0)
-                fail(r, io_kind(errno), "cannot sync %s: %s", path, strerror(errno));
-}
-
-/* The daemon's sealed memfd holds the plain bitmap; we keep only the chunks
- * that are neither empty nor full, so that memory stays flat. */
-static void load_done(Runner *r) {
-        _cleanup_free_ uint64_t *buf = NULL;
-        off_t off = 0;
-        int q;
-
-        q = bitset_init(&r->done, r->n_items);
-        if (q < 0)
-                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-        buf = malloc((r->done.n_chunks ? bitset_chunk_words(&r->done, 0) : 1) * sizeof(uint64_t));
-        if (!buf)
-                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-        for (uint64_t k = 0; k < r->done.n_chunks; k++) {
-                size_t len = (size_t) bitset_chunk_words(&r->done, k) * sizeof(uint64_t);
-                ssize_t n = pread_full(BITMAP_FD, buf, len, off);
-                if (n < 0)
-                        fail(r, IPC_FAIL_TEMPORARY, "cannot read the checkpoint bitmap: %s", strerror((int) -n));
-                if ((size_t) n != len)
-                        fail(r, IPC_FAIL_PERMANENT, "checkpoint bitmap is short");
-                q = bitset_load_chunk(&r->done, k, buf);
-                if (q < 0)
-                        fail(r, q == -ENOMEM ? IPC_FAIL_TEMPORARY : IPC_FAIL_PERMANENT,
-                             "cannot load the checkpoint bitmap: %s", strerror(-q));
-                off += (off_t) len;
-        }
-        if (r->done.count != r->committed)
-                fail(r, IPC_FAIL_PERMANENT, "checkpoint bitmap does not match the committed count");
+        if (output_open_log(&r->out, &e) < 0 || output_open_results(&r->out, &e) < 0 ||
+            carry_set_aside(&r->out, r->job.results_gen, r->job.results_len, &e) < 0 ||
+            output_prepare_results(&r->out, r->job.results_gen, r->job.results_len, &r->job.results_len, &e) < 0)
+                fail_with(r, &e);
 }
 
 /* --- commits ------------------------------------------------------------ */
@@ -399,29 +196,21 @@ static int commit_timer_handler(sd_event_source *s, uint64_t usec, void *userdat
 
         (void) usec;
         commit(r);
-        for (uint32_t i = 0; i < r->n_workers; i++)
+        for (uint32_t i = 0; i < r->job.n_workers; i++)
                 p.workers += r->workers[i].pid > 0;
         (void) ipc_send(IPC_FD, IPC_PROGRESS, &p, sizeof(p));
-        (void) sd_event_source_set_time_relative(s, (uint64_t) r->commit_interval_ms * 1000u);
+        (void) sd_event_source_set_time_relative(s, (uint64_t) r->job.commit_interval_ms * 1000u);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
 }
 
 /* Appends a verified block to the results file, to be committed (and saved
  * before that, when the module has a save callback). */
-static void append_block_saved(Runner *r, const char *block, size_t len, uint32_t failed, bool saved);
-
+/* failed: how many of the block's items failed (the caller counted them). */
 static void append_block(Runner *r, const char *block, size_t len, uint32_t failed) {
-        append_block_saved(r, block, len, failed, false);
-}
-
-/* failed: how many of the block's items failed (the caller counted them).
- * saved: the items were given to save before (a retry carries them over):
- * they are committed without being given to it again. */
-static void append_block_saved(Runner *r, const char *block, size_t len, uint32_t failed, bool saved) {
         RunError e;
 
-        if (commit_append(&r->commit, block, len, failed, saved, &e) < 0)
+        if (commit_append(&r->commit, block, len, failed, false, &e) < 0)
                 fail_with(r, &e);
 }
 
@@ -452,7 +241,7 @@ static void append_final_items(Runner *r, const char *block) {
         while (results_item_iter_next(&it, &item)) {
                 uint32_t n = 0;
 
-                if (dispatch_retryable(&r->dispatch, item.status) && (n = attempt_add(r, item.index)) < r->max_attempts) {
+                if (dispatch_retryable(&r->dispatch, item.status) && (n = attempt_add(r, item.index)) < r->job.max_attempts) {
                         if (open) {
                                 results_block_finish(&b);
                                 append_block(r, b.buf, b.len, failed);
@@ -486,10 +275,10 @@ static void record_block(Runner *r, Worker *w, const char *block, size_t len) {
         memcpy(&h, block, sizeof(h));
         if (w->nq == 0 || h.first != a->first + a->done || h.count > a->count - a->done)
                 fail(r, IPC_FAIL_TEMPORARY, "worker %u sent results for items it was not given", w->no);
-        if (results_block_verify_count(block, len, r->n_items, MPLOCK_ERR_CRASHED, &failed, &crashed) < 0)
+        if (results_block_verify_count(block, len, r->job.n_items, MPLOCK_ERR_CRASHED, &failed, &crashed) < 0)
                 fail(r, IPC_FAIL_TEMPORARY, "worker %u sent a corrupt result block", w->no);
         /* retryable() per item, counted: failures other than a final crash */
-        if (r->max_attempts > 1 && failed > crashed)
+        if (r->job.max_attempts > 1 && failed > crashed)
                 append_final_items(r, block);
         else
                 append_block(r, block, len, failed);
@@ -583,7 +372,7 @@ static void dispatch(Runner *r) {
                 finish_if_done(r);
                 return;
         }
-        for (uint32_t i = 0; i < r->n_workers; i++) {
+        for (uint32_t i = 0; i < r->job.n_workers; i++) {
                 Worker *w = &r->workers[i];
                 while (w->pid > 0 && w->ready && !w->exiting && w->nq < WORKER_DEPTH) {
                         Assignment a;
@@ -633,11 +422,11 @@ static void output_line(Runner *r, Worker *w, const char *line, size_t len, bool
         ssize_t n;
 
         do
-                n = writev(r->log_fd, iov, newline ? 2 : 1);
+                n = writev(r->out.log_fd, iov, newline ? 2 : 1);
         while (n < 0 && errno == EINTR);
         if (log_is_journal())
                 (void) sd_journal_send("MESSAGE=%.*s", (int) len, line, "PRIORITY=%i", LOG_INFO,
-                                       "SYSLOG_IDENTIFIER=mplock-worker", "MPLOCK_JOB=%llu", (unsigned long long) r->id,
+                                       "SYSLOG_IDENTIFIER=mplock-worker", "MPLOCK_JOB=%llu", (unsigned long long) r->job.id,
                                        "MPLOCK_WORKER=%u", w->no, NULL);
 }
 
@@ -719,8 +508,8 @@ static void worker_spawn(Runner *r, Worker *w) {
                 /* The job's memory cap: private and heap memory of each
                  * worker (RLIMIT_DATA), so that an allocation past it fails
                  * in the module instead of pushing the machine into OOM. */
-                if (r->memory_max > 0) {
-                        struct rlimit rl = { .rlim_cur = r->memory_max, .rlim_max = r->memory_max };
+                if (r->job.memory_max > 0) {
+                        struct rlimit rl = { .rlim_cur = r->job.memory_max, .rlim_max = r->job.memory_max };
                         if (setrlimit(RLIMIT_DATA, &rl) < 0)
                                 _exit(1);
                 }
@@ -768,7 +557,7 @@ static void worker_parse(Runner *r, Worker *w) {
                         if (w->len - off < sizeof(h))
                                 break;
                         memcpy(&h, w->buf + off, sizeof(h));
-                        if (results_block_header_check(&h, r->n_items) < 0)
+                        if (results_block_header_check(&h, r->job.n_items) < 0)
                                 fail(r, IPC_FAIL_TEMPORARY, "worker %u sent a malformed block", w->no);
                         if (w->len - off < sizeof(h) + h.payload_len)
                                 break;
@@ -869,7 +658,7 @@ static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata
         if (w->out_fd >= 0)
                 (void) output_read(r, w);
         if (w->timed_out)
-                (void) snprintf(how, sizeof(how), "timed out after %u s", r->timeout_sec);
+                (void) snprintf(how, sizeof(how), "timed out after %u s", r->job.timeout_sec);
         else if (si->si_code == CLD_EXITED)
                 (void) snprintf(how, sizeof(how), "exited with status %d", si->si_status);
         else
@@ -903,7 +692,7 @@ static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata
                 }
                 if (a->single) {
                         uint32_t n = attempt_add(r, first);
-                        if (n >= r->max_attempts) {
+                        if (n >= r->job.max_attempts) {
                                 char msg[160];
                                 (void) snprintf(msg, sizeof(msg), "worker died on this item %u times (last: %s)", n,
                                                 how);
@@ -911,7 +700,7 @@ static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata
                                 record_failure(r, first, msg);
                         } else {
                                 runner_log(r, LOG_WARNING, "Worker %u %s on item %llu (attempt %u of %u).", w->no,
-                                           how, (unsigned long long) first, n, r->max_attempts);
+                                           how, (unsigned long long) first, n, r->job.max_attempts);
                                 retry_later(r, first, n);
                         }
                 } else {
@@ -923,7 +712,7 @@ static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata
         }
         w->nq = 0;
 
-        if (!r->stopping && r->commit.recorded < r->n_items)
+        if (!r->stopping && r->commit.recorded < r->job.n_items)
                 worker_spawn(r, w);
         dispatch(r);
         return 0;
@@ -934,10 +723,10 @@ static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata
  * its item like any other death. */
 static int timeout_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
         Runner *r = userdata;
-        uint64_t now = now_us(), limit = (uint64_t) r->timeout_sec * 1000000u;
+        uint64_t now = now_us(), limit = (uint64_t) r->job.timeout_sec * 1000000u;
 
         (void) usec;
-        for (uint32_t i = 0; i < r->n_workers; i++) {
+        for (uint32_t i = 0; i < r->job.n_workers; i++) {
                 Worker *w = &r->workers[i];
                 uint64_t calls;
 
@@ -957,87 +746,6 @@ static int timeout_timer_handler(sd_event_source *s, uint64_t usec, void *userda
         return 0;
 }
 
-/* A retry's first step: the successful records of the previous generation,
- * up to its committed length, are carried over into the new results file
- * and committed like any others; what is left to do is exactly the items
- * that failed or never got a record. Idempotent: after a crash, what was
- * carried over and committed is skipped. */
-static void copy_previous(Runner *r) {
-        char prev[4200];
-        ResultsFile f;
-        ResultsBlock b = {};
-        uint64_t copied = 0;
-        int fd, q;
-
-        if (r->results_gen == 0)
-                return;
-        prev_results_path(r, prev, sizeof(prev));
-        fd = open(prev, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0) {
-                if (errno == ENOENT && r->committed > 0)
-                        return; /* done and removed before a restart */
-                if (errno == ENOENT && r->prev_results_len == 0)
-                        return; /* nothing was committed before the retry */
-                fail(r, io_kind(errno), "cannot open the previous results %s: %s", prev, strerror(errno));
-        }
-        q = results_file_open(&f, fd, r->prev_results_len, r->n_items);
-        if (q < 0)
-                fail(r, IPC_FAIL_PERMANENT, "previous results %s are damaged: %s", prev, strerror(-q));
-        for (size_t k = 0; k < f.n_blocks; k++) {
-                ResultsBlockHeader h;
-                const char *payload;
-                ResultsItemIter it;
-                ResultsItem item;
-                bool open = false;
-
-                q = results_file_read_block(&f, k, &h, &payload);
-                if (q < 0)
-                        fail(r, IPC_FAIL_PERMANENT, "previous results %s are damaged: %s", prev, strerror(-q));
-                results_item_iter_init(&it, &h, payload);
-                while (results_item_iter_next(&it, &item)) {
-                        bool keep = item.status == 0 && !bitset_test(&r->done, item.index);
-                        if (open && !keep) {
-                                results_block_finish(&b);
-                                append_block_saved(r, b.buf, b.len, 0, true);
-                                open = false;
-                        }
-                        if (!keep)
-                                continue;
-                        if (!open) {
-                                results_block_begin(&b, item.index);
-                                open = true;
-                        }
-                        if (results_block_add(&b, item.item, item.item_len, item.result, item.result_len, 0) < 0)
-                                fail(r, IPC_FAIL_TEMPORARY, "out of memory");
-                        copied++;
-                }
-                if (open) {
-                        results_block_finish(&b);
-                        append_block_saved(r, b.buf, b.len, 0, true);
-                }
-                if (r->commit.n_pending >= IPC_COMMIT_RANGES_MAX)
-                        commit(r);
-        }
-        commit_everything(r);
-        results_block_free(&b);
-        results_file_close(&f);
-        safe_close(fd);
-        if (copied > 0)
-                runner_log(r, LOG_INFO, "Retry: %llu results carried over from the previous run.",
-                           (unsigned long long) copied);
-}
-
-/* Once the new generation holds every item, the previous one can go. */
-static void remove_previous(Runner *r) {
-        char prev[4200];
-
-        if (r->results_gen == 0)
-                return;
-        prev_results_path(r, prev, sizeof(prev));
-        if (unlink(prev) < 0 && errno != ENOENT)
-                runner_log(r, LOG_WARNING, "Cannot remove %s: %s", prev, strerror(errno));
-}
-
 /* --- the end ------------------------------------------------------------ */
 
 static int exit_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -1046,14 +754,14 @@ static int exit_timer_handler(sd_event_source *s, uint64_t usec, void *userdata)
         (void) s;
         (void) usec;
         runner_log(r, LOG_WARNING, "Workers did not exit in time, killing them.");
-        for (uint32_t i = 0; i < r->n_workers; i++)
+        for (uint32_t i = 0; i < r->job.n_workers; i++)
                 if (r->workers[i].pid > 0)
                         (void) kill(r->workers[i].pid, SIGKILL);
         return 0;
 }
 
 static bool all_workers_gone(Runner *r) {
-        for (uint32_t i = 0; i < r->n_workers; i++)
+        for (uint32_t i = 0; i < r->job.n_workers; i++)
                 if (r->workers[i].pid > 0)
                         return false;
         return true;
@@ -1062,7 +770,7 @@ static bool all_workers_gone(Runner *r) {
 static void workers_exit(Runner *r) {
         WorkerCmd cmd = { .op = WORKER_CMD_EXIT };
 
-        for (uint32_t i = 0; i < r->n_workers; i++) {
+        for (uint32_t i = 0; i < r->job.n_workers; i++) {
                 Worker *w = &r->workers[i];
                 if (w->pid > 0 && !w->exiting) {
                         w->exiting = true;
@@ -1077,16 +785,16 @@ static void workers_exit(Runner *r) {
 static void finish_if_done(Runner *r) {
         bool idle = r->outstanding == 0;
 
-        if (r->commit.recorded == r->n_items && idle && !r->done_sent) {
+        if (r->commit.recorded == r->job.n_items && idle && !r->done_sent) {
                 save_batches(r, true);
                 commit_everything(r);
-                if (r->commit.committed != r->n_items)
+                if (r->commit.committed != r->job.n_items)
                         fail(r, IPC_FAIL_PERMANENT, "finished with %llu of %llu items committed (internal error)",
-                             (unsigned long long) r->commit.committed, (unsigned long long) r->n_items);
-                remove_previous(r);
+                             (unsigned long long) r->commit.committed, (unsigned long long) r->job.n_items);
+                carry_remove(&r->out, r->job.results_gen);
                 (void) ipc_send(IPC_FD, IPC_DONE, NULL, 0);
                 r->done_sent = true;
-                runner_log(r, LOG_INFO, "All %llu items done (%llu failed).", (unsigned long long) r->n_items,
+                runner_log(r, LOG_INFO, "All %llu items done (%llu failed).", (unsigned long long) r->job.n_items,
                            (unsigned long long) r->commit.committed_failed);
                 workers_exit(r);
         } else if (r->stopping && idle && !r->finishing) {
@@ -1138,7 +846,7 @@ static int ipc_handler(sd_event_source *s, int fd, uint32_t revents, void *userd
 }
 
 static void runner_free(Runner *r) {
-        for (uint32_t i = 0; r->workers && i < r->n_workers; i++) {
+        for (uint32_t i = 0; r->workers && i < r->job.n_workers; i++) {
                 worker_detach(&r->workers[i]);
                 free(r->workers[i].buf);
         }
@@ -1152,51 +860,57 @@ static void runner_free(Runner *r) {
         r->retry_timer = sd_event_source_disable_unref(r->retry_timer);
         r->event = sd_event_unref(r->event);
         if (r->progress && r->progress != MAP_FAILED)
-                (void) munmap(r->progress, r->n_workers * sizeof(WorkerProgress));
+                (void) munmap(r->progress, r->job.n_workers * sizeof(WorkerProgress));
         bitset_free(&r->done);
         items_close(&r->items);
         host_done(&r->host);
         module_unload(&r->module);
-        safe_close(r->results_fd);
-        safe_close(r->log_fd);
-        free(r->module_path);
-        free(r->output);
+        output_close(&r->out);
+        start_job_free(&r->job);
 }
 
 int run_main(void) {
-        Runner r = { .results_fd = -1, .log_fd = -1 };
+        Runner r = {};
         char err[1024];
+        RunError e;
         sigset_t mask;
         int q;
 
         /* Work nobody else can read unless the output directory allows. */
         umask(022);
-        read_start(&r);
-        take_lock(&r);
+        output_init(&r.out, NULL, 0);
+        if (start_read(&r.job, IPC_FD, &e) < 0)
+                fail_with(NULL, &e);
+        output_init(&r.out, r.job.output, r.job.id);
+        if (host_init(&r.host, r.job.shared, r.job.output, r.job.id, r.job.n_workers, r.job.batch_size) < 0)
+                fail(NULL, IPC_FAIL_TEMPORARY, "out of memory");
+        if (start_lock(LOCK_FD, START_LOCK_TIMEOUT_USEC, &e) < 0)
+                fail_with(&r, &e);
 
-        q = module_load(&r.module, r.module_path, err, sizeof(err));
+        q = module_load(&r.module, r.job.module_path, err, sizeof(err));
         if (q < 0)
                 fail(&r, IPC_FAIL_PERMANENT, "%s", err);
         open_output(&r);
-        q = items_open(&r.items, INPUT_FD, r.n_items, r.input_bytes, r.input_crc, err, sizeof(err));
+        q = items_open(&r.items, INPUT_FD, r.job.n_items, r.job.input_bytes, r.job.input_crc, err, sizeof(err));
         if (q < 0)
                 fail(&r, q == -ENOMEM ? IPC_FAIL_TEMPORARY : IPC_FAIL_PERMANENT, "%s", err);
-        load_done(&r);
-        r.dispatch = (Dispatch){ .n_items = r.n_items,
-                                 .n_workers = r.n_workers,
-                                 .batch_size = r.batch_size,
-                                 .max_attempts = r.max_attempts,
-                                 .retry_delay_ms = r.retry_delay_ms,
+        if (start_load_done(&r.done, BITMAP_FD, r.job.n_items, r.job.committed, &e) < 0)
+                fail_with(&r, &e);
+        r.dispatch = (Dispatch){ .n_items = r.job.n_items,
+                                 .n_workers = r.job.n_workers,
+                                 .batch_size = r.job.batch_size,
+                                 .max_attempts = r.job.max_attempts,
+                                 .retry_delay_ms = r.job.retry_delay_ms,
                                  .done = &r.done };
         {
                 CommitConfig cfg = {
-                        .results_fd = r.results_fd,
-                        .results_len = r.results_len,
+                        .results_fd = r.out.results_fd,
+                        .results_len = r.job.results_len,
                         .done = &r.done,
-                        .committed = r.committed,
-                        .committed_failed = r.committed_failed,
-                        .commit_items = r.commit_items,
-                        .save_batch = r.save_batch,
+                        .committed = r.job.committed,
+                        .committed_failed = r.job.committed_failed,
+                        .commit_items = r.job.commit_items,
+                        .save_batch = r.job.save_batch,
                         .save = r.module.def->save,
                         .save_ctx = &r.host.ctx,
                         .send = send_commit,
@@ -1206,7 +920,8 @@ int run_main(void) {
         }
         (void) close(INPUT_FD); /* the mapping stays */
         (void) close(BITMAP_FD);
-        copy_previous(&r);
+        if (carry_copy(&r.out, &r.commit, r.job.results_gen, r.job.prev_results_len, r.job.n_items, &e) < 0)
+                fail_with(&r, &e);
 
         (void) sigemptyset(&mask);
         (void) sigaddset(&mask, SIGCHLD);
@@ -1221,33 +936,33 @@ int run_main(void) {
         q = sd_event_add_io(r.event, &r.ipc_source, IPC_FD, EPOLLIN, ipc_handler, &r);
         if (q >= 0)
                 q = sd_event_add_time_relative(r.event, &r.commit_timer, CLOCK_MONOTONIC,
-                                               (uint64_t) r.commit_interval_ms * 1000u, 0, commit_timer_handler, &r);
+                                               (uint64_t) r.job.commit_interval_ms * 1000u, 0, commit_timer_handler, &r);
         if (q < 0)
                 fail(&r, IPC_FAIL_TEMPORARY, "sd-event: %s", strerror(-q));
 
         (void) ipc_send(IPC_FD, IPC_READY, NULL, 0);
         runner_log(&r, LOG_INFO, "Running %llu items (%llu committed before) with %u workers.",
-                   (unsigned long long) r.n_items, (unsigned long long) r.commit.committed, r.n_workers);
-        if (r.timeout_sec > 0)
-                runner_log(&r, LOG_DEBUG, "A call of process may take %u s.", r.timeout_sec);
+                   (unsigned long long) r.job.n_items, (unsigned long long) r.commit.committed, r.job.n_workers);
+        if (r.job.timeout_sec > 0)
+                runner_log(&r, LOG_DEBUG, "A call of process may take %u s.", r.job.timeout_sec);
 
-        r.workers = calloc(r.n_workers, sizeof(*r.workers));
+        r.workers = calloc(r.job.n_workers, sizeof(*r.workers));
         if (!r.workers)
                 fail(&r, IPC_FAIL_TEMPORARY, "out of memory");
-        r.progress = mmap(NULL, r.n_workers * sizeof(WorkerProgress), PROT_READ | PROT_WRITE,
+        r.progress = mmap(NULL, r.job.n_workers * sizeof(WorkerProgress), PROT_READ | PROT_WRITE,
                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (r.progress == MAP_FAILED)
                 fail(&r, IPC_FAIL_TEMPORARY, "cannot map worker progress: %s", strerror(errno));
-        if (r.timeout_sec > 0) {
+        if (r.job.timeout_sec > 0) {
                 q = sd_event_add_time_relative(r.event, &r.timeout_timer, CLOCK_MONOTONIC,
-                                               MIN((uint64_t) r.timeout_sec * 250000u + 1, (uint64_t) 1000000), 0,
+                                               MIN((uint64_t) r.job.timeout_sec * 250000u + 1, (uint64_t) 1000000), 0,
                                                timeout_timer_handler, &r);
                 if (q < 0)
                         fail(&r, IPC_FAIL_TEMPORARY, "sd-event: %s", strerror(-q));
         }
-        for (uint32_t i = 0; i < r.n_workers; i++) {
+        for (uint32_t i = 0; i < r.job.n_workers; i++) {
                 r.workers[i] = (Worker){ .runner = &r, .no = i, .cmd_fd = -1, .res_fd = -1, .out_fd = -1 };
-                if (r.commit.recorded < r.n_items)
+                if (r.commit.recorded < r.job.n_items)
                         worker_spawn(&r, &r.workers[i]);
         }
         finish_if_done(&r);

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fileio.h"
+#include "ipc.h"
+#include "log.h"
+#include "output.h"
+#include "results.h"
+#include "run-error.h"
+
+void output_init(Output *o, const char *dir, uint64_t job_id) {
+        *o = (Output){ .dir = dir, .job_id = job_id, .log_fd = -1, .results_fd = -1 };
+}
+
+void output_close(Output *o) {
+        o->results_fd = safe_close(o->results_fd);
+        o->log_fd = safe_close(o->log_fd);
+}
+
+void output_path(const Output *o, const char *suffix, char *buf, size_t n) {
+        (void) snprintf(buf, n, "%s/mplock-%llu%s", o->dir, (unsigned long long) o->job_id, suffix);
+}
+
+int output_open_log(Output *o, RunError *e) {
+        char path[OUTPUT_PATH_MAX];
+
+        if (mkdir(o->dir, 0755) < 0 && errno != EEXIST)
+                return run_error_io(e, -errno, "cannot create output directory %s: %s", o->dir, strerror(errno));
+        output_path(o, ".log", path, sizeof(path));
+        o->log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (o->log_fd < 0)
+                return run_error_io(e, -errno, "cannot open job log %s: %s", path, strerror(errno));
+        return 0;
+}
+
+int output_open_results(Output *o, RunError *e) {
+        char path[OUTPUT_PATH_MAX];
+        struct stat st;
+
+        output_path(o, ".results", path, sizeof(path));
+        o->results_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (o->results_fd < 0)
+                return run_error_io(e, -errno, "cannot open results file %s: %s", path, strerror(errno));
+        if (fstat(o->results_fd, &st) < 0)
+                return run_error(e, IPC_FAIL_TEMPORARY, -errno, "cannot stat %s: %s", path, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return run_error(e, IPC_FAIL_PERMANENT, -EINVAL, "%s is not a regular file", path);
+        return 0;
+}
+
+int64_t output_results_gen(int fd, uint64_t job_id) {
+        ResultsFileHeader h;
+
+        if (pread_full(fd, &h, sizeof(h), 0) != (ssize_t) sizeof(h) || results_file_header_check(&h) < 0 ||
+            h.job_id != job_id)
+                return -1;
+        return h.gen;
+}
+
+/* Nothing committed: start the file afresh. */
+static int results_fresh(Output *o, uint32_t gen, const char *path, uint64_t *ret_len, RunError *e) {
+        ResultsFileHeader h;
+        int r;
+
+        results_file_header_init(&h, o->job_id, gen);
+        r = ftruncate(o->results_fd, 0) < 0 ? -errno : pwrite_full(o->results_fd, &h, sizeof(h), 0);
+        if (r < 0)
+                return run_error_io(e, r, "cannot write %s: %s", path, strerror(-r));
+        *ret_len = sizeof(h);
+        return 0;
+}
+
+/* The committed part must be there, and ours; the rest goes. */
+static int results_cut(Output *o, uint32_t gen, uint64_t committed_len, const char *path, RunError *e) {
+        struct stat st;
+
+        if (fstat(o->results_fd, &st) < 0)
+                return run_error(e, IPC_FAIL_TEMPORARY, -errno, "cannot stat %s: %s", path, strerror(errno));
+        if ((uint64_t) st.st_size < committed_len)
+                return run_error(e, IPC_FAIL_PERMANENT, -EBADMSG,
+                                 "results file %s is shorter (%llu bytes) than what was committed (%llu bytes): it "
+                                 "was truncated or replaced",
+                                 path, (unsigned long long) st.st_size, (unsigned long long) committed_len);
+        if (output_results_gen(o->results_fd, o->job_id) != (int64_t) gen)
+                return run_error(e, IPC_FAIL_PERMANENT, -EBADMSG,
+                                 "results file %s does not belong to job %llu (generation %u)", path,
+                                 (unsigned long long) o->job_id, gen);
+        if ((uint64_t) st.st_size > committed_len) {
+                output_log(o, LOG_INFO, "Cutting %llu uncommitted bytes off the results file.",
+                           (unsigned long long) (st.st_size - (off_t) committed_len));
+                if (ftruncate(o->results_fd, (off_t) committed_len) < 0)
+                        return run_error_io(e, -errno, "cannot truncate %s: %s", path, strerror(errno));
+        }
+        return 0;
+}
+
+int output_prepare_results(Output *o, uint32_t gen, uint64_t committed_len, uint64_t *ret_len, RunError *e) {
+        char path[OUTPUT_PATH_MAX];
+        int r;
+
+        output_path(o, ".results", path, sizeof(path));
+        if (committed_len == 0)
+                r = results_fresh(o, gen, path, ret_len, e);
+        else {
+                r = results_cut(o, gen, committed_len, path, e);
+                if (r >= 0)
+                        *ret_len = committed_len;
+        }
+        if (r < 0)
+                return r;
+        if (fsync(o->results_fd) < 0)
+                return run_error_io(e, -errno, "cannot sync %s: %s", path, strerror(errno));
+        return 0;
+}
+
+void output_log(const Output *o, int level, const char *fmt, ...) {
+        char msg[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        log_job(level, o->job_id, "%s", msg);
+        /* And into the job's log, beside what the workers print, with the
+         * time (UTC, microseconds): the journal has its own. */
+        if (o->log_fd >= 0) {
+                struct timespec ts;
+                struct tm tm;
+                char when[32] = "";
+                (void) clock_gettime(CLOCK_REALTIME, &ts);
+                if (gmtime_r(&ts.tv_sec, &tm))
+                        (void) strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+                (void) dprintf(o->log_fd, "%s.%06ldZ mplock: %s\n", when, ts.tv_nsec / 1000, msg);
+        }
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdint.h>
+
+typedef struct Bitset Bitset;
+typedef struct RunError RunError;
+
+/* start.c: what mplockd hands a new runner: the job description
+ * (IPC_START), the job's lock, and the set of committed items. */
+
+/* How long a runner waits for the job's lock: a runner of this job that
+ * outlived a killed daemon may still be dying. */
+#define START_LOCK_TIMEOUT_USEC (30 * 1000000ULL)
+
+typedef struct Job {
+        uint64_t id;
+        char *module_path, *output;
+        char *shared; /* the shared data, compact JSON */
+        uint32_t n_workers, batch_size, save_batch, max_attempts;
+        uint32_t commit_interval_ms, commit_items, timeout_sec, retry_delay_ms;
+        uint32_t results_gen;      /* 0, then one more per retry */
+        uint64_t prev_results_len; /* committed length of the previous generation */
+        uint64_t n_items, input_bytes, memory_max;
+        uint32_t input_crc;
+        /* What the checkpoint says is committed. */
+        uint64_t results_len, committed, committed_failed;
+} Job;
+
+/* Receives and checks IPC_START on ipc_fd. */
+int start_read(Job *job, int ipc_fd, RunError *e);
+void start_job_free(Job *job);
+
+/* flock()s the job's lock file, waiting at most timeout_usec. */
+int start_lock(int lock_fd, uint64_t timeout_usec, RunError *e);
+
+/* Reads the committed set from the daemon's memfd (the plain bitmap) into
+ * done, which must then hold exactly `committed` items. */
+int start_load_done(Bitset *done, int bitmap_fd, uint64_t n_items, uint64_t committed, RunError *e);
