@@ -5,9 +5,9 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/time.h>
-#include <time.h>
 
 #include "bitset.h"
+#include "clock.h"
 #include "fileio.h"
 #include "ipc.h"
 #include "jobspec.h"
@@ -83,13 +83,6 @@ void start_job_free(Job *job) {
         free(job->output);
         free(job->shared);
         *job = (Job){};
-}
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
 static void alarm_noop(int sig) {

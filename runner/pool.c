@@ -1,0 +1,586 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bitset.h"
+#include "clock.h"
+#include "commit.h"
+#include "dispatch.h"
+#include "fileio.h"
+#include "ipc.h"
+#include "items.h"
+#include "log.h"
+#include "macro.h"
+#include "output.h"
+#include "pool.h"
+#include "record.h"
+#include "results.h"
+#include "run-error.h"
+#include "worker.h"
+
+/* An event handler's failure: the top reports it and exits. */
+static int pool_fail(Pool *p, const RunError *e) {
+        p->hooks.failed(p->hooks.userdata, e);
+        return 0;
+}
+
+static void pool_changed(Pool *p) {
+        p->hooks.changed(p->hooks.userdata);
+}
+
+/* --- handing out -------------------------------------------------------- */
+
+/* One chunk to w; false if there is none, or w cannot be told. */
+static bool feed_one(Pool *p, Worker *w) {
+        Assignment *a;
+        WorkerCmd cmd;
+        Chunk c;
+
+        if (!dispatch_next(p->dispatch, &c))
+                return false;
+        cmd = (WorkerCmd){ .first = c.first,
+                           .offset = items_offset(p->items, c.first),
+                           .count = c.count,
+                           .op = WORKER_CMD_RUN };
+        a = &w->q[w->nq++];
+        *a = (Assignment){ .first = c.first, .count = c.count, .single = c.single };
+        if (w->nq == 1) {
+                a->start_usec = now_usec();
+                w->seen_usec = a->start_usec;
+                w->seen_calls = __atomic_load_n(&p->progress[w->no].calls, __ATOMIC_RELAXED);
+        }
+        p->outstanding += c.count;
+        /* The pipe has room for many commands. If the worker cannot be
+         * told, it must not sit idle while we wait for it: kill it, and
+         * its exit hands the chunk out again. */
+        if (write_full(w->cmd_fd, &cmd, sizeof(cmd)) < 0) {
+                (void) kill(w->pid, SIGKILL);
+                return false;
+        }
+        if (!p->handed_out) {
+                p->handed_out = true;
+                output_log(p->out, LOG_INFO, "First items handed out (from item %llu).", (unsigned long long) c.first);
+        }
+        return true;
+}
+
+void pool_feed(Pool *p) {
+        if (p->stopping)
+                return;
+        for (uint32_t i = 0; i < p->n_workers; i++) {
+                Worker *w = &p->workers[i];
+                while (w->pid > 0 && w->ready && !w->exiting && w->nq < POOL_WORKER_DEPTH)
+                        if (!feed_one(p, w))
+                                break;
+        }
+}
+
+/* --- retries ------------------------------------------------------------ */
+
+/* Moves retries whose backoff is over to the ready queue, and sets the
+ * timer for the next one. */
+static int retry_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        Pool *p = userdata;
+        uint64_t next;
+        RunError e;
+
+        (void) usec;
+        if (dispatch_release_due(p->dispatch, now_usec(), &next) < 0) {
+                (void) run_error(&e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
+                return pool_fail(p, &e);
+        }
+        if (next != UINT64_MAX) {
+                (void) sd_event_source_set_time(s, next);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        }
+        pool_feed(p);
+        pool_changed(p);
+        return 0;
+}
+
+int pool_retry_later(Pool *p, uint64_t index, uint32_t attempt, RunError *e) {
+        uint64_t when, armed = 0;
+        int r;
+
+        if (dispatch_retry_later(p->dispatch, index, attempt, now_usec(), &when) < 0)
+                return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
+        if (!p->retry_timer) {
+                r = sd_event_add_time(p->event, &p->retry_timer, CLOCK_MONOTONIC, when, 0, retry_timer_handler, p);
+                if (r < 0)
+                        return run_error(e, IPC_FAIL_TEMPORARY, r, "sd-event: %s", strerror(-r));
+                return 0;
+        }
+        /* The timer is set for the earliest retry. */
+        if (sd_event_source_get_enabled(p->retry_timer, NULL) <= 0 ||
+            sd_event_source_get_time(p->retry_timer, &armed) < 0 || armed > when) {
+                (void) sd_event_source_set_time(p->retry_timer, when);
+                (void) sd_event_source_set_enabled(p->retry_timer, SD_EVENT_ONESHOT);
+        }
+        return 0;
+}
+
+/* --- workers ------------------------------------------------------------ */
+
+static int worker_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata);
+
+/* In the child: only its pipes (as fds 3 and 4), /dev/null and the job
+ * log's pipe as stdin, stdout and stderr; then the worker's loop. */
+static _Noreturn void worker_child(Pool *p, Worker *w, pid_t parent, int cmd_fd, int res_fd, int out_fd) {
+        sigset_t all;
+        int null_fd;
+
+        (void) sigemptyset(&all);
+        (void) sigprocmask(SIG_SETMASK, &all, NULL);
+        (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (getppid() != parent)
+                _exit(1);
+        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0 || dup2(cmd_fd, 3) < 0 ||
+            dup2(res_fd, 4) < 0)
+                _exit(1);
+        if (syscall(SYS_close_range, 5U, ~0U, 0) < 0)
+                for (int fd = 5; fd < 65536; fd++)
+                        (void) close(fd);
+        /* The job's memory cap: private and heap memory of each worker
+         * (RLIMIT_DATA), so that an allocation past it fails in the module
+         * instead of pushing the machine into OOM. */
+        if (p->memory_max > 0) {
+                struct rlimit rl = { .rlim_cur = p->memory_max, .rlim_max = p->memory_max };
+                if (setrlimit(RLIMIT_DATA, &rl) < 0)
+                        _exit(1);
+        }
+        /* What only the runner uses would otherwise stay in each worker's
+         * RSS, growing with the job: the item index (the commands carry
+         * offsets) and the set of committed items. */
+        p->items->index = mfree(p->items->index);
+        bitset_free(p->done);
+        /* Line-buffered output keeps lines of different workers apart in the log. */
+        (void) setvbuf(stdout, NULL, _IOLBF, 0);
+        worker_main(p->module, p->items, p->host, w->no, 3, 4, &p->progress[w->no]);
+}
+
+/* Our ends of a new worker's pipes, watched. */
+static int worker_watch(Pool *p, Worker *w, pid_t pid, int cmd_fd, int res_fd, int out_fd, RunError *e) {
+        int r;
+
+        w->pid = pid;
+        w->cmd_fd = cmd_fd;
+        w->res_fd = res_fd;
+        w->nq = 0;
+        w->len = 0;
+        w->ready = w->exiting = w->timed_out = false;
+        r = fcntl(w->res_fd, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
+        if (r >= 0)
+                r = sd_event_add_io(p->event, &w->io, w->res_fd, EPOLLIN, worker_io, w);
+        /* The capture owns out_fd once started, even if that fails. */
+        if (r >= 0)
+                r = capture_start(&w->out, p->event, out_fd, p->out, w->no);
+        else
+                safe_close(out_fd);
+        if (r >= 0)
+                r = sd_event_add_child(p->event, &w->child, pid, WEXITED, worker_exited, w);
+        if (r < 0)
+                return run_error(e, IPC_FAIL_TEMPORARY, r, "cannot watch worker: %s", strerror(-r));
+        return 0;
+}
+
+static void close_pipes(int fds[static 6]) {
+        for (int i = 0; i < 6; i++)
+                fds[i] = safe_close(fds[i]);
+}
+
+static int worker_spawn(Pool *p, Worker *w, RunError *e) {
+        int fds[6] = { -1, -1, -1, -1, -1, -1 }, *cmd = fds, *res = fds + 2, *out = fds + 4;
+        pid_t pid, parent = getpid();
+        int r;
+
+        if (pipe2(cmd, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
+                r = run_error(e, IPC_FAIL_TEMPORARY, -errno, "pipe: %s", strerror(errno));
+                close_pipes(fds);
+                return r;
+        }
+        /* Room for a few result blocks in flight; a smaller pipe only
+         * means more wake-ups. */
+        (void) fcntl(res[1], F_SETPIPE_SZ, 1 << 20);
+        pid = fork();
+        if (pid < 0) {
+                r = run_error(e, IPC_FAIL_TEMPORARY, -errno, "fork: %s", strerror(errno));
+                close_pipes(fds);
+                return r;
+        }
+        if (pid == 0)
+                worker_child(p, w, parent, cmd[0], res[1], out[1]);
+        safe_close(cmd[0]);
+        safe_close(res[1]);
+        safe_close(out[1]);
+        return worker_watch(p, w, pid, cmd[1], res[0], out[0], e);
+}
+
+/* A status frame: init done, or failed (which fails the job). */
+static int worker_frame(Pool *p, Worker *w, const WorkerFrame *f, const char *text, RunError *e) {
+        if (f->type == WORKER_FRAME_INIT_OK) {
+                w->ready = true;
+                p->init_failures = 0;
+                return 0;
+        }
+        if (f->type == WORKER_FRAME_INIT_FAIL)
+                return run_error(e, IPC_FAIL_PERMANENT, -ENOEXEC, "%.*s", (int) MIN(f->len, 1023u), text);
+        return run_error(e, IPC_FAIL_TEMPORARY, -EBADMSG, "worker %u sent an unknown frame", w->no);
+}
+
+/* The frames at buf (len bytes there), handled once complete: each
+ * returns its size, or 0 if more is needed. */
+static ssize_t parse_block(Pool *p, Worker *w, const char *buf, size_t len, RunError *e) {
+        ResultsBlockHeader h;
+        int r;
+
+        if (len < sizeof(h))
+                return 0;
+        memcpy(&h, buf, sizeof(h));
+        if (results_block_header_check(&h, p->n_items) < 0)
+                return run_error(e, IPC_FAIL_TEMPORARY, -EBADMSG, "worker %u sent a malformed block", w->no);
+        if (len < sizeof(h) + h.payload_len)
+                return 0;
+        r = record_block(p, w, buf, sizeof(h) + h.payload_len, e);
+        return r < 0 ? r : (ssize_t) (sizeof(h) + h.payload_len);
+}
+
+static ssize_t parse_frame(Pool *p, Worker *w, const char *buf, size_t len, RunError *e) {
+        WorkerFrame f;
+        int r;
+
+        if (len < sizeof(f))
+                return 0;
+        memcpy(&f, buf, sizeof(f));
+        if (f.len > 4096)
+                return run_error(e, IPC_FAIL_TEMPORARY, -EBADMSG, "worker %u sent a malformed frame", w->no);
+        if (len < sizeof(f) + f.len)
+                return 0;
+        r = worker_frame(p, w, &f, buf + sizeof(f), e);
+        return r < 0 ? r : (ssize_t) (sizeof(f) + f.len);
+}
+
+static ssize_t worker_parse_one(Pool *p, Worker *w, const char *buf, size_t len, RunError *e) {
+        uint32_t magic;
+
+        memcpy(&magic, buf, sizeof(magic));
+        if (magic == RESULTS_BLOCK_MAGIC)
+                return parse_block(p, w, buf, len, e);
+        if (magic == WORKER_FRAME_MAGIC)
+                return parse_frame(p, w, buf, len, e);
+        return run_error(e, IPC_FAIL_TEMPORARY, -EBADMSG, "worker %u sent garbage", w->no);
+}
+
+/* Parses the complete frames in the worker's buffer. */
+static int worker_parse(Pool *p, Worker *w, RunError *e) {
+        size_t off = 0;
+
+        while (w->len - off >= sizeof(uint32_t)) {
+                ssize_t n = worker_parse_one(p, w, w->buf + off, w->len - off, e);
+                if (n < 0)
+                        return (int) n;
+                if (n == 0)
+                        break;
+                off += (size_t) n;
+        }
+        if (off > 0) {
+                memmove(w->buf, w->buf + off, w->len - off);
+                w->len -= off;
+        }
+        return 0;
+}
+
+/* Room for a frame of any allowed size, in steps. */
+static int worker_buffer(Worker *w, RunError *e) {
+        size_t ncap = MAX(w->cap * 2, (size_t) (1 << 20));
+        char *nb;
+
+        if (w->cap - w->len >= 65536)
+                return 0;
+        ncap = MIN(ncap, (size_t) RESULTS_BLOCK_PAYLOAD_MAX + (1 << 20));
+        if (ncap <= w->cap)
+                return run_error(e, IPC_FAIL_TEMPORARY, -E2BIG, "worker %u sent an oversized frame", w->no);
+        nb = realloc(w->buf, ncap);
+        if (!nb)
+                return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
+        w->buf = nb;
+        w->cap = ncap;
+        return 0;
+}
+
+/* Reads and parses what the worker sent: 1 if more may come, 0 at EOF
+ * (or a read error: its exit tells the rest). */
+static int worker_read(Pool *p, Worker *w, RunError *e) {
+        for (;;) {
+                ssize_t n;
+                int r = worker_buffer(w, e);
+                if (r < 0)
+                        return r;
+                n = read(w->res_fd, w->buf + w->len, w->cap - w->len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 1;
+                if (n <= 0)
+                        return 0;
+                w->len += (size_t) n;
+                r = worker_parse(p, w, e);
+                if (r < 0)
+                        return r;
+        }
+}
+
+static int worker_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Worker *w = userdata;
+        Pool *p = w->pool;
+        RunError e;
+        int r;
+
+        (void) fd;
+        (void) revents;
+        r = worker_read(p, w, &e);
+        if (r < 0)
+                return pool_fail(p, &e);
+        if (r == 0)
+                /* EOF: the exit event does the rest. */
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        pool_feed(p);
+        pool_changed(p);
+        return 0;
+}
+
+static void worker_detach(Worker *w) {
+        capture_stop(&w->out);
+        w->io = sd_event_source_disable_unref(w->io);
+        w->child = sd_event_source_disable_unref(w->child);
+        w->cmd_fd = safe_close(w->cmd_fd);
+        w->res_fd = safe_close(w->res_fd);
+        w->pid = 0;
+}
+
+/* --- exits -------------------------------------------------------------- */
+
+static void describe_exit(const Pool *p, const Worker *w, const siginfo_t *si, char *how, size_t n) {
+        if (w->timed_out)
+                (void) snprintf(how, n, "timed out after %u s", p->timeout_sec);
+        else if (si->si_code == CLD_EXITED)
+                (void) snprintf(how, n, "exited with status %d", si->si_status);
+        else
+                (void) snprintf(how, n, "killed by signal %s", strsignal(si->si_status));
+}
+
+/* The worker died on the one item it had: an attempt, and the item fails
+ * once it has had them all. */
+static int suspect_died(Pool *p, Worker *w, uint64_t index, const char *how, RunError *e) {
+        char msg[160];
+        uint32_t n;
+
+        if (dispatch_attempt(p->dispatch, index, &n) < 0)
+                return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
+        if (n < p->max_attempts) {
+                output_log(p->out, LOG_WARNING, "Worker %u %s on item %llu (attempt %u of %u).", w->no, how,
+                           (unsigned long long) index, n, p->max_attempts);
+                return pool_retry_later(p, index, n, e);
+        }
+        (void) snprintf(msg, sizeof(msg), "worker died on this item %u times (last: %s)", n, how);
+        output_log(p->out, LOG_WARNING, "Item %llu failed: %s.", (unsigned long long) index, msg);
+        return record_failure(p, index, msg, e);
+}
+
+/* What a dead worker held goes back: the item in progress is a suspect
+ * (one at a time from now on), the rest is simply handed out again. */
+static int give_back(Pool *p, Worker *w, const char *how, RunError *e) {
+        for (unsigned k = 0; k < w->nq; k++) {
+                const Assignment *a = &w->q[k];
+                uint64_t first = a->first + a->done, left = a->count - a->done;
+                int r;
+
+                p->outstanding -= left;
+                if (k > 0)
+                        r = dispatch_requeue(p->dispatch, first, left, false);
+                else if (a->single)
+                        r = suspect_died(p, w, first, how, e);
+                else {
+                        output_log(p->out, LOG_WARNING,
+                                   "Worker %u %s within items %llu..%llu; trying them one by one.", w->no, how,
+                                   (unsigned long long) first, (unsigned long long) (first + left - 1));
+                        r = dispatch_requeue_suspects(p->dispatch, first, left);
+                }
+                if (r == -ENOMEM)
+                        return run_error(e, IPC_FAIL_TEMPORARY, r, "out of memory");
+                if (r < 0)
+                        return r;
+        }
+        w->nq = 0;
+        return 0;
+}
+
+static int worker_gone(Pool *p, Worker *w, const siginfo_t *si, RunError *e) {
+        char how[96];
+        int r;
+
+        /* Everything it wrote before it died counts, and is logged. */
+        if (w->res_fd >= 0) {
+                r = worker_read(p, w, e);
+                if (r < 0)
+                        return r;
+        }
+        (void) capture_read(&w->out);
+        describe_exit(p, w, si, how, sizeof(how));
+        worker_detach(w);
+
+        if ((w->exiting && si->si_code == CLD_EXITED && si->si_status == 0 && w->nq == 0) ||
+            (p->stopping && w->nq == 0))
+                return 0;
+        if (!w->ready && ++p->init_failures >= POOL_INIT_FAILURES_MAX)
+                return run_error(e, IPC_FAIL_PERMANENT, -ECHILD, "workers die before init completes (worker %u %s)",
+                                 w->no, how);
+        r = give_back(p, w, how, e);
+        if (r < 0)
+                return r;
+        if (!p->stopping && p->commit->recorded < p->n_items) {
+                r = worker_spawn(p, w, e);
+                if (r < 0)
+                        return r;
+        }
+        pool_feed(p);
+        return 0;
+}
+
+static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Worker *w = userdata;
+        Pool *p = w->pool;
+        RunError e;
+
+        (void) s;
+        if (worker_gone(p, w, si, &e) < 0)
+                return pool_fail(p, &e);
+        pool_changed(p);
+        return 0;
+}
+
+/* --- timeouts and the end ----------------------------------------------- */
+
+/* A worker whose call count has not moved for timeout_sec while it had work
+ * is stuck in one call of process: kill it, which counts an attempt for
+ * its item like any other death. */
+static int timeout_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        Pool *p = userdata;
+        uint64_t now = now_usec(), limit = (uint64_t) p->timeout_sec * 1000000u;
+
+        (void) usec;
+        for (uint32_t i = 0; i < p->n_workers; i++) {
+                Worker *w = &p->workers[i];
+                uint64_t calls;
+
+                if (w->pid <= 0 || w->nq == 0 || w->timed_out)
+                        continue;
+                calls = __atomic_load_n(&p->progress[i].calls, __ATOMIC_RELAXED);
+                if (calls != w->seen_calls) {
+                        w->seen_calls = calls;
+                        w->seen_usec = now;
+                } else if (now - w->seen_usec > limit) {
+                        w->timed_out = true;
+                        (void) kill(w->pid, SIGKILL);
+                }
+        }
+        (void) sd_event_source_set_time_relative(s, MIN(limit / 4 + 1, (uint64_t) 1000000));
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static int exit_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        Pool *p = userdata;
+
+        (void) s;
+        (void) usec;
+        output_log(p->out, LOG_WARNING, "Workers did not exit in time, killing them.");
+        for (uint32_t i = 0; i < p->n_workers; i++)
+                if (p->workers[i].pid > 0)
+                        (void) kill(p->workers[i].pid, SIGKILL);
+        return 0;
+}
+
+void pool_exit(Pool *p) {
+        WorkerCmd cmd = { .op = WORKER_CMD_EXIT };
+
+        for (uint32_t i = 0; i < p->n_workers; i++) {
+                Worker *w = &p->workers[i];
+                if (w->pid > 0 && !w->exiting) {
+                        w->exiting = true;
+                        /* One that cannot be told is killed by the timer. */
+                        (void) write_full(w->cmd_fd, &cmd, sizeof(cmd));
+                }
+        }
+        if (!p->exit_timer)
+                (void) sd_event_add_time_relative(p->event, &p->exit_timer, CLOCK_MONOTONIC, POOL_EXIT_WAIT_USEC, 0,
+                                                  exit_timer_handler, p);
+}
+
+bool pool_gone(const Pool *p) {
+        return pool_alive(p) == 0;
+}
+
+uint32_t pool_alive(const Pool *p) {
+        uint32_t n = 0;
+
+        for (uint32_t i = 0; p->workers && i < p->n_workers; i++)
+                n += p->workers[i].pid > 0;
+        return n;
+}
+
+int pool_start(Pool *p, RunError *e) {
+        int r;
+
+        p->workers = calloc(p->n_workers, sizeof(*p->workers));
+        if (!p->workers)
+                return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
+        p->progress = mmap(NULL, p->n_workers * sizeof(WorkerProgress), PROT_READ | PROT_WRITE,
+                           MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (p->progress == MAP_FAILED) {
+                p->progress = NULL;
+                return run_error(e, IPC_FAIL_TEMPORARY, -errno, "cannot map worker progress: %s", strerror(errno));
+        }
+        if (p->timeout_sec > 0) {
+                r = sd_event_add_time_relative(p->event, &p->timeout_timer, CLOCK_MONOTONIC,
+                                               MIN((uint64_t) p->timeout_sec * 250000u + 1, (uint64_t) 1000000), 0,
+                                               timeout_timer_handler, p);
+                if (r < 0)
+                        return run_error(e, IPC_FAIL_TEMPORARY, r, "sd-event: %s", strerror(-r));
+        }
+        for (uint32_t i = 0; i < p->n_workers; i++) {
+                Worker *w = &p->workers[i];
+                *w = (Worker){ .pool = p, .no = i, .cmd_fd = -1, .res_fd = -1, .out.fd = -1 };
+                if (p->commit->recorded < p->n_items) {
+                        r = worker_spawn(p, w, e);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+void pool_free(Pool *p) {
+        for (uint32_t i = 0; p->workers && i < p->n_workers; i++) {
+                worker_detach(&p->workers[i]);
+                free(p->workers[i].buf);
+        }
+        p->workers = mfree(p->workers);
+        p->timeout_timer = sd_event_source_disable_unref(p->timeout_timer);
+        p->exit_timer = sd_event_source_disable_unref(p->exit_timer);
+        p->retry_timer = sd_event_source_disable_unref(p->retry_timer);
+        if (p->progress)
+                (void) munmap(p->progress, p->n_workers * sizeof(WorkerProgress));
+        p->progress = NULL;
+}

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "capture.h"
+
+typedef struct Bitset Bitset;
+typedef struct Commit Commit;
+typedef struct Dispatch Dispatch;
+typedef struct Host Host;
+typedef struct Items Items;
+typedef struct Module Module;
+typedef struct Output Output;
+typedef struct RunError RunError;
+typedef struct WorkerProgress WorkerProgress;
+
+/* pool.c: the worker processes. Spawning them, handing them chunks,
+ * reading their frames and result blocks (checked against what each was
+ * given, then recorded through commit.c), their exits and what goes back
+ * to the queue, the per-call timeout watch, and telling them to exit. */
+
+/* Chunks queued per worker: the next one is ready when one finishes. */
+#define POOL_WORKER_DEPTH 2
+/* Workers that die before init completes, in a row, fail the job. */
+#define POOL_INIT_FAILURES_MAX 3
+/* How long workers told to exit may take. */
+#define POOL_EXIT_WAIT_USEC (10 * 1000000ULL)
+
+typedef struct Pool Pool;
+
+/* A chunk a worker has. */
+typedef struct Assignment {
+        uint64_t first;
+        uint32_t count;
+        uint32_t done; /* items of it recorded */
+        uint64_t start_usec;
+        bool single; /* a suspect item handed out alone */
+} Assignment;
+
+typedef struct Worker {
+        Pool *pool;
+        uint32_t no;
+        pid_t pid;
+        int cmd_fd, res_fd;
+        sd_event_source *io, *child;
+        Capture out; /* what it prints */
+        Assignment q[POOL_WORKER_DEPTH];
+        unsigned nq;
+        /* Timeouts: the worker counts its calls in shared memory; no
+         * change for timeout_sec while it has work means it is stuck. */
+        uint64_t seen_calls, seen_usec;
+        bool timed_out;
+        char *buf; /* what it sent, not parsed yet */
+        size_t len, cap;
+        bool ready, exiting;
+} Worker;
+
+/* How the pool tells the top. */
+typedef struct PoolHooks {
+        /* After an event that may have changed what is left: finish? */
+        void (*changed)(void *userdata);
+        /* A failure in an event handler: reports it and does not return. */
+        void (*failed)(void *userdata, const RunError *e);
+        void *userdata;
+} PoolHooks;
+
+/* The caller sets the first block (nothing of it is owned); the rest
+ * starts zeroed. */
+struct Pool {
+        sd_event *event;
+        const Output *out;
+        const Module *module;
+        Items *items;
+        Host *host;
+        Bitset *done;
+        Dispatch *dispatch;
+        Commit *commit;
+        uint64_t n_items, memory_max;
+        uint32_t n_workers, max_attempts, timeout_sec;
+        PoolHooks hooks;
+
+        Worker *workers;
+        WorkerProgress *progress; /* shared with the workers, one slot each */
+        uint32_t init_failures;
+        uint64_t outstanding; /* items handed out, not recorded */
+        bool stopping;        /* set by the top: hand out nothing, replace no one */
+        bool handed_out;
+        sd_event_source *timeout_timer, *exit_timer, *retry_timer;
+};
+
+/* Sets up the workers' slots and the timeout watch, and spawns the
+ * workers unless every item has a record. */
+int pool_start(Pool *p, RunError *e);
+/* Hands chunks to the workers that are ready and have room. */
+void pool_feed(Pool *p);
+/* Another attempt at index, alone, once its backoff is over (the retry
+ * timer is set for the earliest). */
+int pool_retry_later(Pool *p, uint64_t index, uint32_t attempt, RunError *e);
+/* Tells every worker to exit after what it has; kills them if they take
+ * longer than POOL_EXIT_WAIT_USEC. */
+void pool_exit(Pool *p);
+bool pool_gone(const Pool *p);
+uint32_t pool_alive(const Pool *p);
+void pool_free(Pool *p);
