@@ -49,7 +49,9 @@ static void next_requeued(Dispatch *d, Chunk *ret) {
 }
 
 bool dispatch_next(Dispatch *d, Chunk *ret) {
-        uint32_t size;
+        const Bitset *done = d->done;
+        uint64_t first, end;
+        uint32_t size, count = 1;
 
         *ret = (Chunk){};
         if (d->n_requeue > 0) {
@@ -57,16 +59,18 @@ bool dispatch_next(Dispatch *d, Chunk *ret) {
                 return true;
         }
         /* Skip what is committed already (resume) or was carried over. */
-        d->cursor = bitset_next_clear(d->done, d->cursor);
-        if (d->cursor >= d->n_items)
+        first = d->cursor = bitset_next_clear(done, d->cursor);
+        if (first >= d->n_items)
                 return false;
         size = dispatch_chunk_size(d);
-        ret->first = d->cursor;
-        ret->count = 1;
-        while (ret->count < size && ret->first + ret->count < d->n_items &&
-               !bitset_test(d->done, ret->first + ret->count))
-                ret->count++;
-        d->cursor = ret->first + ret->count;
+        end = MIN(d->n_items, first + size);
+        /* Per item: locals only, so that nothing is reloaded through the
+         * pointers (the build has -fno-strict-aliasing). */
+        while (first + count < end && !bitset_test(done, first + count))
+                count++;
+        ret->first = first;
+        ret->count = count;
+        d->cursor = first + count;
         return true;
 }
 
