@@ -6,9 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +14,7 @@
 #include "commit.h"
 #include "dispatch.h"
 #include "fileio.h"
+#include "fork.h"
 #include "ipc.h"
 #include "items.h"
 #include "log.h"
@@ -134,35 +132,12 @@ int pool_retry_later(Pool *p, uint64_t index, uint32_t attempt, RunError *e) {
 static int worker_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
 static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata);
 
-/* In the child: only its pipes (as fds 3 and 4), /dev/null and the job
- * log's pipe as stdin, stdout and stderr; then the worker's loop. */
-static _Noreturn void worker_child(Pool *p, Worker *w, pid_t parent, int cmd_fd, int res_fd, int out_fd) {
-        sigset_t all;
-        int null_fd;
-
-        (void) sigemptyset(&all);
-        (void) sigprocmask(SIG_SETMASK, &all, NULL);
-        (void) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        if (getppid() != parent)
-                _exit(1);
-        null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0 || dup2(cmd_fd, 3) < 0 ||
-            dup2(res_fd, 4) < 0)
-                _exit(1);
-        if (syscall(SYS_close_range, 5U, ~0U, 0) < 0)
-                for (int fd = 5; fd < 65536; fd++)
-                        (void) close(fd);
-        /* The job's memory cap: private and heap memory of each worker
-         * (RLIMIT_DATA), so that an allocation past it fails in the module
-         * instead of pushing the machine into OOM. */
-        if (p->memory_max > 0) {
-                struct rlimit rl = { .rlim_cur = p->memory_max, .rlim_max = p->memory_max };
-                if (setrlimit(RLIMIT_DATA, &rl) < 0)
-                        _exit(1);
-        }
-        /* What only the runner uses would otherwise stay in each worker's
-         * RSS, growing with the job: the item index (the commands carry
-         * offsets) and the set of committed items. */
+/* In the child, set up by fork_sandboxed (its pipes as fds 3 and 4,
+ * /dev/null and the job log's pipe as stdin, stdout and stderr, the
+ * memory cap): what only the runner uses goes, then the worker's loop. */
+static _Noreturn void worker_child(Pool *p, Worker *w) {
+        /* Else it stays in each worker's RSS, growing with the job: the
+         * item index (the commands carry offsets) and the committed set. */
         p->items->index = mfree(p->items->index);
         bitset_free(p->done);
         /* Line-buffered output keeps lines of different workers apart in the log. */
@@ -202,7 +177,8 @@ static void close_pipes(int fds[static 6]) {
 
 static int worker_spawn(Pool *p, Worker *w, RunError *e) {
         int fds[6] = { -1, -1, -1, -1, -1, -1 }, *cmd = fds, *res = fds + 2, *out = fds + 4;
-        pid_t pid, parent = getpid();
+        ForkOptions o;
+        pid_t pid;
         int r;
 
         if (pipe2(cmd, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) {
@@ -213,14 +189,25 @@ static int worker_spawn(Pool *p, Worker *w, RunError *e) {
         /* Room for a few result blocks in flight; a smaller pipe only
          * means more wake-ups. */
         (void) fcntl(res[1], F_SETPIPE_SZ, 1 << 20);
-        pid = fork();
+        o = (ForkOptions){
+                .flags = FORK_RESET_SIGNALS | FORK_DEATHSIG | FORK_CLOSE_FDS | FORK_NULL_STDIN,
+                .fds = (const int[]){ cmd[0], res[1] },
+                .n_fds = 2,
+                .stdout_fd = out[1],
+                .stderr_fd = out[1],
+                /* The job's memory cap: private and heap memory of each
+                 * worker, so that an allocation past it fails in the module
+                 * instead of pushing the machine into the OOM killer. */
+                .rlimit_data = p->memory_max,
+        };
+        pid = fork_sandboxed(&o);
         if (pid < 0) {
-                r = run_error(e, IPC_FAIL_TEMPORARY, -errno, "fork: %s", strerror(errno));
+                r = run_error(e, IPC_FAIL_TEMPORARY, pid, "fork: %s", strerror(-pid));
                 close_pipes(fds);
                 return r;
         }
         if (pid == 0)
-                worker_child(p, w, parent, cmd[0], res[1], out[1]);
+                worker_child(p, w);
         safe_close(cmd[0]);
         safe_close(res[1]);
         safe_close(out[1]);
