@@ -15,6 +15,7 @@
 int commit_init(Commit *c, const CommitConfig *cfg) {
         *c = (Commit){
                 .results_fd = cfg->results_fd,
+                .dir_fd = cfg->dir_fd,
                 .results_len = cfg->results_len,
                 .done = cfg->done,
                 .commit_items = cfg->commit_items,
@@ -208,6 +209,11 @@ int commit_flush(Commit *c, RunError *e) {
         /* The results must be on disk before the checkpoint says so. */
         if (fdatasync(c->results_fd) < 0)
                 return run_error_io(e, -errno, "cannot sync the results file: %s", strerror(errno));
+        if (c->dir_fd >= 0) {
+                if (fsync(c->dir_fd) < 0)
+                        return run_error_io(e, -errno, "cannot sync the output directory: %s", strerror(errno));
+                c->dir_fd = -1;
+        }
         msg.results_len = end;
         msg.done_total = c->committed + items;
         msg.failed_total = c->committed_failed + failed;

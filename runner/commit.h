@@ -27,6 +27,9 @@ typedef int (*CommitSendFn)(void *userdata, const IpcCommit *c, const IpcRange *
 
 typedef struct CommitConfig {
         int results_fd;       /* appended to, not owned */
+        /* A results file whose name may not be durable yet (just made):
+         * its directory is fsynced once, with the first commit. */
+        int dir_fd;           /* not owned; -1: none needed */
         uint64_t results_len; /* its committed length: where blocks go */
         Bitset *done;         /* gets the items of every block appended */
         uint64_t committed, committed_failed; /* the job's totals so far */
@@ -50,6 +53,7 @@ typedef struct Pending {
 
 typedef struct Commit {
         int results_fd;
+        int dir_fd; /* -1 once the results file's name is durable */
         uint64_t results_len; /* end of the results file */
         Bitset *done;
         uint64_t commit_items;

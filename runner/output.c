@@ -16,12 +16,13 @@
 #include "run-error.h"
 
 void output_init(Output *o, const char *dir, uint64_t job_id) {
-        *o = (Output){ .dir = dir, .job_id = job_id, .log_fd = -1, .results_fd = -1 };
+        *o = (Output){ .dir = dir, .job_id = job_id, .log_fd = -1, .results_fd = -1, .dir_fd = -1 };
 }
 
 void output_close(Output *o) {
         o->results_fd = safe_close(o->results_fd);
         o->log_fd = safe_close(o->log_fd);
+        o->dir_fd = safe_close(o->dir_fd);
 }
 
 void output_path(const Output *o, const char *suffix, char *buf, size_t n) {
@@ -33,6 +34,9 @@ int output_open_log(Output *o, RunError *e) {
 
         if (mkdir(o->dir, 0755) < 0 && errno != EEXIST)
                 return run_error_io(e, -errno, "cannot create output directory %s: %s", o->dir, strerror(errno));
+        o->dir_fd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (o->dir_fd < 0)
+                return run_error_io(e, -errno, "cannot open output directory %s: %s", o->dir, strerror(errno));
         output_path(o, ".log", path, sizeof(path));
         o->log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (o->log_fd < 0)
@@ -106,18 +110,15 @@ int output_prepare_results(Output *o, uint32_t gen, uint64_t committed_len, uint
         int r;
 
         output_path(o, ".results", path, sizeof(path));
-        if (committed_len == 0)
+        if (committed_len == 0) {
                 r = results_fresh(o, gen, path, ret_len, e);
-        else {
+                o->results_name_unsynced = true;
+        } else {
                 r = results_cut(o, gen, committed_len, path, e);
                 if (r >= 0)
                         *ret_len = committed_len;
         }
-        if (r < 0)
-                return r;
-        if (fsync(o->results_fd) < 0)
-                return run_error_io(e, -errno, "cannot sync %s: %s", path, strerror(errno));
-        return 0;
+        return r;
 }
 
 void output_log(const Output *o, int level, const char *fmt, ...) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,8 @@ typedef struct Output {
         uint64_t job_id;
         int log_fd;      /* -1 until opened */
         int results_fd;
+        int dir_fd;      /* the output directory, for syncing a new name */
+        bool results_name_unsynced; /* a fresh results file: see commit.h */
 } Output;
 
 void output_init(Output *o, const char *dir, uint64_t job_id);
@@ -34,11 +37,13 @@ int output_open_log(Output *o, RunError *e);
 int output_open_results(Output *o, RunError *e);
 /* The generation of the results file at fd, or -1 if it is not job_id's. */
 int64_t output_results_gen(int fd, uint64_t job_id);
-/* Makes the results file hold exactly what is committed, then syncs it:
- * with committed_len 0 a fresh header of generation gen; otherwise the
- * file must be this job's generation gen and at least committed_len long,
- * and what follows is cut off (not committed: those items are redone).
- * *ret_len: where blocks go from now on. */
+/* Makes the results file hold exactly what is committed: with
+ * committed_len 0 a fresh header of generation gen; otherwise the file
+ * must be this job's generation gen and at least committed_len long, and
+ * what follows is cut off (not committed: those items are redone). No
+ * sync: the first commit fdatasyncs the file, and, for a fresh one, its
+ * directory (results_name_unsynced). *ret_len: where blocks go from now
+ * on. */
 int output_prepare_results(Output *o, uint32_t gen, uint64_t committed_len, uint64_t *ret_len, RunError *e);
 
 /* A notice for the journal (with the job's id) and the job log (with the

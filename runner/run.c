@@ -238,6 +238,7 @@ static int setup_job(Runner *r, uint64_t *ret_end, RunError *e) {
 static int setup_pipeline(Runner *r, uint64_t results_end, RunError *e) {
         const CommitConfig cfg = {
                 .results_fd = r->out.results_fd,
+                .dir_fd = r->out.results_name_unsynced ? r->out.dir_fd : -1,
                 .results_len = results_end,
                 .done = &r->done,
                 .committed = r->job.committed,

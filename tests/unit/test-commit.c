@@ -148,6 +148,8 @@ static void setup(Fixture *x) {
         ck_assert_int_eq(bitset_set_range(&x->done, N_ITEMS - BEFORE, BEFORE), 0);
         x->cfg = (CommitConfig){
                 .results_fd = T.fd,
+                /* A fresh file: its directory is synced with the first commit. */
+                .dir_fd = x->dirfd,
                 .results_len = sizeof(h),
                 .done = &x->done,
                 .committed = BEFORE,
@@ -250,7 +252,9 @@ START_TEST(test_ranges_sorted_and_coalesced) {
         ck_assert_int_eq(append_full(&x, 50, 1, 0, false, &e), 0);
         ck_assert_uint_eq(x.c.recorded, BEFORE + 36);
         ck_assert_uint_eq(x.c.uncommitted, 36);
+        ck_assert_int_eq(x.c.dir_fd, x.dirfd);
         ck_assert_int_eq(commit_flush(&x.c, &e), 1);
+        ck_assert_int_eq(x.c.dir_fd, -1); /* synced once, with the first commit */
         expect_ranges(0, (const IpcRange[]){ { 0, 30 }, { 40, 5 }, { 50, 1 } }, 3);
         ck_assert_int_eq(fstat(T.fd, &st), 0);
         ck_assert_uint_eq(T.sent[0].c.results_len, (uint64_t) st.st_size);
