@@ -382,15 +382,16 @@ static char *start_message(Job *j, size_t *len) {
         return runner_start_to_json(&j->spec, &st, len);
 }
 
-/* What the runner gets: the lock (read-only: flock needs no more, and the
- * runner runs user code), the snapshot, and the committed set. */
+/* What the runner gets, all read-only (it runs user code): the snapshot
+ * twice, once to lock (the job's lock is a flock of its snapshot: no file
+ * to create at each start) and once to map, and the committed set. */
 static int runner_fds(Job *j, int fds[3]) {
-        fds[0] = openat(j->dirfd, "lock", O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fds[0] < 0)
-                return -errno;
         fds[1] = openat(j->dirfd, "input", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fds[1] < 0) {
-                fds[0] = safe_close(fds[0]);
+        if (fds[1] < 0)
+                return -errno;
+        fds[0] = fcntl(fds[1], F_DUPFD_CLOEXEC, 3);
+        if (fds[0] < 0) {
+                fds[1] = safe_close(fds[1]);
                 return -errno;
         }
         fds[2] = checkpoint_bitmap_memfd(&j->ckpt);

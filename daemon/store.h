@@ -10,9 +10,9 @@
  *
  *   STATE/jobs/<id>/job.json    the JobSpec, written once
  *   STATE/jobs/<id>/state.json  the JobStatus, replaced at each change
- *   STATE/jobs/<id>/input       the input snapshot, NUL-terminated items
+ *   STATE/jobs/<id>/input       the input snapshot, NUL-terminated items; its
+ *                               runner holds a flock() of it (the job's lock)
  *   STATE/jobs/<id>/ckpt.*      the checkpoint (checkpoint.h)
- *   STATE/jobs/<id>/lock        flock()ed by the job's runner, never written
  *   STATE/jobs/.new-*           submissions in progress; removed at start
  *   STATE/next-id               the next job id, written when a job is
  *                               removed (the job directories carry the others)

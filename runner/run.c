@@ -25,7 +25,8 @@
 
 /* "mplock-runner run": one per running job, started by mplockd with
  *   fd 3  the IPC socket (IPC_START arrives first)
- *   fd 4  the job's lock file, flock()ed before anything is touched
+ *   fd 4  the job's snapshot again, flock()ed (the job's lock) before
+ *         anything is touched, and held to the end
  *   fd 5  the input snapshot
  *   fd 6  a sealed memfd with the bitmap of committed items
  *

@@ -31,7 +31,8 @@ typedef struct Job {
 int start_read(Job *job, int ipc_fd, RunError *e);
 void start_job_free(Job *job);
 
-/* flock()s the job's lock file, waiting at most timeout_usec. */
+/* flock()s the job's lock (a descriptor of its snapshot), waiting at most
+ * timeout_usec. */
 int start_lock(int lock_fd, uint64_t timeout_usec, RunError *e);
 
 /* Reads the committed set from the daemon's memfd (the plain bitmap) into

@@ -160,7 +160,7 @@ class SharedMachine(DaemonTest):
         jobdir = os.path.join(self.d.state, "jobs", str(job))
         with open(os.path.join(jobdir, "input"), "rb") as f:
             self.assertEqual(f.read(), b"a\0b\0c\0")
-        self.assertEqual(os.path.getsize(os.path.join(jobdir, "lock")), 0)
+        self.assertEqual(sorted(os.listdir(jobdir)), ["ckpt.log", "input", "job.json", "state.json"])
 
     def test_a_users_jobs_cannot_fork_without_bound(self):
         mod = self.user_file("mplock-alice", "whoami.so", open(WHOAMI, "rb").read(), 0o700)
