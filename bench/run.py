@@ -92,6 +92,11 @@ def children(pid):
     return [int(p) for p in out.split()]
 
 
+def runners(daemon_pid):
+    """The job runners: children of the users' agents, mplockd's children."""
+    return [r for a in children(daemon_pid) for r in children(a)]
+
+
 def mem_of(pid):
     """(VmHWM, RssAnon + RssShmem, RssFile) in bytes, or None."""
     try:
@@ -122,7 +127,7 @@ class MemSampler(threading.Thread):
     def run(self):
         while self.running:
             self.note("mplockd", mem_of(self.daemon_pid))
-            for r in children(self.daemon_pid):
+            for r in runners(self.daemon_pid):
                 self.note("runner", mem_of(r))
                 for w in children(r):
                     self.note("worker", mem_of(w))
@@ -280,6 +285,53 @@ def w5(build, root, results, statusload):
           flush=True)
 
 
+def w7(build, root, results):
+    """Small jobs, as the Python API makes them: each submitted inline with
+    its items and waited for over one kept connection, one after another.
+    Submit latency is to the durable acknowledgement."""
+    echo = os.path.join(build, "examples", "echo.so")
+    d = Daemon(build, os.path.join(root, "w7"), ["--max-jobs", "100000", "--max-active-jobs", "100000"]).start()
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(d.sock)
+
+    def call(method, params):
+        s.sendall(json.dumps({"method": method, "parameters": params}).encode() + b"\0")
+        buf = b""
+        while not buf.endswith(b"\0"):
+            buf += s.recv(65536)
+        return json.loads(buf[:-1])
+
+    def job(items, out):
+        t0 = time.monotonic()
+        r = call("io.mplock.Manager.Submit", {"module": echo, "items": items, "output": out})
+        t1 = time.monotonic()
+        w = call("io.mplock.Manager.Wait", {"id": r["parameters"]["id"]})
+        if w["parameters"]["job"]["state"] != "completed":
+            raise RuntimeError("small job ended %s" % w["parameters"]["job"]["state"])
+        return t1 - t0, time.monotonic() - t0
+
+    job(["warm"], os.path.join(d.root, "warm"))  # the user's agent starts once
+    sub, one = [], []
+    for k in range(200):
+        a, b = job(["x"], os.path.join(d.root, "one"))
+        sub.append(a)
+        one.append(b)
+    t0 = time.monotonic()
+    for k in range(300):
+        job([str(i) for i in range(10)], os.path.join(d.root, "ten"))
+    ten = time.monotonic() - t0
+    s.close()
+    d.stop()
+    sub.sort()
+    one.sort()
+    results["w7"] = {"submit_p50_ms": sub[len(sub) // 2] * 1e3, "submit_p99_ms": sub[len(sub) * 99 // 100] * 1e3,
+                     "one_item_p50_ms": one[len(one) // 2] * 1e3, "one_item_p99_ms": one[len(one) * 99 // 100] * 1e3,
+                     "ten_items_300_s": ten}
+    print("  submit p50 %.2f ms p99 %.2f ms; 1-item job p50 %.2f ms; 300 ten-item jobs %.2f s" % (
+        results["w7"]["submit_p50_ms"], results["w7"]["submit_p99_ms"], results["w7"]["one_item_p50_ms"], ten),
+        flush=True)
+
+
 def _noop(x):
     return x
 
@@ -364,6 +416,14 @@ def table(r, machine):
     rows.append(("W6 mplockctl results, %d lines" % w6["lines"], "%.2f M lines/s" % (w6["lines_per_s"] / 1e6),
                  ">= 5 M lines/s", w6["lines_per_s"] >= 5e6))
     rows.append(("  fixed cost of a job (1 item, median of 7)", "%.1f ms" % (r["w1_fixed_s"] * 1e3), "", None))
+    w7 = r["w7"]
+    rows.append(("W7 small job: Submit acknowledged (durable), inline items", "p50 %.2f ms, p99 %.2f ms" % (
+        w7["submit_p50_ms"], w7["submit_p99_ms"]), "<= 2 ms p50, <= 5 ms p99",
+        w7["submit_p50_ms"] <= 2 and w7["submit_p99_ms"] <= 5))
+    rows.append(("W7 1-item job, submit to completed", "p50 %.2f ms, p99 %.2f ms" % (
+        w7["one_item_p50_ms"], w7["one_item_p99_ms"]), "<= 3 ms p50", w7["one_item_p50_ms"] <= 3))
+    rows.append(("W7 300 ten-item jobs, submitted and waited one after another", "%.2f s" % w7["ten_items_300_s"],
+                 "<= 1.5 s", w7["ten_items_300_s"] <= 1.5))
     for n in sorted(w1):
         rows.append(("Growth: W1 at %d items" % n, "%.0f ns/item; %.0f ns/item past the fixed cost" % (
             w1[n]["ns_per_item"], w1[n]["marginal_ns_per_item"]), "flat", None))
@@ -411,6 +471,8 @@ def main():
     w3(build, root, 10 ** 7, results, tally)  # shorter jobs end before a commit shows half
     print("W5: protocol", flush=True)
     w5(build, root, results, statusload)
+    print("W7: small jobs", flush=True)
+    w7(build, root, results)
     print("peers", flush=True)
     peers(root, max(sizes), results)
     results.pop("w1_job", None)
