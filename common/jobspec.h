@@ -84,6 +84,9 @@ typedef struct RunnerStart {
         uint64_t commit_interval_usec;
         uint32_t commit_items;
         uint64_t retry_delay_usec;
+        /* 1 unless this is the first run of the job since it was submitted:
+         * then items may have been given to save before (mplock_batch). */
+        uint32_t resumed;
 } RunnerStart;
 
 extern const Schema job_spec_schema;

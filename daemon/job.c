@@ -377,6 +377,7 @@ static char *start_message(Job *j, size_t *len) {
                 .commit_interval_usec = s->commit_interval_usec,
                 .commit_items = s->commit_items,
                 .retry_delay_usec = s->retry_delay_usec,
+                .resumed = j->ran,
         };
 
         return runner_start_to_json(&j->spec, &st, len);
@@ -436,6 +437,7 @@ int job_start_runner(Job *j) {
                 safe_close(fds[k]);
         if (r < 0)
                 return r;
+        j->ran = true;
         job_reset_run(j);
         log_job(LOG_INFO, j->spec.id, "Runner %d started with %u workers at %llu/%llu items.",
                 (int) runner_proc_pid(j->runner), j->slots, (unsigned long long) j->status.done,

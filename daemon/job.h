@@ -38,6 +38,9 @@ typedef struct Job {
         char *runner_error; /* from its failure report */
         uint32_t runner_error_kind;
         uint32_t crashes; /* runner deaths without progress */
+        /* A runner may have given items to save before (any run but the
+         * first after submission, in this daemon's life or an earlier one). */
+        bool ran;
         uint64_t done_at_start;
 
         /* Items per second over recent commits, for status. */

@@ -160,6 +160,7 @@ static int job_load(Jobs *jobs, uint64_t id) {
                 return -ENOMEM;
         j->dirfd = store_open_job(jobs->jobs_fd, id);
         j->spec.max_attempts = 3; /* jobs stored before it was kept */
+        j->ran = true; /* whatever it did before, we cannot know */
         r = j->dirfd < 0 ? j->dirfd : store_load_spec(j->dirfd, id, &j->spec);
         if (r < 0)
                 log_job_errno(LOG_ERR, r, id, "Cannot load the job's directory or job.json, skipping the job: %m");

@@ -21,7 +21,7 @@ int commit_init(Commit *c, const CommitConfig *cfg) {
                 .commit_items = cfg->commit_items,
                 .save_batch = cfg->save_batch,
                 .save = cfg->save,
-                .save_ctx = cfg->save_ctx,
+                .save_userdata = cfg->save_userdata,
                 .send = cfg->send,
                 .send_userdata = cfg->send_userdata,
                 .recorded = cfg->committed,
@@ -131,12 +131,14 @@ static void mark_saved(Commit *c, size_t n) {
         c->unsaved -= n;
 }
 
-int commit_save(Commit *c, bool final, RunError *e) {
+int commit_save(Commit *c, bool final, bool last, RunError *e) {
         _cleanup_free_ mplock_entry *entries = NULL;
+        bool last_given = false;
 
         if (!c->save)
                 return 0;
-        while (c->unsaved >= c->save_batch || (final && c->unsaved > 0)) {
+        final = final || last;
+        while (c->unsaved >= c->save_batch || (final && c->unsaved > 0) || (last && !last_given)) {
                 size_t want = (size_t) MIN((uint64_t) c->save_batch, c->unsaved), n;
                 int r;
 
@@ -146,7 +148,8 @@ int commit_save(Commit *c, bool final, RunError *e) {
                                 return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
                 }
                 n = collect_unsaved(c, entries, want);
-                r = c->save(c->save_ctx, entries, n);
+                last_given = last && c->unsaved == n;
+                r = c->save(c->save_userdata, entries, n, last_given);
                 if (r < 0)
                         /* A save that could not write (a full disk) pauses
                          * the job like our own writes; any other error is
@@ -241,7 +244,7 @@ int commit_all(Commit *c, RunError *e) {
 int commit_recorded(Commit *c, RunError *e) {
         int r;
 
-        r = commit_save(c, false, e);
+        r = commit_save(c, false, false, e);
         if (r < 0)
                 return r;
         if (c->uncommitted >= c->commit_items || c->n_pending >= IPC_COMMIT_RANGES_MAX) {

@@ -19,8 +19,9 @@ struct mplock_entry;
  * commit names a length of the file), fdatasyncs the results file, and
  * only then tells mplockd which items are in it. */
 
-/* The module's save callback. */
-typedef int (*CommitSaveFn)(const struct mplock_ctx *ctx, const struct mplock_entry *entries, size_t n);
+/* The module's saving: entries[0..n); last: the job's last batch (then n
+ * may be 0). 0 or a negative error. */
+typedef int (*CommitSaveFn)(void *userdata, const struct mplock_entry *entries, size_t n, bool last);
 /* Tells mplockd about one commit: c, then c->n_ranges ranges. 0, or -errno
  * when mplockd is gone. */
 typedef int (*CommitSendFn)(void *userdata, const IpcCommit *c, const IpcRange *ranges);
@@ -36,7 +37,7 @@ typedef struct CommitConfig {
         uint64_t commit_items; /* commit once this many items wait */
         uint32_t save_batch;
         CommitSaveFn save;     /* NULL: a block is committable once written */
-        const struct mplock_ctx *save_ctx;
+        void *save_userdata;
         CommitSendFn send;
         void *send_userdata;
 } CommitConfig;
@@ -59,7 +60,7 @@ typedef struct Commit {
         uint64_t commit_items;
         uint32_t save_batch;
         CommitSaveFn save;
-        const struct mplock_ctx *save_ctx;
+        void *save_userdata;
         CommitSendFn send;
         void *send_userdata;
 
@@ -80,8 +81,9 @@ void commit_free(Commit *c);
  * retry carries them over), so they are committed without it. */
 int commit_append(Commit *c, const void *block, size_t len, uint32_t failed, bool saved, RunError *e);
 /* Gives save() what is unsaved in batches of save_batch items, and with
- * final the rest too. */
-int commit_save(Commit *c, bool final, RunError *e);
+ * final the rest too; with last (the job's end) that rest, even none, is
+ * the last batch. */
+int commit_save(Commit *c, bool final, bool last, RunError *e);
 /* One commit of the saved pending blocks, at most IPC_COMMIT_RANGES_MAX of
  * them: 1 if one was sent, 0 if nothing was committable. */
 int commit_flush(Commit *c, RunError *e);

@@ -181,6 +181,15 @@ static int attempts_reserve(Dispatch *d) {
         return 0;
 }
 
+uint32_t dispatch_attempts_of(const Dispatch *d, uint64_t index) {
+        const Attempt *a;
+
+        if (d->cap_attempts == 0)
+                return 0;
+        a = attempt_slot(d->attempts, d->cap_attempts, index + 1);
+        return a->key == index + 1 ? a->count : 0;
+}
+
 int dispatch_attempt(Dispatch *d, uint64_t index, uint32_t *ret) {
         Attempt *a;
         int r;

@@ -84,6 +84,8 @@ int dispatch_requeue_suspects(Dispatch *d, uint64_t first, uint64_t count);
 /* Whether an item that ended with status may get another attempt: a
  * module's error may, success and a death counted to the limit not. */
 bool dispatch_retryable(const Dispatch *d, int32_t status);
+/* How many attempts index has had that counted (0: none). */
+uint32_t dispatch_attempts_of(const Dispatch *d, uint64_t index);
 /* Counts one more attempt at index: *ret is how many it has had. */
 int dispatch_attempt(Dispatch *d, uint64_t index, uint32_t *ret);
 /* The backoff before attempt + 1, in microseconds. */

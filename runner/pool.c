@@ -49,7 +49,9 @@ static bool feed_one(Pool *p, Worker *w) {
         cmd = (WorkerCmd){ .first = c.first,
                            .offset = items_offset(p->items, c.first),
                            .count = c.count,
-                           .op = WORKER_CMD_RUN };
+                           .op = WORKER_CMD_RUN,
+                           /* An item with attempts behind it comes alone. */
+                           .attempt = c.count == 1 ? dispatch_attempts_of(p->dispatch, c.first) + 1 : 1 };
         a = &w->q[w->nq++];
         *a = (Assignment){ .first = c.first, .count = c.count, .single = c.single };
         if (w->nq == 1) {
@@ -215,7 +217,27 @@ static int worker_spawn(Pool *p, Worker *w, RunError *e) {
 }
 
 /* A status frame: init done, or failed (which fails the job). */
+/* Errors the module made final, for record.c, until their block comes. */
+static int worker_finals(Worker *w, const char *data, uint32_t len, RunError *e) {
+        size_t k = len / sizeof(uint64_t);
+
+        if (len % sizeof(uint64_t) != 0 || w->n_finals + k > POOL_FINALS_MAX)
+                return run_error(e, IPC_FAIL_TEMPORARY, -EBADMSG, "worker %u sent a malformed frame", w->no);
+        if (GREEDY_REALLOC(w->finals, w->cap_finals, w->n_finals + k) < 0)
+                return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
+        memcpy(w->finals + w->n_finals, data, len);
+        w->n_finals += k;
+        return 0;
+}
+
 static int worker_frame(Pool *p, Worker *w, const WorkerFrame *f, const char *text, RunError *e) {
+        if (f->type == WORKER_FRAME_LOG) {
+                output_log(p->out, f->code >= LOG_ERR && f->code <= LOG_DEBUG ? f->code : LOG_INFO,
+                           "module (worker %u): %.*s", w->no, (int) MIN(f->len, 1000u), text);
+                return 0;
+        }
+        if (f->type == WORKER_FRAME_FINAL)
+                return worker_finals(w, text, f->len, e);
         if (f->type == WORKER_FRAME_INIT_OK) {
                 w->ready = true;
                 p->init_failures = 0;
@@ -250,7 +272,7 @@ static ssize_t parse_frame(Pool *p, Worker *w, const char *buf, size_t len, RunE
         if (len < sizeof(f))
                 return 0;
         memcpy(&f, buf, sizeof(f));
-        if (f.len > 4096)
+        if (f.len > WORKER_FRAME_MAX)
                 return run_error(e, IPC_FAIL_TEMPORARY, -EBADMSG, "worker %u sent a malformed frame", w->no);
         if (len < sizeof(f) + f.len)
                 return 0;
@@ -348,6 +370,7 @@ static int worker_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
 }
 
 static void worker_detach(Worker *w) {
+        w->n_finals = 0; /* of its blocks, none will come */
         capture_stop(&w->out);
         w->io = sd_event_source_disable_unref(w->io);
         w->child = sd_event_source_disable_unref(w->child);
@@ -562,6 +585,7 @@ void pool_free(Pool *p) {
         for (uint32_t i = 0; p->workers && i < p->n_workers; i++) {
                 worker_detach(&p->workers[i]);
                 free(p->workers[i].buf);
+                free(p->workers[i].finals);
         }
         p->workers = mfree(p->workers);
         p->timeout_timer = sd_event_source_disable_unref(p->timeout_timer);

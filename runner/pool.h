@@ -28,6 +28,9 @@ typedef struct WorkerProgress WorkerProgress;
 #define POOL_WORKER_DEPTH 2
 /* Workers that die before init completes, in a row, fail the job. */
 #define POOL_INIT_FAILURES_MAX 3
+/* Final errors a worker may announce ahead of its blocks: more than any
+ * chunk holds. */
+#define POOL_FINALS_MAX 131072
 /* How long workers told to exit may take. */
 #define POOL_EXIT_WAIT_USEC (10 * 1000000ULL)
 
@@ -57,6 +60,9 @@ typedef struct Worker {
         bool timed_out;
         char *buf; /* what it sent, not parsed yet */
         size_t len, cap;
+        /* Indices whose errors the module made final, for its next blocks. */
+        uint64_t *finals;
+        size_t n_finals, cap_finals;
         bool ready, exiting;
 } Worker;
 

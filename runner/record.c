@@ -23,16 +23,27 @@ static int flush_run(Pool *p, ResultsBlock *b, bool *open, uint32_t failed, RunE
         return commit_append(p->commit, b->buf, b->len, failed, false, e);
 }
 
+/* Whether the module made item's error final (MPLOCK_FAIL_PERMANENT): the
+ * index is taken off the worker's list. */
+static bool take_final(Worker *w, uint64_t index) {
+        for (size_t k = 0; k < w->n_finals; k++)
+                if (w->finals[k] == index) {
+                        w->finals[k] = w->finals[--w->n_finals];
+                        return true;
+                }
+        return false;
+}
+
 /* Whether an item gets another attempt: counts one if it may. */
-static int wants_retry(Pool *p, const ResultsItem *item, uint32_t *ret_attempts, RunError *e) {
-        if (!dispatch_retryable(p->dispatch, item->status))
+static int wants_retry(Pool *p, Worker *w, const ResultsItem *item, uint32_t *ret_attempts, RunError *e) {
+        if (!dispatch_retryable(p->dispatch, item->status) || take_final(w, item->index))
                 return 0;
         if (dispatch_attempt(p->dispatch, item->index, ret_attempts) < 0)
                 return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
         return *ret_attempts < p->max_attempts;
 }
 
-static int record_items(Pool *p, const char *block, ResultsBlock *b, RunError *e) {
+static int record_items(Pool *p, Worker *w, const char *block, ResultsBlock *b, RunError *e) {
         ResultsBlockHeader h;
         ResultsItemIter it;
         ResultsItem item;
@@ -45,7 +56,7 @@ static int record_items(Pool *p, const char *block, ResultsBlock *b, RunError *e
         while (results_item_iter_next(&it, &item)) {
                 uint32_t n = 0;
 
-                r = wants_retry(p, &item, &n, e);
+                r = wants_retry(p, w, &item, &n, e);
                 if (r < 0)
                         return r;
                 if (r > 0) {
@@ -71,9 +82,9 @@ static int record_items(Pool *p, const char *block, ResultsBlock *b, RunError *e
 /* Appends the items of a block that are final, in runs of consecutive
  * indices (a block covers consecutive items only); the others wait for
  * another attempt. */
-static int record_final_items(Pool *p, const char *block, RunError *e) {
+static int record_final_items(Pool *p, Worker *w, const char *block, RunError *e) {
         ResultsBlock b = {};
-        int r = record_items(p, block, &b, e);
+        int r = record_items(p, w, block, &b, e);
 
         results_block_free(&b);
         return r;
@@ -111,9 +122,11 @@ int record_block(Pool *p, Worker *w, const char *block, size_t len, RunError *e)
         /* dispatch_retryable() per item, counted: failures other than a
          * final crash. Most blocks have none and go in whole. */
         if (p->max_attempts > 1 && failed > crashed)
-                r = record_final_items(p, block, e);
+                r = record_final_items(p, w, block, e);
         else
                 r = commit_append(p->commit, block, len, failed, false, e);
+        if (w->n_finals > 0 && h.first + h.count >= w->q[0].first + w->q[0].count)
+                w->n_finals = 0; /* its chunk is done: nothing of it is left to come */
         if (r < 0)
                 return r;
         p->outstanding -= h.count;

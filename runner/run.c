@@ -16,6 +16,7 @@
 #include "items.h"
 #include "log.h"
 #include "macro.h"
+#include "host.h"
 #include "module.h"
 #include "output.h"
 #include "pool.h"
@@ -61,7 +62,9 @@ typedef struct Runner {
         Commit commit;
         Pool pool;
         sd_event_source *ipc_source, *commit_timer;
-        bool finishing, done_sent;
+        void *save_state; /* from the module's save_init */
+        uint64_t save_seq;
+        bool finishing, done_sent, save_started;
 } Runner;
 
 /* Reports e to mplockd and exits, taking the workers along. r is NULL
@@ -92,13 +95,62 @@ static _Noreturn void failf(Runner *r, uint32_t kind, const char *fmt, ...) {
         fail(r, &e);
 }
 
+/* --- saving ------------------------------------------------------------- */
+
+/* The module's saving, in the form it has: save_batch with its state, the
+ * batch's number and flags, or the 1.0 save. */
+static int run_save(void *userdata, const mplock_entry *entries, size_t n, bool last) {
+        Runner *r = userdata;
+        const struct mplock_module *def = r->module.def;
+        mplock_batch b = {
+                .size = sizeof(b),
+                .flags = (last ? MPLOCK_BATCH_LAST : 0) | (r->job.resumed ? MPLOCK_BATCH_RESUMED : 0),
+                .seq = ++r->save_seq,
+                .entries = entries,
+                .n = n,
+        };
+
+        if (def->save_batch)
+                return def->save_batch(&r->host.ctx, r->save_state, &b);
+        return n > 0 ? def->save(&r->host.ctx, entries, n) : 0;
+}
+
+/* The saver's state, once, before any batch. */
+static int save_start(Runner *r, RunError *e) {
+        const struct mplock_module *def = r->module.def;
+        int q;
+
+        r->save_started = def->save_batch || def->save || def->save_fini;
+        if (!def->save_init)
+                return 0;
+        q = def->save_init(&r->host.ctx, &r->save_state);
+        if (q >= 0)
+                return 0;
+        if (r->host.error_message[0])
+                return run_error(e, IPC_FAIL_PERMANENT, q, "save_init failed: %s", r->host.error_message);
+        return run_error(e, IPC_FAIL_PERMANENT, q, "save_init failed with %d%s%s", q, q > -4096 ? ": " : "",
+                         q > -4096 ? strerror(-q) : "");
+}
+
+/* The saver's end, when the runner ends normally. */
+static void save_end(Runner *r) {
+        if (r->save_started && r->module.def->save_fini)
+                r->module.def->save_fini(&r->host.ctx, r->save_state);
+        r->save_started = false;
+}
+
+/* A log line of the module's in the runner (its save callbacks). */
+static void runner_module_log(void *userdata, int level, const char *message) {
+        output_log(userdata, level, "module (saver): %s", message);
+}
+
 /* --- the end ------------------------------------------------------------ */
 
 /* Every item has a record: the last saves and commits, then DONE. */
 static int finish(Runner *r, RunError *e) {
         int q;
 
-        q = commit_save(&r->commit, true, e);
+        q = commit_save(&r->commit, true, true, e);
         if (q >= 0)
                 q = commit_all(&r->commit, e);
         if (q < 0)
@@ -127,7 +179,7 @@ static void finish_if_done(Runner *r) {
         } else if (r->pool.stopping && idle && !r->finishing) {
                 /* A graceful stop: everything handed out is back. */
                 r->finishing = true;
-                if (commit_save(&r->commit, true, &e) < 0 || commit_all(&r->commit, &e) < 0)
+                if (commit_save(&r->commit, true, false, &e) < 0 || commit_all(&r->commit, &e) < 0)
                         fail(r, &e);
                 pool_exit(&r->pool);
         }
@@ -246,8 +298,8 @@ static int setup_pipeline(Runner *r, uint64_t results_end, RunError *e) {
                 .committed_failed = r->job.committed_failed,
                 .commit_items = r->job.commit_items,
                 .save_batch = r->job.save_batch,
-                .save = r->module.def->save,
-                .save_ctx = &r->host.ctx,
+                .save = r->module.def->save || r->module.def->save_batch ? run_save : NULL,
+                .save_userdata = r,
                 .send = send_commit,
         };
 
@@ -333,6 +385,8 @@ int run_main(void) {
         output_init(&r.out, r.job.output, r.job.id);
         if (host_init(&r.host, r.job.shared, r.job.output, r.job.id, r.job.n_workers, r.job.batch_size) < 0)
                 failf(NULL, IPC_FAIL_TEMPORARY, "out of memory");
+        r.host.log = runner_module_log;
+        r.host.log_userdata = &r.out;
         if (setup_job(&r, &results_end, &e) < 0 || setup_pipeline(&r, results_end, &e) < 0 ||
             setup_loop(&r, &e) < 0)
                 fail(&r, &e);
@@ -342,13 +396,14 @@ int run_main(void) {
                    (unsigned long long) r.job.n_items, (unsigned long long) r.commit.committed, r.job.n_workers);
         if (r.job.timeout_sec > 0)
                 output_log(&r.out, LOG_DEBUG, "A call of process may take %u s.", r.job.timeout_sec);
-        if (setup_pool(&r, &e) < 0)
+        if (save_start(&r, &e) < 0 || setup_pool(&r, &e) < 0)
                 fail(&r, &e);
         finish_if_done(&r);
 
         q = sd_event_loop(r.event);
         if (q < 0)
                 failf(&r, IPC_FAIL_TEMPORARY, "event loop: %s", strerror(-q));
+        save_end(&r);
         runner_free(&r);
         return 0;
 }

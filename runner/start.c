@@ -38,6 +38,7 @@ static void job_from_spec(Job *job, JobSpec *spec, const RunnerStart *st) {
                 .retry_delay_ms = (uint32_t) (st->retry_delay_usec / 1000),
                 .results_gen = st->results_gen,
                 .prev_results_len = st->prev_results_len,
+                .resumed = st->resumed != 0,
                 .n_items = spec->n_items,
                 .input_bytes = spec->input_bytes,
                 .memory_max = spec->memory_max,

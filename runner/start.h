@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct Bitset Bitset;
@@ -21,6 +22,7 @@ typedef struct Job {
         uint32_t commit_interval_ms, commit_items, timeout_sec, retry_delay_ms;
         uint32_t results_gen;      /* 0, then one more per retry */
         uint64_t prev_results_len; /* committed length of the previous generation */
+        bool resumed;              /* an earlier run may have given items to save */
         uint64_t n_items, input_bytes, memory_max;
         uint32_t input_crc;
         /* What the checkpoint says is committed. */

@@ -8,6 +8,7 @@
 #include "fileio.h"
 #include "macro.h"
 #include "items.h"
+#include "host.h"
 #include "module.h"
 #include "results.h"
 #include "runner.h"
@@ -24,11 +25,40 @@ static _Noreturn void worker_exit(int code) {
         _exit(code);
 }
 
-static void send_frame(int fd, uint32_t type, int32_t code, const char *msg) {
-        WorkerFrame f = { .magic = WORKER_FRAME_MAGIC, .type = type, .code = code, .len = msg ? (uint32_t) strlen(msg) : 0 };
+static void send_frame_bytes(int fd, uint32_t type, int32_t code, const void *data, size_t len) {
+        WorkerFrame f = { .magic = WORKER_FRAME_MAGIC, .type = type, .code = code,
+                          .len = (uint32_t) MIN(len, (size_t) WORKER_FRAME_MAX) };
 
-        if (write_full(fd, &f, sizeof(f)) < 0 || (f.len && write_full(fd, msg, f.len) < 0))
+        if (write_full(fd, &f, sizeof(f)) < 0 || (f.len && write_full(fd, data, f.len) < 0))
                 worker_exit(1); /* the runner is gone */
+}
+
+static void send_frame(int fd, uint32_t type, int32_t code, const char *msg) {
+        send_frame_bytes(fd, type, code, msg, msg ? strlen(msg) : 0);
+}
+
+/* A module's log line, for the runner to write where the job's go. */
+static void worker_log(void *userdata, int level, const char *message) {
+        send_frame(*(const int *) userdata, WORKER_FRAME_LOG, level, message);
+}
+
+/* The items of the call whose errors are final: the runner must know
+ * before it reads the block they are in. */
+static void send_finals(int fd, const ResultSlots *slots, const mplock_item *items, size_t n) {
+        uint64_t idx[WORKER_FRAME_MAX / sizeof(uint64_t)];
+        size_t k = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                if (!slots->slots[i].final || slots->slots[i].status == 0)
+                        continue;
+                idx[k++] = items[i].index;
+                if (k == ELEMENTSOF(idx)) {
+                        send_frame_bytes(fd, WORKER_FRAME_FINAL, 0, idx, sizeof(idx));
+                        k = 0;
+                }
+        }
+        if (k > 0)
+                send_frame_bytes(fd, WORKER_FRAME_FINAL, 0, idx, k * sizeof(idx[0]));
 }
 
 static void block_send(ResultsBlock *b, int fd) {
@@ -37,115 +67,145 @@ static void block_send(ResultsBlock *b, int fd) {
                 worker_exit(1);
 }
 
+/* One item's outcome into the block (sent first if it would overflow). */
+static void add_outcome(ResultsBlock *block, int res_fd, const mplock_item *it, const ResultSlot *s, int r) {
+        char msg[160];
+        const char *rdata = s->data;
+        size_t rlen = s->len;
+        int32_t status = s->status;
+        int q;
+
+        if (!s->set) {
+                if (r < 0)
+                        (void) snprintf(msg, sizeof(msg), "process failed with %d%s%s", r, r > -4096 ? ": " : "",
+                                        r > -4096 ? strerror(-r) : "");
+                else
+                        (void) snprintf(msg, sizeof(msg), "process set no result for this item");
+                rdata = msg;
+                rlen = strlen(msg);
+                status = r < 0 ? r : MPLOCK_ERR_NO_RESULT;
+        }
+        if (results_block_payload(block) > 0 &&
+            results_block_payload(block) + rlen + it->len + sizeof(ResultsItemHeader) > RESULTS_BLOCK_PAYLOAD_MAX) {
+                block_send(block, res_fd);
+                results_block_begin(block, it->index);
+        }
+        q = results_block_add(block, it->data, it->len, rdata, rlen, status);
+        if (q == -E2BIG) {
+                /* Item and result together do not fit any block: record the
+                 * failure without them. */
+                static const char big[] = "item and result too large for a results block";
+                q = results_block_add(block, it->data, 0, big, sizeof(big) - 1, MPLOCK_ERR_TOO_LARGE);
+        }
+        if (q < 0)
+                worker_exit(1);
+}
+
+typedef struct WorkerCall {
+        const struct mplock_module *def;
+        const Items *items;
+        mplock_ctx *ctx;
+        void *state;
+        mplock_item *batch_items;
+        uint32_t batch;
+        ResultSlots *slots;
+        mplock_results *res;
+        ResultsBlock *block;
+        int res_fd;
+        WorkerProgress *progress;
+} WorkerCall;
+
+/* The items of a chunk, a call of process per batch, their outcomes into
+ * blocks. */
+static void run_chunk(WorkerCall *w, const WorkerCmd *cmd) {
+        uint64_t off = cmd->offset, i;
+
+        results_block_begin(w->block, cmd->first);
+        for (i = 0; i < cmd->count;) {
+                size_t nb = (size_t) MIN((uint64_t) w->batch, cmd->count - i);
+                int r;
+
+                for (size_t k = 0; k < nb; k++) {
+                        const char *d = w->items->map + off;
+                        size_t len = strlen(d);
+                        w->batch_items[k] = (mplock_item){ .data = d, .len = len, .index = cmd->first + i + k };
+                        off += len + 1;
+                }
+                if (result_slots_reset(w->slots, nb) < 0)
+                        worker_exit(1);
+                w->slots->attempt = cmd->attempt;
+                r = w->def->process(w->ctx, w->state, w->batch_items, nb, w->res);
+                /* One store a call: the runner's timeout watch. */
+                __atomic_store_n(&w->progress->calls, w->progress->calls + 1, __ATOMIC_RELAXED);
+                send_finals(w->res_fd, w->slots, w->batch_items, nb);
+                for (size_t k = 0; k < nb; k++)
+                        add_outcome(w->block, w->res_fd, &w->batch_items[k], &w->slots->slots[k], r);
+                i += nb;
+                if (results_block_payload(w->block) >= RESULTS_BLOCK_TARGET && i < cmd->count) {
+                        block_send(w->block, w->res_fd);
+                        results_block_begin(w->block, cmd->first + i);
+                }
+        }
+        if (w->block->count > 0)
+                block_send(w->block, w->res_fd);
+}
+
+/* init, with its reason when it fails. */
+static void *worker_init(const struct mplock_module *def, mplock_ctx *ctx, Host *host, uint32_t worker_no,
+                         int res_fd) {
+        char msg[HOST_MESSAGE_MAX + 64];
+        void *state = NULL;
+        int r;
+
+        if (!def->init)
+                return NULL;
+        r = def->init(ctx, &state);
+        if (r >= 0)
+                return state;
+        if (host->error_message[0])
+                (void) snprintf(msg, sizeof(msg), "init failed in worker %u: %s", worker_no, host->error_message);
+        else
+                (void) snprintf(msg, sizeof(msg), "init failed in worker %u with %d%s%s", worker_no, r,
+                                r > -4096 ? ": " : "", r > -4096 ? strerror(-r) : "");
+        send_frame(res_fd, WORKER_FRAME_INIT_FAIL, r, msg);
+        worker_exit(1);
+}
+
 _Noreturn void worker_main(const Module *mod, const Items *items, Host *host, uint32_t worker_no, int cmd_fd,
                            int res_fd, WorkerProgress *progress) {
-        const struct mplock_module *def = mod->def;
         uint32_t batch = host->ctx.batch_size ? host->ctx.batch_size : 1;
         mplock_ctx ctx = host->ctx;
         ResultSlots slots = {};
         mplock_results res = { .api = &host_api, .host = &slots };
         ResultsBlock block = {};
-        mplock_item *batch_items;
-        void *state = NULL;
-        int r;
+        WorkerCall w = { .def = mod->def, .items = items, .ctx = &ctx, .batch = batch, .slots = &slots,
+                         .res = &res, .block = &block, .res_fd = res_fd, .progress = progress };
 
         ctx.worker = worker_no;
-        batch_items = calloc(batch, sizeof(*batch_items));
-        if (!batch_items || result_slots_reset(&slots, batch) < 0) {
+        host->log = worker_log;
+        host->log_userdata = &w.res_fd;
+        w.batch_items = calloc(batch, sizeof(*w.batch_items));
+        if (!w.batch_items || result_slots_reset(&slots, batch) < 0) {
                 send_frame(res_fd, WORKER_FRAME_INIT_FAIL, -ENOMEM, "out of memory");
                 worker_exit(1);
         }
-        if (def->init) {
-                r = def->init(&ctx, &state);
-                if (r < 0) {
-                        char msg[128];
-                        (void) snprintf(msg, sizeof(msg), "init failed in worker %u with %d%s%s", worker_no, r,
-                                        r > -4096 ? ": " : "", r > -4096 ? strerror(-r) : "");
-                        send_frame(res_fd, WORKER_FRAME_INIT_FAIL, r, msg);
-                        worker_exit(1);
-                }
-        }
+        w.state = worker_init(mod->def, &ctx, host, worker_no, res_fd);
         send_frame(res_fd, WORKER_FRAME_INIT_OK, 0, NULL);
 
         for (;;) {
                 WorkerCmd cmd;
                 ssize_t n = read_full(cmd_fd, &cmd, sizeof(cmd));
-                uint64_t off, i;
 
                 if (n != (ssize_t) sizeof(cmd))
                         worker_exit(n == 0 ? 0 : 1); /* runner gone */
                 if (cmd.op == WORKER_CMD_EXIT) {
-                        if (def->fini)
-                                def->fini(&ctx, state);
+                        if (mod->def->fini)
+                                mod->def->fini(&ctx, w.state);
                         worker_exit(0);
                 }
                 if (cmd.op != WORKER_CMD_RUN || cmd.count == 0 || cmd.first >= items->n ||
                     cmd.count > items->n - cmd.first || cmd.offset >= items->size)
                         worker_exit(1);
-
-                off = cmd.offset;
-                results_block_begin(&block, cmd.first);
-                for (i = 0; i < cmd.count;) {
-                        size_t nb = (size_t) MIN((uint64_t) batch, cmd.count - i);
-
-                        for (size_t k = 0; k < nb; k++) {
-                                const char *d = items->map + off;
-                                size_t len = strlen(d);
-                                batch_items[k] = (mplock_item){ .data = d, .len = len, .index = cmd.first + i + k };
-                                off += len + 1;
-                        }
-                        if (result_slots_reset(&slots, nb) < 0)
-                                worker_exit(1);
-                        r = def->process(&ctx, state, batch_items, nb, &res);
-                        /* One store a call: the runner's timeout watch. */
-                        __atomic_store_n(&progress->calls, progress->calls + 1, __ATOMIC_RELAXED);
-                        for (size_t k = 0; k < nb; k++) {
-                                ResultSlot *s = &slots.slots[k];
-                                const mplock_item *it = &batch_items[k];
-                                char msg[160];
-                                const char *rdata;
-                                size_t rlen;
-                                int32_t status;
-                                int q;
-
-                                if (s->set) {
-                                        rdata = s->data;
-                                        rlen = s->len;
-                                        status = s->status;
-                                } else {
-                                        if (r < 0)
-                                                (void) snprintf(msg, sizeof(msg), "process failed with %d%s%s", r,
-                                                                r > -4096 ? ": " : "", r > -4096 ? strerror(-r) : "");
-                                        else
-                                                (void) snprintf(msg, sizeof(msg), "process set no result for this item");
-                                        rdata = msg;
-                                        rlen = strlen(msg);
-                                        status = r < 0 ? r : MPLOCK_ERR_NO_RESULT;
-                                }
-                                if (results_block_payload(&block) > 0 &&
-                                    results_block_payload(&block) + rlen + it->len + sizeof(ResultsItemHeader) >
-                                            RESULTS_BLOCK_PAYLOAD_MAX) {
-                                        block_send(&block, res_fd);
-                                        results_block_begin(&block, it->index);
-                                }
-                                q = results_block_add(&block, it->data, it->len, rdata, rlen, status);
-                                if (q == -E2BIG) {
-                                        /* Item and result together do not fit any block:
-                                         * record the failure without them. */
-                                        static const char big[] = "item and result too large for a results block";
-                                        q = results_block_add(&block, it->data, 0, big, sizeof(big) - 1,
-                                                              MPLOCK_ERR_TOO_LARGE);
-                                }
-                                if (q < 0)
-                                        worker_exit(1);
-                        }
-                        i += nb;
-                        if (results_block_payload(&block) >= RESULTS_BLOCK_TARGET && i < cmd.count) {
-                                block_send(&block, res_fd);
-                                results_block_begin(&block, cmd.first + i);
-                        }
-                }
-                if (block.count > 0)
-                        block_send(&block, res_fd);
+                run_chunk(&w, &cmd);
         }
 }

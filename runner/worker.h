@@ -17,12 +17,18 @@ typedef struct WorkerCmd {
         uint64_t offset; /* of item first in the snapshot: workers keep no index */
         uint32_t count;
         uint32_t op;
+        uint32_t attempt; /* of the chunk's items: 1, more for a retried item (alone) */
+        uint32_t reserved;
 } WorkerCmd;
 
 /* Frames a worker sends besides result blocks. */
 #define WORKER_FRAME_MAGIC 0x574c504du /* "MPLW" */
 #define WORKER_FRAME_INIT_OK 1u
 #define WORKER_FRAME_INIT_FAIL 2u
+#define WORKER_FRAME_LOG 3u   /* code: the level; the text follows */
+#define WORKER_FRAME_FINAL 4u /* uint64_t indices follow: errors not to retry, in the next block */
+/* Text and index lists in one frame, at most. */
+#define WORKER_FRAME_MAX 4096u
 
 typedef struct WorkerFrame {
         uint32_t magic;

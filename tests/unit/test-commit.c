@@ -47,6 +47,7 @@ static struct {
         int send_error;
         size_t *batches; /* sizes of the save() calls */
         size_t n_batches;
+        size_t last_at; /* 1-based batch that was the last, 0: none */
         uint64_t *saved; /* indices given to save(), in order */
         size_t n_saved;
         int save_error;
@@ -104,12 +105,13 @@ static int capture_send(void *userdata, const IpcCommit *c, const IpcRange *rang
         return 0;
 }
 
-static int capture_save(const mplock_ctx *ctx, const mplock_entry *entries, size_t n) {
+static int capture_save(void *userdata, const mplock_entry *entries, size_t n, bool last) {
         char want[64];
 
-        ck_assert_ptr_null(ctx);
+        ck_assert_ptr_eq(userdata, &T);
         if (T.save_error)
                 return T.save_error;
+        T.last_at = last ? T.n_batches + 1 : T.last_at;
         T.batches = realloc(T.batches, (T.n_batches + 1) * sizeof(*T.batches));
         T.saved = realloc(T.saved, (T.n_saved + n) * sizeof(*T.saved));
         ck_assert_ptr_nonnull(T.batches);
@@ -167,7 +169,7 @@ static void start(Fixture *x) {
 
 static void with_save(Fixture *x) {
         x->cfg.save = capture_save;
-        x->cfg.save_ctx = NULL;
+        x->cfg.save_userdata = &T;
 }
 
 /* Items first..first+count-1; with fail_mod, every index divisible by it
@@ -319,8 +321,9 @@ START_TEST(test_save_batches) {
         record(&x, 30, 10);
         ck_assert_uint_eq(T.n_batches, 2);
         ck_assert_uint_eq(x.c.unsaved, 10);
-        /* The end: what is left, as one smaller batch. */
-        ck_assert_int_eq(commit_save(&x.c, true, &e), 0);
+        /* A stop: what is left, as one smaller batch, not the last. */
+        ck_assert_int_eq(commit_save(&x.c, true, false, &e), 0);
+        ck_assert_uint_eq(T.last_at, 0);
         ck_assert_uint_eq(T.n_batches, 3);
         ck_assert_uint_eq(T.batches[0], 15);
         ck_assert_uint_eq(T.batches[1], 15);
@@ -329,8 +332,20 @@ START_TEST(test_save_batches) {
         for (size_t k = 0; k < 40; k++)
                 ck_assert_uint_eq(T.saved[k], k);
         ck_assert_uint_eq(x.c.unsaved, 0);
-        ck_assert_int_eq(commit_save(&x.c, true, &e), 0); /* nothing more */
+        ck_assert_int_eq(commit_save(&x.c, true, false, &e), 0); /* nothing more */
         ck_assert_uint_eq(T.n_batches, 3);
+        /* The job's end with nothing left: an empty last batch. */
+        ck_assert_int_eq(commit_save(&x.c, true, true, &e), 0);
+        ck_assert_uint_eq(T.n_batches, 4);
+        ck_assert_uint_eq(T.batches[3], 0);
+        ck_assert_uint_eq(T.last_at, 4);
+        /* The end with items left: they are the last batch, nothing after. */
+        record(&x, 40, 20);
+        ck_assert_uint_eq(T.n_batches, 5); /* 15 of them */
+        ck_assert_int_eq(commit_save(&x.c, true, true, &e), 0);
+        ck_assert_uint_eq(T.n_batches, 6);
+        ck_assert_uint_eq(T.batches[5], 5);
+        ck_assert_uint_eq(T.last_at, 6);
         teardown(&x);
 }
 END_TEST
@@ -360,7 +375,7 @@ START_TEST(test_only_saved_blocks_commit) {
         ck_assert_uint_eq(T.n_sent, 1);
         ck_assert_uint_eq(x.c.n_pending, 1);
 
-        ck_assert_int_eq(commit_save(&x.c, true, &e), 0);
+        ck_assert_int_eq(commit_save(&x.c, true, false, &e), 0);
         ck_assert_int_eq(commit_all(&x.c, &e), 0);
         ck_assert_uint_eq(T.n_sent, 2);
         expect_ranges(1, (const IpcRange[]){ { 10, 10 } }, 1);
@@ -385,7 +400,7 @@ START_TEST(test_carried_blocks_skip_save) {
         /* In file order: the unsaved block holds back the one after it. */
         ck_assert_int_eq(commit_flush(&x.c, &e), 1);
         expect_ranges(0, (const IpcRange[]){ { 0, 10 } }, 1);
-        ck_assert_int_eq(commit_save(&x.c, true, &e), 0);
+        ck_assert_int_eq(commit_save(&x.c, true, false, &e), 0);
         ck_assert_uint_eq(T.n_batches, 1);
         ck_assert_uint_eq(T.batches[0], 10);
         ck_assert_uint_eq(T.saved[0], 10);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "host.h"
 #include "module.h"
 #include "runner.h"
 #include "test-util.h"
@@ -466,6 +467,155 @@ START_TEST(test_result_error) {
 }
 END_TEST
 
+/* --- 1.1 ------------------------------------------------------------------ */
+
+/* A module built against the 1.0 header loads, its short definition read
+ * with zeros for what 1.1 added, and runs. */
+START_TEST(test_load_v10) {
+        mplock_item it = { .data = "x", .len = 1, .index = 0 };
+        ResultSlots rs = {};
+        mplock_results out = { .api = &host_api, .host = &rs };
+        char err[512] = "";
+        Module m;
+        Host h;
+
+        ck_assert_int_eq(module_load(&m, module_path("v10"), err, sizeof(err)), 0);
+        ck_assert_uint_eq(m.def->abi_minor, 0);
+        ck_assert_ptr_null(m.def->save_init);
+        ck_assert_ptr_null(m.def->save_batch);
+        ck_assert_ptr_null(m.def->save_fini);
+        ck_assert_ptr_nonnull(m.def->save);
+        ck_assert_int_eq(host_init(&h, "{}", "/o", 1, 1, 1), 0);
+        ck_assert_int_eq(result_slots_reset(&rs, 1), 0);
+        ck_assert_int_eq(m.def->process(&h.ctx, NULL, &it, 1, &out), 0);
+        ck_assert_mem_eq(rs.slots[0].data, "v10:x", 5);
+        result_slots_free(&rs);
+        host_done(&h);
+        module_unload(&m);
+}
+END_TEST
+
+START_TEST(test_load_future_minor) {
+        check_refused(module_path("future"), -EPROTONOSUPPORT,
+                      (const char *const[]){ "needs module ABI 1.99", "supports 1.1", "MPLOCK_API_HAS", NULL });
+}
+END_TEST
+
+static const char pointer_json[] =
+        "{\"model\":{\"layers\":[1.5,2,-3],\"name\":\"m\",\"deep\":{\"x\":[[7]]}},"
+        "\"a/b\":1,\"c~d\":2,\"flag\":true,\"nul\":null,\"s\":\"t\\u0000u\"}";
+
+START_TEST(test_shared_pointers) {
+        const mplock_api *api = &host_api;
+        const mplock_ctx *ctx;
+        double d[4];
+        int64_t i = 0;
+        size_t n = 0, len = 0;
+        const char *s = NULL;
+        int t = -1, b = 0;
+        Host h;
+
+        ck_assert_int_eq(host_init(&h, pointer_json, "/o", 1, 1, 1), 0);
+        ctx = &h.ctx;
+        ck_assert_int_eq(api->shared_type(ctx, "", &t), 0);
+        ck_assert_int_eq(t, MPLOCK_JSON_OBJECT);
+        ck_assert_int_eq(api->shared_type(ctx, "/model/layers", &t), 0);
+        ck_assert_int_eq(t, MPLOCK_JSON_ARRAY);
+        ck_assert_int_eq(api->shared_type(ctx, "/nul", &t), 0);
+        ck_assert_int_eq(t, MPLOCK_JSON_NULL);
+        ck_assert_int_eq(api->shared_get_double(ctx, "/model/layers/0", &d[0]), 0);
+        ck_assert(d[0] == 1.5);
+        ck_assert_int_eq(api->shared_get_int(ctx, "/model/layers/1", &i), 0);
+        ck_assert_int_eq(i, 2);
+        ck_assert_int_eq(api->shared_get_int(ctx, "/model/deep/x/0/0", &i), 0);
+        ck_assert_int_eq(i, 7);
+        /* Escapes: "~1" is "/", "~0" is "~". */
+        ck_assert_int_eq(api->shared_get_int(ctx, "/a~1b", &i), 0);
+        ck_assert_int_eq(i, 1);
+        ck_assert_int_eq(api->shared_get_int(ctx, "/c~0d", &i), 0);
+        ck_assert_int_eq(i, 2);
+        ck_assert_int_eq(api->shared_get_int(ctx, "/c~2d", &i), -EINVAL);
+        ck_assert_int_eq(api->shared_get_int(ctx, "model", &i), -EINVAL); /* no leading slash */
+        /* Nothing there, or of another type. */
+        ck_assert_int_eq(api->shared_get_int(ctx, "/model/layers/3", &i), -ENOENT);
+        ck_assert_int_eq(api->shared_get_int(ctx, "/model/layers/01", &i), -ENOENT);
+        ck_assert_int_eq(api->shared_get_int(ctx, "/model/layers/-1", &i), -ENOENT);
+        ck_assert_int_eq(api->shared_get_int(ctx, "/model/nope", &i), -ENOENT);
+        ck_assert_int_eq(api->shared_get_int(ctx, "/model/name/x", &i), -ENOENT);
+        ck_assert_int_eq(api->shared_get_int(ctx, "/model/layers/0", &i), -EINVAL); /* a double */
+        ck_assert_int_eq(api->shared_get_bool(ctx, "/flag", &b), 0);
+        ck_assert_int_eq(b, 1);
+        ck_assert_int_eq(api->shared_get_bool(ctx, "/nul", &b), -EINVAL);
+        /* Strings with their length: a NUL inside is kept. */
+        ck_assert_int_eq(api->shared_get_string(ctx, "/s", &s, &len), 0);
+        ck_assert_uint_eq(len, 3);
+        ck_assert_mem_eq(s, "t\0u", 3);
+        /* Counting, keys in their order, arrays of numbers. */
+        ck_assert_int_eq(api->shared_count(ctx, "/model", &n), 0);
+        ck_assert_uint_eq(n, 3);
+        ck_assert_int_eq(api->shared_key(ctx, "/model", 0, &s), 0);
+        ck_assert_str_eq(s, "layers");
+        ck_assert_int_eq(api->shared_key(ctx, "/model", 2, &s), 0);
+        ck_assert_str_eq(s, "deep");
+        ck_assert_int_eq(api->shared_key(ctx, "/model", 3, &s), -ERANGE);
+        ck_assert_int_eq(api->shared_key(ctx, "/model/layers", 0, &s), -EINVAL);
+        ck_assert_int_eq(api->shared_doubles(ctx, "/model/layers", d, 4, &n), 0);
+        ck_assert_uint_eq(n, 3);
+        ck_assert(d[0] == 1.5 && d[1] == 2 && d[2] == -3);
+        d[0] = 99;
+        ck_assert_int_eq(api->shared_doubles(ctx, "/model/layers", d, 2, &n), -E2BIG);
+        ck_assert(d[0] == 99); /* nothing written */
+        ck_assert_int_eq(api->shared_doubles(ctx, "/model/deep/x", d, 4, &n), -EINVAL);
+        host_done(&h);
+}
+END_TEST
+
+static char logged[256];
+static int logged_level;
+
+static void capture_log(void *userdata, int level, const char *message) {
+        (void) userdata;
+        logged_level = level;
+        (void) snprintf(logged, sizeof(logged), "%s", message);
+}
+
+START_TEST(test_fail_attempt_log) {
+        ResultSlots rs = {};
+        mplock_results out = { .api = &host_api, .host = &rs };
+        Host h;
+
+        ck_assert_int_eq(result_slots_reset(&rs, 2), 0);
+        /* Permanent, or not. */
+        ck_assert_int_eq(mplock_result_fail(&out, 0, -7, "never"), 0);
+        ck_assert(rs.slots[0].final);
+        ck_assert_int_eq(rs.slots[0].status, -7);
+        ck_assert_int_eq(host_api.result_fail(&out, 1, -8, "maybe", 0), 0);
+        ck_assert(!rs.slots[1].final);
+        ck_assert_int_eq(host_api.result_fail(&out, 1, -8, "x", 4), -EINVAL);
+        ck_assert_int_eq(host_api.result_fail(&out, 2, -8, "x", 0), -ERANGE);
+        ck_assert_int_eq(result_slots_reset(&rs, 2), 0);
+        ck_assert(!rs.slots[0].final); /* per call */
+        /* The attempt the runner said this call is. */
+        ck_assert_uint_eq(host_api.attempt(&out, 0), 1);
+        rs.attempt = 3;
+        ck_assert_uint_eq(host_api.attempt(&out, 1), 3);
+        ck_assert_uint_eq(host_api.attempt(&out, 2), 0);
+        result_slots_free(&rs);
+
+        /* Log lines go to the hook, one printable line, level in range. */
+        ck_assert_int_eq(host_init(&h, "{}", "/o", 1, 1, 1), 0);
+        h.log = capture_log;
+        mplock_log(&h.ctx, MPLOCK_LOG_WARNING, "low on %s\nmemory %d", "space", 5);
+        ck_assert_str_eq(logged, "low on space memory 5");
+        ck_assert_int_eq(logged_level, MPLOCK_LOG_WARNING);
+        mplock_log(&h.ctx, 99, "x");
+        ck_assert_int_eq(logged_level, MPLOCK_LOG_DEBUG);
+        host_api.error_message(&h.ctx, "no model at /m");
+        ck_assert_str_eq(h.error_message, "no model at /m");
+        host_done(&h);
+}
+END_TEST
+
 /* Regressions: bugs in shared_int() (runner/module.c) found by these tests, fixed since. */
 
 START_TEST(test_shared_int_out_of_range) {
@@ -496,6 +646,8 @@ static Suite *module_suite(void) {
         tcase_add_test(tc_load, test_load_undefined);
         tcase_add_test(tc_load, test_load_not_a_module);
         tcase_add_test(tc_load, test_load_short_error_buffer);
+        tcase_add_test(tc_load, test_load_v10);
+        tcase_add_test(tc_load, test_load_future_minor);
         suite_add_tcase(s, tc_load);
 
         tcase_set_timeout(tc_host, 20);
@@ -505,6 +657,8 @@ static Suite *module_suite(void) {
         tcase_add_test(tc_host, test_shared_brief_example);
         tcase_add_test(tc_host, test_result_set);
         tcase_add_test(tc_host, test_result_error);
+        tcase_add_test(tc_host, test_shared_pointers);
+        tcase_add_test(tc_host, test_fail_attempt_log);
         suite_add_tcase(s, tc_host);
         {
                 TCase *tc_bugs = tcase_create("regressions");
