@@ -212,7 +212,8 @@ int check_main(int argc, char **argv) {
                 (void) report(false, "module", "%s", err);
                 return 1;
         }
-        /* Loaded and checked; the module does not run here. */
+        /* Loaded and its definition checked. Its constructors ran (dlopen
+         * runs them), as the submitter: none of its callbacks are called. */
         module_unload(&mod);
 
         r = check_output(output);
