@@ -32,6 +32,15 @@ int checkpoint_create(int dirfd, uint64_t n_items) {
         return write_file_atomic_at(dirfd, CKPT_LOG, &h, sizeof(h), 0600);
 }
 
+int checkpoint_create_empty(int dirfd) {
+        int fd = openat(dirfd, CKPT_LOG, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+        if (fd < 0)
+                return -errno;
+        safe_close(fd);
+        return 0;
+}
+
 int checkpoint_restart(int dirfd, uint64_t n_items, uint32_t gen) {
         CkptLogHeader h;
 
@@ -212,6 +221,28 @@ static int log_replay(Checkpoint *c) {
         return 0;
 }
 
+/* 1 if the log holds no header yet: created empty with the job, or torn
+ * in the job's first commit (which writes header and record together, so
+ * a log shorter than a header never held a durable record). It is cut
+ * back to empty, and the first commit writes the header. 0 otherwise. */
+static int log_fresh(Checkpoint *c) {
+        struct stat st;
+
+        if (fstat(c->log_fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADMSG;
+        if ((uint64_t) st.st_size >= sizeof(CkptLogHeader) || c->seq != 0 || c->done != 0)
+                return 0;
+        if (st.st_size > 0) {
+                c->torn_bytes = (uint64_t) st.st_size;
+                if (ftruncate(c->log_fd, 0) < 0 || fsync(c->log_fd) < 0)
+                        return -errno;
+        }
+        c->log_size = 0;
+        return 1;
+}
+
 unsigned checkpoint_chunk_shift = BITSET_SHIFT_MAX;
 
 int checkpoint_open(Checkpoint *c, int dirfd, uint64_t n_items) {
@@ -233,7 +264,9 @@ int checkpoint_open(Checkpoint *c, int dirfd, uint64_t n_items) {
                 r = errno == ENOENT ? -EBADMSG : -errno;
                 goto fail;
         }
-        r = log_replay(c);
+        r = log_fresh(c);
+        if (r == 0)
+                r = log_replay(c);
         if (r < 0)
                 goto fail;
         return 0;
@@ -247,8 +280,24 @@ void checkpoint_close(Checkpoint *c) {
         bitset_free(&c->bits);
 }
 
-/* The log of a job's first commit, with its header; its directory entry
- * becomes durable with the commit (commit_sync_new_log). */
+/* The header of an empty log, written with the job's first record and
+ * made durable by the same fdatasync. */
+static int log_write_header(Checkpoint *c) {
+        CkptLogHeader h;
+        int r;
+
+        log_header_init(&h, c->n_items, c->gen);
+        r = pwrite_full(c->log_fd, &h, sizeof(h), 0);
+        if (r < 0) {
+                (void) ftruncate(c->log_fd, 0);
+                return r;
+        }
+        c->log_size = sizeof(h);
+        return 0;
+}
+
+/* The log of a job's first commit, for a job made without one, with its
+ * header; its directory entry becomes durable with the commit. */
 static int log_create(Checkpoint *c) {
         CkptLogHeader h;
         int fd, r;
@@ -299,7 +348,7 @@ int checkpoint_commit(Checkpoint *c, const IpcCommit *commit, const IpcRange *ra
         };
         rec.crc = record_crc(&rec, ranges);
 
-        r = c->log_fd < 0 ? log_create(c) : 0;
+        r = c->log_fd < 0 ? log_create(c) : c->log_size == 0 ? log_write_header(c) : 0;
         if (r < 0)
                 return r;
         r = pwrite_full(c->log_fd, &rec, sizeof(rec), (off_t) c->log_size);

@@ -86,6 +86,10 @@ typedef struct Checkpoint {
  * have one: without a log (and without a snapshot) it has committed
  * nothing, and its first commit creates the log. */
 int checkpoint_create(int dirfd, uint64_t n_items);
+/* Creates the empty log of a new job, unsynced: its name becomes durable
+ * with the job directory's fsync, so the first commit needs no directory
+ * fsync. An empty log is a job that has committed nothing. */
+int checkpoint_create_empty(int dirfd);
 /* Starts results generation gen over (a retry): the snapshot goes, then an
  * empty log of that generation replaces the old one. */
 int checkpoint_restart(int dirfd, uint64_t n_items, uint32_t gen);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "macro.h"
 #include "agents.h"
+#include "checkpoint.h"
 #include "ipc.h"
 #include "snapshot.h"
 #include "store.h"
@@ -45,6 +46,8 @@ struct Submission {
         JobSpec spec;
         uint32_t halt_percent;
         bool inline_items;
+        /* On disk, durable, waiting for the check's verdict to be published. */
+        bool prepared;
         uint64_t n_inline;
         char tmpname[STORE_NEW_NAME_MAX];
         int dirfd, input_fd, report_fd;
@@ -197,20 +200,6 @@ static int feed_snapshot(Submission *s, const void *data, size_t len) {
         return 0;
 }
 
-/* The snapshot and job.json, durable, then the rename that makes the job
- * exist. A new job needs no state.json (it is queued) and no checkpoint
- * log (nothing is committed): each appears with the job's first change. */
-static int store_job(Submission *s) {
-        int r;
-
-        r = store_create_spec(s->dirfd, &s->spec);
-        if (r >= 0)
-                r = fsync_dirfd(s->dirfd);
-        if (r >= 0)
-                r = store_publish_job_dir(s->sub->jobs->jobs_fd, s->tmpname, s->spec.id);
-        return r;
-}
-
 static uint64_t now_realtime_usec(void) {
         struct timespec ts;
 
@@ -218,22 +207,26 @@ static uint64_t now_realtime_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
-static void submit_complete(Submission *s) {
-        uint64_t id;
+/* The job in its directory, durable but not yet published: the snapshot,
+ * job.json and an empty checkpoint log (whose name the directory's fsync
+ * makes durable, so the first commit appends and syncs one file). No
+ * state.json: the job is queued, and its first change writes one. 0, or
+ * the submission is answered and gone. */
+static int prepare_job(Submission *s) {
         int r;
 
         if (!s->inline_items && s->snap.bytes != s->check_bytes) {
                 submit_finish(s, SUBMIT_INVALID, 0, "input", "input snapshot is incomplete");
-                return;
+                return -EBADMSG;
         }
         r = snapshot_finish(&s->snap);
         if (r == -EBADMSG) {
                 submit_finish(s, SUBMIT_INVALID, 0, items_parameter(s), "input snapshot is incomplete");
-                return;
+                return r;
         }
         if (r < 0) {
                 submit_fail_errno(s, "cannot store input snapshot", r);
-                return;
+                return r;
         }
         s->spec.n_items = s->snap.items;
         s->spec.input_bytes = s->snap.bytes;
@@ -241,9 +234,32 @@ static void submit_complete(Submission *s) {
         if (s->halt_percent > 0)
                 /* At least one failure, however few the items. */
                 s->spec.halt_failures = MAX((s->spec.n_items * s->halt_percent + 99) / 100, (uint64_t) 1);
-        s->spec.id = id = jobs_take_id(s->sub->jobs);
+        /* Taken now, an id may go unused (a refused submission): ids are
+         * unique, not dense. */
+        s->spec.id = jobs_take_id(s->sub->jobs);
         s->spec.created_usec = now_realtime_usec();
-        r = store_job(s);
+        r = store_create_spec(s->dirfd, &s->spec);
+        if (r >= 0)
+                r = checkpoint_create_empty(s->dirfd);
+        if (r >= 0)
+                r = fsync_dirfd(s->dirfd);
+        if (r < 0) {
+                submit_fail_errno(s, "cannot store the job", r);
+                return r;
+        }
+        s->prepared = true;
+        return 0;
+}
+
+/* The rename that makes the prepared job exist, then the job table. */
+static void submit_complete(Submission *s) {
+        uint64_t id;
+        int r;
+
+        if (!s->prepared && prepare_job(s) < 0)
+                return; /* answered */
+        id = s->spec.id;
+        r = store_publish_job_dir(s->sub->jobs->jobs_fd, s->tmpname, id);
         if (r < 0) {
                 submit_fail_errno(s, "cannot store the job", r);
                 return;
@@ -503,5 +519,8 @@ Submission *submit_start(Submitter *sub, SubmitRequest *req, SubmitDone done, vo
                 submit_fail_errno(s, "cannot start the submission check", r);
                 return NULL;
         }
+        /* Inline items are all here: their syncs overlap the check. */
+        if (req->inline_items && prepare_job(s) < 0)
+                return NULL; /* answered */
         return s;
 }

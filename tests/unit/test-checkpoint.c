@@ -184,7 +184,8 @@ START_TEST(test_missing_or_garbage_log) {
         ck_assert_uint_eq(c.done, 0);
         checkpoint_close(&c);
 
-        test_write_file(dirfd, CKPT_LOG, "garbage", 7);
+        /* A whole header's worth that is not a header is damage. */
+        test_write_file(dirfd, CKPT_LOG, "garbage garbage garbage garbage garbage", 39);
         ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS), -EBADMSG);
         ck_assert_ptr_null(c.bits.chunk);
         ck_assert_int_eq(c.log_fd, -1);
@@ -217,6 +218,45 @@ START_TEST(test_first_commit_creates_the_log) {
         ck_assert_int_eq(unlinkat(dirfd, CKPT_LOG, 0), 0);
         ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS), -EBADMSG);
         ck_assert_ptr_null(c.bits.chunk);
+        close(dirfd);
+}
+END_TEST
+
+/* A new job's log is created empty with the job; its first commit writes
+ * the header with the record, and needs no directory fsync. A log shorter
+ * than a header is a first commit that never became durable: cut back to
+ * empty, not damage. */
+START_TEST(test_empty_log_of_a_new_job) {
+        char path[PATH_MAX];
+        int dirfd = test_tmpdir(path, sizeof(path));
+        Checkpoint c;
+        Model m = {};
+
+        ck_assert_int_eq(checkpoint_create_empty(dirfd), 0);
+        ck_assert_int_eq(checkpoint_create_empty(dirfd), -EEXIST);
+        ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS), 0);
+        ck_assert_int_ge(c.log_fd, 0);
+        ck_assert_uint_eq(c.log_size, 0);
+        commit_one(&c, &m, 0, 10, 1);
+        ck_assert(!c.log_name_unsynced);
+        ck_assert_int_eq(test_file_size(dirfd, CKPT_LOG), LOG_HDR + (off_t) record_size(1));
+        reopen(&c, dirfd);
+        model_assert(&m, &c);
+        ck_assert_uint_eq(c.recovered_records, 1);
+        ck_assert_uint_eq(c.gen, 0);
+        checkpoint_close(&c);
+
+        /* Torn inside the header of the first commit. */
+        test_write_file(dirfd, CKPT_LOG, "MPLCK", 5);
+        ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS), 0);
+        ck_assert_uint_eq(c.torn_bytes, 5);
+        ck_assert_uint_eq(c.done, 0);
+        ck_assert_int_eq(test_file_size(dirfd, CKPT_LOG), 0);
+        m = (Model){};
+        commit_one(&c, &m, 5, 3, 0);
+        reopen(&c, dirfd);
+        model_assert(&m, &c);
+        checkpoint_close(&c);
         close(dirfd);
 }
 END_TEST
@@ -1053,6 +1093,7 @@ static Suite *checkpoint_suite(void) {
         tcase_add_test(tc, test_zero_items);
         tcase_add_test(tc, test_missing_or_garbage_log);
         tcase_add_test(tc, test_first_commit_creates_the_log);
+        tcase_add_test(tc, test_empty_log_of_a_new_job);
         tcase_add_test(tc, test_commits_persist);
         tcase_add_test(tc, test_invalid_commits);
         tcase_add_test(tc, test_torn_last_record);
