@@ -50,9 +50,16 @@ static void job_unload_checkpoint(Job *j) {
         j->ckpt_loaded = false;
 }
 
+static int job_persist(Job *j);
+
 Job *job_free(Job *j) {
         if (!j)
                 return NULL;
+        if (j->persist_later) {
+                /* Stopping: what was deferred is written now. */
+                j->persist_later = sd_event_source_disable_unref(j->persist_later);
+                (void) job_persist(j);
+        }
         j->runner = runner_proc_free(j->runner);
         j->restart_timer = sd_event_source_disable_unref(j->restart_timer);
         job_unload_checkpoint(j);
@@ -116,6 +123,34 @@ static int job_persist(Job *j) {
         return r;
 }
 
+static int persist_later_handler(sd_event_source *s, void *userdata) {
+        Job *j = userdata;
+
+        (void) s;
+        j->persist_later = sd_event_source_disable_unref(j->persist_later);
+        (void) job_persist(j);
+        return 0;
+}
+
+/* Writes state.json at idle priority: requests already waiting (the next
+ * Submit of a client that was just told) go first, and its syncs overlap
+ * what they wait for. Whatever the state is by then is written. */
+static void job_persist_later(Job *j) {
+        int r;
+
+        if (j->persist_later)
+                return;
+        r = sd_event_add_defer(j->jobs->event, &j->persist_later, persist_later_handler, j);
+        if (r >= 0)
+                r = sd_event_source_set_priority(j->persist_later, SD_EVENT_PRIORITY_IDLE);
+        if (r < 0) {
+                j->persist_later = sd_event_source_disable_unref(j->persist_later);
+                (void) job_persist(j);
+                return;
+        }
+        (void) sd_event_source_set_description(j->persist_later, "persist-state");
+}
+
 int job_set_state(Job *j, JobState s, const char *error) {
         JobState old = job_state(j);
         char *e = error ? strdup(error) : NULL;
@@ -143,13 +178,15 @@ int job_set_state(Job *j, JobState s, const char *error) {
 
         /* Running is not kept: after a restart a running job is queued
          * again anyway. A completed job's end follows from its checkpoint
-         * (every item committed), so whoever waits for it is told first;
-         * every other state must be on disk before anybody hears of it. */
+         * (every item committed), so whoever waits for it is told first,
+         * and state.json follows when the loop is idle; every other state
+         * must be on disk before anybody hears of it. */
         if (s == JOB_RUNNING)
                 r = 0;
         else if (s == JOB_COMPLETED || s == JOB_COMPLETED_WITH_FAILURES) {
                 jobs_emit(j->jobs, j, JOB_EVENT_STATE);
-                return job_persist(j);
+                job_persist_later(j);
+                return 0;
         } else
                 r = job_persist(j);
         jobs_emit(j->jobs, j, JOB_EVENT_STATE);

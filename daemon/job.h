@@ -26,6 +26,8 @@ typedef struct Job {
         uint64_t processed; /* done, or more: finished but not yet committed */
         Checkpoint ckpt;
         bool ckpt_loaded;
+        /* A completed state, written once nothing more urgent is pending. */
+        sd_event_source *persist_later;
 
         /* The runner of this run, and what it told us. */
         RunnerProc *runner;

@@ -119,6 +119,8 @@ int jobs_remove(Jobs *jobs, Job *j) {
                 r = store_remove_job(jobs->jobs_fd, j->spec.id);
         if (r < 0)
                 return r;
+        /* Its state is gone with its directory. */
+        j->persist_later = sd_event_source_disable_unref(j->persist_later);
         for (size_t i = 0; i < jobs->n_jobs; i++)
                 if (jobs->jobs[i] == j) {
                         memmove(jobs->jobs + i, jobs->jobs + i + 1, (jobs->n_jobs - i - 1) * sizeof(*jobs->jobs));
