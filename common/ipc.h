@@ -56,7 +56,7 @@ typedef struct AgentKill {
 
 typedef struct AgentSpawned {
         uint64_t tag;
-        int32_t pid;   /* or 0 */
+        int32_t pid;   /* 0: answered without a process (its EXITED follows) */
         int32_t error; /* -errno when it could not be started */
 } AgentSpawned;
 

@@ -212,10 +212,12 @@ static void handle_spawned(Agent *ag, const AgentSpawned *m) {
 
         if (!t)
                 return; /* forgotten meanwhile */
-        if (m->error < 0 || m->pid <= 0) {
+        if (m->error < 0 || m->pid < 0) {
                 task_over(t, CLD_EXITED, 127);
                 return;
         }
+        /* 0: the agent answered itself (a check of a module it knows);
+         * the end follows. */
         t->pid = m->pid;
 }
 

@@ -9,6 +9,8 @@
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
+#include "check-cache.h"
+#include "clock.h"
 #include "fork.h"
 #include "ipc.h"
 #include "log.h"
@@ -28,6 +30,10 @@ typedef struct Task {
         uint64_t tag;
         pid_t pid;
         sd_event_source *child;
+        /* A check of inline items: its module, as it was when it began, is
+         * remembered if it passes. */
+        char *check_module;
+        CheckFile check_file;
 } Task;
 
 struct Agent {
@@ -36,6 +42,7 @@ struct Agent {
         sd_event_source *io;
         Task *tasks;
         size_t n_tasks;
+        CheckCache checks;
 };
 
 static uint8_t buf[IPC_MSG_MAX] __attribute__((aligned(8)));
@@ -51,6 +58,7 @@ static void task_free(Task *t) {
                 t->next->prev = t->prev;
         a->n_tasks--;
         sd_event_source_disable_unref(t->child);
+        free(t->check_module);
         free(t);
 }
 
@@ -81,6 +89,8 @@ static int task_exited(sd_event_source *s, const siginfo_t *si, void *userdata) 
         /* Its zombie still holds the group's id: nothing of the task may
          * outlive it. */
         (void) kill(-t->pid, SIGKILL);
+        if (t->check_module && si->si_code == CLD_EXITED && si->si_status == 0)
+                (void) check_cache_remember(&t->agent->checks, t->check_module, &t->check_file, now_usec());
         task_free(t);
         agent_send(IPC_AGENT_EXITED, &e, sizeof(e));
         return 0;
@@ -166,6 +176,33 @@ static int task_start(Agent *a, const AgentSpawn *sp, char **argv, const int *fd
         return pid;
 }
 
+/* A check of inline items whose module passed a check before, as the same
+ * file: answered here, without a process or a dlopen, the output directory
+ * checked again. Any other check forks, and one of inline items that
+ * passes is remembered. */
+static void handle_check(Agent *a, const AgentSpawn *sp, char **argv, const int *fds, size_t n_fds) {
+        AgentSpawned reply = { .tag = sp->tag };
+        CheckArgs args;
+        CheckFile file;
+        bool cacheable = n_fds >= 1 && check_parse_args((int) sp->n_args, argv, &args) >= 0 && !args.input &&
+                         check_file_identify(args.module, &file) >= 0;
+        Task *t;
+        int r;
+
+        if (cacheable && !task_find(a, sp->tag) && check_cache_hit(&a->checks, args.module, &file, now_usec())) {
+                AgentExited e = { .tag = sp->tag, .code = CLD_EXITED, .status = check_known_module(fds[0], &args) };
+                agent_send(IPC_AGENT_SPAWNED, &reply, sizeof(reply)); /* pid 0: no process */
+                agent_send(IPC_AGENT_EXITED, &e, sizeof(e));
+                return;
+        }
+        r = task_start(a, sp, argv, fds, n_fds);
+        if (r > 0 && cacheable && (t = task_find(a, sp->tag)) && (t->check_module = strdup(args.module)))
+                t->check_file = file;
+        reply.pid = r > 0 ? r : 0;
+        reply.error = r < 0 ? r : 0;
+        agent_send(IPC_AGENT_SPAWNED, &reply, sizeof(reply));
+}
+
 static void handle_spawn(Agent *a, const void *payload, size_t len, const int *fds, size_t n_fds) {
         AgentSpawn sp;
         AgentSpawned reply = {};
@@ -178,6 +215,10 @@ static void handle_spawn(Agent *a, const void *payload, size_t len, const int *f
         if ((sp.mode != AGENT_MODE_CHECK && sp.mode != AGENT_MODE_RUN && sp.mode != AGENT_MODE_RESULTS) ||
             parse_args((const char *) payload + sizeof(sp), len - sizeof(sp), sp.n_args, argv) < 0)
                 agent_quit("malformed spawn request");
+        if (sp.mode == AGENT_MODE_CHECK) {
+                handle_check(a, &sp, argv, fds, n_fds);
+                return;
+        }
         r = task_start(a, &sp, argv, fds, n_fds);
         reply = (AgentSpawned){ .tag = sp.tag, .pid = r > 0 ? r : 0, .error = r < 0 ? r : 0 };
         agent_send(IPC_AGENT_SPAWNED, &reply, sizeof(reply));
@@ -239,5 +280,6 @@ int agent_main(char **argv) {
                 r = sd_event_loop(a.event);
         if (r < 0)
                 log_error_errno(r, "Agent: event loop: %m");
+        check_cache_clear(&a.checks);
         return r < 0 ? 1 : 0;
 }

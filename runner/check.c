@@ -28,6 +28,10 @@
 #define REPORT_FD 3
 #define SNAPSHOT_FD 4
 
+/* Where report() writes: fd 3 in the check, the pipe it was given when the
+ * agent answers a check itself. */
+static int report_fd = REPORT_FD;
+
 static int report(bool ok, const char *parameter, const char *fmt, ...) _printf_(3, 4);
 static int report(bool ok, const char *parameter, const char *fmt, ...) {
         json_object *o = json_object_new_object();
@@ -50,7 +54,7 @@ static int report(bool ok, const char *parameter, const char *fmt, ...) {
                 (void) json_add_str(o, "reason", reason);
         text = json_compact(o, &len);
         if (text)
-                (void) write_full(REPORT_FD, text, len);
+                (void) write_full(report_fd, text, len);
         json_object_put(o);
         return ok ? 0 : -EINVAL;
 }
@@ -162,52 +166,86 @@ static int copy_input(const char *input, bool nul, uint64_t max_bytes, uint64_t 
         return 0;
 }
 
-int check_main(int argc, char **argv) {
+int check_parse_args(int argc, char **argv, CheckArgs *ret) {
         static const struct option options[] = {
                 { "module", required_argument, NULL, 'm' },    { "output", required_argument, NULL, 'o' },
                 { "input", required_argument, NULL, 'i' },     { "nul", no_argument, NULL, '0' },
                 { "max-bytes", required_argument, NULL, 'b' }, { "max-items", required_argument, NULL, 'n' },
                 {},
         };
-        const char *module = NULL, *output = NULL, *input = NULL;
-        uint64_t max_bytes = UINT64_MAX, max_items = UINT64_MAX, items = 0, bytes = 0;
-        bool nul = false;
-        char err[1024];
-        Module mod;
-        json_object *o;
-        const char *text;
-        size_t len;
-        int c, r;
+        CheckArgs a = { .max_bytes = UINT64_MAX, .max_items = UINT64_MAX };
+        int c;
 
+        /* The agent parses too, and its children inherit getopt's state:
+         * 0 starts it over. */
+        optind = 0;
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0)
                 switch (c) {
                 case 'm':
-                        module = optarg;
+                        a.module = optarg;
                         break;
                 case 'o':
-                        output = optarg;
+                        a.output = optarg;
                         break;
                 case 'i':
-                        input = optarg;
+                        a.input = optarg;
                         break;
                 case '0':
-                        nul = true;
+                        a.nul = true;
                         break;
                 case 'b':
-                        if (parse_u64(optarg, &max_bytes) < 0)
-                                return 2;
+                        if (parse_u64(optarg, &a.max_bytes) < 0)
+                                return -EINVAL;
                         break;
                 case 'n':
-                        if (parse_u64(optarg, &max_items) < 0)
-                                return 2;
+                        if (parse_u64(optarg, &a.max_items) < 0)
+                                return -EINVAL;
                         break;
                 default:
-                        return 2;
+                        return -EINVAL;
                 }
-        if (!module || !output)
-                return 2;
+        if (!a.module || !a.output || optind != argc)
+                return -EINVAL;
+        *ret = a;
+        return 0;
+}
 
-        r = module_load(&mod, module, err, sizeof(err));
+static int report_ok(uint64_t items, uint64_t bytes) {
+        json_object *o = json_object_new_object();
+        const char *text;
+        size_t len;
+        int r = -ENOMEM;
+
+        if (o && json_add(o, "ok", json_object_new_boolean(1)) >= 0 && json_add_u64(o, "items", items) >= 0 &&
+            json_add_u64(o, "bytes", bytes) >= 0 && (text = json_compact(o, &len)))
+                r = write_full(report_fd, text, len);
+        json_object_put(o);
+        return r;
+}
+
+int check_known_module(int fd, const CheckArgs *a) {
+        int r;
+
+        if (a->input)
+                return -EINVAL; /* only a process copies an input file */
+        report_fd = fd;
+        r = check_output(a->output) < 0 || report_ok(0, 0) < 0 ? 1 : 0;
+        /* What the agent forks next must write to its own fd 3. */
+        report_fd = REPORT_FD;
+        return r;
+}
+
+int check_main(int argc, char **argv) {
+        uint64_t items = 0, bytes = 0;
+        char err[1024];
+        CheckArgs a;
+        Module mod;
+        int r;
+
+        report_fd = REPORT_FD;
+        if (check_parse_args(argc, argv, &a) < 0)
+                return 2;
+        r = module_load(&mod, a.module, err, sizeof(err));
         if (r < 0) {
                 (void) report(false, "module", "%s", err);
                 return 1;
@@ -216,21 +254,13 @@ int check_main(int argc, char **argv) {
          * runs them), as the submitter: none of its callbacks are called. */
         module_unload(&mod);
 
-        r = check_output(output);
+        r = check_output(a.output);
         if (r < 0)
                 return 1;
-        if (input) {
-                r = copy_input(input, nul, max_bytes, max_items, &items, &bytes);
+        if (a.input) {
+                r = copy_input(a.input, a.nul, a.max_bytes, a.max_items, &items, &bytes);
                 if (r < 0)
                         return 1;
         }
-        o = json_object_new_object();
-        if (!o || json_add(o, "ok", json_object_new_boolean(1)) < 0 || json_add_u64(o, "items", items) < 0 ||
-            json_add_u64(o, "bytes", bytes) < 0)
-                return 1;
-        text = json_compact(o, &len);
-        if (!text || write_full(REPORT_FD, text, len) < 0)
-                return 1;
-        json_object_put(o);
-        return 0;
+        return report_ok(items, bytes) < 0 ? 1 : 0;
 }

@@ -182,6 +182,7 @@ static int parse_args(int argc, char **argv, PageArgs *a) {
         };
         int c;
 
+        optind = 0; /* whatever the agent parsed before it forked us */
         while ((c = getopt_long(argc, argv, "", options, NULL)) >= 0) {
                 uint64_t *v = c == 'j' ? &a->job : c == 'c' ? &a->committed : c == 'n' ? &a->items
                             : c == 'o' ? &a->offset : c == 'l' ? &a->limit : c == 'b' ? &a->max_bytes : NULL;

@@ -325,6 +325,43 @@ class Protocol(DaemonTest):
         self.assertIn("id", self.d.varlink("io.mplock.Manager.Submit", self.submit_params())[0]["parameters"])
 
 
+    def test_a_module_that_passed_is_checked_again_once_changed(self):
+        """The user's agent remembers a module that passed a check of
+        inline items and then answers without loading it again; any change
+        to the file is noticed, and the output is checked every time."""
+        mod = self.path("m.so")
+        shutil.copy(module("echo"), mod)
+
+        def submit(**over):
+            p = {"module": mod, "items": ["a", "b"], "output": self.path("out")}
+            p.update(over)
+            r = self.d.varlink("io.mplock.Manager.Submit", p)[0]
+            if "error" not in r:
+                self.assertEqual(self.d.wait(r["parameters"]["id"])[0], 0)
+            return r
+
+        for _ in range(3):
+            self.assertIn("id", submit()["parameters"])
+        # Overwritten in place: same path, same inode.
+        shutil.copyfile(os.path.join(TESTMODULES, "test-badabi.so"), mod)
+        r = submit()
+        self.assertEqual(r.get("error"), "io.mplock.Manager.InvalidParameter", r)
+        self.assertEqual(r["parameters"]["parameter"], "module")
+        self.assertIn("ABI version 999", r["parameters"]["reason"])
+        # Replaced by a rename, with a good module again.
+        shutil.copy(module("echo"), mod + ".new")
+        os.rename(mod + ".new", mod)
+        self.assertIn("id", submit()["parameters"])
+        job = submit()["parameters"]["id"]
+        self.assertEqual(sorted(r["item"] for r in self.d.results_json(job)), ["a", "b"])
+        # The module is known, the output is not: refused all the same.
+        with open(self.path("file"), "w") as f:
+            f.write("x")
+        r = submit(output=self.path("file"))
+        self.assertEqual(r["parameters"]["parameter"], "output", r)
+        self.assertIn("not a directory", r["parameters"]["reason"])
+
+
 class CorruptState(DaemonTest):
     def test_unknown_entries_in_the_state_directory_are_ignored(self):
         items = self.write_items("items.txt", ["1", "2", "3"])
