@@ -33,7 +33,7 @@ typedef struct Manager {
         uint64_t cmdline_mask; /* which settings the command line set */
         char *config_path, *state_dir, *socket_path, *runner_path;
         bool system_instance;
-        int state_fd, jobs_fd;
+        int state_fd, jobs_fd, new_fd;
         Agents *agents;
         Jobs *jobs;
         Submitter *submitter;
@@ -303,6 +303,7 @@ static void manager_free(Manager *m) {
         sd_event_unref(m->event);
         safe_close(m->state_fd);
         safe_close(m->jobs_fd);
+        safe_close(m->new_fd);
         free(m->state_dir);
         free(m->socket_path);
         free(m->runner_path);
@@ -371,7 +372,7 @@ static int setup_event_loop(Manager *m) {
 static int setup_layers(Manager *m) {
         int r;
 
-        r = store_open(m->state_dir, &m->state_fd, &m->jobs_fd);
+        r = store_open(m->state_dir, &m->state_fd, &m->jobs_fd, &m->new_fd);
         if (r < 0)
                 return r;
         r = agents_new(&m->agents, m->event, &(AgentsConfig){ .runner_path = m->runner_path,
@@ -381,7 +382,7 @@ static int setup_layers(Manager *m) {
         if (r >= 0)
                 r = jobs_new(&m->jobs, m->event, &m->settings, m->state_fd, m->jobs_fd, m->agents, on_job_event, m);
         if (r >= 0)
-                r = submitter_new(&m->submitter, m->event, &m->settings, m->jobs, m->agents);
+                r = submitter_new(&m->submitter, m->event, &m->settings, m->jobs, m->agents, m->new_fd);
         if (r >= 0)
                 r = api_new(&m->api, m->event, &m->settings, m->jobs, m->submitter, m->agents);
         if (r >= 0)
@@ -395,7 +396,7 @@ static int setup_layers(Manager *m) {
 }
 
 int main(int argc, char **argv) {
-        Manager m = { .state_fd = -1, .jobs_fd = -1 };
+        Manager m = { .state_fd = -1, .jobs_fd = -1, .new_fd = -1 };
         int system_flag = -1, r;
 
         log_setup("mplockd");

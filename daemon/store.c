@@ -46,21 +46,33 @@ static void remove_stale_temp_files(int dirfd) {
         (void) closedir(d);
 }
 
-/* Submissions cut short by a crash never got a reply, nor an id. */
-static int remove_unfinished_submissions(int jobs_fd) {
-        DIR *d = opendir_at(jobs_fd);
+/* Submissions cut short by a crash never got a reply, nor an id; spare
+ * directories are made again. prefix: only the names that start so. */
+static int remove_unfinished_submissions(int dirfd, const char *prefix) {
+        DIR *d = opendir_at(dirfd);
         struct dirent *de;
 
         if (!d)
                 return -errno;
         while ((de = readdir(d)))
-                if (has_prefix(de->d_name, STORE_NEW_PREFIX)) {
-                        int r = rm_rf_at(jobs_fd, de->d_name);
+                if (!streq(de->d_name, ".") && !streq(de->d_name, "..") && has_prefix(de->d_name, prefix)) {
+                        int r = rm_rf_at(dirfd, de->d_name);
                         if (r < 0)
                                 log_warning_errno(r, "Cannot remove stale %s: %m", de->d_name);
                 }
         (void) closedir(d);
         return 0;
+}
+
+static int open_subdir(int sfd, const char *state_dir, const char *name) {
+        int fd;
+
+        if (mkdirat(sfd, name, 0700) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "Cannot create %s/%s: %m", state_dir, name);
+        fd = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+                return log_error_errno(errno, "Cannot open %s/%s: %m", state_dir, name);
+        return fd;
 }
 
 static int open_private_dir(const char *path) {
@@ -87,24 +99,28 @@ static int open_private_dir(const char *path) {
         return TAKE_FD(fd);
 }
 
-int store_open(const char *state_dir, int *ret_state_fd, int *ret_jobs_fd) {
-        _cleanup_close_ int sfd = -1, jfd = -1;
+int store_open(const char *state_dir, int *ret_state_fd, int *ret_jobs_fd, int *ret_new_fd) {
+        _cleanup_close_ int sfd = -1, jfd = -1, nfd = -1;
         int r;
 
         sfd = open_private_dir(state_dir);
         if (sfd < 0)
                 return sfd;
-        if (mkdirat(sfd, "jobs", 0700) < 0 && errno != EEXIST)
-                return log_error_errno(errno, "Cannot create %s/jobs: %m", state_dir);
-        jfd = openat(sfd, "jobs", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        jfd = open_subdir(sfd, state_dir, "jobs");
         if (jfd < 0)
-                return log_error_errno(errno, "Cannot open %s/jobs: %m", state_dir);
-        r = remove_unfinished_submissions(jfd);
+                return jfd;
+        nfd = open_subdir(sfd, state_dir, "new");
+        if (nfd < 0)
+                return nfd;
+        r = remove_unfinished_submissions(jfd, STORE_NEW_PREFIX);
+        if (r >= 0)
+                r = remove_unfinished_submissions(nfd, "");
         if (r < 0)
-                return log_error_errno(r, "Cannot read %s/jobs: %m", state_dir);
+                return log_error_errno(r, "Cannot clean up %s: %m", state_dir);
         remove_stale_temp_files(sfd);
         *ret_state_fd = TAKE_FD(sfd);
         *ret_jobs_fd = TAKE_FD(jfd);
+        *ret_new_fd = TAKE_FD(nfd);
         return 0;
 }
 
@@ -185,6 +201,7 @@ int store_write_spec(int dirfd, const JobSpec *spec) {
 int store_create_spec(int dirfd, const JobSpec *spec) {
         json_object *o = spec_to_json(spec);
         _cleanup_close_ int fd = -1;
+        struct stat st;
         const char *text;
         size_t len;
         int r;
@@ -194,8 +211,10 @@ int store_create_spec(int dirfd, const JobSpec *spec) {
                 json_object_put(o);
                 return -ENOMEM;
         }
-        fd = openat(dirfd, "job.json", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-        r = fd < 0 ? -errno : write_full(fd, text, len);
+        fd = openat(dirfd, "job.json", O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        r = fd < 0 ? -errno : fstat(fd, &st) < 0 ? -errno : st.st_size != 0 ? -EEXIST : 0;
+        if (r >= 0)
+                r = write_full(fd, text, len);
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         /* close() can report a delayed write error (NFS, quota). */
@@ -282,20 +301,20 @@ int store_load_status(int dirfd, JobStatus *st) {
         return r;
 }
 
-int store_new_job_dir(int jobs_fd, char name[static STORE_NEW_NAME_MAX], int *ret_dirfd) {
+int store_new_job_dir(int new_fd, char name[static STORE_NEW_NAME_MAX], int *ret_dirfd) {
         char rnd[12];
         int fd;
 
         random_suffix(rnd, sizeof(rnd));
         (void) snprintf(name, STORE_NEW_NAME_MAX, STORE_NEW_PREFIX "%s", rnd);
-        if (mkdirat(jobs_fd, name, 0700) < 0) {
+        if (mkdirat(new_fd, name, 0700) < 0) {
                 name[0] = '\0';
                 return -errno;
         }
-        fd = openat(jobs_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        fd = openat(new_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
                 int r = -errno;
-                (void) rm_rf_at(jobs_fd, name);
+                (void) rm_rf_at(new_fd, name);
                 name[0] = '\0';
                 return r;
         }
@@ -303,17 +322,28 @@ int store_new_job_dir(int jobs_fd, char name[static STORE_NEW_NAME_MAX], int *re
         return 0;
 }
 
-int store_publish_job_dir(int jobs_fd, const char *name, uint64_t id) {
+int store_publish_job_dir(int new_fd, const char *name, int jobs_fd, uint64_t id) {
         char idname[32];
 
         (void) snprintf(idname, sizeof(idname), "%llu", (unsigned long long) id);
-        if (renameat(jobs_fd, name, jobs_fd, idname) < 0)
+        /* One rename, so one transaction on a journaling file system: the
+         * directory is in jobs/ or still in new/, never in both. */
+        if (renameat(new_fd, name, jobs_fd, idname) < 0)
                 return -errno;
         return fsync_dirfd(jobs_fd);
 }
 
-int store_remove_dir(int jobs_fd, const char *name) {
-        return rm_rf_at(jobs_fd, name);
+int store_remove_dir(int new_fd, const char *name) {
+        return rm_rf_at(new_fd, name);
+}
+
+int store_create_empty(int dirfd, const char *name) {
+        int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+        if (fd < 0)
+                return -errno;
+        safe_close(fd);
+        return 0;
 }
 
 int store_load_next_id(int state_fd, uint64_t *ret) {

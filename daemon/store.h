@@ -24,10 +24,12 @@
 #define STORE_NEW_PREFIX ".new-"
 #define STORE_NEW_NAME_MAX 32
 
-/* Opens (creating) the state directory, private and ours, and its jobs/,
- * and removes what crashes left: .new-* directories (submissions that never
- * got an answer) and temporary files. Logs what fails. */
-int store_open(const char *state_dir, int *ret_state_fd, int *ret_jobs_fd);
+/* Opens (creating) the state directory, private and ours, its jobs/ and
+ * its new/ (job directories not yet published), and removes what crashes
+ * left: everything in new/ (submissions that never got an answer, spare
+ * directories), .new-* in jobs/ (where older versions made them) and
+ * temporary files. Logs what fails. */
+int store_open(const char *state_dir, int *ret_state_fd, int *ret_jobs_fd, int *ret_new_fd);
 /* The ids of the job directories, ascending (malloc'ed). */
 int store_list_jobs(int jobs_fd, uint64_t **ret_ids, size_t *ret_n);
 /* The directory of job id, with its stale temporary files removed. */
@@ -38,7 +40,8 @@ int store_open_job(int jobs_fd, uint64_t id);
 int store_write_spec(int dirfd, const JobSpec *spec);
 /* job.json in a directory nobody sees yet (a submission's): written in
  * place and fsynced, without the temporary file and rename that a
- * published directory needs. */
+ * published directory needs. It may exist already, empty (a spare
+ * directory's); -EEXIST if it holds anything. */
 int store_create_spec(int dirfd, const JobSpec *spec);
 int store_load_spec(int dirfd, uint64_t id, JobSpec *spec);
 int store_write_status(int dirfd, const JobStatus *st);
@@ -46,12 +49,14 @@ int store_write_status(int dirfd, const JobStatus *st);
  * submitted: queued, nothing done. */
 int store_load_status(int dirfd, JobStatus *st);
 
-/* A submission's directory: made empty under a unique .new- name (written
- * into name), then, once complete and synced, renamed to the job's id and
- * made durable. */
-int store_new_job_dir(int jobs_fd, char name[static STORE_NEW_NAME_MAX], int *ret_dirfd);
-int store_publish_job_dir(int jobs_fd, const char *name, uint64_t id);
-int store_remove_dir(int jobs_fd, const char *name);
+/* A submission's directory: made empty in new/ under a unique name
+ * (written into name), then, once complete and synced, renamed into jobs/
+ * as the job's id, and made durable. */
+int store_new_job_dir(int new_fd, char name[static STORE_NEW_NAME_MAX], int *ret_dirfd);
+int store_publish_job_dir(int new_fd, const char *name, int jobs_fd, uint64_t id);
+int store_remove_dir(int new_fd, const char *name);
+/* An empty file, unsynced: a spare directory's input, job.json. */
+int store_create_empty(int dirfd, const char *name);
 
 /* 0 and the saved counter, or 0 if none was saved. */
 int store_load_next_id(int state_fd, uint64_t *ret);

@@ -26,16 +26,30 @@
 
 /* What the check helper may report, at most. */
 #define REPORT_MAX 65536
+/* Job directories made ahead, while the loop is idle: creating a file can
+ * cost a millisecond (it waits for the file system's journal), and a new
+ * job needs four. */
+#define SPARES_MAX 2
 /* The input arrives through a pipe of this size, read whole per wakeup. */
 #define DATA_CHUNK (1u << 20)
+
+typedef struct Spare {
+        char name[STORE_NEW_NAME_MAX];
+        int dirfd;
+} Spare;
 
 struct Submitter {
         sd_event *event;
         const Settings *settings;
         Jobs *jobs;
         Agents *agents;
+        int new_fd; /* not owned */
         Submission *list;
         size_t n;
+        Spare spares[SPARES_MAX];
+        size_t n_spares;
+        sd_event_source *spare_source;
+        bool stopping;
 };
 
 struct Submission {
@@ -50,6 +64,8 @@ struct Submission {
         bool prepared;
         uint64_t n_inline;
         char tmpname[STORE_NEW_NAME_MAX];
+        /* The directory was a spare: its files exist, their names durable. */
+        bool spare;
         int dirfd, input_fd, report_fd;
         /* An input file comes through a pipe from the check. */
         int data_fd;
@@ -63,12 +79,91 @@ struct Submission {
         sd_event_source *timeout;
 };
 
-int submitter_new(Submitter **ret, sd_event *event, const Settings *settings, Jobs *jobs, Agents *agents) {
+/* A spare: empty input, job.json and checkpoint log in a directory whose
+ * entries are durable, so that a submission only writes and syncs data. */
+static int spare_make(Submitter *sub) {
+        Spare *sp = &sub->spares[sub->n_spares];
+        int r;
+
+        r = store_new_job_dir(sub->new_fd, sp->name, &sp->dirfd);
+        if (r < 0)
+                return r;
+        r = store_create_empty(sp->dirfd, "input");
+        if (r >= 0)
+                r = store_create_empty(sp->dirfd, "job.json");
+        if (r >= 0)
+                r = checkpoint_create_empty(sp->dirfd);
+        if (r >= 0)
+                r = fsync_dirfd(sp->dirfd);
+        if (r < 0) {
+                (void) store_remove_dir(sub->new_fd, sp->name);
+                sp->dirfd = safe_close(sp->dirfd);
+                return r;
+        }
+        sub->n_spares++;
+        return 0;
+}
+
+static int spare_handler(sd_event_source *es, void *userdata) {
+        Submitter *sub = userdata;
+        int r;
+
+        if (sub->stopping || sub->n_spares >= SPARES_MAX)
+                return 0;
+        r = spare_make(sub);
+        if (r < 0) {
+                /* Submissions make their own directories meanwhile. */
+                log_warning_errno(r, "Cannot make a spare job directory: %m");
+                return 0;
+        }
+        if (sub->n_spares < SPARES_MAX)
+                (void) sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+/* At idle priority: what clients wait for goes first. */
+static void spares_refill(Submitter *sub) {
+        if (!sub->stopping && sub->n_spares < SPARES_MAX)
+                (void) sd_event_source_set_enabled(sub->spare_source, SD_EVENT_ONESHOT);
+}
+
+/* The newest spare, taken: 0, or -ENOENT if there is none. */
+static int spare_take(Submitter *sub, char name[static STORE_NEW_NAME_MAX], int *ret_dirfd) {
+        Spare *sp;
+
+        if (sub->n_spares == 0)
+                return -ENOENT;
+        sp = &sub->spares[--sub->n_spares];
+        memcpy(name, sp->name, STORE_NEW_NAME_MAX);
+        *ret_dirfd = TAKE_FD(sp->dirfd);
+        return 0;
+}
+
+static void spares_remove(Submitter *sub) {
+        while (sub->n_spares > 0) {
+                Spare *sp = &sub->spares[--sub->n_spares];
+                (void) store_remove_dir(sub->new_fd, sp->name);
+                sp->dirfd = safe_close(sp->dirfd);
+        }
+}
+
+int submitter_new(Submitter **ret, sd_event *event, const Settings *settings, Jobs *jobs, Agents *agents,
+                  int new_fd) {
         Submitter *sub = calloc(1, sizeof(*sub));
+        int r;
 
         if (!sub)
                 return -ENOMEM;
-        *sub = (Submitter){ .event = event, .settings = settings, .jobs = jobs, .agents = agents };
+        *sub = (Submitter){ .event = event, .settings = settings, .jobs = jobs, .agents = agents, .new_fd = new_fd };
+        r = sd_event_add_defer(event, &sub->spare_source, spare_handler, sub);
+        if (r >= 0)
+                r = sd_event_source_set_priority(sub->spare_source, SD_EVENT_PRIORITY_IDLE);
+        if (r < 0) {
+                sd_event_source_disable_unref(sub->spare_source);
+                free(sub);
+                return r;
+        }
+        (void) sd_event_source_set_description(sub->spare_source, "spare-job-dirs");
         *ret = sub;
         return 0;
 }
@@ -97,7 +192,7 @@ static void submission_free(Submission *s) {
         s->check = agent_task_free(s->check); /* killed if still at it */
         s->data_io = sd_event_source_disable_unref(s->data_io);
         safe_close(s->data_fd);
-        if (s->tmpname[0] && (r = store_remove_dir(sub->jobs->jobs_fd, s->tmpname)) < 0)
+        if (s->tmpname[0] && (r = store_remove_dir(sub->new_fd, s->tmpname)) < 0)
                 log_warning_errno(r, "Cannot remove %s: %m", s->tmpname);
         safe_close(s->dirfd);
         safe_close(s->input_fd);
@@ -130,14 +225,17 @@ static void submit_fail_errno(Submission *s, const char *what, int r) {
 }
 
 void submitter_abort_all(Submitter *sub) {
+        sub->stopping = true;
         while (sub->list)
                 submit_finish(sub->list, SUBMIT_SHUTTING_DOWN, 0, NULL, NULL);
+        spares_remove(sub);
 }
 
 Submitter *submitter_free(Submitter *sub) {
         if (!sub)
                 return NULL;
         submitter_abort_all(sub);
+        sd_event_source_disable_unref(sub->spare_source);
         free(sub);
         return NULL;
 }
@@ -239,9 +337,10 @@ static int prepare_job(Submission *s) {
         s->spec.id = jobs_take_id(s->sub->jobs);
         s->spec.created_usec = now_realtime_usec();
         r = store_create_spec(s->dirfd, &s->spec);
-        if (r >= 0)
+        /* A spare's names are durable already; a fresh directory's are not. */
+        if (r >= 0 && !s->spare)
                 r = checkpoint_create_empty(s->dirfd);
-        if (r >= 0)
+        if (r >= 0 && !s->spare)
                 r = fsync_dirfd(s->dirfd);
         if (r < 0) {
                 submit_fail_errno(s, "cannot store the job", r);
@@ -259,7 +358,7 @@ static void submit_complete(Submission *s) {
         if (!s->prepared && prepare_job(s) < 0)
                 return; /* answered */
         id = s->spec.id;
-        r = store_publish_job_dir(s->sub->jobs->jobs_fd, s->tmpname, id);
+        r = store_publish_job_dir(s->sub->new_fd, s->tmpname, s->sub->jobs->jobs_fd, id);
         if (r < 0) {
                 submit_fail_errno(s, "cannot store the job", r);
                 return;
@@ -501,12 +600,17 @@ Submission *submit_start(Submitter *sub, SubmitRequest *req, SubmitDone done, vo
                 done(&res, userdata);
                 return NULL;
         }
-        r = store_new_job_dir(sub->jobs->jobs_fd, s->tmpname, &s->dirfd);
+        s->spare = spare_take(sub, s->tmpname, &s->dirfd) >= 0;
+        spares_refill(sub);
+        r = s->spare ? 0 : store_new_job_dir(sub->new_fd, s->tmpname, &s->dirfd);
         if (r < 0) {
                 submit_fail_errno(s, "cannot create job directory", r);
                 return NULL;
         }
-        s->input_fd = openat(s->dirfd, "input", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        s->input_fd = openat(s->dirfd, "input",
+                             s->spare ? O_RDWR | O_CLOEXEC | O_NOFOLLOW
+                                      : O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                             0600);
         if (s->input_fd < 0) {
                 submit_fail_errno(s, "cannot create input snapshot", -errno);
                 return NULL;

@@ -56,7 +56,10 @@ typedef struct SubmitResult {
 
 typedef void (*SubmitDone)(const SubmitResult *result, void *userdata);
 
-int submitter_new(Submitter **ret, sd_event *event, const Settings *settings, Jobs *jobs, Agents *agents);
+/* new_fd: the store's new/ (store_open), where submissions and the spare
+ * job directories made ahead of them live until published. */
+int submitter_new(Submitter **ret, sd_event *event, const Settings *settings, Jobs *jobs, Agents *agents,
+                  int new_fd);
 /* Ends every submission, each told SUBMIT_SHUTTING_DOWN. */
 Submitter *submitter_free(Submitter *sub);
 void submitter_abort_all(Submitter *sub);

@@ -75,26 +75,36 @@ START_TEST(test_status) {
 END_TEST
 
 START_TEST(test_directories) {
-        char path[PATH_MAX], name[STORE_NEW_NAME_MAX];
-        int dirfd = test_tmpdir(path, sizeof(path)), sfd, jfd, newfd, k;
+        char path[PATH_MAX], name[STORE_NEW_NAME_MAX], spare[STORE_NEW_NAME_MAX];
+        int dirfd = test_tmpdir(path, sizeof(path)), sfd, jfd, nfd, newfd, k;
         uint64_t *ids = NULL, next;
         size_t n;
         struct stat st;
         char state[PATH_MAX + 16];
+        JobSpec spec = {}, loaded = {};
 
         (void) snprintf(state, sizeof(state), "%s/state", path);
-        ck_assert_int_eq(store_open(state, &sfd, &jfd), 0);
+        ck_assert_int_eq(store_open(state, &sfd, &jfd, &nfd), 0);
         ck_assert_int_eq(fstat(sfd, &st), 0);
         ck_assert_int_eq(st.st_mode & 07777, 0700);
-        /* A submission under way, then published as job 12; others. */
-        ck_assert_int_eq(store_new_job_dir(jfd, name, &newfd), 0);
-        ck_assert(has_prefix(name, STORE_NEW_PREFIX));
-        ck_assert_int_eq(store_publish_job_dir(jfd, name, 12), 0);
+        /* A submission under way in new/, then published as job 12. */
+        ck_assert_int_eq(store_new_job_dir(nfd, name, &newfd), 0);
+        ck_assert(test_file_exists(nfd, name));
+        ck_assert_int_eq(store_publish_job_dir(nfd, name, jfd, 12), 0);
+        ck_assert(!test_file_exists(nfd, name));
+        ck_assert(test_file_exists(jfd, "12"));
         close(newfd);
         ck_assert_int_eq(mkdirat(jfd, "3", 0700), 0);
         ck_assert_int_eq(mkdirat(jfd, "not-a-job", 0700), 0);
-        ck_assert_int_eq(store_new_job_dir(jfd, name, &newfd), 0);
+        /* Left by a crash: a submission, a spare, an older version's
+         * submission in jobs/, a temporary file. */
+        ck_assert_int_eq(store_new_job_dir(nfd, name, &newfd), 0);
         close(newfd);
+        ck_assert_int_eq(store_new_job_dir(nfd, spare, &newfd), 0);
+        ck_assert_int_eq(store_create_empty(newfd, "input"), 0);
+        ck_assert_int_eq(store_create_empty(newfd, "input"), -EEXIST);
+        close(newfd);
+        ck_assert_int_eq(mkdirat(jfd, STORE_NEW_PREFIX "old", 0700), 0);
         test_write_file(sfd, ".#next-id.abc", "x", 1);
         ck_assert_int_eq(store_list_jobs(jfd, &ids, &n), 0);
         ck_assert_uint_eq(n, 2);
@@ -108,22 +118,35 @@ START_TEST(test_directories) {
         ck_assert_uint_eq(next, 40);
         close(sfd);
         close(jfd);
-        /* At the next start, what a crash left goes: the unfinished
-         * submission and the temporary file; the jobs stay. */
+        close(nfd);
+        /* At the next start, what a crash left goes; the jobs stay. */
         ck_assert_int_eq(chmod(state, 0755), 0);
-        ck_assert_int_eq(store_open(state, &sfd, &jfd), 0);
-        ck_assert(!test_file_exists(jfd, name));
+        ck_assert_int_eq(store_open(state, &sfd, &jfd, &nfd), 0);
+        ck_assert(!test_file_exists(nfd, name));
+        ck_assert(!test_file_exists(nfd, spare));
+        ck_assert(!test_file_exists(jfd, STORE_NEW_PREFIX "old"));
         ck_assert(!test_file_exists(sfd, ".#next-id.abc"));
         ck_assert(test_file_exists(jfd, "12"));
+        ck_assert(test_file_exists(jfd, "not-a-job"));
         ck_assert_int_eq(fstat(sfd, &st), 0);
         ck_assert_int_eq(st.st_mode & 07777, 0700);
         k = store_open_job(jfd, 12);
         ck_assert_int_ge(k, 0);
+        /* job.json may be an empty file already (a spare's), not more. */
+        spec = spec_of(12);
+        ck_assert_int_eq(store_create_empty(k, "job.json"), 0);
+        ck_assert_int_eq(store_create_spec(k, &spec), 0);
+        ck_assert_int_eq(store_load_spec(k, spec.id, &loaded), 0);
+        ck_assert_str_eq(loaded.module, spec.module);
+        ck_assert_int_eq(store_create_spec(k, &spec), -EEXIST);
+        job_spec_done(&loaded);
+        job_spec_done(&spec);
         close(k);
         ck_assert_int_eq(store_remove_job(jfd, 12), 0);
         ck_assert_int_eq(store_open_job(jfd, 12), -ENOENT);
         close(sfd);
         close(jfd);
+        close(nfd);
         close(dirfd);
 }
 END_TEST
