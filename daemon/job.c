@@ -51,10 +51,14 @@ static void job_unload_checkpoint(Job *j) {
 }
 
 static int job_persist(Job *j);
+static void job_release_slots(Job *j);
 
 Job *job_free(Job *j) {
         if (!j)
                 return NULL;
+        /* A completed job removed while its runner exits gives its
+         * workers back with it. */
+        job_release_slots(j);
         if (j->persist_later) {
                 /* Stopping: what was deferred is written now. */
                 j->persist_later = sd_event_source_disable_unref(j->persist_later);
@@ -166,8 +170,10 @@ int job_set_state(Job *j, JobState s, const char *error) {
         if (job_state_is_final(s))
                 j->status.finished_usec = now_usec(CLOCK_REALTIME);
         if (s != JOB_RUNNING) {
-                /* Only a running job holds workers or waits to restart. */
-                job_release_slots(j);
+                /* Only a running job holds workers or waits to restart; a
+                 * completed one's runner holds them until it exits. */
+                if (!j->runner)
+                        job_release_slots(j);
                 j->restart_timer = sd_event_source_disable_unref(j->restart_timer);
         }
         if (job_state_is_final(s) || s == JOB_PAUSED)
@@ -292,6 +298,12 @@ static int on_done(void *userdata) {
         if (j->status.done != j->spec.n_items)
                 return -EINVAL;
         j->runner_done = true;
+        /* Every item is committed, durably: the job is complete now, and
+         * whoever waits is told without waiting for the runner to exit. Its
+         * workers stay counted until it has. A cancel asked for meanwhile
+         * is decided at the exit, as before. */
+        if (!j->cancel_requested)
+                (void) job_set_state(j, completed_state(j), NULL);
         return 0;
 }
 
@@ -387,7 +399,16 @@ static void on_exited(void *userdata, int code, int status) {
                 (void) snprintf(how, sizeof(how), "killed by signal %s", strsignal(status));
         j->runner = runner_proc_free(j->runner);
         j->live_workers = 0;
-        job_runner_ended(j, how, j->runner_done && code == CLD_EXITED && status == 0);
+        if (job_state_is_final(job_state(j))) {
+                /* Completed when it said it was done: only its workers are
+                 * given back now. */
+                if (code != CLD_EXITED || status != 0)
+                        log_job(LOG_WARNING, j->spec.id, "Runner ended badly (%s) after committing every item.",
+                                how);
+                job_release_slots(j);
+                jobs_schedule(j->jobs);
+        } else
+                job_runner_ended(j, how, j->runner_done && code == CLD_EXITED && status == 0);
         jobs_emit(j->jobs, j, JOB_EVENT_RUNNER_EXITED);
 }
 

@@ -128,6 +128,7 @@ int jobs_remove(Jobs *jobs, Job *j) {
                         break;
                 }
         job_free(j);
+        jobs_schedule(jobs); /* a runner that was exiting gave its workers back */
         return 0;
 }
 
@@ -267,7 +268,8 @@ static int schedule_handler(sd_event_source *s, void *userdata) {
                 Job *j = jobs->jobs[i];
                 uint32_t need;
 
-                if (job_state(j) != JOB_QUEUED)
+                /* Queued again (a retry) while its last runner exits. */
+                if (job_state(j) != JOB_QUEUED || j->runner)
                         continue;
                 need = job_slots_needed(j);
                 if (workers_of_uid(jobs, j->spec.uid) + need > st->max_workers_per_uid)

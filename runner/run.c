@@ -64,7 +64,7 @@ typedef struct Runner {
         sd_event_source *ipc_source, *commit_timer;
         void *save_state; /* from the module's save_init */
         uint64_t save_seq;
-        bool finishing, done_sent, save_started;
+        bool finishing, finished, done_sent, save_started;
 } Runner;
 
 /* Reports e to mplockd and exits, taking the workers along. r is NULL
@@ -146,7 +146,8 @@ static void runner_module_log(void *userdata, int level, const char *message) {
 
 /* --- the end ------------------------------------------------------------ */
 
-/* Every item has a record: the last saves and commits, then DONE. */
+/* Every item has a record: the last saves and commits; the workers are
+ * told to exit, and DONE waits for them (finish_if_done). */
 static int finish(Runner *r, RunError *e) {
         int q;
 
@@ -160,12 +161,20 @@ static int finish(Runner *r, RunError *e) {
                                  "finished with %llu of %llu items committed (internal error)",
                                  (unsigned long long) r->commit.committed, (unsigned long long) r->job.n_items);
         carry_remove(&r->out, r->job.results_gen);
-        (void) ipc_send(IPC_FD, IPC_DONE, NULL, 0);
-        r->done_sent = true;
+        r->finished = true;
         output_log(&r->out, LOG_INFO, "All %llu items done (%llu failed).", (unsigned long long) r->job.n_items,
                    (unsigned long long) r->commit.committed_failed);
         pool_exit(&r->pool);
         return 0;
+}
+
+/* DONE tells mplockd that the job is complete: it answers whoever waits
+ * at once, so everything the module does for the job (the workers' fini,
+ * save_fini) must have returned by then. Only our exit is left. */
+static void send_done(Runner *r) {
+        save_end(r);
+        (void) ipc_send(IPC_FD, IPC_DONE, NULL, 0);
+        r->done_sent = true;
 }
 
 /* After anything that may have changed what is left: done, or stopped? */
@@ -173,7 +182,7 @@ static void finish_if_done(Runner *r) {
         bool idle = r->pool.outstanding == 0;
         RunError e;
 
-        if (r->commit.recorded == r->job.n_items && idle && !r->done_sent) {
+        if (r->commit.recorded == r->job.n_items && idle && !r->finished) {
                 if (finish(r, &e) < 0)
                         fail(r, &e);
         } else if (r->pool.stopping && idle && !r->finishing) {
@@ -183,6 +192,8 @@ static void finish_if_done(Runner *r) {
                         fail(r, &e);
                 pool_exit(&r->pool);
         }
+        if (r->finished && !r->done_sent && pool_gone(&r->pool))
+                send_done(r);
         if ((r->done_sent || r->finishing) && pool_gone(&r->pool))
                 (void) sd_event_exit(r->event, 0);
 }

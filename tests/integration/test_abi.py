@@ -67,6 +67,24 @@ class Abi11(DaemonTest):
         self.assertTrue(all(b[1] <= 2 for b in batches))
         self.assertEqual([b[2] for b in batches], [0] * (len(batches) - 1) + [1])
 
+    def test_a_job_is_complete_once_its_callbacks_have_returned(self):
+        """Wait answers as soon as the runner says the job is done, before
+        it exits; by then every worker's fini and save_fini have returned.
+        The job can be removed while its runner exits, and its workers are
+        given back."""
+        out = self.path("out")
+        items = self.write_items("items.txt", ["a", "b", "c", "d"])
+        job = self.d.submit(V11, items, out, "--workers", 2, "--shared", '{"fini_sleep_ms": 700}')
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"]), (0, "completed"), st)
+        with open(os.path.join(out, "v11.fini")) as f:
+            self.assertEqual(f.read(), "worker\n" * 2)
+        self.assertEqual(saves(out)[1][-1], "fini")
+        self.d.ctl("remove", job)
+        # Every worker of the daemon (2 here) is free again for the next.
+        job = self.d.submit(V11, items, self.path("out2"), "--workers", 2)
+        self.assertEqual(self.d.wait(job, timeout=60)[1]["state"], "completed")
+
     def test_init_says_why_it_failed(self):
         job = self.d.submit(V11, self.write_items("items.txt", ["a"]), self.path("out"),
                             "--shared", '{"weights": [1], "wieghts": [2]}')

@@ -7,7 +7,9 @@
  *               "<item>:<sum of /weights>"; logs "attempt N of ITEM"
  *   save_init   opens OUTPUT/v11.saves once ("open")
  *   save_batch  "batch SEQ N FLAGS" and one "item INDEX" line per entry
- *   save_fini   "fini" */
+ *   save_fini   "fini"
+ *   fini        with shared "fini_sleep_ms", sleeps that long, then appends
+ *               "worker" to OUTPUT/v11.fini (what a job's end must wait for) */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,7 +19,7 @@
 #include <mplock/module.h>
 
 static double sum;
-static long sleep_ms;
+static long sleep_ms, fini_sleep_ms;
 
 static int v11_init(const mplock_ctx *ctx, void **state) {
         const mplock_api *api = ctx->api;
@@ -32,7 +34,7 @@ static int v11_init(const mplock_ctx *ctx, void **state) {
                 char why[128];
                 if (api->shared_key(ctx, "", i, &k) < 0)
                         return -MPLOCK_EINVAL;
-                if (strcmp(k, "weights") != 0 && strcmp(k, "sleep_ms") != 0) {
+                if (strcmp(k, "weights") != 0 && strcmp(k, "sleep_ms") != 0 && strcmp(k, "fini_sleep_ms") != 0) {
                         (void) snprintf(why, sizeof(why), "unknown shared key \"%s\"", k);
                         api->error_message(ctx, why);
                         return -MPLOCK_EINVAL;
@@ -43,7 +45,26 @@ static int v11_init(const mplock_ctx *ctx, void **state) {
                         sum += w[i];
         if (api->shared_get_int(ctx, "/sleep_ms", &ms) == 0)
                 sleep_ms = (long) ms;
+        if (api->shared_get_int(ctx, "/fini_sleep_ms", &ms) == 0)
+                fini_sleep_ms = (long) ms;
         return 0;
+}
+
+static void v11_fini(const mplock_ctx *ctx, void *state) {
+        struct timespec ts = { fini_sleep_ms / 1000, (fini_sleep_ms % 1000) * 1000000 };
+        char path[4200];
+        int fd;
+
+        (void) state;
+        if (fini_sleep_ms <= 0)
+                return;
+        nanosleep(&ts, NULL);
+        (void) snprintf(path, sizeof(path), "%s/v11.fini", ctx->output_dir);
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+                (void) !write(fd, "worker\n", 7);
+                (void) close(fd);
+        }
 }
 
 static int v11_process(const mplock_ctx *ctx, void *state, const mplock_item *items, size_t n,
@@ -102,5 +123,6 @@ static void v11_save_fini(const mplock_ctx *ctx, void *save_state) {
         }
 }
 
-MPLOCK_MODULE_DEFINE(.name = "v11", .init = v11_init, .process = v11_process, .save_init = v11_save_init,
+MPLOCK_MODULE_DEFINE(.name = "v11", .init = v11_init, .process = v11_process, .fini = v11_fini,
+                     .save_init = v11_save_init,
                      .save_batch = v11_save_batch, .save_fini = v11_save_fini);
