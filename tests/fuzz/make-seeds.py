@@ -95,8 +95,32 @@ def config():
     write("config", "bad", b"max-workers = 0\nbogus\n=\n")
 
 
+def journal():
+    def header(gen):
+        h = b"MPLJRNL1" + struct.pack("<IIQI", 1, 0, gen, 0)
+        return h + struct.pack("<I", crc32c(h))
+
+    def record(gen, seq, payload, rtype=1):
+        h = struct.pack("<IIQQII", 0x4A4C504D, rtype, gen, seq, len(payload), 0)
+        crc = crc32c(h + payload)
+        rec = struct.pack("<IIQQII", 0x4A4C504D, rtype, gen, seq, len(payload), crc) + payload
+        return rec + b"\0" * (-len(rec) % 8)
+
+    def submit(job_id, spec, items):
+        return struct.pack("<QII", job_id, len(spec), 0) + spec + items
+
+    slots = header(3).ljust(512, b"\0") + header(4)
+    recs = record(4, 1, submit(7, b'{"version":1,"id":7}', b"a\0b\0")) + \
+        record(4, 2, submit(8, b'{"version":1,"id":8}', b""))
+    data = slots.ljust(4096, b"\0") + recs
+    write("journal", "two-records", data)
+    write("journal", "torn", data[:-5])
+    write("journal", "old-slot", header(3).ljust(4096, b"\0") + record(3, 1, submit(9, b"{}", b"x\0")))
+
+
 if __name__ == "__main__":
     varlink()
     checkpoint()
     results()
     config()
+    journal()

@@ -19,7 +19,7 @@ LAYERS = {
     "submit": ({"submit"}, {"jobs", "runners", "store", "checkpoint", "config"}),
     "jobs": ({"jobs", "job"}, {"runners", "store", "checkpoint", "config"}),
     "runners": ({"runner-proc", "agents", "results-reader"}, set()),
-    "store": ({"store", "snapshot"}, set()),
+    "store": ({"store", "snapshot", "journal"}, set()),
     "checkpoint": ({"checkpoint"}, set()),
     "config": ({"config"}, set()),
 }
