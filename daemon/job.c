@@ -13,6 +13,7 @@
 #include "config.h"
 #include "json-util.h"
 #include "jobs.h"
+#include "jobs-journal.h"
 #include "log.h"
 #include "macro.h"
 #include "runner-proc.h"
@@ -117,7 +118,12 @@ static void job_log_state(Job *j, JobState old) {
 }
 
 static int job_persist(Job *j) {
-        int r = store_write_status(j->dirfd, &j->status);
+        /* A state.json in a directory whose own files a crash could lose
+         * would outlive them: those first. */
+        int r = j->journaled ? jobs_checkpoint(j->jobs) : 0;
+
+        if (r >= 0)
+                r = store_write_status(j->dirfd, &j->status);
 
         if (r < 0)
                 /* The state in memory is right; after a restart the job
@@ -269,7 +275,11 @@ static int on_commit(void *userdata, const IpcCommit *c, const IpcRange *ranges)
 
         if (!j->ckpt_loaded)
                 return -EINVAL;
-        r = checkpoint_commit(&j->ckpt, c, ranges);
+        /* The first commit of a job made durable by the journal: its files
+         * first (usually done already, while the runner started). */
+        r = j->journaled ? jobs_checkpoint(j->jobs) : 0;
+        if (r >= 0)
+                r = checkpoint_commit(&j->ckpt, c, ranges);
         if (r == -EINVAL)
                 return r;
         if (r < 0) {

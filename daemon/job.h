@@ -28,6 +28,9 @@ typedef struct Job {
         bool ckpt_loaded;
         /* A completed state, written once nothing more urgent is pending. */
         sd_event_source *persist_later;
+        /* Durable through the journal only: its files are synced (a
+         * checkpoint) before anything else of it is made durable. */
+        bool journaled;
 
         /* The runner of this run, and what it told us. */
         RunnerProc *runner;

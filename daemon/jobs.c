@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fileio.h"
+#include "jobs-journal.h"
 #include "log.h"
 #include "macro.h"
 #include "runner-proc.h"
@@ -14,16 +16,16 @@
 
 static int schedule_handler(sd_event_source *s, void *userdata);
 
-int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd, int jobs_fd, Agents *agents,
-             JobsObserver observer, void *userdata) {
+int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd, int jobs_fd, int new_fd,
+             Agents *agents, JobsObserver observer, void *userdata) {
         Jobs *jobs = calloc(1, sizeof(*jobs));
         int r;
 
         if (!jobs)
                 return -ENOMEM;
         *jobs = (Jobs){ .event = event, .settings = settings, .state_fd = state_fd, .jobs_fd = jobs_fd,
-                        .agents = agents, .next_id = 1, .observer = observer,
-                        .observer_userdata = userdata };
+                        .new_fd = new_fd, .agents = agents, .next_id = 1, .observer = observer,
+                        .observer_userdata = userdata, .journal = { .fd = -1 } };
         r = sd_event_add_defer(event, &jobs->schedule_source, schedule_handler, jobs);
         if (r < 0) {
                 free(jobs);
@@ -38,6 +40,10 @@ int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd
 Jobs *jobs_free(Jobs *jobs) {
         if (!jobs)
                 return NULL;
+        /* Stopping: the jobs' own files are made durable, the journal is
+         * left void. */
+        (void) jobs_checkpoint(jobs);
+        jobs_journal_close(jobs);
         for (size_t i = 0; i < jobs->n_jobs; i++)
                 job_free(jobs->jobs[i]);
         free(jobs->jobs);
@@ -86,7 +92,7 @@ uint64_t jobs_take_id(Jobs *jobs) {
         return jobs->next_id++;
 }
 
-int jobs_add(Jobs *jobs, JobSpec *spec, int dirfd) {
+int jobs_add(Jobs *jobs, JobSpec *spec, int dirfd, bool journaled) {
         Job *j = job_new(jobs);
         int r;
 
@@ -98,9 +104,15 @@ int jobs_add(Jobs *jobs, JobSpec *spec, int dirfd) {
         j->status.state = JOB_QUEUED;
         r = jobs_insert(jobs, j);
         if (r < 0) {
+                /* Published and durable all the same (the next start loads
+                 * it): by its own files, the journal record aside. */
+                if (journaled && store_sync_job_files(dirfd) >= 0)
+                        (void) fsync_dirfd(jobs->jobs_fd);
                 job_free(j);
                 return r;
         }
+        if (journaled)
+                jobs_journal_pending(jobs, j);
         log_job(LOG_INFO, j->spec.id, "Submitted by uid %u: %s over %llu items of %s, %u workers.",
                 (unsigned) j->spec.uid, j->spec.module, (unsigned long long) j->spec.n_items, j->spec.input,
                 j->spec.workers);
@@ -112,6 +124,11 @@ int jobs_add(Jobs *jobs, JobSpec *spec, int dirfd) {
 int jobs_remove(Jobs *jobs, Job *j) {
         int r;
 
+        /* Not one record may still describe a job that is gone: a replay
+         * would bring it back. */
+        r = jobs_checkpoint(jobs);
+        if (r < 0)
+                return r;
         /* Once its directory is gone, only next-id remembers that this id
          * was used: write it first. */
         r = store_write_next_id(jobs->state_fd, jobs->next_id);
@@ -185,6 +202,9 @@ int jobs_load(Jobs *jobs) {
         size_t n = 0;
         int r;
 
+        r = jobs_journal_open(jobs);
+        if (r < 0)
+                return r;
         r = store_list_jobs(jobs->jobs_fd, &ids, &n);
         if (r < 0)
                 return log_error_errno(r, "Cannot read the jobs directory: %m");

@@ -8,6 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "job.h"
+#include "journal.h"
 
 typedef struct Agents Agents;
 typedef struct Settings Settings;
@@ -26,8 +27,14 @@ typedef void (*JobsObserver)(Job *j, JobEvent event, void *userdata);
 struct Jobs {
         sd_event *event;
         const Settings *settings;
-        int state_fd, jobs_fd;
+        int state_fd, jobs_fd, new_fd;
         Agents *agents;
+        /* The write-ahead journal (jobs-journal.c); jobs it made durable
+         * whose own files are not synced yet carry `journaled`. */
+        Journal journal;
+        bool journal_ok;
+        size_t n_journaled;
+        sd_event_source *checkpoint_source;
         Job **jobs; /* sorted by id */
         size_t n_jobs, cap_jobs;
         uint64_t next_id;
@@ -38,16 +45,18 @@ struct Jobs {
         void *observer_userdata;
 };
 
-int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd, int jobs_fd, Agents *agents,
-             JobsObserver observer, void *userdata);
+int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd, int jobs_fd, int new_fd,
+             Agents *agents, JobsObserver observer, void *userdata);
 Jobs *jobs_free(Jobs *jobs);
-/* Every job in the state directory; unfinished ones are recovered and
- * queued. A job that cannot be read is skipped (logged). */
+/* Every job in the state directory, after what the journal holds has
+ * been made whole; unfinished ones are recovered and queued. A job that
+ * cannot be read is skipped (logged). */
 int jobs_load(Jobs *jobs);
 
 Job *jobs_find(Jobs *jobs, uint64_t id);
-/* A submitted job, durable in dirfd (taken) with spec (taken): queued. */
-int jobs_add(Jobs *jobs, JobSpec *spec, int dirfd);
+/* A submitted job, durable in dirfd (taken) with spec (taken): queued.
+ * journaled: made durable by its journal record, its files not synced. */
+int jobs_add(Jobs *jobs, JobSpec *spec, int dirfd, bool journaled);
 /* Forgets an ended job: its state directory goes (its id is remembered). */
 int jobs_remove(Jobs *jobs, Job *j);
 uint64_t jobs_take_id(Jobs *jobs);

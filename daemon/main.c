@@ -380,7 +380,8 @@ static int setup_layers(Manager *m) {
                                                                .idle_usec = AGENT_IDLE_USEC,
                                                                .kill_wait_usec = AGENT_KILL_WAIT_USEC });
         if (r >= 0)
-                r = jobs_new(&m->jobs, m->event, &m->settings, m->state_fd, m->jobs_fd, m->agents, on_job_event, m);
+                r = jobs_new(&m->jobs, m->event, &m->settings, m->state_fd, m->jobs_fd, m->new_fd, m->agents, on_job_event,
+                             m);
         if (r >= 0)
                 r = submitter_new(&m->submitter, m->event, &m->settings, m->jobs, m->agents, m->new_fd);
         if (r >= 0)

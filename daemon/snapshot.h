@@ -27,5 +27,6 @@ void snapshot_init(Snapshot *s, int fd, uint64_t max_bytes, uint64_t max_items);
 /* Appends data: -EFBIG past max_bytes, -E2BIG past max_items (nothing of
  * it written), -errno if writing failed. */
 int snapshot_write(Snapshot *s, const void *data, size_t len);
-/* The last item must be ended (-EBADMSG); then fsync. */
+/* The last item must be ended (-EBADMSG). Not synced: the job is made
+ * durable by its journal record or an fsync of its files (submit.c). */
 int snapshot_finish(Snapshot *s);

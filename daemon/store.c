@@ -198,30 +198,130 @@ int store_write_spec(int dirfd, const JobSpec *spec) {
         return r;
 }
 
-int store_create_spec(int dirfd, const JobSpec *spec) {
+int store_spec_text(const JobSpec *spec, char **ret, size_t *ret_len) {
         json_object *o = spec_to_json(spec);
+        const char *text = o ? json_compact(o, ret_len) : NULL;
+
+        *ret = text ? strdup(text) : NULL;
+        json_object_put(o);
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* name written with text in place: created, or empty before. */
+static int write_in_place(int dirfd, const char *name, const void *text, size_t len, bool sync) {
         _cleanup_close_ int fd = -1;
         struct stat st;
-        const char *text;
-        size_t len;
         int r;
 
-        text = o ? json_compact(o, &len) : NULL;
-        if (!text) {
-                json_object_put(o);
-                return -ENOMEM;
-        }
-        fd = openat(dirfd, "job.json", O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         r = fd < 0 ? -errno : fstat(fd, &st) < 0 ? -errno : st.st_size != 0 ? -EEXIST : 0;
         if (r >= 0)
                 r = write_full(fd, text, len);
-        if (r >= 0 && fsync(fd) < 0)
+        if (r >= 0 && sync && fsync(fd) < 0)
                 r = -errno;
         /* close() can report a delayed write error (NFS, quota). */
         if (r >= 0 && close(TAKE_FD(fd)) < 0)
                 r = -errno;
-        json_object_put(o);
         return r;
+}
+
+int store_create_spec_text(int dirfd, const char *text, size_t len, bool sync) {
+        return write_in_place(dirfd, "job.json", text, len, sync);
+}
+
+int store_create_spec(int dirfd, const JobSpec *spec) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r;
+
+        r = store_spec_text(spec, &text, &len);
+        if (r >= 0)
+                r = store_create_spec_text(dirfd, text, len, true);
+        return r;
+}
+
+int store_sync_job_files(int dirfd) {
+        static const char *const names[] = { "input", "job.json" };
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                _cleanup_close_ int fd = openat(dirfd, names[i], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+                if (fd < 0 || fsync(fd) < 0)
+                        return -errno;
+        }
+        return fsync_dirfd(dirfd);
+}
+
+/* Whether dirfd/name holds exactly data. */
+static bool holds(int dirfd, const char *name, const void *data, size_t len) {
+        _cleanup_free_ char *text = NULL;
+        size_t n;
+
+        return read_file_at(dirfd, name, len, &text, &n) >= 0 && n == len && memcmp(text, data, len) == 0;
+}
+
+static int rewrite(int dirfd, const char *name, const void *data, size_t len) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        int r = fd < 0 ? -errno : write_full(fd, data, len);
+
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        return r;
+}
+
+/* What a record says, into a directory of ours: input and job.json as
+ * they must be, and a checkpoint log; 1 if anything had to be written. */
+static int restore_files(int dirfd, const StoreRecord *rec) {
+        bool changed = false;
+        int r;
+
+        if (!holds(dirfd, "input", rec->input, rec->input_len)) {
+                r = rewrite(dirfd, "input", rec->input, rec->input_len);
+                if (r < 0)
+                        return r;
+                changed = true;
+        }
+        if (!holds(dirfd, "job.json", rec->spec, rec->spec_len)) {
+                r = rewrite(dirfd, "job.json", rec->spec, rec->spec_len);
+                if (r < 0)
+                        return r;
+                changed = true;
+        }
+        if (faccessat(dirfd, rec->log_name, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno != ENOENT)
+                        return -errno;
+                r = rec->create_log(dirfd);
+                if (r < 0)
+                        return r;
+                changed = true;
+        }
+        if (changed && fsync_dirfd(dirfd) < 0)
+                return -errno;
+        return changed;
+}
+
+int store_restore_job(int jobs_fd, int new_fd, const StoreRecord *rec) {
+        char idname[32], name[STORE_NEW_NAME_MAX];
+        _cleanup_close_ int dirfd = -1;
+        int r;
+
+        (void) snprintf(idname, sizeof(idname), "%llu", (unsigned long long) rec->id);
+        dirfd = openat(jobs_fd, idname, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (dirfd >= 0)
+                return restore_files(dirfd, rec);
+        if (errno != ENOENT)
+                return -errno;
+        /* Its rename was lost: made again, whole, then published. */
+        r = store_new_job_dir(new_fd, name, &dirfd);
+        if (r < 0)
+                return r;
+        r = restore_files(dirfd, rec);
+        if (r >= 0)
+                r = store_publish_job_dir(new_fd, name, jobs_fd, rec->id, true);
+        if (r < 0) {
+                (void) store_remove_dir(new_fd, name);
+                return r;
+        }
+        return 1;
 }
 
 static int read_json(int dirfd, const char *name, json_object **ret) {
@@ -322,7 +422,7 @@ int store_new_job_dir(int new_fd, char name[static STORE_NEW_NAME_MAX], int *ret
         return 0;
 }
 
-int store_publish_job_dir(int new_fd, const char *name, int jobs_fd, uint64_t id) {
+int store_publish_job_dir(int new_fd, const char *name, int jobs_fd, uint64_t id, bool sync) {
         char idname[32];
 
         (void) snprintf(idname, sizeof(idname), "%llu", (unsigned long long) id);
@@ -330,7 +430,7 @@ int store_publish_job_dir(int new_fd, const char *name, int jobs_fd, uint64_t id
          * directory is in jobs/ or still in new/, never in both. */
         if (renameat(new_fd, name, jobs_fd, idname) < 0)
                 return -errno;
-        return fsync_dirfd(jobs_fd);
+        return sync ? fsync_dirfd(jobs_fd) : 0;
 }
 
 int store_remove_dir(int new_fd, const char *name) {

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +45,31 @@ int store_write_spec(int dirfd, const JobSpec *spec);
  * published directory needs. It may exist already, empty (a spare
  * directory's); -EEXIST if it holds anything. */
 int store_create_spec(int dirfd, const JobSpec *spec);
+/* job.json's text for spec (malloc'ed), and that text written as above,
+ * synced or not (a journal record then makes the job durable). */
+int store_spec_text(const JobSpec *spec, char **ret, size_t *ret_len);
+int store_create_spec_text(int dirfd, const char *text, size_t len, bool sync);
+/* fsync of a job's input and job.json, then of its directory: what a
+ * journal checkpoint does for each job the journal made. */
+int store_sync_job_files(int dirfd);
+
+/* A job as its journal record has it (journal.h): its job.json text and
+ * its input, byte for byte. */
+typedef struct StoreRecord {
+        uint64_t id;
+        const char *spec;
+        size_t spec_len;
+        const void *input;
+        size_t input_len;
+        /* The checkpoint log a job directory holds, and how to make one. */
+        const char *log_name;
+        int (*create_log)(int dirfd);
+} StoreRecord;
+/* Makes jobs/<id> what rec says, durably: a file a crash lost or left
+ * short is written again, a directory whose rename was lost is made again
+ * and published. The checkpoint log and state.json, if there, are kept.
+ * 0 if nothing was missing, 1 if something was restored, or -errno. */
+int store_restore_job(int jobs_fd, int new_fd, const StoreRecord *rec);
 int store_load_spec(int dirfd, uint64_t id, JobSpec *spec);
 int store_write_status(int dirfd, const JobStatus *st);
 /* No state.json is a job that has never changed state since it was
@@ -51,9 +78,10 @@ int store_load_status(int dirfd, JobStatus *st);
 
 /* A submission's directory: made empty in new/ under a unique name
  * (written into name), then, once complete and synced, renamed into jobs/
- * as the job's id, and made durable. */
+ * as the job's id, and made durable (sync), or left for a journal
+ * checkpoint to sync. */
 int store_new_job_dir(int new_fd, char name[static STORE_NEW_NAME_MAX], int *ret_dirfd);
-int store_publish_job_dir(int new_fd, const char *name, int jobs_fd, uint64_t id);
+int store_publish_job_dir(int new_fd, const char *name, int jobs_fd, uint64_t id, bool sync);
 int store_remove_dir(int new_fd, const char *name);
 /* An empty file, unsynced: a spare directory's input, job.json. */
 int store_create_empty(int dirfd, const char *name);

@@ -15,6 +15,7 @@
 #include "crc32c.h"
 #include "fileio.h"
 #include "jobs.h"
+#include "jobs-journal.h"
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
@@ -60,8 +61,11 @@ struct Submission {
         JobSpec spec;
         uint32_t halt_percent;
         bool inline_items;
-        /* On disk, durable, waiting for the check's verdict to be published. */
+        /* Written, waiting for the check's verdict to be made durable and
+         * published; spec_text is its job.json. */
         bool prepared;
+        char *spec_text;
+        size_t spec_len;
         uint64_t n_inline;
         char tmpname[STORE_NEW_NAME_MAX];
         /* The directory was a spare: its files exist, their names durable. */
@@ -198,6 +202,7 @@ static void submission_free(Submission *s) {
         safe_close(s->input_fd);
         safe_close(s->report_fd);
         job_spec_done(&s->spec);
+        free(s->spec_text);
         free(s);
 }
 
@@ -305,11 +310,10 @@ static uint64_t now_realtime_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
-/* The job in its directory, durable but not yet published: the snapshot,
- * job.json and an empty checkpoint log (whose name the directory's fsync
- * makes durable, so the first commit appends and syncs one file). No
- * state.json: the job is queued, and its first change writes one. 0, or
- * the submission is answered and gone. */
+/* The job in its directory, written but neither synced nor published:
+ * the snapshot, job.json and an empty checkpoint log (a spare has them
+ * already). No state.json: the job is queued, and its first change writes
+ * one. 0, or the submission is answered and gone. */
 static int prepare_job(Submission *s) {
         int r;
 
@@ -318,12 +322,8 @@ static int prepare_job(Submission *s) {
                 return -EBADMSG;
         }
         r = snapshot_finish(&s->snap);
-        if (r == -EBADMSG) {
-                submit_finish(s, SUBMIT_INVALID, 0, items_parameter(s), "input snapshot is incomplete");
-                return r;
-        }
         if (r < 0) {
-                submit_fail_errno(s, "cannot store input snapshot", r);
+                submit_finish(s, SUBMIT_INVALID, 0, items_parameter(s), "input snapshot is incomplete");
                 return r;
         }
         s->spec.n_items = s->snap.items;
@@ -336,12 +336,11 @@ static int prepare_job(Submission *s) {
          * unique, not dense. */
         s->spec.id = jobs_take_id(s->sub->jobs);
         s->spec.created_usec = now_realtime_usec();
-        r = store_create_spec(s->dirfd, &s->spec);
-        /* A spare's names are durable already; a fresh directory's are not. */
+        r = store_spec_text(&s->spec, &s->spec_text, &s->spec_len);
+        if (r >= 0)
+                r = store_create_spec_text(s->dirfd, s->spec_text, s->spec_len, false);
         if (r >= 0 && !s->spare)
                 r = checkpoint_create_empty(s->dirfd);
-        if (r >= 0 && !s->spare)
-                r = fsync_dirfd(s->dirfd);
         if (r < 0) {
                 submit_fail_errno(s, "cannot store the job", r);
                 return r;
@@ -350,22 +349,42 @@ static int prepare_job(Submission *s) {
         return 0;
 }
 
+/* Durable before the client hears of it: one journal record, or, when the
+ * journal cannot take it (too large, full), the files and directories
+ * synced. *ret_journaled says which. */
+static int make_durable(Submission *s, bool *ret_journaled) {
+        Jobs *jobs = s->sub->jobs;
+        int r;
+
+        r = jobs_journal_submit(jobs, s->spec.id, s->spec_text, s->spec_len, s->input_fd, s->snap.bytes);
+        *ret_journaled = r >= 0;
+        if (r >= 0 || (r != -E2BIG && r != -ENOSPC && r != -EBUSY && r != -ENODEV))
+                return r;
+        return store_sync_job_files(s->dirfd);
+}
+
 /* The rename that makes the prepared job exist, then the job table. */
 static void submit_complete(Submission *s) {
+        bool journaled;
         uint64_t id;
         int r;
 
         if (!s->prepared && prepare_job(s) < 0)
                 return; /* answered */
         id = s->spec.id;
-        r = store_publish_job_dir(s->sub->new_fd, s->tmpname, s->sub->jobs->jobs_fd, id);
+        r = make_durable(s, &journaled);
+        if (r >= 0)
+                r = store_publish_job_dir(s->sub->new_fd, s->tmpname, s->sub->jobs->jobs_fd, id, !journaled);
         if (r < 0) {
+                /* Its record must not bring it back after a crash. */
+                if (journaled)
+                        (void) jobs_checkpoint(s->sub->jobs);
                 submit_fail_errno(s, "cannot store the job", r);
                 return;
         }
         /* The job exists now: hand everything over to it. */
         s->tmpname[0] = '\0';
-        r = jobs_add(s->sub->jobs, &s->spec, TAKE_FD(s->dirfd));
+        r = jobs_add(s->sub->jobs, &s->spec, TAKE_FD(s->dirfd), journaled);
         if (r < 0) {
                 /* On disk and durable: the next start picks it up. */
                 submit_fail_errno(s, "cannot take the job on", r);
@@ -623,7 +642,7 @@ Submission *submit_start(Submitter *sub, SubmitRequest *req, SubmitDone done, vo
                 submit_fail_errno(s, "cannot start the submission check", r);
                 return NULL;
         }
-        /* Inline items are all here: their syncs overlap the check. */
+        /* Inline items are all here: written while the check runs. */
         if (req->inline_items && prepare_job(s) < 0)
                 return NULL; /* answered */
         return s;

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
+#include "macro.h"
 #include "store.h"
 #include "test-util.h"
 
@@ -90,7 +92,7 @@ START_TEST(test_directories) {
         /* A submission under way in new/, then published as job 12. */
         ck_assert_int_eq(store_new_job_dir(nfd, name, &newfd), 0);
         ck_assert(test_file_exists(nfd, name));
-        ck_assert_int_eq(store_publish_job_dir(nfd, name, jfd, 12), 0);
+        ck_assert_int_eq(store_publish_job_dir(nfd, name, jfd, 12, true), 0);
         ck_assert(!test_file_exists(nfd, name));
         ck_assert(test_file_exists(jfd, "12"));
         close(newfd);
@@ -151,6 +153,55 @@ START_TEST(test_directories) {
 }
 END_TEST
 
+static int make_log(int dirfd) {
+        return store_create_empty(dirfd, "ckpt.log");
+}
+
+START_TEST(test_restore_from_a_record) {
+        char path[PATH_MAX], state[PATH_MAX + 16];
+        int dirfd = test_tmpdir(path, sizeof(path)), sfd, jfd, nfd, k;
+        static const char input[] = "a\0bb\0";
+        _cleanup_free_ char *text = NULL, *got = NULL;
+        JobSpec spec = spec_of(5), loaded = {};
+        StoreRecord rec = { .id = 5, .input = input, .input_len = sizeof(input) - 1, .log_name = "ckpt.log",
+                            .create_log = make_log };
+        size_t len;
+
+        (void) snprintf(state, sizeof(state), "%s/state", path);
+        close(dirfd);
+        ck_assert_int_eq(store_open(state, &sfd, &jfd, &nfd), 0);
+        ck_assert_int_eq(store_spec_text(&spec, &text, &len), 0);
+        rec.spec = text;
+        rec.spec_len = len;
+        /* The rename was lost: the job is made whole and published. */
+        ck_assert_int_eq(store_restore_job(jfd, nfd, &rec), 1);
+        k = store_open_job(jfd, 5);
+        ck_assert_int_ge(k, 0);
+        ck_assert_int_eq(store_load_spec(k, 5, &loaded), 0);
+        ck_assert_str_eq(loaded.module, "/m.so");
+        job_spec_done(&loaded);
+        ck_assert(test_file_exists(k, "ckpt.log"));
+        /* Nothing missing: nothing written. */
+        ck_assert_int_eq(store_restore_job(jfd, nfd, &rec), 0);
+        /* A file left short, another lost: both again; state.json kept. */
+        test_write_file(k, "input", "a", 1);
+        ck_assert_int_eq(unlinkat(k, "job.json", 0), 0);
+        test_write_file(k, "state.json", "{}", 2);
+        ck_assert_int_eq(store_restore_job(jfd, nfd, &rec), 1);
+        ck_assert_int_eq(read_file_at(k, "input", 64, &got, &len), 0);
+        ck_assert_uint_eq(len, sizeof(input) - 1);
+        ck_assert_mem_eq(got, input, len);
+        ck_assert_int_eq(store_load_spec(k, 5, &loaded), 0);
+        job_spec_done(&loaded);
+        ck_assert(test_file_exists(k, "state.json"));
+        job_spec_done(&spec);
+        close(k);
+        close(sfd);
+        close(jfd);
+        close(nfd);
+}
+END_TEST
+
 static Suite *store_suite(void) {
         Suite *s = suite_create("store");
         TCase *tc = tcase_create("core");
@@ -158,6 +209,7 @@ static Suite *store_suite(void) {
         tcase_add_test(tc, test_spec_round_trip_and_damage);
         tcase_add_test(tc, test_status);
         tcase_add_test(tc, test_directories);
+        tcase_add_test(tc, test_restore_from_a_record);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct Job Job;
+typedef struct Jobs Jobs;
+
+/* The jobs' use of the write-ahead journal (journal.h): a new job is made
+ * durable by one record instead of the fsyncs of its files and
+ * directories; those follow in a checkpoint, at idle priority, and before
+ * anything else of a journaled job becomes durable (its first commit, a
+ * state.json), before a Remove and at exit. Then the journal is reset.
+ * At start, every record is made whole in the jobs' files first. */
+
+/* Opens the journal and restores what its records say (store.h), then
+ * resets it. A journal that cannot be made is logged and done without;
+ * one whose records cannot be restored stops the start (-errno). */
+int jobs_journal_open(Jobs *jobs);
+void jobs_journal_close(Jobs *jobs);
+
+/* Makes a new job durable: its id, job.json text and input (read from
+ * input_fd, input_len bytes), in one record. -E2BIG, -ENOSPC, -EBUSY or
+ * -ENODEV (no journal) when the job must be made durable the slow way;
+ * -errno on I/O error. */
+int jobs_journal_submit(Jobs *jobs, uint64_t id, const char *spec, size_t spec_len, int input_fd,
+                        uint64_t input_len);
+/* j was made durable by its record: it waits for a checkpoint. */
+void jobs_journal_pending(Jobs *jobs, Job *j);
+/* Syncs every journaled job's files and the jobs directory, then resets
+ * the journal. 0 when there was nothing to do. */
+int jobs_checkpoint(Jobs *jobs);
