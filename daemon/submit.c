@@ -23,21 +23,13 @@
 #include "checkpoint.h"
 #include "ipc.h"
 #include "snapshot.h"
+#include "spares.h"
 #include "store.h"
 
 /* What the check helper may report, at most. */
 #define REPORT_MAX 65536
-/* Job directories made ahead, while the loop is idle: creating a file can
- * cost a millisecond (it waits for the file system's journal), and a new
- * job needs four. */
-#define SPARES_MAX 2
 /* The input arrives through a pipe of this size, read whole per wakeup. */
 #define DATA_CHUNK (1u << 20)
-
-typedef struct Spare {
-        char name[STORE_NEW_NAME_MAX];
-        int dirfd;
-} Spare;
 
 struct Submitter {
         sd_event *event;
@@ -47,10 +39,7 @@ struct Submitter {
         int new_fd; /* not owned */
         Submission *list;
         size_t n;
-        Spare spares[SPARES_MAX];
-        size_t n_spares;
-        sd_event_source *spare_source;
-        bool stopping;
+        Spares *spares;
 };
 
 struct Submission {
@@ -83,74 +72,6 @@ struct Submission {
         sd_event_source *timeout;
 };
 
-/* A spare: empty input, job.json and checkpoint log in a directory whose
- * entries are durable, so that a submission only writes and syncs data. */
-static int spare_make(Submitter *sub) {
-        Spare *sp = &sub->spares[sub->n_spares];
-        int r;
-
-        r = store_new_job_dir(sub->new_fd, sp->name, &sp->dirfd);
-        if (r < 0)
-                return r;
-        r = store_create_empty(sp->dirfd, "input");
-        if (r >= 0)
-                r = store_create_empty(sp->dirfd, "job.json");
-        if (r >= 0)
-                r = checkpoint_create_empty(sp->dirfd);
-        if (r >= 0)
-                r = fsync_dirfd(sp->dirfd);
-        if (r < 0) {
-                (void) store_remove_dir(sub->new_fd, sp->name);
-                sp->dirfd = safe_close(sp->dirfd);
-                return r;
-        }
-        sub->n_spares++;
-        return 0;
-}
-
-static int spare_handler(sd_event_source *es, void *userdata) {
-        Submitter *sub = userdata;
-        int r;
-
-        if (sub->stopping || sub->n_spares >= SPARES_MAX)
-                return 0;
-        r = spare_make(sub);
-        if (r < 0) {
-                /* Submissions make their own directories meanwhile. */
-                log_warning_errno(r, "Cannot make a spare job directory: %m");
-                return 0;
-        }
-        if (sub->n_spares < SPARES_MAX)
-                (void) sd_event_source_set_enabled(es, SD_EVENT_ONESHOT);
-        return 0;
-}
-
-/* At idle priority: what clients wait for goes first. */
-static void spares_refill(Submitter *sub) {
-        if (!sub->stopping && sub->n_spares < SPARES_MAX)
-                (void) sd_event_source_set_enabled(sub->spare_source, SD_EVENT_ONESHOT);
-}
-
-/* The newest spare, taken: 0, or -ENOENT if there is none. */
-static int spare_take(Submitter *sub, char name[static STORE_NEW_NAME_MAX], int *ret_dirfd) {
-        Spare *sp;
-
-        if (sub->n_spares == 0)
-                return -ENOENT;
-        sp = &sub->spares[--sub->n_spares];
-        memcpy(name, sp->name, STORE_NEW_NAME_MAX);
-        *ret_dirfd = TAKE_FD(sp->dirfd);
-        return 0;
-}
-
-static void spares_remove(Submitter *sub) {
-        while (sub->n_spares > 0) {
-                Spare *sp = &sub->spares[--sub->n_spares];
-                (void) store_remove_dir(sub->new_fd, sp->name);
-                sp->dirfd = safe_close(sp->dirfd);
-        }
-}
-
 int submitter_new(Submitter **ret, sd_event *event, const Settings *settings, Jobs *jobs, Agents *agents,
                   int new_fd) {
         Submitter *sub = calloc(1, sizeof(*sub));
@@ -159,15 +80,11 @@ int submitter_new(Submitter **ret, sd_event *event, const Settings *settings, Jo
         if (!sub)
                 return -ENOMEM;
         *sub = (Submitter){ .event = event, .settings = settings, .jobs = jobs, .agents = agents, .new_fd = new_fd };
-        r = sd_event_add_defer(event, &sub->spare_source, spare_handler, sub);
-        if (r >= 0)
-                r = sd_event_source_set_priority(sub->spare_source, SD_EVENT_PRIORITY_IDLE);
+        r = spares_new(&sub->spares, new_fd);
         if (r < 0) {
-                sd_event_source_disable_unref(sub->spare_source);
                 free(sub);
                 return r;
         }
-        (void) sd_event_source_set_description(sub->spare_source, "spare-job-dirs");
         *ret = sub;
         return 0;
 }
@@ -230,17 +147,15 @@ static void submit_fail_errno(Submission *s, const char *what, int r) {
 }
 
 void submitter_abort_all(Submitter *sub) {
-        sub->stopping = true;
         while (sub->list)
                 submit_finish(sub->list, SUBMIT_SHUTTING_DOWN, 0, NULL, NULL);
-        spares_remove(sub);
 }
 
 Submitter *submitter_free(Submitter *sub) {
         if (!sub)
                 return NULL;
         submitter_abort_all(sub);
-        sd_event_source_disable_unref(sub->spare_source);
+        sub->spares = spares_free(sub->spares);
         free(sub);
         return NULL;
 }
@@ -619,8 +534,7 @@ Submission *submit_start(Submitter *sub, SubmitRequest *req, SubmitDone done, vo
                 done(&res, userdata);
                 return NULL;
         }
-        s->spare = spare_take(sub, s->tmpname, &s->dirfd) >= 0;
-        spares_refill(sub);
+        s->spare = spares_take(sub->spares, s->tmpname, &s->dirfd) >= 0;
         r = s->spare ? 0 : store_new_job_dir(sub->new_fd, s->tmpname, &s->dirfd);
         if (r < 0) {
                 submit_fail_errno(s, "cannot create job directory", r);

@@ -16,7 +16,7 @@ LAYERS = {
     "control": ({"control"}, {"config"}),
     "api": ({"api", "api-internal", "api-job", "api-submit", "api-results"},
             {"control", "submit", "jobs", "runners", "config"}),
-    "submit": ({"submit"}, {"jobs", "runners", "store", "checkpoint", "config"}),
+    "submit": ({"submit", "spares"}, {"jobs", "runners", "store", "checkpoint", "config"}),
     "jobs": ({"jobs", "job", "jobs-journal"}, {"runners", "store", "checkpoint", "config"}),
     "runners": ({"runner-proc", "agents", "results-reader"}, set()),
     "store": ({"store", "snapshot", "journal"}, set()),
