@@ -27,8 +27,8 @@ WORKERS = 2
 
 
 class Daemon:
-    def __init__(self, build, root, args=()):
-        self.build, self.root, self.args = build, root, list(args)
+    def __init__(self, build, root, args=(), env=None):
+        self.build, self.root, self.args, self.env = build, root, list(args), env
         self.sock = os.path.join(root, "sock")
         self.state = os.path.join(root, "state")
         self.proc = None
@@ -38,7 +38,8 @@ class Daemon:
         self.t_start = time.time()
         self.proc = subprocess.Popen([os.path.join(self.build, "mplockd"), "--socket", self.sock, "--state-dir",
                                       self.state, "--max-workers", str(WORKERS)] + self.args,
-                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.root, "log"), "ab"))
+                                     stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.root, "log"), "ab"),
+                                     env=self.env)
         while True:
             try:
                 s = socket.socket(socket.AF_UNIX)
@@ -285,12 +286,17 @@ def w5(build, root, results, statusload):
           flush=True)
 
 
-def w7(build, root, results):
+def w7(build, root, results, nosync=None):
     """Small jobs, as the Python API makes them: each submitted inline with
     its items and waited for over one kept connection, one after another.
-    Submit latency is to the durable acknowledgement."""
+    Submit latency is to the durable acknowledgement. With nosync (an
+    LD_PRELOAD shim), the same with every fsync and fdatasync of mplockd
+    and its processes a no-op: not durable, the floor of the rest."""
     echo = os.path.join(build, "examples", "echo.so")
-    d = Daemon(build, os.path.join(root, "w7"), ["--max-jobs", "100000", "--max-active-jobs", "100000"]).start()
+    env = dict(os.environ, LD_PRELOAD=nosync) if nosync else None
+    key = "w7_nosync" if nosync else "w7"
+    d = Daemon(build, os.path.join(root, key), ["--max-jobs", "100000", "--max-active-jobs", "100000"],
+               env=env).start()
     s = socket.socket(socket.AF_UNIX)
     s.connect(d.sock)
 
@@ -324,12 +330,39 @@ def w7(build, root, results):
     d.stop()
     sub.sort()
     one.sort()
-    results["w7"] = {"submit_p50_ms": sub[len(sub) // 2] * 1e3, "submit_p99_ms": sub[len(sub) * 99 // 100] * 1e3,
+    results[key] = {"submit_p50_ms": sub[len(sub) // 2] * 1e3, "submit_p99_ms": sub[len(sub) * 99 // 100] * 1e3,
                      "one_item_p50_ms": one[len(one) // 2] * 1e3, "one_item_p99_ms": one[len(one) * 99 // 100] * 1e3,
                      "ten_items_300_s": ten}
     print("  submit p50 %.2f ms p99 %.2f ms; 1-item job p50 %.2f ms; 300 ten-item jobs %.2f s" % (
-        results["w7"]["submit_p50_ms"], results["w7"]["submit_p99_ms"], results["w7"]["one_item_p50_ms"], ten),
+        results[key]["submit_p50_ms"], results[key]["submit_p99_ms"], results[key]["one_item_p50_ms"], ten),
         flush=True)
+
+
+def machine_costs(root, forkcost):
+    """What the floor is made of, on this machine: process creation and
+    the two kinds of sync a small job needs."""
+    fork_us = float(subprocess.run([forkcost, "200"], capture_output=True, text=True, check=True).stdout)
+    d = os.path.join(root, "syncs")
+    os.makedirs(d, exist_ok=True)
+    new, over = [], []
+    fd = os.open(os.path.join(d, "over"), os.O_CREAT | os.O_RDWR, 0o600)
+    os.write(fd, b"\0" * 65536)
+    os.fsync(fd)
+    for k in range(200):
+        g = os.open(os.path.join(d, "new%d" % k), os.O_CREAT | os.O_WRONLY, 0o600)
+        os.write(g, b"x" * 100)
+        t0 = time.monotonic()
+        os.fdatasync(g)
+        new.append(time.monotonic() - t0)
+        os.close(g)
+        os.pwrite(fd, b"y" * 100, 0)
+        t0 = time.monotonic()
+        os.fdatasync(fd)
+        over.append(time.monotonic() - t0)
+    os.close(fd)
+    new.sort()
+    over.sort()
+    return {"fork_us": fork_us, "fdatasync_new_us": new[100] * 1e6, "fdatasync_overwrite_us": over[100] * 1e6}
 
 
 def _noop(x):
@@ -424,6 +457,16 @@ def table(r, machine):
         w7["one_item_p50_ms"], w7["one_item_p99_ms"]), "<= 3 ms p50", w7["one_item_p50_ms"] <= 3))
     rows.append(("W7 300 ten-item jobs, submitted and waited one after another", "%.2f s" % w7["ten_items_300_s"],
                  "<= 1.5 s", w7["ten_items_300_s"] <= 1.5))
+    if "w7_nosync" in r:
+        f = r["w7_nosync"]
+        rows.append(("  the same, every sync a no-op (not durable: the floor)",
+                     "Submit p50 %.2f ms, 1-item job p50 %.2f ms, 300 ten-item jobs %.2f s" % (
+                         f["submit_p50_ms"], f["one_item_p50_ms"], f["ten_items_300_s"]), "", None))
+    if "machine_costs" in r:
+        c = r["machine_costs"]
+        rows.append(("  this machine: a fork, exit and wait; an fdatasync of a new file; of an overwrite",
+                     "%.0f us; %.0f us; %.0f us (medians)" % (c["fork_us"], c["fdatasync_new_us"],
+                                                             c["fdatasync_overwrite_us"]), "", None))
     for n in sorted(w1):
         rows.append(("Growth: W1 at %d items" % n, "%.0f ns/item; %.0f ns/item past the fixed cost" % (
             w1[n]["ns_per_item"], w1[n]["marginal_ns_per_item"]), "flat", None))
@@ -447,6 +490,10 @@ def main():
     subprocess.run(["cc", "-O2", "-o", statusload, os.path.join(here, "statusload.c")], check=True)
     burnbase = os.path.join(root, "burnbase")
     subprocess.run(["cc", "-O2", "-o", burnbase, os.path.join(here, "burnbase.c")], check=True)
+    nosync = os.path.join(root, "nosync.so")
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", nosync, os.path.join(here, "nosync.c")], check=True)
+    forkcost = os.path.join(root, "forkcost")
+    subprocess.run(["cc", "-O2", "-o", forkcost, os.path.join(here, "forkcost.c")], check=True)
     tally = os.path.join(root, "tally.so")
     subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-I", os.path.join(here, "..", "include"), "-o", tally,
                     os.path.join(here, "tally.c")], check=True)
@@ -473,6 +520,9 @@ def main():
     w5(build, root, results, statusload)
     print("W7: small jobs", flush=True)
     w7(build, root, results)
+    print("W7: small jobs, syncs made no-ops (the floor)", flush=True)
+    w7(build, root, results, nosync)
+    results["machine_costs"] = machine_costs(root, forkcost)
     print("peers", flush=True)
     peers(root, max(sizes), results)
     results.pop("w1_job", None)
