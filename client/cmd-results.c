@@ -223,6 +223,12 @@ static int results_or_failed(Ctl *c, int argc, char **argv, bool only_failed) {
         job = json_object_get(json_get(reply, "job"));
         items = job_uint(job, "items");
         state = job_str(job, "state");
+        if (json_get_bool(job, "damaged", false)) {
+                fprintf(stderr, "mplockctl: job %llu is damaged: %s\n", (unsigned long long) id,
+                        job_str(job, "error"));
+                json_object_put(job);
+                return EXIT_ERROR;
+        }
 
         (void) setvbuf(stdout, obuf, _IOFBF, sizeof(obuf));
         r = daemon ? -EPERM : from_file(&p, job);

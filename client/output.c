@@ -71,6 +71,12 @@ void print_job(const json_object *cjob) {
         char created[32], started[32], finished[32], eta[32];
         json_object *e = json_get(job, "eta_seconds");
 
+        if (json_get_bool(job, "damaged", false)) {
+                /* Nothing else of it is known. */
+                printf("Job %llu: damaged, paused\n  error:    %s\n", (unsigned long long) job_uint(job, "id"),
+                       job_str(job, "error"));
+                return;
+        }
         format_time(job_uint(job, "created_usec"), created, sizeof(created));
         format_time(job_uint(job, "started_usec"), started, sizeof(started));
         format_time(job_uint(job, "finished_usec"), finished, sizeof(finished));

@@ -106,5 +106,7 @@ void job_status_done(JobStatus *st);
 
 /* Limits that hold wherever a spec comes from. */
 #define JOB_TIMEOUT_MAX_SEC 604800u /* a week */
+/* Items of one job, and so a halt count, at most (job.json's bound). */
+#define JOB_ITEMS_MAX (UINT64_C(1) << 40)
 #define JOB_ATTEMPTS_MAX 1000u
 #define JOB_NAME_MAX 128u

@@ -38,6 +38,28 @@ static json_object *field_to_json(const SchemaField *f, const void *obj) {
         return NULL;
 }
 
+/* A number the reader would refuse is not written: a job.json that its
+ * own daemon cannot load would lose the job at the next start. */
+static bool number_in_range(const SchemaField *f, const void *obj) {
+        const void *p = FIELD_CPTR(obj, f);
+        uint64_t n;
+
+        switch (f->type) {
+        case SCHEMA_U32:
+                n = *(const uint32_t *) p;
+                break;
+        case SCHEMA_U64:
+                n = *(const uint64_t *) p;
+                break;
+        case SCHEMA_USEC_SEC:
+                n = *(const uint64_t *) p / 1000000u;
+                break;
+        default:
+                return true;
+        }
+        return n >= f->min && n <= f->max;
+}
+
 int schema_to_json(const Schema *s, const void *obj, unsigned where, json_object *out) {
         for (size_t i = 0; i < s->n_fields; i++) {
                 const SchemaField *f = &s->fields[i];
@@ -46,6 +68,8 @@ int schema_to_json(const Schema *s, const void *obj, unsigned where, json_object
 
                 if (!(f->flags & where))
                         continue;
+                if ((where & SCHEMA_PERSIST) && !number_in_range(f, obj))
+                        return -ERANGE;
                 if (f->type == SCHEMA_STRING || f->type == SCHEMA_OBJECT) {
                         memcpy(&str, FIELD_CPTR(obj, f), sizeof(str));
                         if (!str)

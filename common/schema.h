@@ -47,7 +47,9 @@ typedef struct Schema {
         size_t n_fields;
 } Schema;
 
-/* Adds obj's fields marked `where` to out. A NULL string is left out. */
+/* Adds obj's fields marked `where` to out. A NULL string is left out.
+ * For SCHEMA_PERSIST, a number out of its bounds is -ERANGE: nothing is
+ * stored that the reader would refuse. */
 int schema_to_json(const Schema *s, const void *obj, unsigned where, json_object *out);
 /* Reads obj's fields marked `where` from in; every present field is
  * type- and bounds-checked (-EINVAL with *err naming it), strings are

@@ -33,6 +33,8 @@ static int add_progress(json_object *o, const Job *j) {
                 ADD("finished_usec", json_object_new_int64((int64_t) j->status.finished_usec));
         if (j->status.error && (s == JOB_FAILED || s == JOB_PAUSED))
                 ADD("error", json_object_new_string(j->status.error));
+        if (j->damaged)
+                ADD("damaged", json_object_new_boolean(true));
         ADD("results_committed", json_object_new_int64((int64_t) j->status.results_len));
         ADD("retries", json_object_new_int64(j->status.results_gen));
 #undef ADD

@@ -110,6 +110,10 @@ void method_results(Api *api, Call *call) {
 
         if (!j)
                 return;
+        if (j->damaged) {
+                call_error_reason(call, MPLOCK_ERROR_STORAGE_ERROR, j->status.error);
+                return;
+        }
         limit = json_get_uint(params, "limit", RESULTS_PAGE_DEFAULT);
         if (limit == 0 || limit > RESULTS_PAGE_MAX) {
                 call_error_param(call, "limit", "must be between 1 and 10000");

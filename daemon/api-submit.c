@@ -79,7 +79,7 @@ static int parse_halt(const char *s, uint64_t *count, uint32_t *percent) {
         if (len == 0 || len >= sizeof(buf))
                 return -EINVAL;
         if (s[len - 1] != '%')
-                return parse_uint_range(s, 1, UINT64_MAX, count) < 0 ? -EINVAL : 0;
+                return parse_uint_range(s, 1, JOB_ITEMS_MAX, count) < 0 ? -EINVAL : 0;
         memcpy(buf, s, len - 1);
         buf[len - 1] = '\0';
         if (parse_uint_range(buf, 1, 100, &v) < 0)
@@ -162,7 +162,9 @@ static int read_extras(json_object *p, const Settings *s, SubmitRequest *req, Re
 
         if (halt && parse_halt(halt, &req->spec.halt_failures, &req->halt_percent) < 0)
                 return refuse(f, "halt_on_failure",
-                              "must be a number of items (\"10\") or a percentage of the job's items (\"5%%\")");
+                              "must be a number of items from 1 to %llu (\"10\") or a percentage of the job's "
+                              "items (\"5%%\")",
+                              (unsigned long long) JOB_ITEMS_MAX);
         if (shared && !(text = json_compact(shared, &len)))
                 return -ENOMEM;
         if (len > s->max_shared)

@@ -163,9 +163,19 @@ fail:
 }
 
 /* The job the call names, if it has not ended (else the call is answered). */
+/* A damaged job (jobs.c) is shown and can be removed, nothing else. */
+static bool refuse_damaged(Call *call, const Job *j) {
+        if (!j->damaged)
+                return false;
+        call_error_reason(call, MPLOCK_ERROR_STORAGE_ERROR, j->status.error);
+        return true;
+}
+
 static Job *lookup_active_job(Api *api, Call *call) {
         Job *j = lookup_job(api, call, id_only, ELEMENTSOF(id_only));
 
+        if (j && refuse_damaged(call, j))
+                return NULL;
         if (j && job_state_is_final(job_state(j))) {
                 error_with_state(call, MPLOCK_ERROR_JOB_NOT_ACTIVE, j);
                 return NULL;
@@ -200,7 +210,7 @@ static void method_pause(Api *api, Call *call) {
 static void method_resume(Api *api, Call *call) {
         Job *j = lookup_job(api, call, id_only, ELEMENTSOF(id_only));
 
-        if (!j)
+        if (!j || refuse_damaged(call, j))
                 return;
         if (job_state(j) != JOB_PAUSED) {
                 error_with_state(call, MPLOCK_ERROR_JOB_NOT_PAUSED, j);
@@ -215,7 +225,7 @@ static void method_retry(Api *api, Call *call) {
         char why[256];
         int r;
 
-        if (!j)
+        if (!j || refuse_damaged(call, j))
                 return;
         /* Ended with something left to do: failed items, or items never
          * done (a failed or cancelled job). */
@@ -241,7 +251,7 @@ static void method_remove(Api *api, Call *call) {
 
         if (!j)
                 return;
-        if (!job_state_is_final(job_state(j))) {
+        if (!job_state_is_final(job_state(j)) && !j->damaged) {
                 error_with_state(call, MPLOCK_ERROR_JOB_ACTIVE, j);
                 return;
         }

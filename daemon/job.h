@@ -47,6 +47,9 @@ typedef struct Job {
          * first after submission, in this daemon's life or an earlier one). */
         bool ran;
         uint64_t done_at_start;
+        /* Its job.json or state.json did not load at start: kept, paused,
+         * with the reason, its files untouched; only Remove acts on it. */
+        bool damaged;
 
         /* Items per second over recent commits, for status. */
         uint64_t rate_done, rate_usec;

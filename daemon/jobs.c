@@ -172,6 +172,34 @@ static void job_recover(Job *j) {
         j->status.state = JOB_QUEUED;
 }
 
+/* A job whose files do not load is not dropped: it may be unfinished, and
+ * its owner must hear of it. It stays in the table, paused with the
+ * reason, owned by whoever its job.json still names (else root), its
+ * files as they are, until it is repaired (and mplockd restarted) or
+ * removed. */
+static int job_keep_damaged(Job *j, uint64_t id, const char *what, int err) {
+        char msg[320];
+        uint32_t uid = 0;
+
+        job_spec_done(&j->spec);
+        job_status_done(&j->status);
+        if (j->dirfd >= 0)
+                (void) store_peek_uid(j->dirfd, &uid);
+        (void) snprintf(msg, sizeof(msg),
+                        "cannot load %s: %s; its files are kept as they are: repair them and restart mplockd, or "
+                        "remove the job",
+                        what, strerror(-err));
+        j->spec = (JobSpec){ .id = id, .uid = uid, .name = strdup("(damaged)"), .module = strdup(""),
+                             .input = strdup(""), .output = strdup(""), .shared_json = strdup("{}") };
+        j->status = (JobStatus){ .state = JOB_PAUSED, .error = strdup(msg) };
+        j->damaged = true;
+        log_job(LOG_ERR, id, "Kept as damaged, paused: %s.", msg);
+        return j->spec.name && j->spec.module && j->spec.input && j->spec.output && j->spec.shared_json &&
+                               j->status.error
+                       ? 0
+                       : -ENOMEM;
+}
+
 static int job_load(Jobs *jobs, uint64_t id) {
         Job *j = job_new(jobs);
         int r;
@@ -183,14 +211,13 @@ static int job_load(Jobs *jobs, uint64_t id) {
         j->ran = true; /* whatever it did before, we cannot know */
         r = j->dirfd < 0 ? j->dirfd : store_load_spec(j->dirfd, id, &j->spec);
         if (r < 0)
-                log_job_errno(LOG_ERR, r, id, "Cannot load the job's directory or job.json, skipping the job: %m");
+                r = job_keep_damaged(j, id, j->dirfd < 0 ? "the job's directory" : "job.json", r);
         else if ((r = store_load_status(j->dirfd, &j->status)) < 0)
-                log_job_errno(LOG_ERR, r, id, "Cannot load state.json, skipping the job: %m");
-        else {
-                if (!job_state_is_final(job_state(j)) && job_state(j) != JOB_PAUSED)
-                        job_recover(j);
+                r = job_keep_damaged(j, id, "state.json", r);
+        else if (!job_state_is_final(job_state(j)) && job_state(j) != JOB_PAUSED)
+                job_recover(j);
+        if (r >= 0)
                 r = jobs_insert(jobs, j);
-        }
         if (r < 0)
                 job_free(j);
         return r;

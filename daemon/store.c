@@ -370,6 +370,23 @@ int store_load_spec(int dirfd, uint64_t id, JobSpec *spec) {
         return r;
 }
 
+int store_peek_uid(int dirfd, uint32_t *ret_uid) {
+        json_object *o, *v;
+        int64_t uid;
+        int r;
+
+        r = read_json(dirfd, "job.json", &o);
+        if (r < 0)
+                return r;
+        v = json_get(o, "uid");
+        uid = v && json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : -1;
+        json_object_put(o);
+        if (uid < 0 || uid >= (int64_t) UINT32_MAX)
+                return -EBADMSG;
+        *ret_uid = (uint32_t) uid;
+        return 0;
+}
+
 int store_write_status(int dirfd, const JobStatus *st) {
         json_object *o = json_object_new_object();
         int r;

@@ -71,6 +71,9 @@ typedef struct StoreRecord {
  * 0 if nothing was missing, 1 if something was restored, or -errno. */
 int store_restore_job(int jobs_fd, int new_fd, const StoreRecord *rec);
 int store_load_spec(int dirfd, uint64_t id, JobSpec *spec);
+/* The owner a job.json names, read as leniently as it can be (for a job
+ * whose job.json does not load): -EBADMSG if it names none. */
+int store_peek_uid(int dirfd, uint32_t *ret_uid);
 int store_write_status(int dirfd, const JobStatus *st);
 /* No state.json is a job that has never changed state since it was
  * submitted: queued, nothing done. */

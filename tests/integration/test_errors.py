@@ -245,6 +245,34 @@ class Protocol(DaemonTest):
         self.assert_invalid(self.submit_params(input=None, items=["a"], separator="nul"), "separator")
         self.assertEqual(os.listdir(os.path.join(self.d.state, "jobs")), [])
 
+    def test_every_field_at_its_extremes_survives_a_restart(self):
+        """A job submitted with each number at the largest value the daemon
+        accepts is the same job after a restart, and one past it is refused
+        naming the field: nothing is accepted that job.json cannot hold
+        (a halt count of 2^63 once made the job vanish at the next start)."""
+        limit = 2 ** 40
+        for bad in (str(limit + 1), "9223372036854775808", "18446744073709551616", "0"):
+            self.assert_invalid(self.submit_params(halt_on_failure=bad), "halt_on_failure")
+        self.assert_invalid(self.submit_params(timeout=604801), "timeout")
+        self.assert_invalid(self.submit_params(max_attempts=1001), "max_attempts")
+        self.assert_invalid(self.submit_params(memory_max=2 ** 50 + 1), "memory_max")
+        self.assertEqual(os.listdir(os.path.join(self.d.state, "jobs")), [])
+        extremes = {"workers": 256, "batch_size": 65536, "save_batch": 1000000, "timeout": 604800,
+                    "max_attempts": 1000, "memory_max": 2 ** 50, "halt_on_failure": str(limit), "name": "n" * 128}
+        r = self.d.varlink("io.mplock.Manager.Submit", self.submit_params(**extremes))[0]
+        self.assertNotIn("error", r, r)
+        job = r["parameters"]["id"]
+        rc, before = self.d.wait(job)
+        self.assertEqual((rc, before["state"]), (0, "completed"), before)
+        self.d.stop()
+        self.d.start()
+        after = self.d.status(job)
+        for key in ("workers", "batch_size", "save_batch", "timeout", "max_attempts", "memory_max",
+                    "halt_on_failure", "name", "state", "done"):
+            self.assertEqual(after.get(key), before.get(key), key)
+        self.assertEqual(after["halt_on_failure"], str(limit))
+        self.assertEqual(after["memory_max"], 2 ** 50)
+
     def test_other_methods_validate_their_parameters(self):
         for method in ("Status", "Cancel", "Wait", "Results"):
             self.assertEqual(self.assert_invalid({}, "id", "io.mplock.Manager." + method), "missing")
@@ -374,13 +402,57 @@ class CorruptState(DaemonTest):
         os.mkdir(os.path.join(jobs, ".new-leftover"))  # a submission cut short
         self.d.start()
         lines = self.d.ctl("--json", "list").stdout.splitlines()
-        self.assertEqual([json.loads(x)["id"] for x in lines], [job])
+        # The broken job is not dropped: it is shown, paused, with why.
+        self.assertEqual([json.loads(x)["id"] for x in lines], [job, 77])
+        st = self.d.status(77)
+        self.assertEqual(st["state"], "paused")
+        self.assertIn("cannot load job.json", st["error"])
         self.assertFalse(os.path.exists(os.path.join(jobs, ".new-leftover")))
         # Ids are never reused, even the broken one's.
         job2 = self.d.submit(module("square"), items, self.path("out2"))
         self.assertEqual(job2, 78)
         self.assertIn("77", self.d.read_log())
-        shutil.rmtree(os.path.join(jobs, "77"))
+        self.d.ctl("remove", 77)
+        self.assertFalse(os.path.exists(os.path.join(jobs, "77")))
+
+    def test_a_job_whose_state_does_not_load_is_kept_and_reported(self):
+        """An unfinished job whose state.json or job.json cannot be read at
+        start is listed, paused with the reason, its files untouched; only
+        Remove acts on it. Repaired, it runs on where it stopped."""
+        items = self.write_items("items.txt", [str(i) for i in range(2000)])
+        job = self.d.submit(module("square"), items, self.path("out"), "--shared", '{"sleep_us": 500}')
+        deadline = time.monotonic() + 30
+        while self.d.status(job)["done"] < 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.d.stop()
+        d = os.path.join(self.d.state, "jobs", str(job))
+        with open(os.path.join(d, "job.json"), "rb") as f:
+            good = f.read()
+        with open(os.path.join(d, "job.json"), "wb") as f:
+            f.write(good.replace(b'"workers":', b'"workers":-'))
+        files = {n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)}
+        self.d.start()
+        st = self.d.status(job)
+        self.assertEqual(st["state"], "paused", st)
+        self.assertIn("cannot load job.json", st["error"])
+        listed = [json.loads(x) for x in self.d.ctl("--json", "list").stdout.splitlines()]
+        self.assertEqual([x["id"] for x in listed], [job])
+        rc, w = self.d.wait(job)
+        self.assertNotEqual(rc, 0)
+        for cmd in ("resume", "cancel", "pause", "retry", "results"):
+            p = self.d.ctl(cmd, job, check=False)
+            self.assertNotEqual(p.returncode, 0, cmd)
+            self.assertIn("cannot load job.json", p.stderr.decode(), cmd)
+        self.d.stop()
+        self.assertEqual({n: open(os.path.join(d, n), "rb").read() for n in os.listdir(d)}, files,
+                         "a damaged job's files were changed")
+        # Repaired by hand: it goes on, and nothing committed is lost.
+        with open(os.path.join(d, "job.json"), "wb") as f:
+            f.write(good)
+        self.d.start()
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"]), (0, "completed"), st)
+        self.assertEqual(self.d.ctl("results", job).stdout.decode().splitlines(), [str(i * i) for i in range(2000)])
 
     def test_checkpoint_with_a_torn_tail_recovers(self):
         items = self.write_items("items.txt", [str(i) for i in range(3000)])

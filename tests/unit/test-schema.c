@@ -89,6 +89,64 @@ START_TEST(test_persisted_round_trip) {
 }
 END_TEST
 
+/* Every number at both ends of its bounds goes out and comes back; one
+ * past the upper bound is not written at all (job.json that the daemon
+ * could not read back would lose the job at the next start). */
+START_TEST(test_every_number_at_its_extremes) {
+        const Schema *schemas[] = { &job_spec_schema, &job_status_schema };
+
+        for (size_t k = 0; k < ELEMENTSOF(schemas); k++)
+                for (size_t i = 0; i < schemas[k]->n_fields; i++) {
+                        const SchemaField *f = &schemas[k]->fields[i];
+                        uint64_t ends[2] = { f->min, f->max };
+                        union {
+                                JobSpec spec;
+                                JobStatus status;
+                        } a, b;
+                        char *p = (char *) &a + f->offset;
+                        json_object *o;
+                        JsonError err;
+                        uint64_t got;
+
+                        if (f->type != SCHEMA_U32 && f->type != SCHEMA_U64 && f->type != SCHEMA_USEC_SEC)
+                                continue;
+                        for (int e = 0; e < 3; e++) {
+                                uint64_t v = e < 2 ? ends[e] : f->max + 1;
+                                if (k == 0)
+                                        a.spec = sample();
+                                else
+                                        a.status = (JobStatus){ .state = JOB_RUNNING };
+                                if (f->type == SCHEMA_U32 && v > UINT32_MAX)
+                                        continue; /* cannot be held */
+                                if (f->type == SCHEMA_U32)
+                                        *(uint32_t *) (void *) p = (uint32_t) v;
+                                else
+                                        *(uint64_t *) (void *) p = f->type == SCHEMA_USEC_SEC ? v * 1000000u : v;
+                                o = json_object_new_object();
+                                if (e == 2) {
+                                        ck_assert_msg(schema_to_json(schemas[k], &a, SCHEMA_PERSIST, o) == -ERANGE,
+                                                      "%s past its bound was written", f->name);
+                                } else {
+                                        ck_assert_int_eq(schema_to_json(schemas[k], &a, SCHEMA_PERSIST, o), 0);
+                                        memset(&b, 0, sizeof(b));
+                                        ck_assert_msg(schema_from_json(schemas[k], &b, SCHEMA_PERSIST, o, &err) == 0,
+                                                      "%s = %llu does not read back", f->name,
+                                                      (unsigned long long) v);
+                                        p = (char *) &b + f->offset;
+                                        got = f->type == SCHEMA_U32 ? *(uint32_t *) (void *) p
+                                              : f->type == SCHEMA_USEC_SEC ? *(uint64_t *) (void *) p / 1000000u
+                                                                           : *(uint64_t *) (void *) p;
+                                        ck_assert_uint_eq(got, v);
+                                        p = (char *) &a + f->offset;
+                                        schema_done(schemas[k], &b);
+                                }
+                                json_object_put(o);
+                                schema_done(schemas[k], &a);
+                        }
+                }
+}
+END_TEST
+
 START_TEST(test_runner_message) {
         JobSpec a = sample(), b = { .max_attempts = 3 };
         RunnerStart st = { .workers = 2, .results_len = 99, .done = 10, .failed = 1, .results_gen = 3,
@@ -215,6 +273,7 @@ static Suite *schema_suite(void) {
         TCase *tc = tcase_create("core");
 
         tcase_add_test(tc, test_persisted_round_trip);
+        tcase_add_test(tc, test_every_number_at_its_extremes);
         tcase_add_test(tc, test_runner_message);
         tcase_add_test(tc, test_bounds_and_types);
         tcase_add_test(tc, test_optional_fields_keep_defaults);
