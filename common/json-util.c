@@ -45,9 +45,11 @@ static bool kind_matches(json_object *v, JsonKind k) {
                 return json_object_is_type(v, json_type_string) &&
                        strlen(json_object_get_string(v)) == (size_t) json_object_get_string_len(v);
         case JSON_KIND_UINT:
-                /* json-c keeps integers above INT64_MAX as uint64; both are >= 0 there. */
-                return json_object_is_type(v, json_type_int) &&
-                       (json_object_get_int64(v) >= 0);
+                /* Varlink's int is int64. json-c keeps integers above
+                 * INT64_MAX as uint64 and saturates past 2^64-1: neither is
+                 * one, and would come back in a reply as a negative. */
+                return json_object_is_type(v, json_type_int) && json_object_get_int64(v) >= 0 &&
+                       json_object_get_uint64(v) <= (uint64_t) INT64_MAX;
         case JSON_KIND_INT:
                 return json_object_is_type(v, json_type_int);
         case JSON_KIND_BOOL:

@@ -56,6 +56,9 @@ static bool text_ok(const char *s) {
 static int check_path(const char *p, const char *parameter, Refusal *f) {
         if (p[0] != '/')
                 return refuse(f, parameter, "must be an absolute path");
+        /* Paths are logged and shown: a newline in one could forge a line. */
+        if (!text_ok(p))
+                return refuse(f, parameter, "must not contain control characters");
         if (strlen(p) > PATH_MAX_LEN)
                 return refuse(f, parameter, "path longer than %d bytes", PATH_MAX_LEN);
         return 0;

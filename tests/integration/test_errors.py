@@ -240,6 +240,10 @@ class Protocol(DaemonTest):
         self.assert_invalid(self.submit_params(name="tab\there"), "name")
         self.assert_invalid(self.submit_params(name="x" * 500), "name")
         self.assertIn("NUL", self.assert_invalid(self.submit_params(module="/a\u0000b"), "module"))
+        # A newline in a path would forge a line of the log.
+        forged = "/tmp/x\nmplockd: job 1: Removed by uid 0."
+        for field in ("module", "output", "input"):
+            self.assertIn("control", self.assert_invalid(self.submit_params(**{field: forged}), field))
         self.assert_invalid(self.submit_params(input=None, items=["a", 5]), "items")
         self.assert_invalid(self.submit_params(input=None, items=["a\u0000b"]), "items")
         self.assert_invalid(self.submit_params(input=None, items=["a"], separator="nul"), "separator")
@@ -278,6 +282,9 @@ class Protocol(DaemonTest):
             self.assertEqual(self.assert_invalid({}, "id", "io.mplock.Manager." + method), "missing")
             self.assert_invalid({"id": "1"}, "id", "io.mplock.Manager." + method)
             self.assert_invalid({"id": 1, "extra": 1}, "extra", "io.mplock.Manager." + method)
+            # Past int64 (once saturated, and echoed back as id -1).
+            for big in (2 ** 63, 2 ** 64 - 1, 2 ** 64):
+                self.assert_invalid({"id": big}, "id", "io.mplock.Manager." + method)
         self.assert_invalid({"x": 1}, "x", "io.mplock.Manager.List")
         r = self.d.varlink("io.mplock.Manager.Status", {"id": 77})[0]
         self.assertEqual(r["error"], "io.mplock.Manager.NoSuchJob")

@@ -427,11 +427,27 @@ START_TEST(test_validate_ok) {
 
         ck_assert_int_eq(validate("{\"s\":\"\"}", &err), 0);
         ck_assert_int_eq(validate("{\"s\":\"x\",\"u\":0,\"i\":-5,\"b\":false,\"o\":{\"z\":1},\"a\":[],\"any\":1.5}", &err), 0);
-        ck_assert_int_eq(validate("{\"s\":\"x\",\"u\":18446744073709551615,\"i\":-9223372036854775808}", &err), 0);
+        ck_assert_int_eq(validate("{\"s\":\"x\",\"u\":9223372036854775807,\"i\":-9223372036854775808}", &err), 0);
         ck_assert_int_eq(validate("{\"s\":\"x\",\"any\":null,\"u\":null,\"o\":null}", &err), 0);
         ck_assert_int_eq(validate("{\"s\":\"x\",\"any\":[{}]}", &err), 0);
         /* UTF-8 is not NUL. */
         ck_assert_int_eq(validate("{\"s\":\"\\u00e9\\u20ac\"}", &err), 0);
+}
+END_TEST
+
+/* Varlink's int is int64: a larger number is no int, and would come back
+ * in a reply as a negative (json-c saturates past 2^64-1). */
+START_TEST(test_validate_uint_is_an_int64) {
+        static const char *const too_large[] = { "9223372036854775808", "18446744073709551615",
+                                                 "18446744073709551616", "99999999999999999999999" };
+        char text[128];
+        JsonError err;
+
+        for (size_t i = 0; i < ELEMENTSOF(too_large); i++) {
+                (void) snprintf(text, sizeof(text), "{\"s\":\"x\",\"u\":%s}", too_large[i]);
+                ck_assert_int_eq(validate(text, &err), -EINVAL);
+                ck_assert_str_eq(err.field, "u");
+        }
 }
 END_TEST
 
@@ -785,6 +801,7 @@ static Suite *varlink_suite(void) {
         suite_add_tcase(s, tc_call);
 
         tcase_add_test(tc_json, test_validate_ok);
+        tcase_add_test(tc_json, test_validate_uint_is_an_int64);
         tcase_add_test(tc_json, test_validate_missing_and_unknown);
         tcase_add_test(tc_json, test_validate_types);
         tcase_add_test(tc_json, test_json_getters);
