@@ -31,6 +31,11 @@ void error_with_state(Call *call, const char *error, const Job *j);
 /* Whether the caller may see every job: root, or the admin group. */
 bool call_is_admin(const Api *api, const Call *call);
 
+/* Whether uid may have one more active job (new_job: and one more job in
+ * the table), counting submissions under way; answers the call
+ * TooManyJobs if not. Submit and Retry ask. */
+bool api_admit(Api *api, Call *call, uid_t uid, bool new_job);
+
 /* api-submit.c, api-results.c */
 void method_submit(Api *api, Call *call);
 void method_results(Api *api, Call *call);

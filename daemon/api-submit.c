@@ -209,16 +209,17 @@ static int read_items(json_object *items, const Settings *s, char **ret, SubmitR
         return 0;
 }
 
-/* Whether the caller may have another job; answers the call if not. */
-static bool admit(Api *api, Call *call) {
+bool api_admit(Api *api, Call *call, uid_t uid, bool new_job) {
         const Settings *s = api->settings;
-        size_t pending_of_uid, pending = submitter_count(api->submitter, call_uid(call), &pending_of_uid);
+        size_t pending_of_uid, pending = submitter_count(api->submitter, uid, &pending_of_uid);
         json_object *p = json_object_new_object();
         uint64_t limit;
         JobsUsage u;
         bool user;
 
-        jobs_usage(api->jobs, call_uid(call), &u);
+        jobs_usage(api->jobs, uid, &u);
+        if (!new_job)
+                u.jobs = 0; /* it has its place in the table already */
         user = u.active_of_uid + pending_of_uid >= s->max_active_jobs_per_uid;
         if (!user && u.active + pending < s->max_active_jobs && u.jobs + pending < s->max_jobs) {
                 json_object_put(p);
@@ -312,7 +313,7 @@ void method_submit(Api *api, Call *call) {
                         call_error(call, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                 return;
         }
-        if (!admit(api, call)) {
+        if (!api_admit(api, call, call_uid(call), true)) {
                 job_spec_done(&req.spec);
                 return;
         }

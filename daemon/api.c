@@ -233,6 +233,9 @@ static void method_retry(Api *api, Call *call) {
                 error_with_state(call, MPLOCK_ERROR_NOTHING_TO_RETRY, j);
                 return;
         }
+        /* Active again: within its owner's limits, as a new job would be. */
+        if (!api_admit(api, call, j->spec.uid, false))
+                return;
         r = job_retry(j);
         if (r < 0) {
                 (void) snprintf(why, sizeof(why), "cannot start the retry: %s", strerror(-r));

@@ -357,7 +357,20 @@ class Protocol(DaemonTest):
         for i in ids:
             self.d.ctl("cancel", i)
         # Room again.
-        self.assertIn("id", self.d.varlink("io.mplock.Manager.Submit", self.submit_params())[0]["parameters"])
+        r = self.d.varlink("io.mplock.Manager.Submit", self.submit_params())[0]
+        self.assertIn("id", r["parameters"])
+        self.assertEqual(self.d.wait(r["parameters"]["id"])[0], 0)
+        # A retry makes a job active again: within the same limits.
+        third = self.d.submit(module("burn"), items, self.path("o3"), "--shared", '{"ms": 50}')
+        fourth = self.d.submit(module("burn"), items, self.path("o4"), "--shared", '{"ms": 50}')
+        r = self.d.varlink("io.mplock.Manager.Retry", {"id": ids[0]})[0]
+        self.assertEqual(r.get("error"), "io.mplock.Manager.TooManyJobs", r)
+        self.assertEqual(self.d.status(ids[0])["state"], "cancelled")
+        self.d.ctl("cancel", third)
+        r = self.d.varlink("io.mplock.Manager.Retry", {"id": ids[0]})[0]
+        self.assertNotIn("error", r, r)
+        for i in (ids[0], fourth):
+            self.d.ctl("cancel", i)
 
 
     def test_a_module_that_passed_is_checked_again_once_changed(self):
