@@ -26,10 +26,21 @@ typedef struct Printer {
         uint64_t next_index; /* for gaps: items without a committed result */
 } Printer;
 
+/* Items up to index that have no committed record: counted, and in text
+ * an empty line each, so that line N is item N whatever was not done. */
+static void print_gap(Printer *p, uint64_t index) {
+        if (index <= p->next_index)
+                return;
+        p->missing += index - p->next_index;
+        if (!p->json && !p->only_failed)
+                for (uint64_t i = p->next_index; i < index; i++)
+                        putc_unlocked(p->nul ? '\0' : '\n', stdout);
+        p->next_index = index;
+}
+
 static void print_one(Printer *p, uint64_t index, const char *item, size_t item_len, const char *result,
                       size_t result_len, int32_t status) {
-        if (index > p->next_index)
-                p->missing += index - p->next_index;
+        print_gap(p, index);
         p->next_index = index + 1;
         p->printed++;
         if (status != 0)
@@ -145,6 +156,11 @@ static int via_daemon(Ctl *c, Printer *p, uint64_t id) {
                                         (unsigned long long) json_get_uint(o, "index", 0),
                                         (unsigned long long) json_get_uint(o, "too_large", 0));
                                 p->too_large++;
+                                /* Its line stays, empty: line N is item N. */
+                                print_gap(p, json_get_uint(o, "index", 0));
+                                if (!p->json && !p->only_failed)
+                                        putc_unlocked(p->nul ? '\0' : '\n', stdout);
+                                p->next_index++;
                                 continue;
                         }
                         if (!item || !res) {
@@ -246,15 +262,14 @@ static int results_or_failed(Ctl *c, int argc, char **argv, bool only_failed) {
                         return r;
                 }
         }
-        if (p.next_index < items && p.printed < items)
-                p.missing += items - p.next_index;
+        print_gap(&p, items);
         if (p.missing > 0 && !only_failed)
-                fprintf(stderr, "mplockctl: job %llu is %s: %llu of %llu items have no committed result yet\n",
-                        (unsigned long long) id, state, (unsigned long long) p.missing, (unsigned long long) items);
+                fprintf(stderr, "mplockctl: job %llu is %s: %llu of %llu items have no committed result%s\n",
+                        (unsigned long long) id, state, (unsigned long long) p.missing, (unsigned long long) items,
+                        p.json ? "" : " (their lines are empty)");
         if (p.failed > 0 && !p.json && !only_failed)
-                fprintf(stderr, "mplockctl: %llu items failed (their lines are empty; see --json or "
-                        "mplockctl status %llu)\n",
+                fprintf(stderr, "mplockctl: %llu items failed (their lines are empty; see mplockctl failed %llu)\n",
                         (unsigned long long) p.failed, (unsigned long long) id);
         json_object_put(job);
-        return EXIT_OK;
+        return p.missing > 0 && !only_failed ? EXIT_INCOMPLETE : EXIT_OK;
 }

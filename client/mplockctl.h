@@ -18,6 +18,7 @@ enum {
         EXIT_NO_JOB = 6,       /* no such job, or not yours */
         EXIT_UNREACHABLE = 7,  /* cannot reach mplockd */
         EXIT_JOB_PAUSED = 8,   /* wait/watch: paused by a fault (a full disk) */
+        EXIT_INCOMPLETE = 9,   /* results: some items have no committed record */
 };
 
 typedef struct Ctl {

@@ -208,6 +208,37 @@ class Callbacks(DaemonTest):
         self.assertEqual(lines[3], "")
         self.assertEqual(lines[4], "4")
         self.assertIn(b"3 items failed", p.stderr)
+        self.assertIn(b"mplockctl failed %d" % job, p.stderr)
+
+    def test_results_of_a_cancelled_job_keep_one_line_per_item(self):
+        """Line N is item N even for items never done (once they were
+        left out, and `paste items.txt <(mplockctl results J)` misaligned
+        silently): their lines are empty, stderr says how many, and the
+        exit status is 9."""
+        items = [str(i) for i in range(3000)]
+        path = self.write_items("items.txt", items)
+        job = self.d.submit(module("square"), path, self.path("out"), "--workers", 2,
+                            "--shared", '{"sleep_us": 3000}')
+        deadline = time.monotonic() + 30
+        while self.d.status(job)["done"] < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.d.ctl("cancel", job)
+        st = self.d.status(job)
+        self.assertEqual(st["state"], "cancelled")
+        self.assertLess(st["done"], 3000)
+        for extra in ((), ("--via-daemon",)):
+            p = self.d.ctl("results", job, *extra, check=False)
+            self.assertEqual(p.returncode, 9, p.stderr)
+            lines = p.stdout.decode().split("\n")[:-1]
+            self.assertEqual(len(lines), 3000)
+            done = [i for i, line in enumerate(lines) if line]
+            self.assertEqual(len(done), st["done"])
+            for i in done:
+                self.assertEqual(lines[i], str(i * i))
+            self.assertIn(b"%d of 3000 items have no committed result" % (3000 - st["done"]), p.stderr)
+        p = self.d.ctl("--json", "results", job, check=False)
+        self.assertEqual(p.returncode, 9)
+        self.assertEqual(len(p.stdout.splitlines()), st["done"])
 
     def test_sha256_module_hashes_files(self):
         files = []
