@@ -29,6 +29,59 @@ void output_path(const Output *o, const char *suffix, char *buf, size_t n) {
         (void) snprintf(buf, n, "%s/mplock-%llu%s", o->dir, (unsigned long long) o->job_id, suffix);
 }
 
+/* One of the job's files in its output directory, which may be shared
+ * (group-writable, sticky) and hold anything another user put there under
+ * the predictable name: made anew, or, if it exists, taken only when it is
+ * the owner's own regular file with one link (this job's, from an earlier
+ * run). Never a FIFO or a device: O_NONBLOCK, then checked before use. */
+static int open_own_file(const char *path, int flags, RunError *e) {
+        const int base = O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+        struct stat st;
+        int fd, r;
+
+        fd = open(path, flags | base | O_CREAT | O_EXCL, 0644);
+        if (fd >= 0 || errno != EEXIST)
+                goto done;
+        fd = open(path, flags | base);
+        if (fd < 0) {
+                /* A FIFO without a reader (ENXIO), a symlink (ELOOP): not
+                 * a file of the job's, and no use trying again. */
+                r = -errno;
+                if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISREG(st.st_mode))
+                        return run_error(e, IPC_FAIL_PERMANENT, -EEXIST,
+                                         "%s exists and is not this job's (not a regular file): remove it, or "
+                                         "use another output directory",
+                                         path);
+                errno = -r;
+                goto done;
+        }
+        if (fstat(fd, &st) < 0) {
+                r = -errno;
+                safe_close(fd);
+                return run_error(e, IPC_FAIL_TEMPORARY, r, "cannot stat %s: %s", path, strerror(-r));
+        }
+        if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+                safe_close(fd);
+                return run_error(e, IPC_FAIL_PERMANENT, -EEXIST,
+                                 "%s exists and is not this job's (%s): remove it, or use another output "
+                                 "directory",
+                                 path,
+                                 !S_ISREG(st.st_mode)       ? "not a regular file"
+                                 : st.st_uid != geteuid() ? "another user's file"
+                                                          : "a file with other links");
+        }
+done:
+        if (fd < 0)
+                return run_error_io(e, -errno, "cannot open %s: %s", path, strerror(errno));
+        /* Blocking from here: it is a regular file. */
+        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+                r = -errno;
+                safe_close(fd);
+                return run_error_io(e, r, "cannot use %s: %s", path, strerror(-r));
+        }
+        return fd;
+}
+
 int output_open_log(Output *o, RunError *e) {
         char path[OUTPUT_PATH_MAX];
 
@@ -38,25 +91,16 @@ int output_open_log(Output *o, RunError *e) {
         if (o->dir_fd < 0)
                 return run_error_io(e, -errno, "cannot open output directory %s: %s", o->dir, strerror(errno));
         output_path(o, ".log", path, sizeof(path));
-        o->log_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (o->log_fd < 0)
-                return run_error_io(e, -errno, "cannot open job log %s: %s", path, strerror(errno));
-        return 0;
+        o->log_fd = open_own_file(path, O_WRONLY | O_APPEND, e);
+        return o->log_fd < 0 ? o->log_fd : 0;
 }
 
 int output_open_results(Output *o, RunError *e) {
         char path[OUTPUT_PATH_MAX];
-        struct stat st;
 
         output_path(o, ".results", path, sizeof(path));
-        o->results_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (o->results_fd < 0)
-                return run_error_io(e, -errno, "cannot open results file %s: %s", path, strerror(errno));
-        if (fstat(o->results_fd, &st) < 0)
-                return run_error(e, IPC_FAIL_TEMPORARY, -errno, "cannot stat %s: %s", path, strerror(errno));
-        if (!S_ISREG(st.st_mode))
-                return run_error(e, IPC_FAIL_PERMANENT, -EINVAL, "%s is not a regular file", path);
-        return 0;
+        o->results_fd = open_own_file(path, O_RDWR, e);
+        return o->results_fd < 0 ? o->results_fd : 0;
 }
 
 int64_t output_results_gen(int fd, uint64_t job_id) {
