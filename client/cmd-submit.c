@@ -132,6 +132,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
         uint64_t workers = 0, save_batch = 0, batch_size = 0, timeout = UINT64_MAX, memory_max = UINT64_MAX,
                  attempts = 0;
         bool nul = false;
+        mode_t caller_umask;
         int opt, r = EXIT_USAGE;
 
         while ((opt = getopt_long(argc, argv, "m:i:o:w:0", options, NULL)) >= 0)
@@ -221,8 +222,13 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 goto out;
         }
 
+        /* The job makes its files as a command of the caller's would:
+         * with the caller's umask (read by setting it, then back). */
+        caller_umask = umask(022);
+        umask(caller_umask);
         params = json_object_new_object();
         if (!params || json_add_str(params, "module", module) < 0 || json_add_str(params, "input", input) < 0 ||
+            json_add_u64(params, "umask", (uint64_t) (caller_umask & 0777)) < 0 ||
             json_add_str(params, "output", output) < 0 ||
             (nul && json_add_str(params, "separator", "nul") < 0) ||
             (workers && json_add_u64(params, "workers", workers) < 0) ||

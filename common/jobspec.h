@@ -58,6 +58,7 @@ typedef struct JobSpec {
         uint32_t uid;
         uint32_t gid;
         uint64_t created_usec; /* CLOCK_REALTIME */
+        uint32_t umask;        /* the submitter's, for what the job creates */
 } JobSpec;
 
 /* Where a job stands, as state.json keeps it. */
@@ -110,3 +111,5 @@ void job_status_done(JobStatus *st);
 #define JOB_ITEMS_MAX (UINT64_C(1) << 40)
 #define JOB_ATTEMPTS_MAX 1000u
 #define JOB_NAME_MAX 128u
+/* A job submitted without one (or stored before it was kept). */
+#define JOB_UMASK_DEFAULT 022u

@@ -26,6 +26,7 @@ const JsonField submit_fields[] = {
         { "batch_size", JSON_KIND_UINT, false },   { "name", JSON_KIND_STRING, false },
         { "timeout", JSON_KIND_UINT, false },      { "memory_max", JSON_KIND_UINT, false },
         { "max_attempts", JSON_KIND_UINT, false }, { "halt_on_failure", JSON_KIND_STRING, false },
+        { "umask", JSON_KIND_UINT, false },
 };
 const size_t submit_n_fields = ELEMENTSOF(submit_fields);
 
@@ -137,6 +138,7 @@ static int read_numbers(json_object *p, const Settings *s, JobSpec *spec, Refusa
         uint64_t timeout = json_get_uint(p, "timeout", s->item_timeout_usec / 1000000u);
         uint64_t memory_max = json_get_uint(p, "memory_max", s->memory_max);
         uint64_t attempts = json_get_uint(p, "max_attempts", s->max_attempts);
+        uint64_t umask_bits = json_get_uint(p, "umask", JOB_UMASK_DEFAULT);
 
         if (check_range(workers, 1, s->max_workers_per_job, "workers", f) < 0 ||
             check_range(batch, 1, s->max_batch_size, "batch_size", f) < 0 ||
@@ -152,7 +154,10 @@ static int read_numbers(json_object *p, const Settings *s, JobSpec *spec, Refusa
         spec->batch_size = (uint32_t) batch;
         spec->save_batch = (uint32_t) save;
         spec->timeout_usec = timeout * 1000000u;
+        if (umask_bits > 0777)
+                return refuse(f, "umask", "must be between 0 and 0777 (511)");
         spec->memory_max = memory_max;
+        spec->umask = (uint32_t) umask_bits;
         spec->max_attempts = (uint32_t) attempts;
         return 0;
 }

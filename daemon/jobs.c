@@ -208,6 +208,7 @@ static int job_load(Jobs *jobs, uint64_t id) {
                 return -ENOMEM;
         j->dirfd = store_open_job(jobs->jobs_fd, id);
         j->spec.max_attempts = 3; /* jobs stored before it was kept */
+        j->spec.umask = JOB_UMASK_DEFAULT;
         j->ran = true; /* whatever it did before, we cannot know */
         r = j->dirfd < 0 ? j->dirfd : store_load_spec(j->dirfd, id, &j->spec);
         if (r < 0)

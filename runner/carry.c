@@ -32,7 +32,7 @@ int carry_set_aside(Output *o, uint32_t gen, uint64_t committed_len, RunError *e
         if (r < 0)
                 return run_error_io(e, r, "cannot sync %s: %s", o->dir, strerror(-r));
         o->results_fd = safe_close(o->results_fd);
-        o->results_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        o->results_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
         if (o->results_fd < 0)
                 return run_error_io(e, -errno, "cannot create results file %s: %s", path, strerror(errno));
         return 0;

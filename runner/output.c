@@ -39,7 +39,7 @@ static int open_own_file(const char *path, int flags, RunError *e) {
         struct stat st;
         int fd, r;
 
-        fd = open(path, flags | base | O_CREAT | O_EXCL, 0644);
+        fd = open(path, flags | base | O_CREAT | O_EXCL, 0666); /* less the submitter's umask */
         if (fd >= 0 || errno != EEXIST)
                 goto done;
         fd = open(path, flags | base);
@@ -85,7 +85,7 @@ done:
 int output_open_log(Output *o, RunError *e) {
         char path[OUTPUT_PATH_MAX];
 
-        if (mkdir(o->dir, 0755) < 0 && errno != EEXIST)
+        if (mkdir(o->dir, 0777) < 0 && errno != EEXIST)
                 return run_error_io(e, -errno, "cannot create output directory %s: %s", o->dir, strerror(errno));
         o->dir_fd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (o->dir_fd < 0)

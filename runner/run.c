@@ -388,11 +388,13 @@ int run_main(void) {
         RunError e;
         int q;
 
-        /* Work nobody else can read unless the output directory allows. */
-        umask(022);
+        /* Nothing made before the job's own umask is known is readable by
+         * others; then the submitter's, as a command of theirs would have. */
+        umask(077);
         output_init(&r.out, NULL, 0);
         if (start_read(&r.job, IPC_FD, &e) < 0)
                 fail(NULL, &e);
+        umask((mode_t) r.job.umask);
         output_init(&r.out, r.job.output, r.job.id);
         if (host_init(&r.host, r.job.shared, r.job.output, r.job.id, r.job.n_workers, r.job.batch_size) < 0)
                 failf(NULL, IPC_FAIL_TEMPORARY, "out of memory");

@@ -42,6 +42,7 @@ static void job_from_spec(Job *job, JobSpec *spec, const RunnerStart *st) {
                 .n_items = spec->n_items,
                 .input_bytes = spec->input_bytes,
                 .memory_max = spec->memory_max,
+                .umask = spec->umask,
                 .input_crc = spec->input_crc,
                 .results_len = st->results_len,
                 .committed = st->done,
@@ -52,7 +53,7 @@ static void job_from_spec(Job *job, JobSpec *spec, const RunnerStart *st) {
 int start_read(Job *job, int ipc_fd, RunError *e) {
         /* Static: IPC_MSG_MAX is too much for the stack, and this runs once. */
         static char buf[IPC_MSG_MAX] __attribute__((aligned(8)));
-        _cleanup_(job_spec_done) JobSpec spec = { .max_attempts = 3 };
+        _cleanup_(job_spec_done) JobSpec spec = { .max_attempts = 3, .umask = JOB_UMASK_DEFAULT };
         _cleanup_(json_putp) json_object *o = NULL;
         RunnerStart st = {};
         const void *payload;

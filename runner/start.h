@@ -25,6 +25,7 @@ typedef struct Job {
         bool resumed;              /* an earlier run may have given items to save */
         uint64_t n_items, input_bytes, memory_max;
         uint32_t input_crc;
+        uint32_t umask; /* the submitter's: the output directory, files, and what workers make */
         /* What the checkpoint says is committed. */
         uint64_t results_len, committed, committed_failed;
 } Job;

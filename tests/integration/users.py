@@ -77,11 +77,11 @@ class UsersTest(DaemonTest):
             os.chown(d, uid, gid)
             self.home[u] = d
 
-    def as_user(self, user, *args, check=True, input=None, timeout=120):
+    def as_user(self, user, *args, check=True, input=None, timeout=120, umask=0o022):
         uid, gid, groups = ids(user)
         p = subprocess.run([self.ctl_binary, "--socket", self.d.sock] + [str(a) for a in args], user=uid, group=gid,
                            extra_groups=groups, capture_output=True, input=input, timeout=timeout,
-                           cwd=self.home[user], env={"PATH": "/usr/bin:/bin"})
+                           cwd=self.home[user], env={"PATH": "/usr/bin:/bin"}, umask=umask)
         if check and p.returncode != 0:
             raise AssertionError("%s: mplockctl %s failed (%d): %s\n%s" % (user, args, p.returncode,
                                                                           p.stderr.decode(), self.d.read_log()[-2000:]))
