@@ -83,9 +83,9 @@ int cmd_logs(Ctl *c, int argc, char **argv) {
                 bool done;
 
                 if (fd < 0) {
-                        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-                        if (fd < 0 && errno != ENOENT) {
-                                fprintf(stderr, "mplockctl: cannot read %s: %s\n", path, strerror(errno));
+                        r = job_file_open(job, path, &fd);
+                        if (r < 0 && r != -ENOENT) {
+                                fprintf(stderr, "mplockctl: cannot read %s: %s\n", path, job_file_error(r));
                                 return EXIT_ERROR;
                         }
                 }

@@ -88,9 +88,9 @@ static int from_file(Printer *p, json_object *job) {
 
         if (committed == 0)
                 return 0;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
+        r = job_file_open(job, path, &fd);
+        if (r < 0)
+                return r;
         r = results_file_open(&f, fd, committed, n_items);
         if (r < 0) {
                 safe_close(fd);
@@ -255,7 +255,7 @@ static int results_or_failed(Ctl *c, int argc, char **argv, bool only_failed) {
         if (r < 0) {
                 if (!daemon)
                         fprintf(stderr, "mplockctl: cannot read %s (%s); asking mplockd instead\n",
-                                job_str(job, "results_path"), strerror(-r));
+                                job_str(job, "results_path"), job_file_error(r));
                 r = via_daemon(c, &p, id);
                 if (r != EXIT_OK) {
                         json_object_put(job);

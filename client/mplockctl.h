@@ -47,6 +47,12 @@ void print_job_table(json_object *jobs);
 void print_json(json_object *o);
 const char *job_str(json_object *job, const char *key);
 uint64_t job_uint(json_object *job, const char *key);
+
+/* jobfile.c: a job's results or log, opened for reading only if it is its
+ * owner's own regular file (no symlink, FIFO or device): -EPERM if not,
+ * described by job_file_error(). */
+int job_file_open(json_object *job, const char *path, int *ret_fd);
+const char *job_file_error(int r);
 /* Exit code for a job in its final state. */
 int job_exit_code(json_object *job);
 bool job_ended(json_object *job);
