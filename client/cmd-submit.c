@@ -16,36 +16,52 @@
 #include "paths.h"
 #include "varlink-names.h"
 
-/* An input list on stdin goes to a temporary file in the output directory
- * (which the job's helper can read as the user, whatever /tmp the service
- * sees), is snapshotted by the submission, and is removed right after. */
-static int stdin_to_file(const char *output, char **ret) {
-        _cleanup_free_ char *path = NULL, *buf = NULL;
-        char sfx[12];
-        int fd = -1, r;
+/* An input list on stdin goes to a file with no name, in the output
+ * directory (which the submission's check, a process of the same user,
+ * can reach whatever /tmp the service sees), and is read through
+ * /proc/<our pid>/fd/<fd> while this process keeps it open. Snapshotted
+ * by the submission, it is gone when we exit, however we exit: nothing
+ * is left behind by a Ctrl-C or a kill -9. Where O_TMPFILE is not
+ * supported, a named file is unlinked as soon as it is made. */
+static int unnamed_file(const char *output) {
+        char path[4200], sfx[12];
+        int fd;
 
-        if (mkdir(output, 0755) < 0 && errno != EEXIST) {
+        fd = open(output, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+                return fd < 0 ? -errno : fd;
+        for (int attempt = 0; attempt < 16; attempt++) {
+                random_suffix(sfx, sizeof(sfx));
+                (void) snprintf(path, sizeof(path), "%s/.mplock-stdin-%s", output, sfx);
+                fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd >= 0) {
+                        (void) unlink(path);
+                        return fd;
+                }
+                if (errno != EEXIST)
+                        break;
+        }
+        return -errno;
+}
+
+static int stdin_to_file(const char *output, char **ret_path, int *ret_fd) {
+        _cleanup_free_ char *buf = NULL;
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        /* The caller's umask applies, as for the job's own directory. */
+        if (mkdir(output, 0777) < 0 && errno != EEXIST) {
                 fprintf(stderr, "mplockctl: cannot create %s: %s\n", output, strerror(errno));
                 return -errno;
         }
-        for (int attempt = 0; attempt < 16 && fd < 0; attempt++) {
-                free(path);
-                random_suffix(sfx, sizeof(sfx));
-                if (asprintf(&path, "%s/.mplock-stdin-%s", output, sfx) < 0)
-                        return -ENOMEM;
-                fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-                if (fd < 0 && errno != EEXIST)
-                        break;
-        }
+        fd = unnamed_file(output);
         if (fd < 0) {
-                fprintf(stderr, "mplockctl: cannot create a temporary file in %s: %s\n", output, strerror(errno));
-                return -errno;
+                fprintf(stderr, "mplockctl: cannot create a temporary file in %s: %s\n", output, strerror(-fd));
+                return fd;
         }
         buf = malloc(1 << 20);
-        if (!buf) {
-                r = -ENOMEM;
-                goto fail;
-        }
+        if (!buf)
+                return -ENOMEM;
         for (;;) {
                 ssize_t n = read(STDIN_FILENO, buf, 1 << 20);
                 if (n < 0 && errno == EINTR)
@@ -53,28 +69,21 @@ static int stdin_to_file(const char *output, char **ret) {
                 if (n < 0) {
                         r = -errno;
                         fprintf(stderr, "mplockctl: cannot read stdin: %s\n", strerror(errno));
-                        goto fail;
+                        return r;
                 }
                 if (n == 0)
                         break;
                 r = write_full(fd, buf, (size_t) n);
                 if (r < 0) {
-                        fprintf(stderr, "mplockctl: cannot write %s: %s\n", path, strerror(-r));
-                        goto fail;
+                        fprintf(stderr, "mplockctl: cannot write the copy of stdin in %s: %s\n", output,
+                                strerror(-r));
+                        return r;
                 }
         }
-        if (close(fd) < 0) {
-                fd = -1;
-                r = -errno;
-                fprintf(stderr, "mplockctl: cannot write %s: %s\n", path, strerror(errno));
-                goto fail;
-        }
-        *ret = TAKE_PTR(path);
+        if (asprintf(ret_path, "/proc/%d/fd/%d", (int) getpid(), fd) < 0)
+                return -ENOMEM;
+        *ret_fd = TAKE_FD(fd);
         return 0;
-fail:
-        safe_close(fd);
-        (void) unlink(path);
-        return r;
 }
 
 static json_object *parse_shared(const char *arg) {
@@ -126,7 +135,8 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 { "halt-on-failure", required_argument, NULL, 'H' },
                 {},
         };
-        _cleanup_free_ char *module = NULL, *input = NULL, *output = NULL, *tmp = NULL;
+        _cleanup_free_ char *module = NULL, *input = NULL, *output = NULL;
+        int stdin_fd = -1;
         const char *name = NULL, *input_arg = NULL, *halt = NULL;
         json_object *shared = NULL, *params, *reply;
         uint64_t workers = 0, save_batch = 0, batch_size = 0, timeout = UINT64_MAX, memory_max = UINT64_MAX,
@@ -210,11 +220,10 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 goto out;
         }
         if (streq(input_arg, "-")) {
-                if (stdin_to_file(output, &tmp) < 0) {
+                if (stdin_to_file(output, &input, &stdin_fd) < 0) {
                         r = EXIT_ERROR;
                         goto out;
                 }
-                input = strdup(tmp);
         } else if (path_make_absolute(input_arg, &input) < 0)
                 input = NULL;
         if (!input) {
@@ -253,9 +262,8 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                         printf("%llu\n", (unsigned long long) json_get_uint(reply, "id", 0));
         }
 out:
-        /* Snapshotted (or refused): the temporary copy is not needed. */
-        if (tmp)
-                (void) unlink(tmp);
+        /* Snapshotted (or refused): the copy of stdin goes with its fd. */
+        safe_close(stdin_fd);
         json_object_put(shared);
         return r;
 }

@@ -107,6 +107,23 @@ class Items(DaemonTest):
         # The temporary copy of stdin is gone once the snapshot is taken.
         self.assertEqual([f for f in os.listdir(out) if f.startswith(".mplock-stdin")], [])
 
+    def test_a_killed_submit_from_stdin_leaves_nothing_behind(self):
+        """mplockctl killed while it copies stdin (kill -9: no handler can
+        run) leaves no temporary file in the output directory."""
+        out = self.path("out")
+        os.mkdir(out)
+        p = subprocess.Popen([os.path.join(BUILD, "mplockctl"), "--socket", self.d.sock, "submit", "--module",
+                              module("square"), "--input", "-", "--output", out], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p.stdin.write(b"1\n2\n" * 100000)
+        p.stdin.flush()
+        time.sleep(0.3)  # it is blocked reading the rest of stdin
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        p.stdin.close()
+        self.assertEqual(os.listdir(out), [])
+        self.assertEqual(self.d.ctl("--json", "list").stdout, b"")
+
     def test_relative_paths_are_resolved_against_the_callers_directory(self):
         os.mkdir(self.path("work"))
         self.write_items(os.path.join("work", "items.txt"), ["1", "2", "3"])

@@ -268,9 +268,27 @@ def test_user_units_for_an_unprivileged_user(c):
     assert '"/home/alice/out"' not in sysjobs
 
 
+def test_stdin_input_under_the_units_sandbox(c):
+    """--input - is read by the submission's check through /proc/PID/fd of
+    mplockctl: it must work under the system unit (ProtectProc=invisible)
+    for a user, and leave no file in the output directory."""
+    c.run("systemctl", "start", "mplockd.socket")
+    data = "".join("%d\n" % i for i in range(500))
+    p = c.ctl("--system", "submit", "--module", MODULES + "/square.so", "--input", "-", "--output",
+              "/home/alice/out-stdin", user="alice", input=data)
+    job = int(p.stdout)
+    st = json.loads(c.ctl("--system", "--json", "wait", job, user="alice").stdout)
+    assert st["state"] == "completed" and st["items"] == 500, st
+    res = c.ctl("--system", "results", job, user="alice").stdout.split()
+    assert res == [str(i * i) for i in range(500)], res[:5]
+    left = c.run("ls", "-A", "/home/alice/out-stdin").stdout.split()
+    assert not [f for f in left if f.startswith(".mplock-stdin")], left
+
+
 TESTS = [test_socket_activation, test_status_text_reports_progress, test_kill_9_then_start_finishes_the_job,
          test_stop_then_start_resumes, test_watchdog_restarts_a_frozen_daemon, test_journal_has_the_jobs_lines,
-         test_reload_applies_the_config_file, test_user_units_for_an_unprivileged_user]
+         test_reload_applies_the_config_file, test_user_units_for_an_unprivileged_user,
+         test_stdin_input_under_the_units_sandbox]
 
 
 def main():
