@@ -200,6 +200,7 @@ static void method_pause(Api *api, Call *call) {
         if (!j)
                 return;
         if (job_state(j) == JOB_PAUSED) {
+                job_hold(j);
                 reply_job(call, j);
                 return;
         }

@@ -62,6 +62,9 @@ static const SettingDef defs[] = {
         { "max-attempts", FIELD(max_attempts), UNIT_COUNT, 1, 1000,
           "default attempts per item (an error, a worker death or a timeout is one)" },
         { "retry-delay", FIELD(retry_delay_usec), UNIT_MS, 0, 3600000, "first backoff before another attempt, ms" },
+        { "fault-resume-delay", FIELD(fault_resume_usec), UNIT_SECONDS, 0, 86400,
+          "a job paused by a fault (a full disk) tries again after this many seconds, doubling up to 10 "
+          "minutes; 0: only when resumed" },
         { "item-timeout", FIELD(item_timeout_usec), UNIT_SECONDS, 0, 604800,
           "default seconds one call of process may take, 0 for none" },
         { "memory-max", FIELD(memory_max), UNIT_BYTES, UINT64_C(16) << 20, UINT64_C(1) << 50,
@@ -105,6 +108,7 @@ void settings_defaults(Settings *s) {
                 .commit_items = 1000000,
                 .max_attempts = 3,
                 .retry_delay_usec = 100 * 1000ULL,
+                .fault_resume_usec = 30 * 1000000ULL,
                 .item_timeout_usec = 0,
                 .stop_timeout_usec = 10 * 1000000ULL,
                 .check_timeout_usec = 300 * 1000000ULL,

@@ -25,6 +25,7 @@ typedef struct Settings {
         uint32_t commit_items;
         uint32_t max_attempts;       /* default per item: failures and worker deaths */
         uint64_t retry_delay_usec;   /* first backoff before another attempt */
+        uint64_t fault_resume_usec;  /* a job paused by a fault tries again after this, doubling; 0: never */
         uint64_t item_timeout_usec;  /* default for jobs; 0: none */
         uint64_t memory_max;         /* default per-worker data limit; 0: none */
         uint64_t stop_timeout_usec;  /* graceful stop before SIGKILL */

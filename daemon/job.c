@@ -67,6 +67,7 @@ Job *job_free(Job *j) {
         }
         j->runner = runner_proc_free(j->runner);
         j->restart_timer = sd_event_source_disable_unref(j->restart_timer);
+        j->fault_timer = sd_event_source_disable_unref(j->fault_timer);
         job_unload_checkpoint(j);
         j->dirfd = safe_close(j->dirfd);
         job_spec_done(&j->spec);
@@ -97,6 +98,7 @@ int job_load_checkpoint(Job *j) {
         j->status.done = j->ckpt.done;
         j->status.failed = j->ckpt.failed;
         j->status.results_len = j->ckpt.results_len;
+        j->fault_resumes = 0; /* it moves again */
         return 0;
 }
 
@@ -161,6 +163,46 @@ static void job_persist_later(Job *j) {
         (void) sd_event_source_set_description(j->persist_later, "persist-state");
 }
 
+#define FAULT_RESUME_MAX_USEC (600 * 1000000ULL)
+
+static int fault_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        Job *j = userdata;
+
+        (void) s;
+        (void) usec;
+        j->fault_timer = sd_event_source_disable_unref(j->fault_timer);
+        if (job_state(j) != JOB_PAUSED || !j->status.error || j->damaged)
+                return 0;
+        j->fault_resumes++;
+        log_job(LOG_NOTICE, j->spec.id, "Trying again after a fault: %s.", j->status.error);
+        job_resume(j);
+        return 0;
+}
+
+/* A pause with a reason is a fault that may pass (the disk was full): the
+ * job tries again by itself, after a delay that doubles each time. */
+void job_arm_fault_timer(Job *j) {
+        uint64_t base = j->jobs->settings->fault_resume_usec, delay;
+        int r;
+
+        if (base == 0 || j->damaged)
+                return;
+        delay = j->fault_resumes >= 20 ? FAULT_RESUME_MAX_USEC : MIN(base << j->fault_resumes, FAULT_RESUME_MAX_USEC);
+        r = sd_event_add_time_relative(j->jobs->event, &j->fault_timer, CLOCK_MONOTONIC, delay, 0,
+                                       fault_timer_handler, j);
+        if (r < 0) {
+                log_job_errno(LOG_WARNING, r, j->spec.id, "Cannot schedule another try, resume by hand: %m");
+                return;
+        }
+        (void) sd_event_source_set_description(j->fault_timer, "fault-resume");
+        log_job(LOG_INFO, j->spec.id, "Trying again in %llu s (or mplockctl resume %llu).",
+                (unsigned long long) (delay / 1000000), (unsigned long long) j->spec.id);
+}
+
+void job_hold(Job *j) {
+        j->fault_timer = sd_event_source_disable_unref(j->fault_timer);
+}
+
 int job_set_state(Job *j, JobState s, const char *error) {
         JobState old = job_state(j);
         char *e = error ? strdup(error) : NULL;
@@ -184,7 +226,10 @@ int job_set_state(Job *j, JobState s, const char *error) {
         }
         if (job_state_is_final(s) || s == JOB_PAUSED)
                 job_unload_checkpoint(j);
+        j->fault_timer = sd_event_source_disable_unref(j->fault_timer);
         job_log_state(j, old);
+        if (s == JOB_PAUSED && e)
+                job_arm_fault_timer(j);
         if (old == JOB_RUNNING && s != JOB_RUNNING)
                 jobs_schedule(j->jobs); /* its workers are free */
 

@@ -35,6 +35,10 @@ typedef struct Job {
         /* The runner of this run, and what it told us. */
         RunnerProc *runner;
         sd_event_source *restart_timer; /* after a runner crash */
+        /* Paused by a fault (a full disk): tried again after a growing
+         * delay, until it runs or somebody pauses it on purpose. */
+        sd_event_source *fault_timer;
+        uint32_t fault_resumes;
         uint32_t slots;                 /* workers held from the global cap */
         uint32_t live_workers;
         bool runner_done, cancel_requested, pause_requested;
@@ -74,6 +78,13 @@ static inline bool job_error_is_transient(int r) {
 void job_cancel(Job *j);
 /* reason: a storage fault, or NULL when the owner asked. */
 void job_pause(Job *j, const char *reason);
+/* A job paused by a fault (a reason in its status) tries again later by
+ * itself (the setting fault-resume-delay); job_set_state() arms it, and
+ * loading a job paused so does. */
+void job_arm_fault_timer(Job *j);
+/* A job paused by a fault stays paused: no more tries by itself (its
+ * owner paused it on purpose). */
+void job_hold(Job *j);
 void job_resume(Job *j);
 /* -errno if the new results generation could not be started; the job is
  * then unchanged. */

@@ -217,6 +217,8 @@ static int job_load(Jobs *jobs, uint64_t id) {
                 r = job_keep_damaged(j, id, "state.json", r);
         else if (!job_state_is_final(job_state(j)) && job_state(j) != JOB_PAUSED)
                 job_recover(j);
+        else if (job_state(j) == JOB_PAUSED && j->status.error)
+                job_arm_fault_timer(j);
         if (r >= 0)
                 r = jobs_insert(jobs, j);
         if (r < 0)

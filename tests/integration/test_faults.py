@@ -109,9 +109,8 @@ class PauseResume(DaemonTest):
         self.assertEqual(self.d.status(again)["state"], "cancelled")
 
 
-@unittest.skipIf(os.geteuid() != 0, "needs root to mount a small file system")
-class FullDisk(DaemonTest):
-    daemon_args = ("--commit-interval", "20")
+class SmallDisks(DaemonTest):
+    """Helpers: small file systems to fill (no tests of its own)."""
 
     def setUp(self):
         self.mounts = []
@@ -166,6 +165,12 @@ class FullDisk(DaemonTest):
         self.assertIn("No space left on device", st["error"])
         return st
 
+
+@unittest.skipIf(os.geteuid() != 0, "needs root to mount a small file system")
+class FullDisk(SmallDisks):
+    # Tried again by itself only after a minute: the tests resume by hand.
+    daemon_args = ("--commit-interval", "20", "--fault-resume-delay", "60")
+
     def test_a_full_output_file_system_pauses_the_job_until_resumed(self):
         n = 20000
         out = self.path("out")
@@ -199,6 +204,51 @@ class FullDisk(DaemonTest):
         st = self.run_until_paused(self.path("out"), job)
         self.assertIn("checkpoint", st["error"])
         self.free_and_resume(filler, job, n)
+
+
+@unittest.skipIf(os.geteuid() != 0, "needs root to mount a small file system")
+class FullDiskResumesByItself(SmallDisks):
+    """A job paused by a full disk tries again by itself, so it goes on
+    once room is made without anybody's help; one its owner then pauses
+    stays paused."""
+    daemon_args = ("--commit-interval", "20", "--fault-resume-delay", "1")
+
+    def test_the_job_goes_on_by_itself_once_there_is_room(self):
+        n = 20000
+        out = self.path("out")
+        self.mount_tmpfs(out, "4m")
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        job = self.d.submit(module("square"), items, out, "--workers", 2, "--shared", '{"sleep_us": 100}')
+        wait_until("progress", lambda: self.d.status(job)["done"] >= 1000)
+        filler = self.fill(out)
+        self.run_until_paused(out, job)
+        time.sleep(2.5)  # tries again, and pauses again: still full
+        st = self.d.status(job)
+        self.assertIn(st["state"], ("paused", "queued", "running"))
+        self.assertIn("Trying again after a fault", self.d.read_log())
+        os.unlink(filler)
+        # Wait still returns at each pause by a fault: poll instead.
+        st = wait_until("the job to complete by itself",
+                        lambda: (lambda s: s if s["state"] == "completed" else None)(self.d.status(job)), 60)
+        self.assertEqual(st["done"], n)
+        res = self.d.results_json(job)
+        self.assertEqual([r["index"] for r in res], list(range(n)))
+
+    def test_a_job_paused_on_purpose_does_not_go_on(self):
+        n = 20000
+        out = self.path("out")
+        self.mount_tmpfs(out, "4m")
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        job = self.d.submit(module("square"), items, out, "--workers", 2, "--shared", '{"sleep_us": 100}')
+        wait_until("progress", lambda: self.d.status(job)["done"] >= 1000)
+        filler = self.fill(out)
+        self.run_until_paused(out, job)
+        self.d.ctl("pause", job)
+        os.unlink(filler)
+        time.sleep(3)
+        self.assertEqual(self.d.status(job)["state"], "paused")
+        self.d.ctl("resume", job)
+        self.assertEqual(self.d.wait(job)[0], 0)
 
 
 class Retries(DaemonTest):
