@@ -57,7 +57,7 @@ static const SchemaField spec_fields[] = {
         { "timeout", SCHEMA_USEC_SEC, SPEC(timeout_usec), P | R | S | OPT, 0, JOB_TIMEOUT_MAX_SEC },
         { "max_attempts", SCHEMA_U32, SPEC(max_attempts), P | R | S | OPT, 1, JOB_ATTEMPTS_MAX },
         { "halt_on_failure", SCHEMA_STRING, SPEC(halt), P | S | OPT },
-        { "halt_failures", SCHEMA_U64, SPEC(halt_failures), P | OPT, 0, JOB_ITEMS_MAX },
+        { "halt_failures", SCHEMA_U64, SPEC(halt_failures), P | R | OPT, 0, JOB_ITEMS_MAX },
         { "memory_max", SCHEMA_U64, SPEC(memory_max), P | R | S | OPT, 0, UINT64_C(1) << 50 },
         { "items", SCHEMA_U64, SPEC(n_items), P | R | S, 0, JOB_ITEMS_MAX },
         { "input_bytes", SCHEMA_U64, SPEC(input_bytes), P | R, 0, UINT64_C(1) << 50 },

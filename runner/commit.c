@@ -25,6 +25,7 @@ int commit_init(Commit *c, const CommitConfig *cfg) {
                 .send = cfg->send,
                 .send_userdata = cfg->send_userdata,
                 .recorded = cfg->committed,
+                .recorded_failed = cfg->committed_failed,
                 .committed = cfg->committed,
                 .committed_failed = cfg->committed_failed,
         };
@@ -81,6 +82,7 @@ int commit_append(Commit *c, const void *block, size_t len, uint32_t failed, boo
                 return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
         }
         c->recorded += h.count;
+        c->recorded_failed += failed;
         c->uncommitted += h.count;
         return 0;
 }

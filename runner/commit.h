@@ -70,6 +70,7 @@ typedef struct Commit {
         uint64_t unsaved;     /* items written, not given to save() */
         uint64_t uncommitted; /* items written, not committed */
         uint64_t recorded;    /* items with a record: committed before, and written */
+        uint64_t recorded_failed; /* of them, failed */
         uint64_t committed, committed_failed;
 } Commit;
 

@@ -74,6 +74,16 @@ static bool feed_one(Pool *p, Worker *w) {
         return true;
 }
 
+void pool_check_halt(Pool *p) {
+        if (p->halted || p->halt_failures == 0 || p->commit->recorded_failed < p->halt_failures)
+                return;
+        p->halted = p->stopping = true;
+        output_log(p->out, LOG_WARNING, "Halting: %llu items failed (--halt-on-failure); %llu items in flight are "
+                   "not done.", (unsigned long long) p->commit->recorded_failed, (unsigned long long) p->outstanding);
+        for (uint32_t i = 0; i < p->n_workers; i++)
+                __atomic_store_n(&p->progress[i].cut, 1, __ATOMIC_RELAXED);
+}
+
 void pool_feed(Pool *p) {
         if (p->stopping)
                 return;
@@ -262,7 +272,10 @@ static ssize_t parse_block(Pool *p, Worker *w, const char *buf, size_t len, RunE
         if (len < sizeof(h) + h.payload_len)
                 return 0;
         r = record_block(p, w, buf, sizeof(h) + h.payload_len, e);
-        return r < 0 ? r : (ssize_t) (sizeof(h) + h.payload_len);
+        if (r < 0)
+                return r;
+        pool_check_halt(p);
+        return (ssize_t) (sizeof(h) + h.payload_len);
 }
 
 static ssize_t parse_frame(Pool *p, Worker *w, const char *buf, size_t len, RunError *e) {
@@ -395,6 +408,7 @@ static void describe_exit(const Pool *p, const Worker *w, const siginfo_t *si, c
 static int suspect_died(Pool *p, Worker *w, uint64_t index, const char *how, RunError *e) {
         char msg[160];
         uint32_t n;
+        int r;
 
         if (dispatch_attempt(p->dispatch, index, &n) < 0)
                 return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
@@ -405,7 +419,10 @@ static int suspect_died(Pool *p, Worker *w, uint64_t index, const char *how, Run
         }
         (void) snprintf(msg, sizeof(msg), "worker died on this item %u times (last: %s)", n, how);
         output_log(p->out, LOG_WARNING, "Item %llu failed: %s.", (unsigned long long) index, msg);
-        return record_failure(p, index, msg, e);
+        r = record_failure(p, index, msg, e);
+        if (r >= 0)
+                pool_check_halt(p);
+        return r;
 }
 
 /* What a dead worker held goes back: the item in progress is a suspect
@@ -453,6 +470,14 @@ static int worker_gone(Pool *p, Worker *w, const siginfo_t *si, RunError *e) {
         if ((w->exiting && si->si_code == CLD_EXITED && si->si_status == 0 && w->nq == 0) ||
             (p->stopping && w->nq == 0))
                 return 0;
+        if (p->halted && si->si_code == CLD_EXITED && si->si_status == 0) {
+                /* It cut its chunk on the halt: the rest is not done, and
+                 * nobody's fault. */
+                for (unsigned k = 0; k < w->nq; k++)
+                        p->outstanding -= w->q[k].count - w->q[k].done;
+                w->nq = 0;
+                return 0;
+        }
         if (!w->ready && ++p->init_failures >= POOL_INIT_FAILURES_MAX)
                 return run_error(e, IPC_FAIL_PERMANENT, -ECHILD, "workers die before init completes (worker %u %s)",
                                  w->no, how);
@@ -562,6 +587,8 @@ int pool_start(Pool *p, RunError *e) {
                 p->progress = NULL;
                 return run_error(e, IPC_FAIL_TEMPORARY, -errno, "cannot map worker progress: %s", strerror(errno));
         }
+        for (uint32_t i = 0; i < p->n_workers && p->halt_failures > 0; i++)
+                p->progress[i].send_failures = 1;
         if (p->timeout_sec > 0) {
                 r = sd_event_add_time_relative(p->event, &p->timeout_timer, CLOCK_MONOTONIC,
                                                MIN((uint64_t) p->timeout_sec * 250000u + 1, (uint64_t) 1000000), 0,

@@ -87,6 +87,7 @@ struct Pool {
         Dispatch *dispatch;
         Commit *commit;
         uint64_t n_items, memory_max;
+        uint64_t halt_failures; /* stop once this many items failed (0: never) */
         uint32_t n_workers, max_attempts, timeout_sec;
         PoolHooks hooks;
 
@@ -95,6 +96,7 @@ struct Pool {
         uint32_t init_failures;
         uint64_t outstanding; /* items handed out, not recorded */
         bool stopping;        /* set by the top: hand out nothing, replace no one */
+        bool halted;          /* --halt-on-failure reached: chunks in flight are cut */
         bool handed_out;
         sd_event_source *timeout_timer, *exit_timer, *retry_timer;
 };
@@ -107,6 +109,10 @@ void pool_feed(Pool *p);
 /* Another attempt at index, alone, once its backoff is over (the retry
  * timer is set for the earliest). */
 int pool_retry_later(Pool *p, uint64_t index, uint32_t attempt, RunError *e);
+/* --halt-on-failure, once reached by what was recorded: nothing more is
+ * handed out, retries included, and each worker ends its chunk after the
+ * call it is in (what it did not reach is not done, and not an attempt). */
+void pool_check_halt(Pool *p);
 /* Tells every worker to exit after what it has; kills them if they take
  * longer than POOL_EXIT_WAIT_USEC. */
 void pool_exit(Pool *p);

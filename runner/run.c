@@ -359,6 +359,7 @@ static int setup_pool(Runner *r, RunError *e) {
                 .commit = &r->commit,
                 .n_items = r->job.n_items,
                 .memory_max = r->job.memory_max,
+                .halt_failures = r->job.halt_failures,
                 .n_workers = r->job.n_workers,
                 .max_attempts = r->job.max_attempts,
                 .timeout_sec = r->job.timeout_sec,

@@ -43,6 +43,7 @@ static void job_from_spec(Job *job, JobSpec *spec, const RunnerStart *st) {
                 .input_bytes = spec->input_bytes,
                 .memory_max = spec->memory_max,
                 .umask = spec->umask,
+                .halt_failures = spec->halt_failures,
                 .input_crc = spec->input_crc,
                 .results_len = st->results_len,
                 .committed = st->done,

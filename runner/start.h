@@ -24,6 +24,7 @@ typedef struct Job {
         uint64_t prev_results_len; /* committed length of the previous generation */
         bool resumed;              /* an earlier run may have given items to save */
         uint64_t n_items, input_bytes, memory_max;
+        uint64_t halt_failures; /* --halt-on-failure as a count; 0: none */
         uint32_t input_crc;
         uint32_t umask; /* the submitter's: the output directory, files, and what workers make */
         /* What the checkpoint says is committed. */

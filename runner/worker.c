@@ -68,7 +68,8 @@ static void block_send(ResultsBlock *b, int fd) {
 }
 
 /* One item's outcome into the block (sent first if it would overflow). */
-static void add_outcome(ResultsBlock *block, int res_fd, const mplock_item *it, const ResultSlot *s, int r) {
+/* Adds one item's outcome to block: whether it failed. */
+static bool add_outcome(ResultsBlock *block, int res_fd, const mplock_item *it, const ResultSlot *s, int r) {
         char msg[160];
         const char *rdata = s->data;
         size_t rlen = s->len;
@@ -99,6 +100,7 @@ static void add_outcome(ResultsBlock *block, int res_fd, const mplock_item *it, 
         }
         if (q < 0)
                 worker_exit(1);
+        return status != 0;
 }
 
 typedef struct WorkerCall {
@@ -123,6 +125,7 @@ static void run_chunk(WorkerCall *w, const WorkerCmd *cmd) {
         results_block_begin(w->block, cmd->first);
         for (i = 0; i < cmd->count;) {
                 size_t nb = (size_t) MIN((uint64_t) w->batch, cmd->count - i);
+                bool failed;
                 int r;
 
                 for (size_t k = 0; k < nb; k++) {
@@ -138,9 +141,19 @@ static void run_chunk(WorkerCall *w, const WorkerCmd *cmd) {
                 /* One store a call: the runner's timeout watch. */
                 __atomic_store_n(&w->progress->calls, w->progress->calls + 1, __ATOMIC_RELAXED);
                 send_finals(w->res_fd, w->slots, w->batch_items, nb);
+                failed = false;
                 for (size_t k = 0; k < nb; k++)
-                        add_outcome(w->block, w->res_fd, &w->batch_items[k], &w->slots->slots[k], r);
+                        failed |= add_outcome(w->block, w->res_fd, &w->batch_items[k], &w->slots->slots[k], r);
                 i += nb;
+                if (failed && i < cmd->count && __atomic_load_n(&w->progress->send_failures, __ATOMIC_RELAXED)) {
+                        block_send(w->block, w->res_fd);
+                        results_block_begin(w->block, cmd->first + i);
+                }
+                if (i < cmd->count && __atomic_load_n(&w->progress->cut, __ATOMIC_RELAXED)) {
+                        if (w->block->count > 0)
+                                block_send(w->block, w->res_fd);
+                        worker_exit(0);
+                }
                 if (results_block_payload(w->block) >= RESULTS_BLOCK_TARGET && i < cmd->count) {
                         block_send(w->block, w->res_fd);
                         results_block_begin(w->block, cmd->first + i);

@@ -41,7 +41,14 @@ typedef struct WorkerFrame {
  * for the item timeout. One cache line each. */
 typedef struct WorkerProgress {
         uint64_t calls;
-        char pad[56];
+        /* Set by the runner (a halt): end the chunk after this call, send
+         * what it has and exit; the rest of the chunk is not done. */
+        uint32_t cut;
+        /* Set by the runner for a job with --halt-on-failure: a failed item
+         * is sent at once, not with the rest of its block, so that the
+         * runner counts failures as they happen. */
+        uint32_t send_failures;
+        char pad[48];
 } WorkerProgress;
 
 _Noreturn void worker_main(const Module *mod, const Items *items, Host *host, uint32_t worker_no, int cmd_fd,

@@ -319,6 +319,26 @@ class Halt(DaemonTest):
         self.assertLess(st["done"], n)
         self.assertIn("--halt-on-failure 1%", st["error"])
 
+    def test_a_halt_stops_retries_too(self):
+        """Once the limit is reached nothing more is handed out, retries
+        waiting for their backoff included, and the chunks in flight end
+        after the call they are in: a third of the items fail here, and
+        finishing the chunks (two of about 25 items per worker) once ran
+        the job to 43 failures of 5. What was done before the runner saw
+        the limit still counts."""
+        n = 2000
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        fail = [str(i) for i in range(0, n, 3)]
+        job = self.d.submit(module("flaky"), items, self.path("r"), "--workers", 2, "--max-attempts", 3,
+                            "--halt-on-failure", "5", "--shared", json.dumps({"fail": fail, "sleep_ms": 2}))
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"]), (3, "failed"), st)
+        self.assertGreaterEqual(st["failed"], 5)
+        self.assertLessEqual(st["failed"], 12, st)
+        # The runner halts at the limit itself, not a commit later.
+        log = self.d.ctl("logs", job).stdout.decode()
+        self.assertIn("Halting: 5 items failed (--halt-on-failure)", log)
+
     def test_bad_halt_values(self):
         items = self.write_items("items.txt", ["1"])
         for bad in ("0", "x", "101%", "0%", "-3", "5%%"):

@@ -253,6 +253,8 @@ START_TEST(test_ranges_sorted_and_coalesced) {
         ck_assert_int_eq(append_full(&x, 40, 5, 0, false, &e), 0);
         ck_assert_int_eq(append_full(&x, 50, 1, 0, false, &e), 0);
         ck_assert_uint_eq(x.c.recorded, BEFORE + 36);
+        /* Failures counted as they are recorded (the runner's halt). */
+        ck_assert_uint_eq(x.c.recorded_failed, BEFORE_FAILED + 3);
         ck_assert_uint_eq(x.c.uncommitted, 36);
         ck_assert_int_eq(x.c.dir_fd, x.dirfd);
         ck_assert_int_eq(commit_flush(&x.c, &e), 1);
