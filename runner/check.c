@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -59,35 +60,59 @@ static int report(bool ok, const char *parameter, const char *fmt, ...) {
         return ok ? 0 : -EINVAL;
 }
 
+/* Kernel interfaces that take a mkdir or a write as a command, or refuse
+ * them only once the job runs: never an output directory. */
+static bool pseudo_fs(const char *path) {
+        static const unsigned long magic[] = {
+                0x9fa0,     /* proc */
+                0x62656572, /* sysfs */
+                0x27e0eb,   /* cgroup */
+                0x63677270, /* cgroup2 */
+                0x64626720, /* debugfs */
+                0x74726163, /* tracefs */
+                0x73636673, /* securityfs */
+                0xcafe4a11, /* bpf */
+                0x6165676c, /* pstore */
+                0xde5e81e4, /* efivarfs */
+                0x62656570, /* configfs */
+                0x1cd1,     /* devpts */
+                0x65735543, /* fusectl */
+        };
+        struct statfs sf;
+
+        if (statfs(path, &sf) < 0)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(magic); i++)
+                if ((unsigned long) sf.f_type == magic[i])
+                        return true;
+        return false;
+}
+
+/* The output directory, or the nearest of its ancestors that exists (the
+ * runner makes the rest, with the submitter's umask): a directory the
+ * submitter may write, on a file system that holds files. */
 static int check_output(const char *output) {
-        _cleanup_free_ char *parent = NULL;
+        _cleanup_free_ char *dir = strdup(output);
         struct stat st;
         char *slash;
 
-        if (stat(output, &st) == 0) {
-                if (!S_ISDIR(st.st_mode))
-                        return report(false, "output", "%s exists and is not a directory", output);
-                if (faccessat(AT_FDCWD, output, W_OK | X_OK, AT_EACCESS) < 0)
-                        return report(false, "output", "cannot write into %s: %s", output, strerror(errno));
-                return 0;
-        }
-        if (errno != ENOENT)
-                return report(false, "output", "%s: %s", output, strerror(errno));
-        /* It will be created by the runner: its parent must allow that. */
-        parent = strdup(output);
-        if (!parent)
+        if (!dir)
                 return -ENOMEM;
-        slash = strrchr(parent, '/');
-        if (slash == parent)
-                slash[1] = '\0';
-        else if (slash)
+        while (stat(dir, &st) < 0) {
+                if (errno != ENOENT)
+                        return report(false, "output", "%s: %s", dir, strerror(errno));
+                slash = strrchr(dir, '/');
+                if (!slash || slash == dir)
+                        return report(false, "output", "cannot create %s: no directory above it exists", output);
                 *slash = '\0';
-        if (stat(parent, &st) < 0)
-                return report(false, "output", "cannot create %s: %s: %s", output, parent, strerror(errno));
+        }
         if (!S_ISDIR(st.st_mode))
-                return report(false, "output", "cannot create %s: %s is not a directory", output, parent);
-        if (faccessat(AT_FDCWD, parent, W_OK | X_OK, AT_EACCESS) < 0)
-                return report(false, "output", "cannot create %s: %s", output, strerror(errno));
+                return report(false, "output", "%s: %s is not a directory", output, dir);
+        if (pseudo_fs(dir))
+                return report(false, "output", "%s: %s is a kernel file system, not one for files", output, dir);
+        if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) < 0)
+                return report(false, "output", "cannot %s %s: %s", streq(dir, output) ? "write into" : "create",
+                              streq(dir, output) ? output : dir, strerror(errno));
         return 0;
 }
 

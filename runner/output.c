@@ -84,7 +84,13 @@ done:
 
 int output_open_log(Output *o, RunError *e) {
         char path[OUTPUT_PATH_MAX];
+        int r;
 
+        /* Its parents too, as the check allowed: the submitter's umask. */
+        r = mkdir_parents(o->dir, 0777);
+        if (r < 0)
+                return run_error_io(e, r, "cannot create the parents of output directory %s: %s", o->dir,
+                                    strerror(-r));
         if (mkdir(o->dir, 0777) < 0 && errno != EEXIST)
                 return run_error_io(e, -errno, "cannot create output directory %s: %s", o->dir, strerror(errno));
         o->dir_fd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

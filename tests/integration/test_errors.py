@@ -86,10 +86,20 @@ class Refusals(DaemonTest):
                      expect="is not a directory")
         self.refused("--module", module("echo"), "--input", self.items, "--output", os.path.join(blocker, "sub"),
                      expect="invalid output")
-        self.refused("--module", module("echo"), "--input", self.items, "--output", self.path("a", "b", "c"),
-                     expect="invalid output")
+        # Kernel file systems pass a write check (root's, at least) and
+        # fail only when the job runs: refused at submission.
+        for pseudo in ("/proc/mplock-x", "/sys/mplock-x", "/proc/self/mplock-x/y"):
+            self.refused("--module", module("echo"), "--input", self.items, "--output", pseudo,
+                         expect="is a kernel file system")
         self.assert_nothing_created()
         self.assertFalse(os.path.exists(self.out))
+
+    def test_an_output_directory_is_made_with_its_parents(self):
+        out = self.path("a", "b", "c")
+        job = self.d.submit(module("echo"), self.items, out)
+        self.assertEqual(self.d.wait(job)[0], 0)
+        self.assertEqual(self.d.ctl("results", job).stdout.decode().splitlines(), ["1", "2"])
+        self.assertTrue(os.path.isfile(os.path.join(out, "mplock-%d.results" % job)))
 
     def test_bad_numbers_on_the_command_line(self):
         for args in (("--workers", "0"), ("--workers", "x"), ("--save-batch", "-1"), ("--batch-size", "")):
