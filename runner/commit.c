@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bitset.h"
@@ -196,6 +197,7 @@ static void pending_drop(Commit *c, size_t n) {
 int commit_flush(Commit *c, RunError *e) {
         IpcCommit msg = {};
         uint64_t items = 0, failed = 0, end = 0;
+        struct stat st;
         size_t n = 0;
         int r;
 
@@ -214,6 +216,14 @@ int commit_flush(Commit *c, RunError *e) {
         /* The results must be on disk before the checkpoint says so. */
         if (fdatasync(c->results_fd) < 0)
                 return run_error_io(e, -errno, "cannot sync the results file: %s", strerror(errno));
+        /* And still where the job's owner will look: a file unlinked
+         * (its directory removed) would take every commit with it. */
+        if (fstat(c->results_fd, &st) < 0)
+                return run_error_io(e, -errno, "cannot stat the results file: %s", strerror(errno));
+        if (st.st_nlink == 0)
+                return run_error(e, IPC_FAIL_PERMANENT, -ENOENT,
+                                 "the results file was deleted while the job ran (or its output directory was): "
+                                 "what was committed is lost with it");
         if (c->dir_fd >= 0) {
                 if (fsync(c->dir_fd) < 0)
                         return run_error_io(e, -errno, "cannot sync the output directory: %s", strerror(errno));

@@ -5,6 +5,7 @@ other jobs are not affected."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -249,6 +250,21 @@ class FullDiskResumesByItself(SmallDisks):
         self.assertEqual(self.d.status(job)["state"], "paused")
         self.d.ctl("resume", job)
         self.assertEqual(self.d.wait(job)[0], 0)
+
+
+class OutputGone(DaemonTest):
+    def test_an_output_directory_removed_under_a_job_fails_it(self):
+        """The results are gone with it: the job must not end "completed"
+        (it once did, and wait exited 0)."""
+        n = 4000
+        out = self.path("out")
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        job = self.d.submit(module("burn"), items, out, "--workers", 2, "--shared", '{"ms": 1}')
+        wait_until("progress", lambda: self.d.status(job)["done"] >= 200)
+        shutil.rmtree(out)
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"]), (3, "failed"), st)
+        self.assertIn("results file was deleted while the job ran", st["error"])
 
 
 class Retries(DaemonTest):
