@@ -94,6 +94,8 @@ static const SchemaField start_fields[] = {
         { "commit_interval_usec", SCHEMA_U64, START(commit_interval_usec), R, 1000, UINT64_C(3600) * 1000000 },
         { "commit_items", SCHEMA_U32, START(commit_items), R, 1, U32MAX },
         { "retry_delay_usec", SCHEMA_U64, START(retry_delay_usec), R, 0, UINT64_C(3600) * 1000000 },
+        { "callback_timeout_usec", SCHEMA_U64, START(callback_timeout_usec), R | OPT, 0,
+          UINT64_C(604800) * 1000000 },
         { "resumed", SCHEMA_U32, START(resumed), R, 0, 1 },
 };
 const Schema runner_start_schema = { start_fields, ELEMENTSOF(start_fields) };

@@ -85,6 +85,7 @@ typedef struct RunnerStart {
         uint64_t commit_interval_usec;
         uint32_t commit_items;
         uint64_t retry_delay_usec;
+        uint64_t callback_timeout_usec; /* init and the save callbacks; 0: none */
         /* 1 unless this is the first run of the job since it was submitted:
          * then items may have been given to save before (mplock_batch). */
         uint32_t resumed;

@@ -27,6 +27,7 @@ typedef struct Settings {
         uint64_t retry_delay_usec;   /* first backoff before another attempt */
         uint64_t fault_resume_usec;  /* a job paused by a fault tries again after this, doubling; 0: never */
         uint64_t item_timeout_usec;  /* default for jobs; 0: none */
+        uint64_t callback_timeout_usec; /* init, save_init, save, save_fini; 0: none */
         uint64_t memory_max;         /* default per-worker data limit; 0: none */
         uint64_t stop_timeout_usec;  /* graceful stop before SIGKILL */
         uint64_t check_timeout_usec; /* submission checks */

@@ -490,6 +490,7 @@ static char *start_message(Job *j, size_t *len) {
                 .commit_interval_usec = s->commit_interval_usec,
                 .commit_items = s->commit_items,
                 .retry_delay_usec = s->retry_delay_usec,
+                .callback_timeout_usec = s->callback_timeout_usec,
                 .resumed = j->ran,
         };
 

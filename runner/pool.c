@@ -166,7 +166,8 @@ static int worker_watch(Pool *p, Worker *w, pid_t pid, int cmd_fd, int res_fd, i
         w->res_fd = res_fd;
         w->nq = 0;
         w->len = 0;
-        w->ready = w->exiting = w->timed_out = false;
+        w->ready = w->exiting = w->timed_out = w->init_timed_out = false;
+        w->spawned_usec = now_usec();
         r = fcntl(w->res_fd, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
         if (r >= 0)
                 r = sd_event_add_io(p->event, &w->io, w->res_fd, EPOLLIN, worker_io, w);
@@ -395,7 +396,9 @@ static void worker_detach(Worker *w) {
 /* --- exits -------------------------------------------------------------- */
 
 static void describe_exit(const Pool *p, const Worker *w, const siginfo_t *si, char *how, size_t n) {
-        if (w->timed_out)
+        if (w->init_timed_out)
+                (void) snprintf(how, n, "took longer than %u s in init (callback-timeout)", p->init_timeout_sec);
+        else if (w->timed_out)
                 (void) snprintf(how, n, "timed out after %u s", p->timeout_sec);
         else if (si->si_code == CLD_EXITED)
                 (void) snprintf(how, n, "exited with status %d", si->si_status);
@@ -510,16 +513,35 @@ static int worker_exited(sd_event_source *s, const siginfo_t *si, void *userdata
 /* A worker whose call count has not moved for timeout_sec while it had work
  * is stuck in one call of process: kill it, which counts an attempt for
  * its item like any other death. */
+/* The period of the timeout watch: a quarter of the shorter limit, at
+ * most a second. */
+static uint64_t watch_period(const Pool *p) {
+        uint64_t shortest = UINT64_MAX;
+
+        if (p->timeout_sec > 0)
+                shortest = (uint64_t) p->timeout_sec * 1000000u;
+        if (p->init_timeout_sec > 0)
+                shortest = MIN(shortest, (uint64_t) p->init_timeout_sec * 1000000u);
+        return MIN(shortest / 4 + 1, (uint64_t) 1000000);
+}
+
 static int timeout_timer_handler(sd_event_source *s, uint64_t usec, void *userdata) {
         Pool *p = userdata;
         uint64_t now = now_usec(), limit = (uint64_t) p->timeout_sec * 1000000u;
+        uint64_t init_limit = (uint64_t) p->init_timeout_sec * 1000000u;
 
         (void) usec;
         for (uint32_t i = 0; i < p->n_workers; i++) {
                 Worker *w = &p->workers[i];
                 uint64_t calls;
 
-                if (w->pid <= 0 || w->nq == 0 || w->timed_out)
+                if (w->pid > 0 && !w->ready && init_limit > 0 && !w->init_timed_out &&
+                    now - w->spawned_usec > init_limit) {
+                        w->init_timed_out = true;
+                        (void) kill(w->pid, SIGKILL);
+                        continue;
+                }
+                if (w->pid <= 0 || w->nq == 0 || w->timed_out || limit == 0)
                         continue;
                 calls = __atomic_load_n(&p->progress[i].calls, __ATOMIC_RELAXED);
                 if (calls != w->seen_calls) {
@@ -530,7 +552,7 @@ static int timeout_timer_handler(sd_event_source *s, uint64_t usec, void *userda
                         (void) kill(w->pid, SIGKILL);
                 }
         }
-        (void) sd_event_source_set_time_relative(s, MIN(limit / 4 + 1, (uint64_t) 1000000));
+        (void) sd_event_source_set_time_relative(s, watch_period(p));
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
 }
@@ -589,9 +611,8 @@ int pool_start(Pool *p, RunError *e) {
         }
         for (uint32_t i = 0; i < p->n_workers && p->halt_failures > 0; i++)
                 p->progress[i].send_failures = 1;
-        if (p->timeout_sec > 0) {
-                r = sd_event_add_time_relative(p->event, &p->timeout_timer, CLOCK_MONOTONIC,
-                                               MIN((uint64_t) p->timeout_sec * 250000u + 1, (uint64_t) 1000000), 0,
+        if (p->timeout_sec > 0 || p->init_timeout_sec > 0) {
+                r = sd_event_add_time_relative(p->event, &p->timeout_timer, CLOCK_MONOTONIC, watch_period(p), 0,
                                                timeout_timer_handler, p);
                 if (r < 0)
                         return run_error(e, IPC_FAIL_TEMPORARY, r, "sd-event: %s", strerror(-r));

@@ -57,6 +57,8 @@ typedef struct Worker {
         /* Timeouts: the worker counts its calls in shared memory; no
          * change for timeout_sec while it has work means it is stuck. */
         uint64_t seen_calls, seen_usec;
+        uint64_t spawned_usec;
+        bool init_timed_out;
         bool timed_out;
         char *buf; /* what it sent, not parsed yet */
         size_t len, cap;
@@ -89,6 +91,7 @@ struct Pool {
         uint64_t n_items, memory_max;
         uint64_t halt_failures; /* stop once this many items failed (0: never) */
         uint32_t n_workers, max_attempts, timeout_sec;
+        uint32_t init_timeout_sec; /* a worker's init, at most; 0: none */
         PoolHooks hooks;
 
         Worker *workers;

@@ -23,6 +23,7 @@
 #include "run-error.h"
 #include "runner.h"
 #include "start.h"
+#include "watchdog.h"
 
 /* "mplock-runner run": one per running job, started by mplockd with
  *   fd 3  the IPC socket (IPC_START arrives first)
@@ -110,9 +111,15 @@ static int run_save(void *userdata, const mplock_entry *entries, size_t n, bool 
                 .n = n,
         };
 
+        int q = 0;
+
+        watchdog_arm("the save callback", r->job.callback_timeout_sec);
         if (def->save_batch)
-                return def->save_batch(&r->host.ctx, r->save_state, &b);
-        return n > 0 ? def->save(&r->host.ctx, entries, n) : 0;
+                q = def->save_batch(&r->host.ctx, r->save_state, &b);
+        else if (n > 0)
+                q = def->save(&r->host.ctx, entries, n);
+        watchdog_disarm();
+        return q;
 }
 
 /* The saver's state, once, before any batch. */
@@ -123,7 +130,9 @@ static int save_start(Runner *r, RunError *e) {
         r->save_started = def->save_batch || def->save || def->save_fini;
         if (!def->save_init)
                 return 0;
+        watchdog_arm("save_init", r->job.callback_timeout_sec);
         q = def->save_init(&r->host.ctx, &r->save_state);
+        watchdog_disarm();
         if (q >= 0)
                 return 0;
         if (r->host.error_message[0])
@@ -134,8 +143,11 @@ static int save_start(Runner *r, RunError *e) {
 
 /* The saver's end, when the runner ends normally. */
 static void save_end(Runner *r) {
-        if (r->save_started && r->module.def->save_fini)
+        if (r->save_started && r->module.def->save_fini) {
+                watchdog_arm("save_fini", r->job.callback_timeout_sec);
                 r->module.def->save_fini(&r->host.ctx, r->save_state);
+                watchdog_disarm();
+        }
         r->save_started = false;
 }
 
@@ -363,6 +375,7 @@ static int setup_pool(Runner *r, RunError *e) {
                 .n_workers = r->job.n_workers,
                 .max_attempts = r->job.max_attempts,
                 .timeout_sec = r->job.timeout_sec,
+                .init_timeout_sec = r->job.callback_timeout_sec,
                 .hooks = { .changed = pool_changed, .failed = pool_failed, .userdata = r },
         };
         return pool_start(&r->pool, e);
@@ -396,6 +409,9 @@ int run_main(void) {
         if (start_read(&r.job, IPC_FD, &e) < 0)
                 fail(NULL, &e);
         umask((mode_t) r.job.umask);
+        q = watchdog_init(IPC_FD);
+        if (q < 0)
+                failf(NULL, IPC_FAIL_TEMPORARY, "cannot set up the callback watchdog: %s", strerror(-q));
         output_init(&r.out, r.job.output, r.job.id);
         if (host_init(&r.host, r.job.shared, r.job.output, r.job.id, r.job.n_workers, r.job.batch_size) < 0)
                 failf(NULL, IPC_FAIL_TEMPORARY, "out of memory");

@@ -36,6 +36,7 @@ static void job_from_spec(Job *job, JobSpec *spec, const RunnerStart *st) {
                 .commit_items = st->commit_items,
                 .timeout_sec = (uint32_t) (spec->timeout_usec / 1000000),
                 .retry_delay_ms = (uint32_t) (st->retry_delay_usec / 1000),
+                .callback_timeout_sec = (uint32_t) (st->callback_timeout_usec / 1000000),
                 .results_gen = st->results_gen,
                 .prev_results_len = st->prev_results_len,
                 .resumed = st->resumed != 0,

@@ -20,6 +20,7 @@ typedef struct Job {
         char *shared; /* the shared data, compact JSON */
         uint32_t n_workers, batch_size, save_batch, max_attempts;
         uint32_t commit_interval_ms, commit_items, timeout_sec, retry_delay_ms;
+        uint32_t callback_timeout_sec; /* init and the save callbacks; 0: none */
         uint32_t results_gen;      /* 0, then one more per retry */
         uint64_t prev_results_len; /* committed length of the previous generation */
         bool resumed;              /* an earlier run may have given items to save */

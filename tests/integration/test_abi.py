@@ -126,5 +126,31 @@ class Abi11(DaemonTest):
         self.assertEqual([r["result"] for r in self.d.results_json(job)], ["v10:x", "v10:y"])
 
 
+class CallbackBounds(DaemonTest):
+    """--timeout bounds process; every other callback has a bound too
+    (callback-timeout): a hanging init or save once kept a job running
+    forever, holding its worker slots."""
+    daemon_args = ("--callback-timeout", "1")
+
+    def run_hanging(self, shared):
+        t0 = time.monotonic()
+        job = self.d.submit(V11, self.write_items("items.txt", ["a", "b", "c"]), self.path("out"), "--workers", 1,
+                            "--save-batch", 1, "--shared", json.dumps(shared))
+        rc, st = self.d.wait(job, timeout=60)
+        self.assertEqual((rc, st["state"]), (3, "failed"), st)
+        self.assertLess(time.monotonic() - t0, 30)
+        return st
+
+    def test_a_hanging_init_fails_the_job(self):
+        st = self.run_hanging({"init_sleep_ms": 600000})
+        self.assertIn("took longer than 1 s in init (callback-timeout)", st["error"])
+
+    def test_a_hanging_save_fails_the_job(self):
+        st = self.run_hanging({"save_sleep_ms": 600000})
+        self.assertIn("the save callback took longer than 1 s (callback-timeout)", st["error"])
+        # Nothing of the job is left running.
+        self.assertEqual(st["live_workers"], 0)
+
+
 if __name__ == "__main__":
     main()

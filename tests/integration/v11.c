@@ -9,7 +9,9 @@
  *   save_batch  "batch SEQ N FLAGS" and one "item INDEX" line per entry
  *   save_fini   "fini"
  *   fini        with shared "fini_sleep_ms", sleeps that long, then appends
- *               "worker" to OUTPUT/v11.fini (what a job's end must wait for) */
+ *               "worker" to OUTPUT/v11.fini (what a job's end must wait for)
+ *   "init_sleep_ms" and "save_sleep_ms" make init and each save_batch
+ *               sleep that long (callbacks past callback-timeout) */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,7 +36,8 @@ static int v11_init(const mplock_ctx *ctx, void **state) {
                 char why[128];
                 if (api->shared_key(ctx, "", i, &k) < 0)
                         return -MPLOCK_EINVAL;
-                if (strcmp(k, "weights") != 0 && strcmp(k, "sleep_ms") != 0 && strcmp(k, "fini_sleep_ms") != 0) {
+                if (strcmp(k, "weights") != 0 && strcmp(k, "sleep_ms") != 0 && strcmp(k, "fini_sleep_ms") != 0 &&
+                    strcmp(k, "init_sleep_ms") != 0 && strcmp(k, "save_sleep_ms") != 0) {
                         (void) snprintf(why, sizeof(why), "unknown shared key \"%s\"", k);
                         api->error_message(ctx, why);
                         return -MPLOCK_EINVAL;
@@ -47,6 +50,10 @@ static int v11_init(const mplock_ctx *ctx, void **state) {
                 sleep_ms = (long) ms;
         if (api->shared_get_int(ctx, "/fini_sleep_ms", &ms) == 0)
                 fini_sleep_ms = (long) ms;
+        if (api->shared_get_int(ctx, "/init_sleep_ms", &ms) == 0 && ms > 0) {
+                struct timespec ts = { (time_t) (ms / 1000), (long) (ms % 1000) * 1000000 };
+                nanosleep(&ts, NULL);
+        }
         return 0;
 }
 
@@ -104,7 +111,12 @@ static int v11_save_init(const mplock_ctx *ctx, void **save_state) {
 
 static int v11_save_batch(const mplock_ctx *ctx, void *save_state, const mplock_batch *b) {
         FILE *f = save_state;
+        int64_t ms = 0;
 
+        if (ctx->api->shared_get_int(ctx, "/save_sleep_ms", &ms) == 0 && ms > 0) {
+                struct timespec ts = { (time_t) (ms / 1000), (long) (ms % 1000) * 1000000 };
+                nanosleep(&ts, NULL);
+        }
         fprintf(f, "batch %llu %zu %u\n", (unsigned long long) b->seq, b->n, b->flags);
         for (size_t i = 0; i < b->n; i++)
                 fprintf(f, "item %llu\n", (unsigned long long) b->entries[i].index);
