@@ -85,6 +85,21 @@ static bool wait_is_over(const Waiter *w, const Job *j) {
         return w->kind == WAIT_PAUSE || (w->kind == WAIT_END && j->status.error);
 }
 
+/* A change asked for (Cancel, Pause, Resume) is acknowledged once it is on
+ * disk; otherwise the caller hears why, and that mplockd tries again. */
+static bool refuse_unpersisted(Call *call, const Job *j) {
+        char why[320];
+
+        if (!j->persist_error)
+                return false;
+        (void) snprintf(why, sizeof(why),
+                        "the job is %s, but that could not be written (%s): until it is, a restart would find the "
+                        "job as it was; mplockd tries again every few seconds",
+                        job_state_to_string(job_state(j)), strerror(-j->persist_error));
+        call_error_reason(call, MPLOCK_ERROR_STORAGE_ERROR, why);
+        return true;
+}
+
 static void wake_waiters(Api *api, const Job *j) {
         Waiter *w, *next;
 
@@ -92,7 +107,8 @@ static void wake_waiters(Api *api, const Job *j) {
                 next = w->next;
                 if (w->job_id != j->spec.id || !wait_is_over(w, j))
                         continue;
-                reply_job(w->call, j);
+                if (w->kind == WAIT_END || !refuse_unpersisted(w->call, j))
+                        reply_job(w->call, j);
                 waiter_free(w);
         }
 }
@@ -218,7 +234,8 @@ static void method_resume(Api *api, Call *call) {
                 return;
         }
         job_resume(j);
-        reply_job(call, j);
+        if (!refuse_unpersisted(call, j))
+                reply_job(call, j);
 }
 
 static void method_retry(Api *api, Call *call) {

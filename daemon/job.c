@@ -68,6 +68,7 @@ Job *job_free(Job *j) {
         j->runner = runner_proc_free(j->runner);
         j->restart_timer = sd_event_source_disable_unref(j->restart_timer);
         j->fault_timer = sd_event_source_disable_unref(j->fault_timer);
+        j->persist_retry = sd_event_source_disable_unref(j->persist_retry);
         job_unload_checkpoint(j);
         j->dirfd = safe_close(j->dirfd);
         job_spec_done(&j->spec);
@@ -119,6 +120,21 @@ static void job_log_state(Job *j, JobState old) {
                 (unsigned long long) j->status.failed);
 }
 
+#define PERSIST_RETRY_USEC (5 * 1000000ULL)
+
+static int job_persist(Job *j);
+
+static int persist_retry_handler(sd_event_source *s, uint64_t usec, void *userdata) {
+        Job *j = userdata;
+
+        (void) s;
+        (void) usec;
+        j->persist_retry = sd_event_source_disable_unref(j->persist_retry);
+        if (j->persist_error && job_persist(j) >= 0)
+                log_job(LOG_NOTICE, j->spec.id, "State %s written after all.", job_state_to_string(job_state(j)));
+        return 0;
+}
+
 static int job_persist(Job *j) {
         /* A state.json in a directory whose own files a crash could lose
          * would outlive them: those first. */
@@ -126,12 +142,19 @@ static int job_persist(Job *j) {
 
         if (r >= 0)
                 r = store_write_status(j->dirfd, &j->status);
-
-        if (r < 0)
-                /* The state in memory is right; after a restart the job
-                 * resumes from the previous one, which is safe. */
-                log_job_errno(LOG_ERR, r, j->spec.id, "Cannot persist state %s: %m",
-                              job_state_to_string(job_state(j)));
+        j->persist_error = r < 0 ? r : 0;
+        if (r >= 0) {
+                j->persist_retry = sd_event_source_disable_unref(j->persist_retry);
+                return 0;
+        }
+        /* The state in memory is right; after a restart the job would be
+         * where the file says until this is written: tried again. */
+        log_job_errno(LOG_ERR, r, j->spec.id, "Cannot persist state %s, trying again in %llu s: %m",
+                      job_state_to_string(job_state(j)), (unsigned long long) (PERSIST_RETRY_USEC / 1000000));
+        if (!j->persist_retry &&
+            sd_event_add_time_relative(j->jobs->event, &j->persist_retry, CLOCK_MONOTONIC, PERSIST_RETRY_USEC, 0,
+                                       persist_retry_handler, j) >= 0)
+                (void) sd_event_source_set_description(j->persist_retry, "persist-retry");
         return r;
 }
 

@@ -28,6 +28,10 @@ typedef struct Job {
         bool ckpt_loaded;
         /* A completed state, written once nothing more urgent is pending. */
         sd_event_source *persist_later;
+        /* The last state.json write failed (-errno; 0: on disk): whoever
+         * asked for the change hears it, and it is tried again. */
+        int persist_error;
+        sd_event_source *persist_retry;
         /* Durable through the journal only: its files are synced (a
          * checkpoint) before anything else of it is made durable. */
         bool journaled;

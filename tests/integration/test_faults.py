@@ -208,6 +208,35 @@ class FullDisk(SmallDisks):
 
 
 @unittest.skipIf(os.geteuid() != 0, "needs root to mount a small file system")
+class UnwrittenStateChanges(SmallDisks):
+    def test_a_cancel_that_cannot_be_written_is_not_acknowledged(self):
+        """With the state file system full, cancel once said "cancelled"
+        and exited 0 while state.json still said running, and after a
+        restart the job ran again. Now the caller hears that it is not on
+        disk, mplockd writes it once there is room, and the job stays
+        cancelled across a restart."""
+        self.d.stop()
+        self.mount_tmpfs(self.d.state, "8m")
+        self.d.start()
+        items = self.write_items("items.txt", [str(i) for i in range(100000)])
+        job = self.d.submit(module("square"), items, self.path("out"), "--workers", 2,
+                            "--shared", '{"sleep_us": 1000}')
+        wait_until("progress", lambda: self.d.status(job)["done"] >= 100)
+        filler = self.fill(self.d.state)
+        p = self.d.ctl("cancel", job, check=False)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("could not be written", p.stderr.decode())
+        self.assertEqual(self.d.status(job)["state"], "cancelled")
+        os.unlink(filler)
+        state = os.path.join(self.d.state, "jobs", str(job), "state.json")
+        wait_until("state.json to say cancelled",
+                   lambda: os.path.exists(state) and json.load(open(state))["state"] == "cancelled", 30)
+        self.d.kill()
+        self.d.start()
+        self.assertEqual(self.d.status(job)["state"], "cancelled")
+
+
+@unittest.skipIf(os.geteuid() != 0, "needs root to mount a small file system")
 class FullDiskResumesByItself(SmallDisks):
     """A job paused by a full disk tries again by itself, so it goes on
     once room is made without anybody's help; one its owner then pauses
