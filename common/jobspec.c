@@ -66,6 +66,7 @@ static const SchemaField spec_fields[] = {
         { "gid", SCHEMA_U32, SPEC(gid), P, 0, U32MAX },
         { "created_usec", SCHEMA_U64, SPEC(created_usec), P | S, 0, U64MAX },
         { "umask", SCHEMA_U32, SPEC(umask), P | R | S | OPT, 0, 0777 },
+        { "module_stamp", SCHEMA_STRING, SPEC(module_stamp), P | R | OPT },
 };
 const Schema job_spec_schema = { spec_fields, ELEMENTSOF(spec_fields) };
 

@@ -59,6 +59,7 @@ typedef struct JobSpec {
         uint32_t gid;
         uint64_t created_usec; /* CLOCK_REALTIME */
         uint32_t umask;        /* the submitter's, for what the job creates */
+        char *module_stamp;    /* the module file as checked at submission (check-cache.h), or NULL */
 } JobSpec;
 
 /* Where a job stands, as state.json keeps it. */

@@ -226,9 +226,10 @@ static uint64_t now_realtime_usec(void) {
 }
 
 /* The job in its directory, written but neither synced nor published:
- * the snapshot, job.json and an empty checkpoint log (a spare has them
- * already). No state.json: the job is queued, and its first change writes
- * one. 0, or the submission is answered and gone. */
+ * the snapshot and an empty checkpoint log (a spare has one already);
+ * job.json follows the check's verdict (write_spec). No state.json: the
+ * job is queued, and its first change writes one. 0, or the submission is
+ * answered and gone. */
 static int prepare_job(Submission *s) {
         int r;
 
@@ -251,17 +252,25 @@ static int prepare_job(Submission *s) {
          * unique, not dense. */
         s->spec.id = jobs_take_id(s->sub->jobs);
         s->spec.created_usec = now_realtime_usec();
-        r = store_spec_text(&s->spec, &s->spec_text, &s->spec_len);
-        if (r >= 0)
-                r = store_create_spec_text(s->dirfd, s->spec_text, s->spec_len, false);
-        if (r >= 0 && !s->spare)
-                r = checkpoint_create_empty(s->dirfd);
+        r = s->spare ? 0 : checkpoint_create_empty(s->dirfd);
         if (r < 0) {
                 submit_fail_errno(s, "cannot store the job", r);
                 return r;
         }
         s->prepared = true;
         return 0;
+}
+
+/* job.json, once the check has said which file the module is. */
+static int write_spec(Submission *s) {
+        int r;
+
+        r = store_spec_text(&s->spec, &s->spec_text, &s->spec_len);
+        if (r >= 0)
+                r = store_create_spec_text(s->dirfd, s->spec_text, s->spec_len, false);
+        if (r < 0)
+                submit_fail_errno(s, "cannot store the job", r);
+        return r;
 }
 
 /* Durable before the client hears of it: one journal record, or, when the
@@ -285,6 +294,8 @@ static void submit_complete(Submission *s) {
         int r;
 
         if (!s->prepared && prepare_job(s) < 0)
+                return; /* answered */
+        if (write_spec(s) < 0)
                 return; /* answered */
         id = s->spec.id;
         r = make_durable(s, &journaled);
@@ -365,7 +376,7 @@ static void handle_report(Submission *s, int code, int status) {
         static const JsonField fields[] = {
                 { "ok", JSON_KIND_BOOL, true },       { "parameter", JSON_KIND_STRING, false },
                 { "reason", JSON_KIND_STRING, false }, { "items", JSON_KIND_UINT, false },
-                { "bytes", JSON_KIND_UINT, false },
+                { "bytes", JSON_KIND_UINT, false },   { "module_stamp", JSON_KIND_STRING, false },
         };
         char buf[REPORT_MAX + 1], reason[600];
         const char *why, *field, *rsn;
@@ -402,6 +413,11 @@ static void handle_report(Submission *s, int code, int status) {
         }
         s->check_ok = true;
         s->check_bytes = json_get_uint(o, "bytes", 0);
+        /* The submitter's word on which file they gave: bounded, and only
+         * ever compared with what their own runner sees. */
+        rsn = json_get_str(o, "module_stamp");
+        if (rsn && strlen(rsn) < 128 && text_ok(rsn) && !s->spec.module_stamp)
+                s->spec.module_stamp = strdup(rsn); /* without it (ENOMEM), none is checked */
         json_object_put(o);
         if (!s->inline_items && s->snap.bytes > s->check_bytes)
                 submit_finish(s, SUBMIT_INVALID, 0, "input", "the check sent more than it said");

@@ -2,9 +2,15 @@
 #include "check-cache.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "macro.h"
 
 int check_file_identify(const char *path, CheckFile *ret) {
         struct stat st;
@@ -69,4 +75,37 @@ void check_cache_clear(CheckCache *c) {
                 free(c->entries[i].path);
                 c->entries[i].path = NULL;
         }
+}
+
+int check_file_stamp(const char *path, char buf[static CHECK_FILE_STAMP_MAX]) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        _cleanup_free_ char *chunk = NULL;
+        uint64_t total = 0;
+        uint32_t crc = 0;
+        struct stat st;
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        chunk = malloc(1 << 20);
+        if (!chunk)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t n = read(fd, chunk, 1 << 20);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                total += (uint64_t) n;
+                if (total > CHECK_FILE_STAMP_READ_MAX)
+                        return -EFBIG;
+                crc = crc32c(crc, chunk, (size_t) n);
+        }
+        (void) snprintf(buf, CHECK_FILE_STAMP_MAX, "%llx:%08x", (unsigned long long) total, crc);
+        return 0;
 }

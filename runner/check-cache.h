@@ -34,6 +34,13 @@ typedef struct CheckCache {
 
 /* What stat() says of path now: 0, or -errno. */
 int check_file_identify(const char *path, CheckFile *ret);
+/* What a module file holds, as text ("size:crc32c" in hex), kept in
+ * job.json so that a run loads only what was submitted: by content, so
+ * that a file put back as it was is the same module. Read as whoever
+ * calls (the submitter), at most CHECK_FILE_STAMP_READ_MAX bytes. */
+#define CHECK_FILE_STAMP_MAX 40
+#define CHECK_FILE_STAMP_READ_MAX (UINT64_C(1) << 30)
+int check_file_stamp(const char *path, char buf[static CHECK_FILE_STAMP_MAX]);
 /* Whether path was found good, as the file it is now, within the window. */
 bool check_cache_hit(const CheckCache *c, const char *path, const CheckFile *now, uint64_t now_usec);
 /* Remembers path as good, as the file it was when its check began; the

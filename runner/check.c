@@ -10,6 +10,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "check-cache.h"
 #include "fileio.h"
 #include "json-util.h"
 #include "log.h"
@@ -235,34 +236,42 @@ int check_parse_args(int argc, char **argv, CheckArgs *ret) {
         return 0;
 }
 
-static int report_ok(uint64_t items, uint64_t bytes) {
+/* stamp: the module's (check_file_stamp()), or NULL if it could not be
+ * read (its run then checks nothing). */
+static int report_ok(uint64_t items, uint64_t bytes, const char *stamp) {
         json_object *o = json_object_new_object();
         const char *text;
         size_t len;
         int r = -ENOMEM;
 
         if (o && json_add(o, "ok", json_object_new_boolean(1)) >= 0 && json_add_u64(o, "items", items) >= 0 &&
-            json_add_u64(o, "bytes", bytes) >= 0 && (text = json_compact(o, &len)))
+            json_add_u64(o, "bytes", bytes) >= 0 && (!stamp || json_add_str(o, "module_stamp", stamp) >= 0) &&
+            (text = json_compact(o, &len)))
                 r = write_full(report_fd, text, len);
         json_object_put(o);
         return r;
 }
 
 int check_known_module(int fd, const CheckArgs *a) {
+        char stamp[CHECK_FILE_STAMP_MAX];
         int r;
 
         if (a->input)
                 return -EINVAL; /* only a process copies an input file */
         report_fd = fd;
-        r = check_output(a->output) < 0 || report_ok(0, 0) < 0 ? 1 : 0;
+        r = check_output(a->output) < 0 ||
+                            report_ok(0, 0, check_file_stamp(a->module, stamp) >= 0 ? stamp : NULL) < 0
+                    ? 1
+                    : 0;
         /* What the agent forks next must write to its own fd 3. */
         report_fd = REPORT_FD;
         return r;
 }
 
 int check_main(int argc, char **argv) {
+        char err[1024], stamp[CHECK_FILE_STAMP_MAX];
         uint64_t items = 0, bytes = 0;
-        char err[1024];
+        bool stamped;
         CheckArgs a;
         Module mod;
         int r;
@@ -270,6 +279,8 @@ int check_main(int argc, char **argv) {
         report_fd = REPORT_FD;
         if (check_parse_args(argc, argv, &a) < 0)
                 return 2;
+        /* What is about to be loaded: a run loads only that. */
+        stamped = check_file_stamp(a.module, stamp) >= 0;
         r = module_load(&mod, a.module, err, sizeof(err));
         if (r < 0) {
                 (void) report(false, "module", "%s", err);
@@ -287,5 +298,5 @@ int check_main(int argc, char **argv) {
                 if (r < 0)
                         return 1;
         }
-        return report_ok(items, bytes) < 0 ? 1 : 0;
+        return report_ok(items, bytes, stamped ? stamp : NULL) < 0 ? 1 : 0;
 }

@@ -10,6 +10,7 @@
 
 #include "bitset.h"
 #include "carry.h"
+#include "check-cache.h"
 #include "commit.h"
 #include "dispatch.h"
 #include "ipc.h"
@@ -284,12 +285,38 @@ static int ipc_handler(sd_event_source *s, int fd, uint32_t revents, void *userd
 
 /* --- the start ---------------------------------------------------------- */
 
+/* The input list is snapshotted, the module is not: a job resumed with
+ * another file at its path would mix two modules' results in one file.
+ * So a run loads only what was checked at submission (its size and
+ * CRC-32C); anything else pauses the job, saying so, and it goes on once
+ * the original is back. */
+static int check_module_unchanged(Runner *r, RunError *e) {
+        char now[CHECK_FILE_STAMP_MAX];
+        int q;
+
+        if (!r->job.module_stamp)
+                return 0; /* submitted before it was kept */
+        q = check_file_stamp(r->job.module_path, now);
+        if (q < 0)
+                return run_error(e, IPC_FAIL_STORAGE, q, "cannot read the module %s: %s", r->job.module_path,
+                                 strerror(-q));
+        if (!streq(now, r->job.module_stamp))
+                return run_error(e, IPC_FAIL_STORAGE, -ESTALE,
+                                 "the module %s is not the file the job was submitted with (it was replaced or "
+                                 "changed): put that one back and the job goes on, or submit the job again",
+                                 r->job.module_path);
+        return 0;
+}
+
 /* The job's lock, module, output and input; *ret_end is where blocks go. */
 static int setup_job(Runner *r, uint64_t *ret_end, RunError *e) {
         char err[1024];
         int q;
 
         q = start_lock(LOCK_FD, START_LOCK_TIMEOUT_USEC, e);
+        if (q < 0)
+                return q;
+        q = check_module_unchanged(r, e);
         if (q < 0)
                 return q;
         q = module_load(&r->module, r->job.module_path, err, sizeof(err));

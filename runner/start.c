@@ -26,6 +26,7 @@ static void job_from_spec(Job *job, JobSpec *spec, const RunnerStart *st) {
         *job = (Job){
                 .id = spec->id,
                 .module_path = TAKE_PTR(spec->module),
+                .module_stamp = TAKE_PTR(spec->module_stamp),
                 .output = TAKE_PTR(spec->output),
                 .shared = TAKE_PTR(spec->shared_json),
                 .n_workers = st->workers,
@@ -84,6 +85,7 @@ int start_read(Job *job, int ipc_fd, RunError *e) {
 
 void start_job_free(Job *job) {
         free(job->module_path);
+        free(job->module_stamp);
         free(job->output);
         free(job->shared);
         *job = (Job){};

@@ -17,6 +17,7 @@ typedef struct RunError RunError;
 typedef struct Job {
         uint64_t id;
         char *module_path, *output;
+        char *module_stamp; /* the module as submitted (check-cache.h), or NULL */
         char *shared; /* the shared data, compact JSON */
         uint32_t n_workers, batch_size, save_batch, max_attempts;
         uint32_t commit_interval_ms, commit_items, timeout_sec, retry_delay_ms;

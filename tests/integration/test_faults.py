@@ -281,6 +281,34 @@ class FullDiskResumesByItself(SmallDisks):
         self.assertEqual(self.d.wait(job)[0], 0)
 
 
+class ModuleReplaced(DaemonTest):
+    def test_a_job_resumes_only_with_the_module_it_was_submitted_with(self):
+        """The input list is snapshotted, the module is not: a job resumed
+        after its .so was replaced once finished with results of two
+        modules in one file, completed, exit 0. It pauses instead, saying
+        why, and goes on once the same module is back."""
+        n = 3000
+        mod = self.path("m.so")
+        shutil.copy(module("square"), mod)
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        job = self.d.submit(mod, items, self.path("out"), "--workers", 2, "--shared", '{"sleep_us": 1000}')
+        wait_until("progress", lambda: self.d.status(job)["done"] >= 200)
+        self.d.stop()
+        shutil.copy(module("echo"), mod)
+        self.d.start()
+        st = wait_until("the job to pause", lambda: (lambda s: s if s["state"] == "paused" else None)(
+            self.d.status(job)))
+        self.assertIn("is not the file the job was submitted with", st["error"])
+        self.assertLess(st["done"], n)
+        # Put back as it was (a copy: another inode, other times, the same
+        # content): the job goes on, and every result is square's.
+        shutil.copy(module("square"), mod)
+        self.d.ctl("resume", job)
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"]), (0, "completed"), st)
+        self.assertEqual([r["result"] for r in self.d.results_json(job)], [str(i * i) for i in range(n)])
+
+
 class OutputGone(DaemonTest):
     def test_an_output_directory_removed_under_a_job_fails_it(self):
         """The results are gone with it: the job must not end "completed"
