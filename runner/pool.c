@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "log.h"
 #include "macro.h"
 #include "output.h"
+#include "nosignal.h"
 #include "pool.h"
 #include "record.h"
 #include "results.h"
@@ -154,6 +156,12 @@ static _Noreturn void worker_child(Pool *p, Worker *w) {
         bitset_free(p->done);
         /* Line-buffered output keeps lines of different workers apart in the log. */
         (void) setvbuf(stdout, NULL, _IOLBF, 0);
+        /* Before the module's code runs here: it may not signal the
+         * runner, the group or everyone (nosignal.h). */
+        if (nosignal_install(getppid(), getpgrp()) < 0)
+                _exit(1);
+        /* The runner is not dumpable; a worker's core is its own. */
+        (void) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
         worker_main(p->module, p->items, p->host, w->no, 3, 4, &p->progress[w->no]);
 }
 
@@ -166,7 +174,7 @@ static int worker_watch(Pool *p, Worker *w, pid_t pid, int cmd_fd, int res_fd, i
         w->res_fd = res_fd;
         w->nq = 0;
         w->len = 0;
-        w->ready = w->exiting = w->timed_out = w->init_timed_out = false;
+        w->ready = w->exiting = w->timed_out = w->init_timed_out = w->broken = false;
         w->spawned_usec = now_usec();
         r = fcntl(w->res_fd, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
         if (r >= 0)
@@ -364,6 +372,19 @@ static int worker_read(Pool *p, Worker *w, RunError *e) {
         }
 }
 
+/* A worker's pipe holds what its module may have written too: garbage is
+ * that worker's fault, not the job's. It is killed, and its items go back
+ * as after a crash (the one in progress costs an attempt). */
+static void worker_broke(Pool *p, Worker *w, const RunError *e, bool alive) {
+        output_log(p->out, LOG_WARNING, "Worker %u broke the protocol (%s)%s; its items are tried again.", w->no,
+                   e->msg, alive ? ": killed" : "");
+        w->broken = true;
+        w->len = 0;
+        w->io = sd_event_source_disable_unref(w->io);
+        if (alive)
+                (void) kill(w->pid, SIGKILL);
+}
+
 static int worker_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Worker *w = userdata;
         Pool *p = w->pool;
@@ -373,6 +394,10 @@ static int worker_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
         (void) fd;
         (void) revents;
         r = worker_read(p, w, &e);
+        if (r == -EBADMSG) {
+                worker_broke(p, w, &e, true);
+                return 0;
+        }
         if (r < 0)
                 return pool_fail(p, &e);
         if (r == 0)
@@ -396,7 +421,9 @@ static void worker_detach(Worker *w) {
 /* --- exits -------------------------------------------------------------- */
 
 static void describe_exit(const Pool *p, const Worker *w, const siginfo_t *si, char *how, size_t n) {
-        if (w->init_timed_out)
+        if (w->broken)
+                (void) snprintf(how, n, "broke the protocol");
+        else if (w->init_timed_out)
                 (void) snprintf(how, n, "took longer than %u s in init (callback-timeout)", p->init_timeout_sec);
         else if (w->timed_out)
                 (void) snprintf(how, n, "timed out after %u s", p->timeout_sec);
@@ -461,9 +488,11 @@ static int worker_gone(Pool *p, Worker *w, const siginfo_t *si, RunError *e) {
         int r;
 
         /* Everything it wrote before it died counts, and is logged. */
-        if (w->res_fd >= 0) {
+        if (w->res_fd >= 0 && !w->broken) {
                 r = worker_read(p, w, e);
-                if (r < 0)
+                if (r == -EBADMSG)
+                        worker_broke(p, w, e, false); /* it has exited */
+                else if (r < 0)
                         return r;
         }
         (void) capture_read(&w->out);

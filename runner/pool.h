@@ -66,6 +66,9 @@ typedef struct Worker {
         uint64_t *finals;
         size_t n_finals, cap_finals;
         bool ready, exiting;
+        /* It sent what the protocol does not allow (user code writing on
+         * its pipe): killed, what it still sends is not read. */
+        bool broken;
 } Worker;
 
 /* How the pool tells the top. */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <systemd/sd-event.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "bitset.h"
@@ -432,6 +433,9 @@ int run_main(void) {
         /* Nothing made before the job's own umask is known is readable by
          * others; then the submitter's, as a command of theirs would have. */
         umask(077);
+        /* No process of the user (a worker, anything it started) may
+         * ptrace us or write our memory (nosignal.h). */
+        (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         output_init(&r.out, NULL, 0);
         if (start_read(&r.job, IPC_FD, &e) < 0)
                 fail(NULL, &e);
