@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 
@@ -10,6 +11,44 @@
 #include "log.h"
 #include "macro.h"
 #include "output.h"
+
+/* The journal limits each unit's messages, and a runner is in mplockd's
+ * unit: one job printing without end would have everybody's lines and
+ * mplockd's own dropped. So the workers' lines of a job (this process)
+ * reach the journal at CAPTURE_JOURNAL_RATE a second, in bursts of
+ * CAPTURE_JOURNAL_BURST; what is held back is counted, and said, and is
+ * in the job's log all the same. */
+static struct {
+        double tokens;
+        uint64_t last_usec, suppressed;
+        bool started;
+} journal_budget;
+
+static uint64_t mono_usec(void) {
+        struct timespec ts;
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static bool journal_take(void) {
+        uint64_t now = mono_usec();
+
+        if (!journal_budget.started) {
+                journal_budget.tokens = CAPTURE_JOURNAL_BURST;
+                journal_budget.started = true;
+        } else
+                journal_budget.tokens = MIN((double) CAPTURE_JOURNAL_BURST,
+                                            journal_budget.tokens + (double) (now - journal_budget.last_usec) *
+                                                                            CAPTURE_JOURNAL_RATE / 1e6);
+        journal_budget.last_usec = now;
+        if (journal_budget.tokens < 1) {
+                journal_budget.suppressed++;
+                return false;
+        }
+        journal_budget.tokens -= 1;
+        return true;
+}
 
 static void capture_line(Capture *c, const char *line, size_t len, bool newline) {
         struct iovec iov[2] = { { (void *) UNCONST(line), len }, { (void *) UNCONST("\n"), 1 } };
@@ -19,10 +58,20 @@ static void capture_line(Capture *c, const char *line, size_t len, bool newline)
         do
                 n = writev(c->out->log_fd, iov, newline ? 2 : 1);
         while (n < 0 && errno == EINTR);
-        if (log_is_journal())
-                (void) sd_journal_send("MESSAGE=%.*s", (int) len, line, "PRIORITY=%i", LOG_INFO,
-                                       "SYSLOG_IDENTIFIER=mplock-worker", "MPLOCK_JOB=%llu",
-                                       (unsigned long long) c->out->job_id, "MPLOCK_WORKER=%u", c->worker_no, NULL);
+        if (!log_is_journal() || !journal_take())
+                return;
+        if (journal_budget.suppressed > 0) {
+                (void) sd_journal_send("MESSAGE=job %llu: %llu lines of its workers were not sent to the journal "
+                                       "(at most %u a second): they are in the job's log",
+                                       (unsigned long long) c->out->job_id,
+                                       (unsigned long long) journal_budget.suppressed, CAPTURE_JOURNAL_RATE,
+                                       "PRIORITY=%i", LOG_NOTICE, "SYSLOG_IDENTIFIER=mplock-runner",
+                                       "MPLOCK_JOB=%llu", (unsigned long long) c->out->job_id, NULL);
+                journal_budget.suppressed = 0;
+        }
+        (void) sd_journal_send("MESSAGE=%.*s", (int) len, line, "PRIORITY=%i", LOG_INFO,
+                               "SYSLOG_IDENTIFIER=mplock-worker", "MPLOCK_JOB=%llu",
+                               (unsigned long long) c->out->job_id, "MPLOCK_WORKER=%u", c->worker_no, NULL);
 }
 
 /* Writes out the complete lines; with all (the worker is gone), the rest. */

@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+/* Workers' lines of one job sent to the journal, at most (capture.c). */
+#define CAPTURE_JOURNAL_RATE 20
+#define CAPTURE_JOURNAL_BURST 200
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

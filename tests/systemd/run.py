@@ -236,6 +236,30 @@ def test_journal_has_the_jobs_lines(c):
     assert "probe out 49" in logs
 
 
+def test_a_flooding_job_does_not_silence_the_journal(c):
+    """Every worker line went to the journal, whose per-unit rate limit
+    then dropped everyone's lines, mplockd's own included. A job's lines
+    reach it at a bounded rate; the rest is counted, said, and in the
+    job's log."""
+    n = 20000
+    c.items("/tmp/items-flood.txt", n)
+    job = int(c.ctl("submit", "--module", MODULES + "/probe.so", "--input", "/tmp/items-flood.txt", "--output",
+                    "/root/out-flood", "--shared", '{"print": true}').stdout)
+    c.ctl("wait", job)
+    lines = c.run("journalctl", "MPLOCK_JOB=%d" % job, "--no-pager", "-o", "cat").stdout.splitlines()
+    probe = [line for line in lines if line.startswith("probe ")]
+    assert 200 <= len(probe) < 2 * n // 10, len(probe)
+    assert any("were not sent to the journal" in line for line in lines), lines[-5:]
+    assert any("completed" in line for line in lines), lines[-5:]
+    logs = c.ctl("logs", job).stdout
+    assert logs.count("probe out ") == n and logs.count("probe err ") == n
+    # journald dropped none of mplockd's unit meanwhile (it says so in
+    # its own lines when it does).
+    everything = c.run("journalctl", "--no-pager", "-o", "cat").stdout.splitlines()
+    dropped = [x for x in everything if "Suppressed" in x and "mplockd" in x]
+    assert not dropped, dropped
+
+
 def test_reload_applies_the_config_file(c):
     c.run("sh", "-c", "echo 'max-workers = 1' > /etc/mplockd.conf")
     c.run("systemctl", "reload", "mplockd")
@@ -288,7 +312,7 @@ def test_stdin_input_under_the_units_sandbox(c):
 TESTS = [test_socket_activation, test_status_text_reports_progress, test_kill_9_then_start_finishes_the_job,
          test_stop_then_start_resumes, test_watchdog_restarts_a_frozen_daemon, test_journal_has_the_jobs_lines,
          test_reload_applies_the_config_file, test_user_units_for_an_unprivileged_user,
-         test_stdin_input_under_the_units_sandbox]
+         test_stdin_input_under_the_units_sandbox, test_a_flooding_job_does_not_silence_the_journal]
 
 
 def main():
