@@ -293,7 +293,8 @@ def w7(build, root, results, nosync=None):
     LD_PRELOAD shim), the same with every fsync and fdatasync of mplockd
     and its processes a no-op: not durable, the floor of the rest."""
     echo = os.path.join(build, "examples", "echo.so")
-    env = dict(os.environ, LD_PRELOAD=nosync) if nosync else None
+    # Passed on to the users' agents by name (mplockd(8), ENVIRONMENT).
+    env = dict(os.environ, LD_PRELOAD=nosync, MPLOCKD_PASS_ENV="LD_PRELOAD") if nosync else None
     key = "w7_nosync" if nosync else "w7"
     d = Daemon(build, os.path.join(root, key), ["--max-jobs", "100000", "--max-active-jobs", "100000"],
                env=env).start()

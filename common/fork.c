@@ -127,3 +127,8 @@ _Noreturn void fork_exec(const char *path, char *const *argv) {
         execv(path, argv);
         child_fail(path);
 }
+
+_Noreturn void fork_execve(const char *path, char *const *argv, char *const *envp) {
+        execve(path, argv, envp);
+        child_fail(path);
+}

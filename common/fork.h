@@ -43,3 +43,5 @@ pid_t fork_sandboxed(const ForkOptions *o);
 
 /* For a child after fork_sandboxed: execv, or the line and exit 127. */
 _Noreturn void fork_exec(const char *path, char *const *argv);
+/* The same with its own environment. */
+_Noreturn void fork_execve(const char *path, char *const *argv, char *const *envp);

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent-env.h"
 #include "identity.h"
 #include "ipc.h"
 #include "log.h"
@@ -54,8 +55,8 @@ struct Agents {
 static uint8_t buf[IPC_MSG_MAX] __attribute__((aligned(8)));
 
 /* "mplock-runner ARGV..." as identity, with fds at 3, 4, ... */
-static pid_t runner_exec(const char *path, const Identity *identity, uint64_t nproc, char **argv, const int *fds,
-                         size_t n_fds) {
+static pid_t runner_exec(const char *path, const Identity *identity, uint64_t nproc, char **argv, char **envp,
+                         const int *fds, size_t n_fds) {
         ForkOptions o = {
                 .flags = FORK_RESET_SIGNALS | FORK_NEW_SESSION | FORK_DEATHSIG | FORK_CLOSE_FDS | FORK_NULL_STDIN |
                          FORK_NO_NEW_PRIVS,
@@ -69,7 +70,7 @@ static pid_t runner_exec(const char *path, const Identity *identity, uint64_t np
         pid_t pid = fork_sandboxed(&o);
 
         if (pid == 0)
-                fork_exec(path, argv);
+                fork_execve(path, argv, envp);
         return pid;
 }
 
@@ -285,6 +286,7 @@ static int agent_exited(sd_event_source *s, const siginfo_t *si, void *userdata)
 
 static int agent_start(Agents *a, uid_t uid, gid_t gid, Agent **ret) {
         const char *argv[] = { "mplock-runner", "agent", NULL };
+        char **env = NULL;
         Identity id;
         Agent *ag = calloc(1, sizeof(*ag));
         int sv[2], r;
@@ -306,7 +308,11 @@ static int agent_start(Agents *a, uid_t uid, gid_t gid, Agent **ret) {
                 return r;
         }
         identity_resolve(&id, uid, gid);
-        pid = runner_exec(a->config.runner_path, &id, a->config.nproc, (char **) UNCONST(argv), &sv[1], 1);
+        r = agent_env_build(uid, &env);
+        pid = r < 0 ? r
+                    : runner_exec(a->config.runner_path, &id, a->config.nproc, (char **) UNCONST(argv), env, &sv[1],
+                                  1);
+        env = agent_env_free(env);
         safe_close(sv[1]);
         *ag = (Agent){ .agents = a, .uid = uid, .gid = gid, .pid = pid > 0 ? pid : 0, .fd = sv[0] };
         r = pid < 0 ? pid : sd_event_add_io(a->event, &ag->io, ag->fd, EPOLLIN, agent_io, ag);

@@ -7,6 +7,8 @@
  *   "killgroup"   kill(0, SIGKILL)
  *   "killeveryone" kill(-1, SIGKILL)
  *   "stopparent"  kill(getppid(), SIGSTOP)
+ *   "env"         the result is the worker's environment, "NAME=VALUE"
+ *                 entries separated by newlines
  * the result is "<item> errno=<errno of the call, 0 if it worked>"; any
  * other item is echoed. */
 #include <errno.h>
@@ -16,6 +18,8 @@
 #include <unistd.h>
 
 #include <mplock/module.h>
+
+extern char **environ;
 
 static int result_of(mplock_results *res, size_t i, const char *item, int err) {
         char buf[96];
@@ -45,6 +49,18 @@ static int rogue_process(const mplock_ctx *ctx, void *state, const mplock_item *
                         r = kill(-1, SIGKILL);
                 else if (strcmp(it, "stopparent") == 0)
                         r = kill(getppid(), SIGSTOP);
+                else if (strcmp(it, "env") == 0) {
+                        char buf[8192];
+                        size_t len = 0;
+                        for (char **v = environ; v && *v; v++) {
+                                int k = snprintf(buf + len, sizeof(buf) - len, "%s\n", *v);
+                                if (k < 0 || (size_t) k >= sizeof(buf) - len)
+                                        break;
+                                len += (size_t) k;
+                        }
+                        mplock_result_set(res, i, buf, len);
+                        continue;
+                }
                 else {
                         mplock_result_set(res, i, it, items[i].len);
                         continue;

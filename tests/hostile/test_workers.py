@@ -10,6 +10,7 @@ job runs as alice, so that kill(-1) can only reach alice's processes."""
 
 import json
 import os
+import pwd
 import sys
 import unittest
 
@@ -60,6 +61,38 @@ class RogueWorkers(UsersTest):
         for i in range(100):
             self.assertEqual(res[str(i)]["result"], str(i))
         self.assertNotIn("Runner ended unexpectedly", self.d.read_log())
+
+
+@unittest.skipIf(os.geteuid() != 0, "needs root: real users and a system instance")
+class WhatUserCodeInherits(RogueWorkers):
+    """mplockd's environment is not the users': an admin's shell may hold
+    keys and tokens, systemd gives the service NOTIFY_SOCKET and its
+    directories. A worker sees its user's HOME, USER, LOGNAME, SHELL, a
+    fixed PATH and the locale; more only if an admin names it."""
+
+    def prepare(self):
+        super().prepare()
+        os.environ.update(MPLOCK_TEST_SECRET="s3cret", NOTIFY_SOCKET="/run/mplock-test-notify",
+                          STATE_DIRECTORY="/var/lib/mplockd", LD_PRELOAD="", MPLOCK_TEST_PASSED="yes",
+                          MPLOCKD_PASS_ENV="MPLOCK_TEST_PASSED")
+        self.addCleanup(lambda: [os.environ.pop(k, None) for k in (
+            "MPLOCK_TEST_SECRET", "NOTIFY_SOCKET", "STATE_DIRECTORY", "LD_PRELOAD", "MPLOCK_TEST_PASSED",
+            "MPLOCKD_PASS_ENV")])
+
+    def test_a_worker_sees_its_users_environment_not_mplockds(self):
+        job, st, res = self.run_job(["env"])
+        self.assertEqual(st["state"], "completed", st)
+        env = dict(line.split("=", 1) for line in res["env"]["result"].splitlines())
+        for k in ("MPLOCK_TEST_SECRET", "NOTIFY_SOCKET", "STATE_DIRECTORY", "LD_PRELOAD", "MPLOCKD_PASS_ENV"):
+            self.assertNotIn(k, env)
+        self.assertEqual(env["MPLOCK_TEST_PASSED"], "yes")
+        self.assertEqual(env["USER"], "mplock-alice")
+        self.assertEqual(env["LOGNAME"], "mplock-alice")
+        self.assertEqual(env["HOME"], pwd.getpwnam("mplock-alice").pw_dir)
+        self.assertEqual(env["PATH"], "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+
+    test_signals_to_the_runner_are_refused = None
+    test_garbage_on_the_pipes_costs_only_its_item = None
 
 
 if __name__ == "__main__":

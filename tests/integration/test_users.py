@@ -64,11 +64,15 @@ class SharedMachine(UsersTest):
         comes to mplockd through a pipe)."""
         log = os.path.join(self.home["mplock-alice"], "hostile.log")
         self.d.stop()
+        # User code sees none of mplockd's environment but what an admin
+        # passes on by name (agent-env.h).
         os.environ["MPLOCK_HOSTILE_LOG"] = log
+        os.environ["MPLOCKD_PASS_ENV"] = "MPLOCK_HOSTILE_LOG"
         try:
             self.d.start()
         finally:
             del os.environ["MPLOCK_HOSTILE_LOG"]
+            del os.environ["MPLOCKD_PASS_ENV"]
         mod = self.user_file("mplock-alice", "hostile.so", open(HOSTILE, "rb").read(), 0o700)
         items = self.user_file("mplock-alice", "items.txt", b"a\nb\nc\n")
         job = int(self.as_user("mplock-alice", "submit", "--module", mod, "--input", items, "--output",

@@ -18,7 +18,7 @@ LAYERS = {
             {"control", "submit", "jobs", "runners", "config"}),
     "submit": ({"submit", "spares"}, {"jobs", "runners", "store", "checkpoint", "config"}),
     "jobs": ({"jobs", "job", "jobs-journal"}, {"runners", "store", "checkpoint", "config"}),
-    "runners": ({"runner-proc", "agents", "results-reader"}, set()),
+    "runners": ({"runner-proc", "agents", "agent-env", "results-reader"}, set()),
     "store": ({"store", "snapshot", "journal"}, set()),
     "checkpoint": ({"checkpoint"}, set()),
     "config": ({"config"}, set()),
