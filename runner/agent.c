@@ -273,6 +273,10 @@ int agent_main(char **argv) {
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "sigprocmask: %m"), 1;
         (void) signal(SIGPIPE, SIG_IGN);
+        /* Not mplockd's working directory (an admin's, when started by
+         * hand): what the user's code starts in is the root. */
+        if (chdir("/") < 0)
+                return log_error_errno(errno, "chdir: %m"), 1;
         r = sd_event_new(&a.event);
         if (r >= 0)
                 r = sd_event_add_io(a.event, &a.io, AGENT_FD, EPOLLIN, agent_io, &a);

@@ -8,7 +8,8 @@
  *   "killeveryone" kill(-1, SIGKILL)
  *   "stopparent"  kill(getppid(), SIGSTOP)
  *   "env"         the result is the worker's environment, "NAME=VALUE"
- *                 entries separated by newlines
+ *                 entries separated by newlines, then "cwd=" its working
+ *                 directory
  * the result is "<item> errno=<errno of the call, 0 if it worked>"; any
  * other item is echoed. */
 #include <errno.h>
@@ -57,6 +58,10 @@ static int rogue_process(const mplock_ctx *ctx, void *state, const mplock_item *
                                 if (k < 0 || (size_t) k >= sizeof(buf) - len)
                                         break;
                                 len += (size_t) k;
+                        }
+                        if (len < sizeof(buf) - 5 && getcwd(buf + len + 4, sizeof(buf) - len - 4)) {
+                                memcpy(buf + len, "cwd=", 4);
+                                len += strlen(buf + len);
                         }
                         mplock_result_set(res, i, buf, len);
                         continue;

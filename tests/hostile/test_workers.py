@@ -90,6 +90,8 @@ class WhatUserCodeInherits(RogueWorkers):
         self.assertEqual(env["LOGNAME"], "mplock-alice")
         self.assertEqual(env["HOME"], pwd.getpwnam("mplock-alice").pw_dir)
         self.assertEqual(env["PATH"], "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        # Nor mplockd's working directory (the test's, here).
+        self.assertEqual(env["cwd"], "/")
 
     test_signals_to_the_runner_are_refused = None
     test_garbage_on_the_pipes_costs_only_its_item = None
