@@ -20,13 +20,17 @@ work = os.path.join(tmp, "corpus")
 shutil.copytree(corpus, work)
 artifacts = os.path.join(os.path.dirname(os.path.abspath(fuzzer)), "artifacts") + "/"
 os.makedirs(artifacts, exist_ok=True)
-env = dict(os.environ, TMPDIR=tmp, UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1",
+# What a target writes per input (a checkpoint, a 2 MiB journal) goes to
+# memory where it can: syncs to a disk would be most of each run.
+scratch = tempfile.mkdtemp(prefix="mplock-fuzz-scratch-", dir="/dev/shm" if os.path.isdir("/dev/shm") else tmp)
+env = dict(os.environ, TMPDIR=scratch, UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1",
            ASAN_OPTIONS="detect_leaks=1")
 p = subprocess.run([fuzzer, "-max_total_time=%d" % seconds, "-close_fd_mask=2", "-max_len=65536",
                     "-artifact_prefix=" + artifacts, work], capture_output=True, text=True, env=env)
 out = p.stdout + p.stderr
 done = re.findall(r"Done (\d+) runs in (\d+) second", out)
 corpus_size = len(os.listdir(work))
+shutil.rmtree(scratch, ignore_errors=True)
 shutil.rmtree(tmp, ignore_errors=True)
 if p.returncode != 0 or not done:
     print(out[-6000:])
