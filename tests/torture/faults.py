@@ -35,7 +35,11 @@ class Run:
     def __init__(self, prog, at, errno_name):
         self.tmp = tempfile.mkdtemp(prefix="mplock-fault-")
         self.env = {"LD_PRELOAD": FAULTINJECT, "MPLOCK_FAULT_PROG": prog, "MPLOCK_FAULT_AT": str(at),
-                    "MPLOCK_FAULT_ERRNO": errno_name, "MPLOCK_FAULT_ONCE": os.path.join(self.tmp, "fired")}
+                    "MPLOCK_FAULT_ERRNO": errno_name, "MPLOCK_FAULT_ONCE": os.path.join(self.tmp, "fired"),
+                    # The users' processes get none of mplockd's
+                    # environment but what is named (mplockd(8)).
+                    "MPLOCKD_PASS_ENV": "LD_PRELOAD MPLOCK_FAULT_PROG MPLOCK_FAULT_AT MPLOCK_FAULT_ERRNO "
+                                        "MPLOCK_FAULT_ONCE MPLOCK_FAULT_COUNT"}
         self.d = Daemon(self.tmp, ["--commit-interval", "10", "--retry-delay", "10"])
 
     def items(self):
