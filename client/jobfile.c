@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "macro.h"
 #include "mplockctl.h"
 
@@ -16,13 +17,13 @@
 int job_file_open(json_object *job, const char *path, int *ret_fd) {
         uint64_t owner = job_uint(job, "uid");
         struct stat st;
-        int fd;
+        int fd, r;
 
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
         if (fd < 0)
                 return errno == ELOOP ? -EPERM : -errno; /* a symlink */
         if (fstat(fd, &st) < 0) {
-                int r = -errno;
+                r = -errno;
                 safe_close(fd);
                 return r;
         }
@@ -31,7 +32,11 @@ int job_file_open(json_object *job, const char *path, int *ret_fd) {
                 return -EPERM;
         }
         /* Reads block from here on: a regular file. */
-        (void) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        r = fd_set_blocking(fd);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
         *ret_fd = fd;
         return 0;
 }

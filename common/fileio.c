@@ -155,6 +155,14 @@ int mkdir_parents(const char *path, mode_t mode) {
         return 0;
 }
 
+int fd_set_blocking(int fd) {
+        int flags = fcntl(fd, F_GETFL);
+
+        if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+                return -errno;
+        return 0;
+}
+
 int fsync_dirfd(int dirfd) {
         if (fsync(dirfd) < 0)
                 return -errno;

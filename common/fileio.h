@@ -32,6 +32,9 @@ int write_file_atomic_iov_at(int dirfd, const char *name, const struct iovec *io
 
 /* Creates the directories above path (not path itself) with mode. */
 int mkdir_parents(const char *path, mode_t mode);
+/* Clears O_NONBLOCK (a file opened so that a FIFO could not block the
+ * open, found to be a regular file): 0, or -errno. */
+int fd_set_blocking(int fd);
 
 int fsync_dirfd(int dirfd);
 /* fsync of the directory that holds path (e.g. after creating path). */

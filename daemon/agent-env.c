@@ -21,18 +21,22 @@ static const char *const passed[] = {
         "LSAN_OPTIONS",
 };
 
-typedef struct EnvVec {
-        char *v[AGENT_ENV_MAX + 1];
-        size_t n;
-} EnvVec;
-
-static int env_add(EnvVec *e, const char *key, const char *value) {
-        if (e->n >= AGENT_ENV_MAX)
-                return 0; /* enough: the rest is left out */
-        if (asprintf(&e->v[e->n], "%s=%s", key, value) < 0)
+/* v has room for AGENT_ENV_MAX and the NULL; *n are set. */
+static int env_add(char **v, size_t *n, char *entry) {
+        if (!entry)
                 return -ENOMEM;
-        e->n++;
+        if (*n >= AGENT_ENV_MAX) {
+                free(entry); /* enough: the rest is left out */
+                return 0;
+        }
+        v[(*n)++] = entry;
         return 0;
+}
+
+static char *env_entry(const char *key, const char *value) {
+        char *e;
+
+        return asprintf(&e, "%s=%s", key, value) < 0 ? NULL : e;
 }
 
 /* Whether NAME is in list (names separated by ':' or ' '). */
@@ -72,35 +76,32 @@ int agent_env_build(uid_t uid, char ***ret) {
         const char *pass_list = getenv("MPLOCKD_PASS_ENV");
         char buf[4096], name[32];
         struct passwd pw, *p = NULL;
-        EnvVec *e = calloc(1, sizeof(*e));
+        char **v = calloc(AGENT_ENV_MAX + 1, sizeof(*v));
+        size_t n = 0;
         int r;
 
-        if (!e)
+        if (!v)
                 return -ENOMEM;
         (void) getpwuid_r(uid, &pw, buf, sizeof(buf), &p);
         (void) snprintf(name, sizeof(name), "%u", (unsigned) uid);
-        r = env_add(e, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        r = env_add(v, &n, env_entry("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
         if (r >= 0)
-                r = env_add(e, "HOME", p && p->pw_dir && p->pw_dir[0] == '/' ? p->pw_dir : "/");
+                r = env_add(v, &n, env_entry("HOME", p && p->pw_dir && p->pw_dir[0] == '/' ? p->pw_dir : "/"));
         if (r >= 0)
-                r = env_add(e, "USER", p ? p->pw_name : name);
+                r = env_add(v, &n, env_entry("USER", p ? p->pw_name : name));
         if (r >= 0)
-                r = env_add(e, "LOGNAME", p ? p->pw_name : name);
+                r = env_add(v, &n, env_entry("LOGNAME", p ? p->pw_name : name));
         if (r >= 0)
-                r = env_add(e, "SHELL", p && p->pw_shell && p->pw_shell[0] == '/' ? p->pw_shell : "/bin/sh");
-        for (char **v = environ; r >= 0 && v && *v; v++)
-                if (wanted(*v, uid, pass_list) && e->n < AGENT_ENV_MAX) {
-                        e->v[e->n] = strdup(*v);
-                        r = e->v[e->n] ? 0 : -ENOMEM;
-                        if (r >= 0)
-                                e->n++;
-                }
+                r = env_add(v, &n,
+                            env_entry("SHELL", p && p->pw_shell && p->pw_shell[0] == '/' ? p->pw_shell : "/bin/sh"));
+        for (char **e = environ; r >= 0 && e && *e; e++)
+                if (wanted(*e, uid, pass_list))
+                        r = env_add(v, &n, strdup(*e));
         if (r < 0) {
-                (void) agent_env_free(e->v);
+                (void) agent_env_free(v);
                 return r;
         }
-        e->v[e->n] = NULL;
-        *ret = e->v; /* the vector is the struct's first member */
+        *ret = v;
         return 0;
 }
 
@@ -109,6 +110,6 @@ char **agent_env_free(char **env) {
                 return NULL;
         for (char **v = env; *v; v++)
                 free(*v);
-        free(env); /* the EnvVec it heads */
+        free(env);
         return NULL;
 }

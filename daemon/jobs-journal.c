@@ -111,7 +111,6 @@ void jobs_journal_pending(Jobs *jobs, Job *j) {
         int r;
 
         j->journaled = true;
-        jobs->n_journaled++;
         if (!jobs->checkpoint_source) {
                 r = sd_event_add_defer(jobs->event, &jobs->checkpoint_source, checkpoint_handler, jobs);
                 if (r >= 0)
@@ -146,6 +145,5 @@ int jobs_checkpoint(Jobs *jobs) {
                 return r;
         for (size_t i = 0; i < jobs->n_jobs; i++)
                 jobs->jobs[i]->journaled = false;
-        jobs->n_journaled = 0;
         return 0;
 }

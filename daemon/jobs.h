@@ -33,7 +33,6 @@ struct Jobs {
          * whose own files are not synced yet carry `journaled`. */
         Journal journal;
         bool journal_ok;
-        size_t n_journaled;
         sd_event_source *checkpoint_source;
         Job **jobs; /* sorted by id */
         size_t n_jobs, cap_jobs;

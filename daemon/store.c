@@ -229,17 +229,6 @@ int store_create_spec_text(int dirfd, const char *text, size_t len, bool sync) {
         return write_in_place(dirfd, "job.json", text, len, sync);
 }
 
-int store_create_spec(int dirfd, const JobSpec *spec) {
-        _cleanup_free_ char *text = NULL;
-        size_t len;
-        int r;
-
-        r = store_spec_text(spec, &text, &len);
-        if (r >= 0)
-                r = store_create_spec_text(dirfd, text, len, true);
-        return r;
-}
-
 int store_sync_job_files(int dirfd) {
         static const char *const names[] = { "input", "job.json" };
 

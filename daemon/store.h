@@ -40,13 +40,11 @@ int store_open_job(int jobs_fd, uint64_t id);
 /* *spec must start zeroed or with defaults for the optional fields; on
  * failure it is freed. -EBADMSG for a file that is not a job of this id. */
 int store_write_spec(int dirfd, const JobSpec *spec);
-/* job.json in a directory nobody sees yet (a submission's): written in
- * place and fsynced, without the temporary file and rename that a
- * published directory needs. It may exist already, empty (a spare
- * directory's); -EEXIST if it holds anything. */
-int store_create_spec(int dirfd, const JobSpec *spec);
-/* job.json's text for spec (malloc'ed), and that text written as above,
- * synced or not (a journal record then makes the job durable). */
+/* job.json's text for spec (malloc'ed); and that text written into a
+ * directory nobody sees yet (a submission's): in place, without the
+ * temporary file and rename that a published directory needs, synced or
+ * not (a journal record then makes the job durable). It may exist
+ * already, empty (a spare directory's); -EEXIST if it holds anything. */
 int store_spec_text(const JobSpec *spec, char **ret, size_t *ret_len);
 int store_create_spec_text(int dirfd, const char *text, size_t len, bool sync);
 /* fsync of a job's input and job.json, then of its directory: what a

@@ -74,8 +74,8 @@ done:
         if (fd < 0)
                 return run_error_io(e, -errno, "cannot open %s: %s", path, strerror(errno));
         /* Blocking from here: it is a regular file. */
-        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
-                r = -errno;
+        r = fd_set_blocking(fd);
+        if (r < 0) {
                 safe_close(fd);
                 return run_error_io(e, r, "cannot use %s: %s", path, strerror(-r));
         }

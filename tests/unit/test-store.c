@@ -19,6 +19,15 @@ static JobSpec spec_of(uint64_t id) {
                           .save_batch = 10, .max_attempts = 3, .n_items = 5, .input_bytes = 10, .uid = 7 };
 }
 
+/* job.json of a submission, as submit.c writes it (synced here). */
+static int store_create_spec(int dirfd, const JobSpec *spec) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = store_spec_text(spec, &text, &len);
+
+        return r < 0 ? r : store_create_spec_text(dirfd, text, len, true);
+}
+
 START_TEST(test_spec_round_trip_and_damage) {
         char path[PATH_MAX];
         int dirfd = test_tmpdir(path, sizeof(path));
