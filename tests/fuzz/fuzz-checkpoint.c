@@ -15,32 +15,9 @@
 
 #include "checkpoint.h"
 #include "fileio.h"
+#include "fuzz-util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char fuzz_dir[4096];
-
-static void remove_fuzz_dir(void) {
-        (void) rm_rf_at(AT_FDCWD, fuzz_dir);
-}
-
-static int dirfd_for_fuzzing(void) {
-        static int fd = -1;
-        const char *tmp = getenv("TMPDIR");
-        char *path = fuzz_dir;
-
-        if (fd >= 0)
-                return fd;
-        snprintf(fuzz_dir, sizeof(fuzz_dir), "%s/mplock-fuzz-ckpt-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(path))
-                abort();
-        /* libFuzzer ends with exit(): leave no directory per run behind. */
-        (void) atexit(remove_fuzz_dir);
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                abort();
-        return fd;
-}
 
 static void put(int dirfd, const char *name, const uint8_t *data, size_t len) {
         int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -50,7 +27,7 @@ static void put(int dirfd, const char *name, const uint8_t *data, size_t len) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        int dirfd = dirfd_for_fuzzing();
+        int dirfd = fuzz_scratch_dir("ckpt");
         uint64_t n_items;
         uint16_t split;
         Checkpoint c;

@@ -16,32 +16,11 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "fuzz-util.h"
 #include "journal.h"
 #include "macro.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char fuzz_dir[4096];
-
-static void remove_fuzz_dir(void) {
-        (void) rm_rf_at(AT_FDCWD, fuzz_dir);
-}
-
-static int dirfd_for_fuzzing(void) {
-        static int fd = -1;
-        const char *tmp = getenv("TMPDIR");
-
-        if (fd >= 0)
-                return fd;
-        snprintf(fuzz_dir, sizeof(fuzz_dir), "%s/mplock-fuzz-journal-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(fuzz_dir))
-                abort();
-        (void) atexit(remove_fuzz_dir);
-        fd = open(fuzz_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                abort();
-        return fd;
-}
 
 typedef struct Seen {
         uint64_t records;
@@ -79,7 +58,7 @@ static void put(int dirfd, const uint8_t *data, size_t len) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static const char spec[] = "{\"id\":1}";
-        int dirfd = dirfd_for_fuzzing();
+        int dirfd = fuzz_scratch_dir("journal");
         JournalSubmit h = { .id = 1, .spec_len = sizeof(spec) - 1 };
         struct iovec iov[2] = { { &h, sizeof(h) }, { UNCONST(spec), sizeof(spec) - 1 } };
         Seen seen = {}, again = {};

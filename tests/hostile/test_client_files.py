@@ -23,11 +23,7 @@ SECRET = b"root-only-secret\n"
 class RootReadsWhatTheOwnerPlanted(UsersTest):
     def setUp(self):
         super().setUp()
-        os.chmod(self.tmp, 0o755)
-        self.echo = os.path.join(self.path("bin"), "echo.so")
-        with open(os.path.join(EXAMPLES, "echo.so"), "rb") as src, open(self.echo, "wb") as dst:
-            dst.write(src.read())
-        os.chmod(self.echo, 0o755)
+        self.echo = self.module_for_all(os.path.join(EXAMPLES, "echo.so"))
         self.secret = self.path("secret")
         with open(self.secret, "wb") as f:
             f.write(SECRET)

@@ -22,13 +22,9 @@ from users import UsersTest, ids  # noqa: E402
 class OwnersUmask(UsersTest):
     def setUp(self):
         super().setUp()
-        os.chmod(self.tmp, 0o755)
         # Alice's home readable by all: only the umask can protect her files.
         os.chmod(self.home["mplock-alice"], 0o755)
-        self.echo = os.path.join(self.path("bin"), "echo.so")
-        with open(os.path.join(EXAMPLES, "echo.so"), "rb") as src, open(self.echo, "wb") as dst:
-            dst.write(src.read())
-        os.chmod(self.echo, 0o755)
+        self.echo = self.module_for_all(os.path.join(EXAMPLES, "echo.so"))
         self.items = self.user_file("mplock-alice", "items.txt", b"secret-1\nsecret-2\n", 0o600)
 
     def run_job(self, umask, out):

@@ -24,11 +24,7 @@ class SharedOutputDirectory(UsersTest):
         self.shared = self.path("shared")
         os.mkdir(self.shared)
         os.chmod(self.shared, 0o777)
-        os.chmod(self.tmp, 0o755)
-        self.echo = os.path.join(self.path("bin"), "echo.so")
-        with open(os.path.join(EXAMPLES, "echo.so"), "rb") as src, open(self.echo, "wb") as dst:
-            dst.write(src.read())
-        os.chmod(self.echo, 0o755)
+        self.echo = self.module_for_all(os.path.join(EXAMPLES, "echo.so"))
         self.items = self.user_file("mplock-alice", "items.txt", b"secret-1\nsecret-2\n", 0o644)
 
     def alice_submit(self):

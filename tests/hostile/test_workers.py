@@ -25,11 +25,7 @@ ROGUE = os.path.join(BUILD, "tests", "hostile", "rogue.so")
 class RogueWorkers(UsersTest):
     def setUp(self):
         super().setUp()
-        os.chmod(self.tmp, 0o755)
-        self.mod = os.path.join(self.path("bin"), "rogue.so")
-        with open(ROGUE, "rb") as src, open(self.mod, "wb") as dst:
-            dst.write(src.read())
-        os.chmod(self.mod, 0o755)
+        self.mod = self.module_for_all(ROGUE)
 
     def run_job(self, items):
         path = self.user_file("mplock-alice", "items.txt", "".join(i + "\n" for i in items).encode(), 0o644)

@@ -159,6 +159,16 @@ class SmallDisks(DaemonTest):
         self.assertEqual([r["index"] for r in res], list(range(n)))
         self.assertEqual([r["result"] for r in res], [str(i * i) for i in range(n)])
 
+    def job_on_a_full_output(self, n=20000):
+        """A square job over n items whose output file system fills up
+        once it has committed 1000: (job, the filler to remove)."""
+        out = self.path("out")
+        self.mount_tmpfs(out, "4m")
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        job = self.d.submit(module("square"), items, out, "--workers", 2, "--shared", '{"sleep_us": 100}')
+        wait_until("progress", lambda: self.d.status(job)["done"] >= 1000)
+        return job, self.fill(out)
+
     def run_until_paused(self, out, job):
         st = wait_until("the job to pause", lambda: (lambda s: s if s["state"] != "running" else None)(
             self.d.status(job)))
@@ -175,11 +185,7 @@ class FullDisk(SmallDisks):
     def test_a_full_output_file_system_pauses_the_job_until_resumed(self):
         n = 20000
         out = self.path("out")
-        self.mount_tmpfs(out, "4m")
-        items = self.write_items("items.txt", [str(i) for i in range(n)])
-        job = self.d.submit(module("square"), items, out, "--workers", 2, "--shared", '{"sleep_us": 100}')
-        wait_until("progress", lambda: self.d.status(job)["done"] >= 1000)
-        filler = self.fill(out)
+        job, filler = self.job_on_a_full_output(n)
         st = self.run_until_paused(out, job)
         self.assertIn("results file", st["error"])
         human = self.d.ctl("status", job).stdout.decode()
@@ -246,11 +252,7 @@ class FullDiskResumesByItself(SmallDisks):
     def test_the_job_goes_on_by_itself_once_there_is_room(self):
         n = 20000
         out = self.path("out")
-        self.mount_tmpfs(out, "4m")
-        items = self.write_items("items.txt", [str(i) for i in range(n)])
-        job = self.d.submit(module("square"), items, out, "--workers", 2, "--shared", '{"sleep_us": 100}')
-        wait_until("progress", lambda: self.d.status(job)["done"] >= 1000)
-        filler = self.fill(out)
+        job, filler = self.job_on_a_full_output(n)
         self.run_until_paused(out, job)
         time.sleep(2.5)  # tries again, and pauses again: still full
         st = self.d.status(job)
@@ -267,11 +269,7 @@ class FullDiskResumesByItself(SmallDisks):
     def test_a_job_paused_on_purpose_does_not_go_on(self):
         n = 20000
         out = self.path("out")
-        self.mount_tmpfs(out, "4m")
-        items = self.write_items("items.txt", [str(i) for i in range(n)])
-        job = self.d.submit(module("square"), items, out, "--workers", 2, "--shared", '{"sleep_us": 100}')
-        wait_until("progress", lambda: self.d.status(job)["done"] >= 1000)
-        filler = self.fill(out)
+        job, filler = self.job_on_a_full_output(n)
         self.run_until_paused(out, job)
         self.d.ctl("pause", job)
         os.unlink(filler)

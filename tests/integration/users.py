@@ -87,6 +87,15 @@ class UsersTest(DaemonTest):
                                                                           p.stderr.decode(), self.d.read_log()[-2000:]))
         return p
 
+    def module_for_all(self, src):
+        """A copy of the module src where every user can load it (the
+        build tree may not be reachable): its path."""
+        os.chmod(self.tmp, 0o755)
+        path = os.path.join(self.bin, os.path.basename(src))
+        shutil.copyfile(src, path)
+        os.chmod(path, 0o755)
+        return path
+
     def user_file(self, user, name, data, mode=0o600):
         uid, gid, _ = ids(user)
         path = os.path.join(self.home[user], name)
