@@ -88,26 +88,31 @@ int commit_append(Commit *c, const void *block, size_t len, uint32_t failed, boo
         return 0;
 }
 
+/* An iterator at the first item of p not given to save(): resuming there
+ * instead of skipping from the block's start keeps small save batches
+ * linear in the block, not quadratic. */
+static void unsaved_iter(const Pending *p, ResultsItemIter *it) {
+        ResultsBlockHeader h;
+
+        memcpy(&h, p->block, sizeof(h));
+        results_item_iter_init(it, &h, p->block + sizeof(h));
+        it->p += p->saved_off;
+        it->next_index += p->saved;
+}
+
 /* Up to want unsaved items, from the pending blocks in order. */
 static size_t collect_unsaved(Commit *c, mplock_entry *entries, size_t want) {
         size_t n = 0;
 
         for (size_t k = c->pending_head; k < c->pending_head + c->n_pending && n < want; k++) {
                 Pending *p = &c->pending[k];
-                ResultsBlockHeader h;
                 ResultsItemIter it;
                 ResultsItem item;
-                uint32_t skip = p->saved;
 
                 if (p->saved == p->count)
                         continue;
-                memcpy(&h, p->block, sizeof(h));
-                results_item_iter_init(&it, &h, p->block + sizeof(h));
-                while (n < want && results_item_iter_next(&it, &item)) {
-                        if (skip > 0) {
-                                skip--;
-                                continue;
-                        }
+                unsaved_iter(p, &it);
+                while (n < want && results_item_iter_next(&it, &item))
                         entries[n++] = (mplock_entry){
                                 .index = item.index,
                                 .item = item.item,
@@ -116,7 +121,6 @@ static size_t collect_unsaved(Commit *c, mplock_entry *entries, size_t want) {
                                 .result_len = item.result_len,
                                 .status = item.status,
                         };
-                }
         }
         return n;
 }
@@ -128,6 +132,17 @@ static void mark_saved(Commit *c, size_t n) {
         for (size_t k = c->pending_head; k < c->pending_head + c->n_pending && left > 0; k++) {
                 Pending *p = &c->pending[k];
                 uint32_t take = (uint32_t) MIN((uint64_t) (p->count - p->saved), (uint64_t) left);
+                const char *start;
+                ResultsItemIter it;
+                ResultsItem item;
+
+                if (take == 0)
+                        continue;
+                unsaved_iter(p, &it);
+                start = it.p - p->saved_off;
+                for (uint32_t i = 0; i < take && results_item_iter_next(&it, &item); i++)
+                        ;
+                p->saved_off = (uint32_t) (it.p - start);
                 p->saved += take;
                 left -= take;
         }

@@ -50,6 +50,7 @@ typedef struct Pending {
         uint64_t end;   /* results file length after this block */
         char *block;    /* kept for save(), NULL otherwise */
         uint32_t saved; /* items of it given to save() (all, without a block) */
+        uint32_t saved_off; /* where the first item not given to save() starts in the payload */
 } Pending;
 
 typedef struct Commit {
