@@ -11,6 +11,7 @@
 #include "macro.h"
 #include "mplockctl.h"
 #include "results.h"
+#include "text.h"
 #include "varlink-names.h"
 
 /* Results in input order. By default read straight from the results file
@@ -38,6 +39,22 @@ static void print_gap(Printer *p, uint64_t index) {
         p->next_index = index;
 }
 
+/* "NAME":"text", or "NAME_base64":"..." for bytes that are not UTF-8, as
+ * the Results method gives them (JSON is text). */
+static void put_json_bytes(const char *name, const char *data, size_t len) {
+        _cleanup_free_ char *b64 = NULL;
+        size_t n = 0;
+
+        if (utf8_valid(data, len)) {
+                printf("\"%s\":", name);
+                fputs_json_string(data, len, stdout);
+                return;
+        }
+        b64 = base64_encode(data, len, &n);
+        printf("\"%s_base64\":", name);
+        fputs_json_string(b64 ? b64 : "", b64 ? n : 0, stdout);
+}
+
 static void print_one(Printer *p, uint64_t index, const char *item, size_t item_len, const char *result,
                       size_t result_len, int32_t status) {
         print_gap(p, index);
@@ -61,14 +78,18 @@ static void print_one(Printer *p, uint64_t index, const char *item, size_t item_
                 }
         }
         if (p->json) {
-                printf("{\"index\":%llu,\"item\":", (unsigned long long) index);
-                fputs_json_string(item, item_len, stdout);
+                printf("{\"index\":%llu,", (unsigned long long) index);
+                put_json_bytes("item", item, item_len);
                 if (status == 0) {
-                        fputs_unlocked(",\"result\":", stdout);
-                        fputs_json_string(result, result_len, stdout);
+                        putc_unlocked(',', stdout);
+                        put_json_bytes("result", result, result_len);
                 } else {
+                        _cleanup_free_ char *msg = NULL;
+                        size_t n = 0;
                         printf(",\"error\":{\"code\":%d,\"message\":", status);
-                        fputs_json_string(result, result_len, stdout);
+                        /* For people: stray bytes become U+FFFD. */
+                        msg = utf8_sanitize(result, result_len, &n);
+                        fputs_json_string(msg ? msg : "", msg ? n : 0, stdout);
                         putc_unlocked('}', stdout);
                 }
                 fputs_unlocked("}\n", stdout);
@@ -126,6 +147,38 @@ static int from_file(Printer *p, json_object *job) {
         return 0;
 }
 
+/* A field of a Result that is text (NAME) or bytes (NAME_base64). */
+static int reply_bytes(json_object *o, const char *name, char **ret, size_t *ret_len) {
+        char key[32];
+        json_object *v = json_get(o, name);
+
+        if (v && json_object_is_type(v, json_type_string)) {
+                *ret = strndup(json_object_get_string(v), (size_t) json_object_get_string_len(v));
+                *ret_len = (size_t) json_object_get_string_len(v);
+                return *ret ? 0 : -ENOMEM;
+        }
+        (void) snprintf(key, sizeof(key), "%s_base64", name);
+        v = json_get(o, key);
+        if (!v || !json_object_is_type(v, json_type_string))
+                return -EBADMSG;
+        return base64_decode(json_object_get_string(v), (size_t) json_object_get_string_len(v), ret, ret_len);
+}
+
+static int print_reply_result(Printer *p, json_object *o) {
+        json_object *e = json_get(o, "error");
+        _cleanup_free_ char *item = NULL, *res = NULL;
+        size_t item_len = 0, res_len = 0;
+
+        if (reply_bytes(o, "item", &item, &item_len) < 0 ||
+            (e ? reply_bytes(e, "message", &res, &res_len) : reply_bytes(o, "result", &res, &res_len)) < 0) {
+                fprintf(stderr, "mplockctl: malformed result from mplockd\n");
+                return EXIT_ERROR;
+        }
+        print_one(p, json_get_uint(o, "index", 0), item, item_len, res, res_len,
+                  e ? (int32_t) json_object_get_int(json_get(e, "code")) : 0);
+        return EXIT_OK;
+}
+
 static int via_daemon(Ctl *c, Printer *p, uint64_t id) {
         uint64_t offset = 0;
 
@@ -147,8 +200,7 @@ static int via_daemon(Ctl *c, Printer *p, uint64_t id) {
                         return EXIT_ERROR;
                 }
                 for (size_t i = 0; i < json_object_array_length(arr); i++) {
-                        json_object *o = json_object_array_get_idx(arr, i), *e = json_get(o, "error");
-                        json_object *item = json_get(o, "item"), *res = e ? json_get(e, "message") : json_get(o, "result");
+                        json_object *o = json_object_array_get_idx(arr, i);
                         if (json_get(o, "too_large")) {
                                 fprintf(stderr,
                                         "mplockctl: the result of item %llu is too large for mplockd's messages "
@@ -163,14 +215,9 @@ static int via_daemon(Ctl *c, Printer *p, uint64_t id) {
                                 p->next_index++;
                                 continue;
                         }
-                        if (!item || !res) {
-                                fprintf(stderr, "mplockctl: malformed result from mplockd\n");
-                                return EXIT_ERROR;
-                        }
-                        print_one(p, json_get_uint(o, "index", 0), json_object_get_string(item),
-                                  (size_t) json_object_get_string_len(item), json_object_get_string(res),
-                                  (size_t) json_object_get_string_len(res),
-                                  e ? (int32_t) json_object_get_int(json_get(e, "code")) : 0);
+                        r = print_reply_result(p, o);
+                        if (r != EXIT_OK)
+                                return r;
                 }
                 next = json_get(reply, "next");
                 if (!next)

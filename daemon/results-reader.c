@@ -52,8 +52,12 @@ static void finish(ResultsRead *r, json_object *page, const char *why) {
 
 static bool result_ok(json_object *o) {
         static const JsonField fields[] = {
-                { "index", JSON_KIND_UINT, true },     { "item", JSON_KIND_STRING, false },
-                { "result", JSON_KIND_STRING, false }, { "error", JSON_KIND_OBJECT, false },
+                { "index", JSON_KIND_UINT, true },
+                { "item", JSON_KIND_STRING, false },
+                { "item_base64", JSON_KIND_STRING, false },
+                { "result", JSON_KIND_STRING, false },
+                { "result_base64", JSON_KIND_STRING, false },
+                { "error", JSON_KIND_OBJECT, false },
                 { "too_large", JSON_KIND_UINT, false },
         };
         static const JsonField error_fields[] = {
@@ -61,12 +65,15 @@ static bool result_ok(json_object *o) {
                 { "message", JSON_KIND_STRING, true },
         };
         JsonError err;
-        bool has_item = json_get(o, "item"), has_result = json_get(o, "result"), has_error = json_get(o, "error");
+        bool has_item = json_get(o, "item") || json_get(o, "item_base64"),
+             has_result = json_get(o, "result") || json_get(o, "result_base64"), has_error = json_get(o, "error");
 
         if (json_validate(o, fields, ELEMENTSOF(fields), &err) < 0)
                 return false;
         if (json_get(o, "too_large"))
                 return !has_item && !has_result && !has_error;
+        if ((json_get(o, "item") && json_get(o, "item_base64")) || (json_get(o, "result") && json_get(o, "result_base64")))
+                return false;
         return has_item && has_result != has_error &&
                (!has_error || json_validate(json_get(o, "error"), error_fields, ELEMENTSOF(error_fields), &err) >= 0);
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "macro.h"
 #include "parse.h"
 #include "results.h"
+#include "text.h"
 
 #define OUT_FD 3
 
@@ -28,18 +30,41 @@ typedef struct Page {
         uint64_t next; /* UINT64_MAX: the end */
 } Page;
 
+/* Bytes as a JSON string when they are UTF-8 (JSON is text), else as
+ * base64 in the field NAME_base64. */
+static int add_bytes(json_object *o, const char *name, const char *data, size_t len) {
+        char key[32];
+        char *b64;
+        int r;
+
+        if (utf8_valid(data, len))
+                return json_add(o, name, json_object_new_string_len(data, (int) len));
+        b64 = base64_encode(data, len, NULL);
+        if (!b64)
+                return -ENOMEM;
+        (void) snprintf(key, sizeof(key), "%s_base64", name);
+        r = json_add(o, key, json_object_new_string(b64));
+        free(b64);
+        return r;
+}
+
 static int add_outcome(json_object *o, const ResultsItem *it) {
         json_object *e;
+        char *msg;
+        size_t n;
         int r;
 
         if (it->status == 0)
-                return json_add(o, "result", json_object_new_string_len(it->result, (int) it->result_len));
+                return add_bytes(o, "result", it->result, it->result_len);
         e = json_object_new_object();
         r = json_add(o, "error", e);
         if (r >= 0)
                 r = json_add(e, "code", json_object_new_int(it->status));
+        /* A message is for people: its stray bytes become U+FFFD. */
+        msg = r >= 0 ? utf8_sanitize(it->result, it->result_len, &n) : NULL;
         if (r >= 0)
-                r = json_add(e, "message", json_object_new_string_len(it->result, (int) it->result_len));
+                r = msg ? json_add(e, "message", json_object_new_string_len(msg, (int) n)) : -ENOMEM;
+        free(msg);
         return r;
 }
 
@@ -53,7 +78,7 @@ static json_object *result_to_json(const ResultsItem *it, bool too_large) {
         if (r >= 0 && too_large)
                 r = json_add_u64(o, "too_large", it->item_len + it->result_len);
         else if (r >= 0)
-                r = json_add(o, "item", json_object_new_string_len(it->item, (int) it->item_len));
+                r = add_bytes(o, "item", it->item, it->item_len);
         if (r >= 0 && !too_large)
                 r = add_outcome(o, it);
         if (r < 0) {

@@ -14,6 +14,7 @@ with .parameter and .reason, ...). One connection per Client, one call at
 a time on it (as the protocol has it); a Client is not for several threads
 at once."""
 
+import base64
 import json
 import os
 import socket
@@ -111,6 +112,16 @@ def default_socket():
     return SYSTEM_SOCKET
 
 
+def _bytes_fields(r):
+    """item_base64 and result_base64 (bytes that are not UTF-8) as bytes
+    in item and result."""
+    for name in ("item", "result"):
+        b = r.pop(name + "_base64", None)
+        if b is not None:
+            r[name] = base64.b64decode(b, validate=True)
+    return r
+
+
 class Job:
     """A job of mplockd's, by id; .info is the last Job object seen."""
 
@@ -143,11 +154,12 @@ class Job:
     def results(self, offset=0, limit=1000):
         """Committed results in input order: dicts with index, item and
         result, or error {code, message}, or too_large (bytes: read the
-        results file). Paged; each page is one call."""
+        results file). item and result are str when they are UTF-8, else
+        bytes (sent base64-encoded). Paged; each page is one call."""
         while offset is not None:
             reply = self.client.call("Results", {"id": self.id, "offset": offset, "limit": limit})
             for r in reply.get("results", []):
-                yield r
+                yield _bytes_fields(r)
             offset = reply.get("next")
 
     def cancel(self):

@@ -118,9 +118,16 @@ def journal():
     write("journal", "old-slot", header(3).ljust(4096, b"\0") + record(3, 1, submit(9, b"{}", b"x\0")))
 
 
+def text():
+    write("text", "base64", b"Zm9vYmFy")
+    write("text", "padded", b"Zg==")
+    write("text", "utf8-and-not", "caf\u00e9 \U0001f600".encode() + b" \xff\xed\xa0\x80 \xf4\x90\x80\x80")
+
+
 if __name__ == "__main__":
     varlink()
     checkpoint()
     results()
     config()
     journal()
+    text()

@@ -2,6 +2,7 @@
 """mplock.Client against every method of io.mplock.Manager and its errors,
 on a real mplockd from the build tree."""
 
+import json
 import os
 
 import pytest
@@ -129,3 +130,22 @@ def test_get_info_and_default_socket(daemon, monkeypatch):
     with mplock.Client() as c:
         assert c.socket_path == daemon.sock
         assert c.jobs() == []
+
+
+def test_bytes_that_are_not_utf8_come_base64_encoded(daemon):
+    """JSON is text: a pickle or an image as a result must not break the
+    page (the results reader's reply was refused whole before)."""
+    path = os.path.join(daemon.tmp, "bytes.txt")
+    with open(path, "wb") as f:
+        f.write(b"caf\xc3\xa9\n\xff\xfeA\n\xed\xa0\x80\nplain\n")
+    with mplock.Client(daemon.sock) as c:
+        job = c.submit(module("echo"), os.path.join(daemon.tmp, "out"), input=path)
+        assert job.wait()["state"] == "completed"
+        res = list(job.results())
+    assert [r["item"] for r in res] == ["caf\u00e9", b"\xff\xfeA", b"\xed\xa0\x80", "plain"]
+    assert [r["result"] for r in res] == ["caf\u00e9", b"\xff\xfeA", b"\xed\xa0\x80", "plain"]
+    for via in ([], ["--via-daemon"]):
+        out = daemon.ctl("results", "--json", *via, job.id).stdout.decode("utf-8", "strict")
+        lines = [json.loads(line) for line in out.splitlines()]
+        assert lines[1] == {"index": 1, "item_base64": "//5B", "result_base64": "//5B"}
+        assert lines[0]["result"] == "caf\u00e9" and lines[3]["item"] == "plain"
