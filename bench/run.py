@@ -403,6 +403,17 @@ def peers(root, n_mp, results):
     results["peers"] = out
 
 
+def python_workloads(build, root, quick):
+    """bench/python.py, run by Debian's python3 (the bridge embeds its
+    libpython; multiprocessing is measured in the same interpreter)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    args = ["/usr/bin/python3", os.path.join(here, "python.py"), build, root]
+    if quick:
+        args += ["--items", "100000", "--calls", "36"]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def table(r, machine):
     mb = 1 << 20
     w1 = r["w1"]
@@ -468,6 +479,25 @@ def table(r, machine):
         rows.append(("  this machine: a fork, exit and wait; an fdatasync of a new file; of an overwrite",
                      "%.0f us; %.0f us; %.0f us (medians)" % (c["fork_us"], c["fdatasync_new_us"],
                                                              c["fdatasync_overwrite_us"]), "", None))
+    if "python" in r:
+        py = r["python"]
+        w = py["w7"]
+        rows.append(("W7 (Python) no-op process, %d items, 2 workers, the mp_lock call" % w["items"],
+                     "%.2f s; best Pool(2).imap_unordered %.2f s (mplock x%.2f)" % (
+                         w["median_s"]["mplock"], w["best_pool_s"], w["ratio"]), ">= x1, target x2", w["ratio"] >= 1))
+        for k in sorted(w["median_s"]):
+            if k.startswith("pool_"):
+                rows.append(("  peer: Pool(2).imap_unordered, chunksize %s (median of 3)" % k[5:],
+                             "%.2f s" % w["median_s"][k], "", None))
+        w = py["w8"]
+        rows.append(("W8 (Python) %d mp_lock calls of 10 items, one after another" % w["calls"],
+                     "%.2f s; %d x Pool(2).starmap %.2f s (mplock x%.2f)" % (w["mplock_s"], w["calls"], w["pool_s"],
+                                                                             w["ratio"]), ">= x1", w["ratio"] >= 1))
+        m = py["memory"]
+        rows.append(("  a bridge worker's memory beside a bare python3 -c",
+                     "RSS %.1f MB (bare %.1f), PSS %.1f MB (bare %.1f)" % (
+                         m["worker_rss_kb"] / 1024, m["bare_rss_kb"] / 1024, m["worker_pss_kb"] / 1024,
+                         m["bare_pss_kb"] / 1024), "", None))
     for n in sorted(w1):
         rows.append(("Growth: W1 at %d items" % n, "%.0f ns/item; %.0f ns/item past the fixed cost" % (
             w1[n]["ns_per_item"], w1[n]["marginal_ns_per_item"]), "flat", None))
@@ -523,6 +553,8 @@ def main():
     w7(build, root, results)
     print("W7: small jobs, syncs made no-ops (the floor)", flush=True)
     w7(build, root, results, nosync)
+    print("W7, W8 (Python): the bridge against multiprocessing", flush=True)
+    results["python"] = python_workloads(build, root, args.quick)
     results["machine_costs"] = machine_costs(root, forkcost)
     print("peers", flush=True)
     peers(root, max(sizes), results)

@@ -3,13 +3,15 @@
 # Uses sudo when not root. Safe to run again: it only installs what is absent.
 set -eu
 
-# Build: compiler, meson, libsystemd, json-c. Tests: Check, python3 and
-# python3-pytest (the Python package's tests), procps
+# Build: compiler, meson, libsystemd, json-c, python3-dev (the Python bridge
+# embeds libpython) and python3-cloudpickle (it pickles the callbacks).
+# Tests: Check, python3, python3-pytest and python3-numpy (the Python
+# package's tests), procps
 # (pgrep), passwd (useradd, for the shared-machine tests), debootstrap +
 # systemd-container for the tests under a real systemd (tests/systemd), and
 # clang with its sanitizer and libFuzzer runtimes for the fuzz targets.
-PACKAGES="gcc libc6-dev meson ninja-build pkg-config libsystemd-dev libjson-c-dev check python3 python3-pytest procps
-          passwd systemd debootstrap systemd-container clang libclang-rt-14-dev"
+PACKAGES="gcc libc6-dev meson ninja-build pkg-config libsystemd-dev libjson-c-dev check python3 python3-dev python3-cloudpickle python3-pytest
+          python3-numpy procps passwd systemd debootstrap systemd-container clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do
