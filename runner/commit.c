@@ -180,6 +180,16 @@ int commit_save(Commit *c, bool final, bool last, RunError *e) {
         return 0;
 }
 
+void commit_no_save(Commit *c) {
+        for (size_t k = c->pending_head; k < c->pending_head + c->n_pending; k++) {
+                Pending *p = &c->pending[k];
+                p->block = mfree(p->block);
+                p->saved = p->count;
+        }
+        c->unsaved = 0;
+        c->save = NULL;
+}
+
 static int range_cmp(const void *a, const void *b) {
         const IpcRange *x = a, *y = b;
         return x->first < y->first ? -1 : x->first > y->first;

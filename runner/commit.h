@@ -86,6 +86,9 @@ int commit_append(Commit *c, const void *block, size_t len, uint32_t failed, boo
  * final the rest too; with last (the job's end) that rest, even none, is
  * the last batch. */
 int commit_save(Commit *c, bool final, bool last, RunError *e);
+/* The module saves nothing in this job (its save_init said so): what is
+ * pending counts as saved, and no save() is called from now on. */
+void commit_no_save(Commit *c);
 /* One commit of the saved pending blocks, at most IPC_COMMIT_RANGES_MAX of
  * them: 1 if one was sent, 0 if nothing was committable. */
 int commit_flush(Commit *c, RunError *e);

@@ -135,6 +135,11 @@ static int save_start(Runner *r, RunError *e) {
         watchdog_arm("save_init", r->job.callback_timeout_sec);
         q = def->save_init(&r->host.ctx, &r->save_state);
         watchdog_disarm();
+        if (q == MPLOCK_SAVE_NOTHING) {
+                /* Items commit as they come, without a copy kept for save. */
+                commit_no_save(&r->commit);
+                output_log(&r->out, LOG_DEBUG, "The module saves nothing in this job.");
+        }
         if (q >= 0)
                 return 0;
         if (r->host.error_message[0])

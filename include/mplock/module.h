@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mplock module ABI 1.1: the one public header of mplock.
+ * mplock module ABI 1.2: the one public header of mplock.
  *
  * A module is a shared object that defines one symbol, `mplock_module`, with
  * MPLOCK_MODULE_DEFINE(). Build it with
@@ -50,7 +50,7 @@ extern "C" {
 #endif
 
 #define MPLOCK_ABI_MAJOR 1
-#define MPLOCK_ABI_MINOR 1
+#define MPLOCK_ABI_MINOR 2
 /* What mplock_module.abi_version holds: the major version. */
 #define MPLOCK_MODULE_ABI_VERSION MPLOCK_ABI_MAJOR
 #define MPLOCK_MODULE_SYMBOL "mplock_module"
@@ -100,6 +100,13 @@ extern "C" {
 
 /* Flags of api->result_fail. */
 #define MPLOCK_FAIL_PERMANENT 1u /* no other attempt: the error is final */
+
+/* What save_init may return besides 0 (1.2): this job has nothing to
+ * save. The host then calls no save_batch or save in it and commits items
+ * without waiting for them to be saved; save_fini still comes. (A 1.1 host
+ * takes it as 0 and saves as usual.) Other positive values are reserved
+ * and taken as 0. */
+#define MPLOCK_SAVE_NOTHING 1
 
 /* Flags of mplock_batch. */
 #define MPLOCK_BATCH_LAST 1u   /* no batch follows: every item of the job is in */
@@ -242,7 +249,9 @@ struct mplock_module {
         uint32_t abi_minor; /* the least minor version of the host this needs */
         uint32_t reserved;
         /* Once in the runner, before the first batch: what it stores in
-         * *save_state goes to save_batch and save_fini. */
+         * *save_state goes to save_batch and save_fini. Returns 0,
+         * MPLOCK_SAVE_NOTHING (1.2: no batches in this job), or a negative
+         * error, which fails the job. */
         int (*save_init)(const mplock_ctx *ctx, void **save_state);
         /* Saving with a state: as save, and with the batch's number and
          * flags; the last batch (MPLOCK_BATCH_LAST, maybe empty) comes when

@@ -107,7 +107,11 @@ static int py_save_init(const mplock_ctx *ctx, void **save_state) {
         /* What a small job's start costs, where the time goes. */
         ctx->api->log(ctx, MPLOCK_LOG_DEBUG, "Python %s started in %.1f ms, the callbacks loaded in %.1f ms.",
                       interp_version(), (double) (t1 - t0) / 1e3, (double) (now_usec() - t1) / 1e3);
-        return interp_call_void("runner_output") < 0 ? interp_fail(ctx, "cannot set up the job log") : 0;
+        if (interp_call_void("runner_output") < 0)
+                return interp_fail(ctx, "cannot set up the job log");
+        /* Without a save_callback, items commit as they come: no batches
+         * to wait for, and no copy of the results kept for them. */
+        return cb.save == Py_None ? MPLOCK_SAVE_NOTHING : 0;
 }
 
 /* The batch's successful items, as (item, result bytes) for helper.save. */

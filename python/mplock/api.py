@@ -650,10 +650,9 @@ def map(func: Callable[..., Any], items: Iterable[str], workers: Optional[int] =
     _check_positive("workers", workers)
     _check_positive("max_attempts", max_attempts)
     out = _check_out_path(output, "output") if output is not None else _map_output(func, init, shared, encoded)
-    # save_batch 1: the runner commits an item only once it was given to
-    # the save callback, which the bridge always has (a no-op here), so a
-    # larger batch would hold results back, and map streams them.
-    call = _Call("map", items, encoded, out, workers, 1, 1, max_attempts, _map_process(func, init is not None),
+    # No save callback: the bridge tells the runner so (MPLOCK_SAVE_NOTHING),
+    # and results commit as they come, whatever save_batch says.
+    call = _Call("map", items, encoded, out, workers, 10, 1, max_attempts, _map_process(func, init is not None),
                  init, None, shared if shared is not None else {}, False, bool(verbose), socket)
     with _daemon.connect(call.socket) as c:
         call.socket = c.socket_path

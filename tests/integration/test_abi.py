@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Module ABI 1.1, as a module author uses it: final errors, the attempt
+"""Module ABI 1.1 and 1.2, as a module author uses it: final errors, the attempt
 number, logging, init's reason, nested shared data and its keys, the save
 state and numbered, flagged batches; and a module built against the 1.0
 header still runs."""
@@ -117,6 +117,18 @@ class Abi11(DaemonTest):
         self.assertEqual(second[-1][2] & 1, 1)
         # Every item saved at least once; exactly once in the results.
         self.assertEqual(set(i for b in batches for i in b[3]), set(range(n)))
+        self.assertEqual([r["index"] for r in self.d.results_json(job)], list(range(n)))
+
+    def test_save_init_may_say_the_job_saves_nothing(self):
+        """1.2: MPLOCK_SAVE_NOTHING from save_init: no batch at all, items
+        commit without waiting for one, save_fini still comes."""
+        n = 3000
+        job = self.d.submit(V11, self.write_items("items.txt", [str(i) for i in range(n)]), self.path("out"),
+                            "--save-batch", 1, "--shared", json.dumps({"save_nothing": True}))
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"], st["done"]), (0, "completed", n), st)
+        with open(self.path("out", "v11.saves")) as f:
+            self.assertEqual(f.read().split("\n"), ["open", "fini", ""])
         self.assertEqual([r["index"] for r in self.d.results_json(job)], list(range(n)))
 
     def test_a_module_built_against_the_1_0_header_runs(self):

@@ -5,7 +5,8 @@
  *   process     "perm" fails for good (MPLOCK_FAIL_PERMANENT); "retry" fails
  *               until its third attempt; anything else becomes
  *               "<item>:<sum of /weights>"; logs "attempt N of ITEM"
- *   save_init   opens OUTPUT/v11.saves once ("open")
+ *   save_init   opens OUTPUT/v11.saves once ("open"); with shared
+ *               "save_nothing": true, says MPLOCK_SAVE_NOTHING (1.2)
  *   save_batch  "batch SEQ N FLAGS" and one "item INDEX" line per entry
  *   save_fini   "fini"
  *   fini        with shared "fini_sleep_ms", sleeps that long, then appends
@@ -37,7 +38,8 @@ static int v11_init(const mplock_ctx *ctx, void **state) {
                 if (api->shared_key(ctx, "", i, &k) < 0)
                         return -MPLOCK_EINVAL;
                 if (strcmp(k, "weights") != 0 && strcmp(k, "sleep_ms") != 0 && strcmp(k, "fini_sleep_ms") != 0 &&
-                    strcmp(k, "init_sleep_ms") != 0 && strcmp(k, "save_sleep_ms") != 0) {
+                    strcmp(k, "init_sleep_ms") != 0 && strcmp(k, "save_sleep_ms") != 0 &&
+                    strcmp(k, "save_nothing") != 0) {
                         (void) snprintf(why, sizeof(why), "unknown shared key \"%s\"", k);
                         api->error_message(ctx, why);
                         return -MPLOCK_EINVAL;
@@ -98,6 +100,7 @@ static int v11_process(const mplock_ctx *ctx, void *state, const mplock_item *it
 
 static int v11_save_init(const mplock_ctx *ctx, void **save_state) {
         char path[4200];
+        int nothing = 0;
         FILE *f;
 
         (void) snprintf(path, sizeof(path), "%s/v11.saves", ctx->output_dir);
@@ -106,7 +109,8 @@ static int v11_save_init(const mplock_ctx *ctx, void **save_state) {
                 return -MPLOCK_EIO;
         fprintf(f, "open\n");
         *save_state = f;
-        return 0;
+        /* 1.2: with shared "save_nothing": true, no batches in this job. */
+        return ctx->api->shared_get_bool(ctx, "/save_nothing", &nothing) == 0 && nothing ? MPLOCK_SAVE_NOTHING : 0;
 }
 
 static int v11_save_batch(const mplock_ctx *ctx, void *save_state, const mplock_batch *b) {

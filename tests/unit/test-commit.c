@@ -386,6 +386,29 @@ START_TEST(test_only_saved_blocks_commit) {
 }
 END_TEST
 
+START_TEST(test_no_save_commits_what_waited_and_saves_nothing) {
+        RunError e;
+        Fixture x;
+
+        setup(&x);
+        with_save(&x);
+        start(&x);
+        record(&x, 0, 10); /* less than a batch: waits for save */
+        ck_assert_int_eq(commit_flush(&x.c, &e), 0);
+        commit_no_save(&x.c); /* save_init said MPLOCK_SAVE_NOTHING */
+        ck_assert_uint_eq(x.c.unsaved, 0);
+        ck_assert_int_eq(commit_flush(&x.c, &e), 1);
+        expect_ranges(0, (const IpcRange[]){ { 0, 10 } }, 1);
+        record(&x, 10, 40);
+        ck_assert_int_eq(commit_save(&x.c, true, true, &e), 0);
+        ck_assert_int_eq(commit_all(&x.c, &e), 0);
+        ck_assert_uint_eq(T.n_batches, 0);
+        ck_assert_uint_eq(x.c.committed, BEFORE + 50);
+        ck_assert_uint_eq(x.c.n_pending, 0);
+        teardown(&x);
+}
+END_TEST
+
 START_TEST(test_carried_blocks_skip_save) {
         RunError e;
         Fixture x;
@@ -557,6 +580,7 @@ static Suite *commit_suite(void) {
         tcase_add_test(tc, test_commit_window);
         tcase_add_test(tc, test_save_batches);
         tcase_add_test(tc, test_only_saved_blocks_commit);
+        tcase_add_test(tc, test_no_save_commits_what_waited_and_saves_nothing);
         tcase_add_test(tc, test_carried_blocks_skip_save);
         tcase_add_test(tc, test_ranges_max_split);
         tcase_add_test(tc, test_sync_failure_sends_nothing);

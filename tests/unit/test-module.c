@@ -497,7 +497,7 @@ END_TEST
 
 START_TEST(test_load_future_minor) {
         check_refused(module_path("future"), -EPROTONOSUPPORT,
-                      (const char *const[]){ "needs module ABI 1.99", "supports 1.1", "MPLOCK_API_HAS", NULL });
+                      (const char *const[]){ "needs module ABI 1.99", "supports 1.2", "MPLOCK_API_HAS", NULL });
 }
 END_TEST
 
