@@ -90,8 +90,9 @@ def encode(value):
     try:
         return b"P" + pickle.dumps(value, protocol=5)
     except Exception:
-        import cloudpickle
-        return b"P" + cloudpickle.dumps(value, protocol=5)
+        pass  # cloudpickle's error, if it fails too, is the one to show
+    import cloudpickle
+    return b"P" + cloudpickle.dumps(value, protocol=5)
 
 
 def decode(data):

@@ -119,8 +119,16 @@ def caller_sys_path() -> List[str]:
 def build_payload(out_path: str, process: Callable, init: Optional[Callable], save: Optional[Callable],
                   shared: Any, batch: bool) -> bytes:
     """The payload file's bytes (format 1)."""
-    callbacks = cloudpickle().dumps({"process": process, "init": init, "save": save, "shared": shared,
-                                     "batch": batch}, protocol=5)
+    try:
+        callbacks = cloudpickle().dumps({"process": process, "init": init, "save": save, "shared": shared,
+                                         "batch": batch}, protocol=5)
+    except Exception as e:
+        msg = "mplock cannot pickle the callbacks and shared_data for its workers (with cloudpickle): %s" % e
+        try:
+            err = type(e)(msg)  # the same type, as a caller may catch it
+        except Exception:
+            err = TypeError(msg)
+        raise err from e
     cwd = os.getcwd()
     outer: Dict[str, Any] = {
         "format": PAYLOAD_FORMAT,

@@ -271,6 +271,24 @@ def test_two_lists_in_one_out_path_keep_their_own_callbacks(bridge, env):
     assert len([f for f in os.listdir(d) if f.startswith("mplock-python-")]) == 2
 
 
+def test_unpicklable_callbacks_results_and_too_large_results(bridge, env):
+    import threading
+    lock = threading.Lock()
+
+    def holds_a_lock(data, shared, init):
+        with lock:
+            return data
+    with pytest.raises(TypeError, match="mplock cannot pickle the callbacks"):
+        mplock.mp_lock(DATA, holds_a_lock, None, 2, out(env, "a"), verbose=False)
+    assert jobs(env) == []  # nothing submitted
+    # A result that cannot be pickled fails its item with the pickler's error.
+    with pytest.raises(TypeError, match=r"(?s)item '1' \(index 1\) failed.*cannot pickle"):
+        mplock.mp_lock_value(["0", "1"], lambda d, s, i: threading.Lock() if d == "1" else d, None, 1,
+                             out(env, "b"), verbose=False)
+    with pytest.raises(RuntimeError, match="larger than mplock's 16 MiB limit"):
+        mplock.mp_lock_value(["0"], lambda d, s, i: "x" * (17 << 20), None, 1, out(env, "c"), verbose=False)
+
+
 def test_is_mp_lock_completed_without_a_daemon_starts_none(tmp_path, monkeypatch):
     sock = str(tmp_path / "nobody")
     monkeypatch.setenv("MPLOCK_SOCKET", sock)
