@@ -154,8 +154,12 @@ static int task_start(Agent *a, const AgentSpawn *sp, char **argv, const int *fd
         if (!t)
                 return -ENOMEM;
         pid = fork_sandboxed(&o);
-        if (pid == 0)
+        if (pid == 0) {
+                /* The agent's bookkeeping is not the task's: LeakSanitizer
+                 * saw it as a leak when a worker of the task called exit(). */
+                free(t);
                 task_run(a->title, sp->mode, argv, (int) sp->n_args);
+        }
         if (pid < 0) {
                 free(t);
                 return pid;
