@@ -21,7 +21,9 @@ import tempfile
 import time
 import traceback
 
-PACKAGES = "systemd,systemd-sysv,dbus,libpam-systemd,libjson-c5,procps"
+# python3 with libpython (the bridge embeds it) and cloudpickle: the mp_lock
+# API as installed.
+PACKAGES = "systemd,systemd-sysv,dbus,libpam-systemd,libjson-c5,procps,python3,libpython3.11,python3-cloudpickle"
 # The cache is named after what is in it: another package list, another cache.
 CACHE = os.path.join(os.environ.get("MPLOCK_ROOTFS_CACHE", "/var/cache/mplock-test"),
                      "bookworm-" + hashlib.sha256(PACKAGES.encode()).hexdigest()[:12])
@@ -309,10 +311,54 @@ def test_stdin_input_under_the_units_sandbox(c):
     assert not [f for f in left if f.startswith(".mplock-stdin")], left
 
 
+PY_SCRIPT = """
+import os
+from mplock import mp_lock_value
+
+def process(data, shared_data, init_values):
+    return int(data) ** 2, os.getuid()
+
+res = mp_lock_value([str(i) for i in range(10)], process, None, 2, "out-" + os.environ["WHICH"])
+print(sum(r[0] for r in res), sorted({r[1] for r in res}))
+"""
+
+
+def test_python_mp_lock_as_installed(c):
+    """The README's Python example as a user runs it on an installed
+    system: the package and bridge where meson put them, nothing set; no
+    daemon running, so the call starts the user's own through her user
+    manager; then against the system instance, whose runner runs the
+    callbacks as her."""
+    c.run("loginctl", "enable-linger", "alice")
+    c.wait_for("alice's systemd", lambda: c.run("systemctl", "is-active", "user@1000.service",
+                                                check=False).stdout.strip() == "active")
+    # No daemon reachable at all: not hers, and not the system's either
+    # (which her call would use, as mplockctl does, if it answered).
+    c.run("systemctl", "--user", "stop", "mplockd.socket", "mplockd.service", user="alice", check=False)
+    c.run("systemctl", "stop", "mplockd.socket", "mplockd.service")
+    c.run("sh", "-c", "cat > /home/alice/sq.py", input=PY_SCRIPT, user="alice")
+
+    def script(which, *env):
+        return c.run("sh", "-c", "cd /home/alice && env WHICH=%s %s python3 sq.py" % (which, " ".join(env)),
+                     user="alice", timeout=180)
+
+    p = script("user")
+    assert p.stdout.strip() == "285 [1000]", (p.stdout, p.stderr)
+    assert "mplock: started mplockd (user instance)" in p.stderr, p.stderr
+    assert c.run("systemctl", "--user", "is-active", "mplockd.service", user="alice").stdout.strip() == "active"
+    again = script("user")  # completed: at once, from its results, nothing started
+    assert again.stdout == p.stdout and "started" not in again.stderr, again.stderr
+    c.run("systemctl", "start", "mplockd.socket")
+    p = script("system", "MPLOCK_SOCKET=/run/mplockd/io.mplock.Manager")
+    assert p.stdout.strip() == "285 [1000]", (p.stdout, p.stderr)
+    assert '"/home/alice/out-system"' in c.ctl("--system", "--json", "list").stdout
+
+
 TESTS = [test_socket_activation, test_status_text_reports_progress, test_kill_9_then_start_finishes_the_job,
          test_stop_then_start_resumes, test_watchdog_restarts_a_frozen_daemon, test_journal_has_the_jobs_lines,
          test_reload_applies_the_config_file, test_user_units_for_an_unprivileged_user,
-         test_stdin_input_under_the_units_sandbox, test_a_flooding_job_does_not_silence_the_journal]
+         test_stdin_input_under_the_units_sandbox, test_a_flooding_job_does_not_silence_the_journal,
+         test_python_mp_lock_as_installed]
 
 
 def main():
