@@ -496,6 +496,30 @@ def test_callbacks_see_the_callers_cwd_sys_path_and_environment(bridge, env):
     assert jobs(env)[0]["output"] == os.path.join(work, "out")
 
 
+def test_what_the_callbacks_print_goes_to_the_jobs_log(bridge, env, capfd):
+    def init(shared):
+        print("init of a worker")
+        return {}
+
+    def process(data, shared, init_values):
+        print("processing", data)
+        sys.stderr.write("warning about %s\n" % data)
+        return data
+
+    def save(path, results, names):
+        print("saving", ",".join(names))
+
+    mplock.mp_lock(["a", "b"], process, save, 2, out(env), init_function=init, verbose=False)
+    job = jobs(env)[0]
+    log = env.ctl("logs", job["id"]).stdout.decode()
+    for line in ("init of a worker", "processing a", "processing b", "warning about b"):
+        assert line in log, log
+    saved = [x for line in log.splitlines() if "saving " in line for x in line.split("saving ", 1)[1].split(",")]
+    assert sorted(saved) == ["a", "b"], log  # the save callback's prints, from the runner
+    captured = capfd.readouterr()
+    assert "processing" not in captured.out + captured.err  # not on the caller's terminal
+
+
 # --- mplock.map -------------------------------------------------------------------------------
 
 def test_map_yields_in_order_as_results_commit(bridge, env):
