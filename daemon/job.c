@@ -557,6 +557,7 @@ static void job_reset_run(Job *j) {
 
 int job_start_runner(Job *j) {
         _cleanup_free_ char *start = NULL;
+        const char *warm;
         int fds[3], r;
         size_t len;
 
@@ -567,7 +568,8 @@ int job_start_runner(Job *j) {
         if (r < 0)
                 return r;
         start = start_message(j, &len);
-        r = start ? runner_proc_start(&j->runner, j->jobs->agents, j->spec.uid, j->spec.gid, start, len, fds,
+        warm = j->jobs->python_bridge && streq(j->spec.module, j->jobs->python_bridge) ? j->jobs->python_bridge : NULL;
+        r = start ? runner_proc_start(&j->runner, j->jobs->agents, j->spec.uid, j->spec.gid, start, len, fds, warm,
                                       &runner_events, j)
                   : -ENOMEM;
         for (int k = 0; k < 3; k++)

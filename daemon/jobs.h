@@ -42,6 +42,9 @@ struct Jobs {
         bool stopping;
         JobsObserver observer;
         void *observer_userdata;
+        /* The Python bridge (not owned): its jobs' runners are forked from
+         * an agent that has Python running (runner/agent.c). NULL: none. */
+        const char *python_bridge;
 };
 
 int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd, int jobs_fd, int new_fd,

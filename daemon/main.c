@@ -23,6 +23,10 @@
 #ifndef RUNNER_PATH
 #define RUNNER_PATH "/usr/libexec/mplock/mplock-runner"
 #endif
+#ifndef PYTHON_BRIDGE_NAME
+#define PYTHON_BRIDGE_NAME "" /* built without the Python bridge */
+#define PYTHON_BRIDGE_PATH ""
+#endif
 
 /* The daemon: what main owns and wires together. Each layer gets only the
  * objects it uses (control knows no jobs; jobs know no calls). */
@@ -31,7 +35,7 @@ typedef struct Manager {
         Settings settings;     /* in force */
         Settings cmdline;      /* defaults and the command line */
         uint64_t cmdline_mask; /* which settings the command line set */
-        char *config_path, *state_dir, *socket_path, *runner_path;
+        char *config_path, *state_dir, *socket_path, *runner_path, *python_bridge;
         bool system_instance;
         int state_fd, jobs_fd, new_fd;
         Agents *agents;
@@ -253,6 +257,25 @@ static int find_runner(Manager *m) {
         return 0;
 }
 
+/* The Python bridge of this build: in a build tree python/ beside the
+ * runner, else where meson installs it. Only compared with the module
+ * paths of jobs (their runners' agents warm Python up for them); never
+ * opened by mplockd. */
+static int find_python_bridge(Manager *m) {
+        const char *slash = strrchr(m->runner_path, '/');
+
+        if (!*PYTHON_BRIDGE_NAME)
+                return 0;
+        if (slash && asprintf(&m->python_bridge, "%.*s/python/%s", (int) (slash - m->runner_path), m->runner_path,
+                              PYTHON_BRIDGE_NAME) < 0)
+                return log_oom();
+        if (m->python_bridge && access(m->python_bridge, R_OK) == 0)
+                return 0;
+        free(m->python_bridge);
+        m->python_bridge = strdup(PYTHON_BRIDGE_PATH);
+        return m->python_bridge ? 0 : log_oom();
+}
+
 static void exit_if_drained(Manager *m) {
         if (m->jobs->stopping && jobs_runners_gone(m->jobs))
                 (void) sd_event_exit(m->event, 0);
@@ -307,6 +330,7 @@ static void manager_free(Manager *m) {
         free(m->state_dir);
         free(m->socket_path);
         free(m->runner_path);
+        free(m->python_bridge);
         free(m->config_path);
 }
 
@@ -330,7 +354,8 @@ static int default_paths(Manager *m) {
                 if (r < 0)
                         return log_error_errno(r, "Cannot tell where to keep state (no $HOME?); use --state-dir.");
         }
-        return find_runner(m);
+        r = find_runner(m);
+        return r < 0 ? r : find_python_bridge(m);
 }
 
 /* Signals are handled by the event loop, never in a handler; writes to a
@@ -382,6 +407,8 @@ static int setup_layers(Manager *m) {
         if (r >= 0)
                 r = jobs_new(&m->jobs, m->event, &m->settings, m->state_fd, m->jobs_fd, m->new_fd, m->agents, on_job_event,
                              m);
+        if (r >= 0)
+                m->jobs->python_bridge = m->python_bridge;
         if (r >= 0)
                 r = submitter_new(&m->submitter, m->event, &m->settings, m->jobs, m->agents, m->new_fd);
         if (r >= 0)

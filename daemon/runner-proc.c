@@ -226,8 +226,8 @@ static void runner_exited(AgentTask *t, int code, int status, void *userdata) {
 }
 
 int runner_proc_start(RunnerProc **ret, Agents *agents, uid_t uid, gid_t gid, const char *start, size_t start_len,
-                      const int fds[3], const RunnerEvents *ev, void *userdata) {
-        static const char *const args[] = { "run" };
+                      const int fds[3], const char *warm_python, const RunnerEvents *ev, void *userdata) {
+        const char *const args[] = { "run", "--warm-python", warm_python };
         _cleanup_close_ int sv0 = -1, sv1 = -1;
         int sv[2], child_fds[4], r;
         RunnerProc *p;
@@ -251,7 +251,7 @@ int runner_proc_start(RunnerProc **ret, Agents *agents, uid_t uid, gid_t gid, co
         p->fd = TAKE_FD(sv0);
         r = sd_event_add_io(p->event, &p->io, p->fd, EPOLLIN, runner_io_handler, p);
         if (r >= 0)
-                r = agents_spawn(agents, uid, gid, AGENT_MODE_RUN, args, ELEMENTSOF(args), child_fds,
+                r = agents_spawn(agents, uid, gid, AGENT_MODE_RUN, args, warm_python ? 3 : 1, child_fds,
                                  ELEMENTSOF(child_fds), runner_exited, p, &p->task);
         if (r < 0) {
                 runner_proc_detach(p);

@@ -37,9 +37,11 @@ typedef struct RunnerEvents {
 
 /* Starts "mplock-runner run" in the agent of uid with fds[0..2] (lock,
  * input snapshot, committed-items memfd) as its 4, 5, 6 and the start
- * message (JSON text) queued on its socket (3). Events go to ev. */
+ * message (JSON text) queued on its socket (3). warm_python: the Python
+ * bridge, for a job of it (the agent warms Python up first), else NULL.
+ * Events go to ev. */
 int runner_proc_start(RunnerProc **ret, Agents *agents, uid_t uid, gid_t gid, const char *start, size_t start_len,
-                      const int fds[3], const RunnerEvents *ev, void *userdata);
+                      const int fds[3], const char *warm_python, const RunnerEvents *ev, void *userdata);
 /* Asks it to stop (IPC_STOP_GRACEFUL or IPC_STOP_CANCEL); SIGKILL to its
  * group after kill_after_usec, or at once if it cannot be told. */
 void runner_proc_stop(RunnerProc *p, uint32_t mode, uint64_t kill_after_usec);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include "agent.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -43,6 +45,9 @@ struct Agent {
         Task *tasks;
         size_t n_tasks;
         CheckCache checks;
+        /* The Python bridge, warmed up here once (warm_python()). */
+        bool warm_tried;
+        void *warm_dl;
 };
 
 static uint8_t buf[IPC_MSG_MAX] __attribute__((aligned(8)));
@@ -207,6 +212,28 @@ static void handle_check(Agent *a, const AgentSpawn *sp, char **argv, const int 
         agent_send(IPC_AGENT_SPAWNED, &reply, sizeof(reply));
 }
 
+/* mplockd's hint that the runner it asks for runs a job of the Python
+ * bridge at path (its own, never a path a client named): start Python
+ * here once, so that this and every later runner of ours is forked with
+ * the interpreter running, not starting it (tens of milliseconds a job).
+ * It loads no job's code or data; a failure only costs the runner the
+ * start it would have made anyway. */
+static void warm_python(Agent *a, const char *path) {
+        int (*warm)(void);
+
+        if (a->warm_tried)
+                return;
+        a->warm_tried = true;
+        a->warm_dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!a->warm_dl) {
+                log_debug("Agent: cannot load %s to warm it up: %s", path, dlerror());
+                return;
+        }
+        warm = (int (*)(void)) dlsym(a->warm_dl, "mplock_python_warm");
+        if (!warm || warm() < 0)
+                log_debug("Agent: %s did not warm up; its jobs start Python themselves.", path);
+}
+
 static void handle_spawn(Agent *a, const void *payload, size_t len, const int *fds, size_t n_fds) {
         AgentSpawn sp;
         AgentSpawned reply = {};
@@ -223,6 +250,8 @@ static void handle_spawn(Agent *a, const void *payload, size_t len, const int *f
                 handle_check(a, &sp, argv, fds, n_fds);
                 return;
         }
+        if (sp.mode == AGENT_MODE_RUN && sp.n_args == 3 && streq(argv[1], "--warm-python"))
+                warm_python(a, argv[2]);
         r = task_start(a, &sp, argv, fds, n_fds);
         reply = (AgentSpawned){ .tag = sp.tag, .pid = r > 0 ? r : 0, .error = r < 0 ? r : 0 };
         agent_send(IPC_AGENT_SPAWNED, &reply, sizeof(reply));

@@ -94,19 +94,20 @@ static uint64_t now_usec(void) {
 
 static int py_save_init(const mplock_ctx *ctx, void **save_state) {
         uint64_t t0 = now_usec(), t1;
-        int r;
+        int r, warm;
 
         (void) save_state;
-        r = interp_start(ctx);
-        if (r < 0)
-                return r;
+        warm = interp_start(ctx);
+        if (warm < 0)
+                return warm;
         t1 = now_usec();
         r = load_callbacks(ctx);
         if (r < 0)
                 return r;
         /* What a small job's start costs, where the time goes. */
-        ctx->api->log(ctx, MPLOCK_LOG_DEBUG, "Python %s started in %.1f ms, the callbacks loaded in %.1f ms.",
-                      interp_version(), (double) (t1 - t0) / 1e3, (double) (now_usec() - t1) / 1e3);
+        ctx->api->log(ctx, MPLOCK_LOG_DEBUG, "Python %s %s in %.1f ms, the callbacks loaded in %.1f ms.",
+                      interp_version(), warm ? "taken over from the agent" : "started", (double) (t1 - t0) / 1e3,
+                      (double) (now_usec() - t1) / 1e3);
         if (interp_call_void("runner_output") < 0)
                 return interp_fail(ctx, "cannot set up the job log");
         /* Without a save_callback, items commit as they come: no batches

@@ -182,6 +182,20 @@ def worker_output():
     sys.stderr = sys.__stderr__
 
 
+def warm():
+    """In the user's agent, once: what every job's callbacks will import,
+    so that the runners forked from it have it already. Failing is fine:
+    a job then imports it itself."""
+    import site  # noqa: F401 (site.getsitepackages, for _apply_path)
+    sys.path.extend(p for p in site.getsitepackages() if p not in sys.path)
+    try:
+        import cloudpickle  # noqa: F401
+        import traceback  # noqa: F401
+    except ImportError:
+        pass
+    sys.path[:] = [p for p in sys.path if p not in site.getsitepackages()]
+
+
 def flush():
     for w in (sys.stdout, sys.stderr):
         try:

@@ -49,16 +49,25 @@ static PyObject *bridge_module_init(void) {
 /* Extension modules (lib-dynload, numpy) take libpython's symbols from
  * the global scope, where a module dlopen'ed RTLD_LOCAL does not put
  * them: promote the libpython we were loaded with. */
+/* Why the interpreter could not start: the job's error, or stderr when
+ * warming up in the agent (no job: ctx is NULL). */
+static void report(const mplock_ctx *ctx, const char *msg) {
+        if (ctx)
+                ctx->api->error_message(ctx, msg);
+        else
+                (void) fprintf(stderr, "mplock-python: %s\n", msg);
+}
+
 static int promote_libpython(const mplock_ctx *ctx) {
         Dl_info info;
 
         if (dladdr((void *) Py_InitializeFromConfig, &info) == 0 || !info.dli_fname) {
-                ctx->api->error_message(ctx, "cannot find libpython's path");
+                report(ctx, "cannot find libpython's path");
                 return -MPLOCK_EIO;
         }
         if (!dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD)) {
                 const char *e = dlerror();
-                ctx->api->error_message(ctx, e ? e : "cannot make libpython's symbols global");
+                report(ctx, e ? e : "cannot make libpython's symbols global");
                 return -MPLOCK_EIO;
         }
         return 0;
@@ -70,7 +79,7 @@ static int start_python(const mplock_ctx *ctx) {
         char msg[512];
 
         if (PyImport_AppendInittab("_mplock_bridge", bridge_module_init) < 0) {
-                ctx->api->error_message(ctx, "cannot register the bridge's Python module");
+                report(ctx, "cannot register the bridge's Python module");
                 return -MPLOCK_ENOMEM;
         }
         /* Isolated: no PYTHON* variables or user site of the runner's
@@ -91,7 +100,7 @@ static int start_python(const mplock_ctx *ctx) {
         if (PyStatus_Exception(st)) {
                 snprintf(msg, sizeof(msg), "cannot start Python %s: %s", PY_MAJOR_MINOR,
                          st.err_msg ? st.err_msg : "unknown error");
-                ctx->api->error_message(ctx, msg);
+                report(ctx, msg);
                 return -MPLOCK_EINVAL;
         }
         return 0;
@@ -106,10 +115,19 @@ static int load_helper(const mplock_ctx *ctx) {
         }
         if (!helper) {
                 PyErr_Print();
-                ctx->api->error_message(ctx, "cannot load the bridge's Python helper");
+                report(ctx, "cannot load the bridge's Python helper");
                 return -MPLOCK_EINVAL;
         }
         return 0;
+}
+
+static int start(const mplock_ctx *ctx) {
+        int r;
+
+        if ((r = promote_libpython(ctx)) < 0 || (r = start_python(ctx)) < 0)
+                return r;
+        interp_pid = getpid();
+        return load_helper(ctx);
 }
 
 int interp_start(const mplock_ctx *ctx) {
@@ -117,18 +135,42 @@ int interp_start(const mplock_ctx *ctx) {
 
         log_ctx = ctx;
         if (Py_IsInitialized()) {
-                /* A worker forked from the runner's interpreter, which
-                 * held the GIL in its one thread, as os.fork's child. */
+                /* Forked from the process that started it (the runner, or
+                 * the user's agent that warmed it up), whose one thread
+                 * held the GIL: as os.fork's child. */
                 if (interp_pid != getpid()) {
                         PyOS_AfterFork_Child();
                         interp_pid = getpid();
+                        /* A warm-up that started Python and then failed. */
+                        if (!helper && load_helper(ctx) < 0)
+                                return -MPLOCK_EINVAL;
+                        return 1;
                 }
                 return 0;
         }
-        if ((r = promote_libpython(ctx)) < 0 || (r = start_python(ctx)) < 0)
+        r = start(ctx);
+        return r < 0 ? r : 0;
+}
+
+/* In the user's agent (mplock-runner agent), which mplockd asks to warm
+ * up before it forks the runner of a job of this bridge: Python started
+ * and the modules every job imports (pickle, cloudpickle) loaded once,
+ * so that the agent's later runners inherit them in a fork. No job's
+ * code or data is here: that comes in each runner, after the fork. */
+__attribute__((visibility("default"))) int mplock_python_warm(void);
+int mplock_python_warm(void) {
+        int r;
+
+        if (Py_IsInitialized())
+                return 0;
+        r = start(NULL);
+        if (r < 0)
                 return r;
-        interp_pid = getpid();
-        return load_helper(ctx);
+        if (interp_call_void("warm") < 0) {
+                PyErr_Print();
+                return -MPLOCK_EINVAL;
+        }
+        return 0;
 }
 
 PyObject *interp_call(const char *name, PyObject *args) {

@@ -10,8 +10,9 @@
 
 #include <mplock/module.h>
 
-/* Starts Python (or, in a forked worker, takes it over); 0 or -errno,
- * with the reason given to ctx->api->error_message. */
+/* Starts Python (0), or takes over the one this process was forked from
+ * (1: a worker of the runner, or a runner of the agent that warmed it up);
+ * -errno with the reason given to ctx->api->error_message. */
 int interp_start(const mplock_ctx *ctx);
 
 /* "3.11": the Python this bridge embeds. */
