@@ -152,12 +152,41 @@ def job_name(out_path: str, kind: str, encoded: Any) -> str:
     return "mp_lock-" + _items_digest(out_path, kind, encoded).hexdigest()[:24]
 
 
+def _hint_path(out_path: str, name: str) -> str:
+    return os.path.join(out_path, "mplock-python-%s.job" % name)
+
+
+def _write_hint(out_path: str, name: str, job_id: int) -> None:
+    """The id of the job of this call, beside its payload: the next call
+    asks for that job alone instead of listing every job (a List grows
+    with the daemon's jobs). Only a hint: without it, a List."""
+    path = _hint_path(out_path, name)
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    try:
+        with open(tmp, "w") as f:
+            f.write("%d\n" % job_id)
+        os.rename(tmp, path)
+    except OSError:
+        pass
+
+
+def _is_ours(info: Dict[str, Any], name: str, out_path: str) -> bool:
+    uid = os.getuid()
+    return info.get("name") == name and info.get("output") == out_path and info.get("uid", uid) == uid
+
+
 def _find_job(c: _client.Client, name: str, out_path: str) -> Optional[_client.Job]:
     """The newest of the caller's jobs with that name and output (root and
-    the admin group are listed everybody's jobs)."""
-    uid = os.getuid()
-    found = [j for j in c.jobs()
-             if j.info.get("name") == name and j.info.get("output") == out_path and j.info.get("uid", uid) == uid]
+    the admin group are listed everybody's jobs): the one the hint names
+    if it is still that job, else found in the list."""
+    try:
+        with open(_hint_path(out_path, name)) as f:
+            job = c.job(int(f.read().strip()))
+        if _is_ours(job.info, name, out_path):
+            return job
+    except (OSError, ValueError, _client.NoSuchJob, _client.PermissionDenied):
+        pass
+    found = [j for j in c.jobs() if _is_ours(j.info, name, out_path)]
     return max(found, key=lambda j: j.id) if found else None
 
 
@@ -202,9 +231,11 @@ def _submit(c: _client.Client, call: _Call) -> _client.Job:
     python = _write_payload(call)
     items = _write_items(call.out_path, call.encoded)
     try:
-        return c.submit(module=bridge, output=call.out_path, input=items, separator="nul", workers=call.workers,
-                        save_batch=call.save_batch, batch_size=call.batch_size, max_attempts=call.max_attempts,
-                        name=call.name, shared={"python": python})
+        job = c.submit(module=bridge, output=call.out_path, input=items, separator="nul", workers=call.workers,
+                       save_batch=call.save_batch, batch_size=call.batch_size, max_attempts=call.max_attempts,
+                       name=call.name, shared={"python": python})
+        _write_hint(call.out_path, call.name, job.id)
+        return job
     finally:
         try:
             os.unlink(items)

@@ -268,7 +268,7 @@ def test_two_lists_in_one_out_path_keep_their_own_callbacks(bridge, env):
     b = mplock.mp_lock_value(["x", "yy"], lambda s, sh, iv: len(s), None, 2, d, verbose=False)
     assert a == [i * i for i in range(10)] and b == [1, 2]
     assert mplock.mp_lock_value(DATA, F.square, None, 2, d, verbose=False) == a  # at once, from its own job
-    assert len([f for f in os.listdir(d) if f.startswith("mplock-python-")]) == 2
+    assert len([f for f in os.listdir(d) if f.startswith("mplock-python-") and f.endswith(".pickle")]) == 2
 
 
 def test_unpicklable_callbacks_results_and_too_large_results(bridge, env):
@@ -494,6 +494,46 @@ def test_callbacks_see_the_callers_cwd_sys_path_and_environment(bridge, env):
     assert res == [[work, "imported from beside the script", "set by the caller", x] for x in "ab"]
     # out_path is relative to the caller's cwd.
     assert jobs(env)[0]["output"] == os.path.join(work, "out")
+
+
+def test_a_wrong_job_hint_is_not_trusted(bridge, env):
+    """The call keeps its job's id beside its payload to skip a List; a
+    hint that names another job, or nothing, is not followed."""
+    d = out(env)
+    first = mplock.mp_lock_value(DATA, F.square, None, 2, d, verbose=False)
+    with mplock.Client(env.sock) as c:
+        other = c.submit(module("square"), out(env, "other"), items=DATA)
+        other.wait()
+    hints = [f for f in os.listdir(d) if f.endswith(".job")]
+    assert len(hints) == 1
+    for forged in ("%d\n" % other.id, "garbage", ""):
+        with open(os.path.join(d, hints[0]), "w") as f:
+            f.write(forged)
+        assert mplock.mp_lock_value(DATA, F.square, None, 2, d, verbose=False) == first
+        assert len(jobs(env)) == 2  # the first job found again, nothing new submitted
+
+
+def test_runners_fork_from_an_agent_with_python_running(bridge, env):
+    """The user's agent starts Python once, for the first job of the
+    bridge, and every runner of it is forked with the interpreter running;
+    a C module's job leaves the agent without it."""
+    from harness import children
+
+    def agent_maps():
+        agents = children(env.proc.pid)
+        assert len(agents) == 1, agents
+        with open("/proc/%d/maps" % agents[0]) as f:
+            return f.read()
+
+    with mplock.Client(env.sock) as c:
+        c.submit(module("square"), out(env, "c"), items=DATA).wait()
+    assert "libpython" not in agent_maps()
+    for k in range(2):
+        assert sum(mplock.mp_lock_value(DATA, F.square, None, 2, out(env, str(k)), verbose=False)) == 285
+    assert "libpython" in agent_maps()
+    for info in jobs(env)[1:]:
+        with open(info["log_path"]) as f:
+            assert "Python %d.%d taken over from the agent" % sys.version_info[:2] in f.read()
 
 
 def test_what_the_callbacks_print_goes_to_the_jobs_log(bridge, env, capfd):
