@@ -146,15 +146,29 @@ static void method_status(Api *api, Call *call) {
                 reply_job(call, j);
 }
 
+/* Only the jobs of that name and output, when given: a client that looks
+ * for its own job (the Python API does, at every call) gets a reply of
+ * that job, not of the whole table. */
+static bool list_wanted(const Job *j, const char *name, const char *output) {
+        return (!name || streq(j->spec.name, name)) && (!output || streq(j->spec.output, output));
+}
+
 static void method_list(Api *api, Call *call) {
+        static const JsonField fields[] = {
+                { "name", JSON_KIND_STRING, false },
+                { "output", JSON_KIND_STRING, false },
+        };
         bool admin = call_is_admin(api, call);
+        const char *name, *output;
         json_object *p, *arr;
         JsonError err;
 
-        if (json_validate(call_parameters(call), NULL, 0, &err) < 0) {
+        if (json_validate(call_parameters(call), fields, ELEMENTSOF(fields), &err) < 0) {
                 call_error_param(call, err.field, err.reason);
                 return;
         }
+        name = json_get_str(call_parameters(call), "name");
+        output = json_get_str(call_parameters(call), "output");
         p = json_object_new_object();
         arr = json_object_new_array();
         if (!p || json_add(p, "jobs", arr) < 0)
@@ -163,7 +177,7 @@ static void method_list(Api *api, Call *call) {
                 const Job *j = api->jobs->jobs[i];
                 json_object *jo;
 
-                if (!admin && j->spec.uid != call_uid(call))
+                if ((!admin && j->spec.uid != call_uid(call)) || !list_wanted(j, name, output))
                         continue;
                 jo = job_to_json(j);
                 if (!jo || json_object_array_add(arr, jo) < 0) {

@@ -186,7 +186,11 @@ def _find_job(c: _client.Client, name: str, out_path: str) -> Optional[_client.J
             return job
     except (OSError, ValueError, _client.NoSuchJob, _client.PermissionDenied):
         pass
-    found = [j for j in c.jobs() if _is_ours(j.info, name, out_path)]
+    try:
+        listed = c.jobs(name=name, output=out_path)
+    except _client.InvalidParameter:
+        listed = c.jobs()  # an mplockd from before List's filters
+    found = [j for j in listed if _is_ours(j.info, name, out_path)]
     return max(found, key=lambda j: j.id) if found else None
 
 

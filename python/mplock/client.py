@@ -264,8 +264,12 @@ class Client:
     def job(self, job_id):
         return Job(self, self.call("Status", {"id": job_id})["job"])
 
-    def jobs(self):
-        return [Job(self, info) for info in self.call("List").get("jobs", [])]
+    def jobs(self, name=None, output=None):
+        """The caller's jobs (everyone's for root and the admin group),
+        oldest first; with name or output, only those of that name and
+        output directory."""
+        params = {k: v for k, v in (("name", name), ("output", output)) if v is not None}
+        return [Job(self, info) for info in self.call("List", params or None).get("jobs", [])]
 
     def info(self):
         return self._call_service("GetInfo")

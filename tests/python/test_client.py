@@ -132,6 +132,24 @@ def test_get_info_and_default_socket(daemon, monkeypatch):
         assert c.jobs() == []
 
 
+def test_list_filters_by_name_and_output(daemon):
+    with mplock.Client(daemon.sock) as c:
+        o1, o2 = os.path.join(daemon.tmp, "o1"), os.path.join(daemon.tmp, "o2")
+        a = c.submit(module("echo"), o1, items=["a"], name="alpha")
+        b = c.submit(module("echo"), o2, items=["b"], name="alpha")
+        d = c.submit(module("echo"), o1, items=["c"], name="beta")
+        for j in (a, b, d):
+            j.wait()
+        assert [j.id for j in c.jobs()] == [a.id, b.id, d.id]
+        assert [j.id for j in c.jobs(name="alpha")] == [a.id, b.id]
+        assert [j.id for j in c.jobs(output=o1)] == [a.id, d.id]
+        assert [j.id for j in c.jobs(name="alpha", output=o1)] == [a.id]
+        assert c.jobs(name="gamma") == []
+        with pytest.raises(mplock.InvalidParameter) as e:
+            c.call("List", {"name": 7})
+        assert e.value.parameter == "name"
+
+
 def test_bytes_that_are_not_utf8_come_base64_encoded(daemon):
     """JSON is text: a pickle or an image as a result must not break the
     page (the results reader's reply was refused whole before)."""
