@@ -124,6 +124,12 @@ def text():
     write("text", "utf8-and-not", "caf\u00e9 \U0001f600".encode() + b" \xff\xed\xa0\x80 \xf4\x90\x80\x80")
 
 
+def cmdline():
+    write("cmdline", "direct", b"gzip -9 {}\0a b; rm -rf x")
+    write("cmdline", "shell", b"convert {} -resize '50%' {/.}.png | tee {//}/log\0dir/x.y.jpg")
+    write("cmdline", "quoted", b"echo \"$(basename {})\"\0$(id)")
+
+
 if __name__ == "__main__":
     varlink()
     checkpoint()
@@ -131,3 +137,4 @@ if __name__ == "__main__":
     config()
     journal()
     text()
+    cmdline()
