@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The command adapter (exec/mplock-exec.so) through the Submit method, as
+mplockctl submit --exec will give it: replacement strings on hostile
+items, failures, signals, timeouts that leave nothing running, output
+limits, the submitter's directory and environment, stderr in the log."""
+
+import base64
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import BUILD, DaemonTest, main  # noqa: E402
+
+ADAPTER = os.path.join(BUILD, "exec", "mplock-exec.so")
+HOSTILE = ["a b; rm -rf x", "'quote'", '"dq"', "$(id)", "`id`", "$HOME", ";", "*", "-n", "caf\u00e9", "", "x=1",
+           "back\\slash", "~", "#c", "{}", "a\tb", "dir/sub.d/f.tar.gz", "/abs", ".hidden"]
+
+
+def parallel_parts(item, seq, slot):
+    """GNU parallel's meanings of {} {.} {/} {//} {/.} {#} {%}."""
+    base = item.rsplit("/", 1)[-1]
+
+    def noext(s):
+        dot, slash = s.rfind("."), s.rfind("/")
+        return s[:dot] if dot > slash else s
+    d = item.rstrip("/") if len(item) > 1 else item
+    d = d[:d.rfind("/")].rstrip("/") or "/" if "/" in d else "."
+    return [item, noext(item), base, d, noext(base), str(seq), str(slot)]
+
+
+class Exec(DaemonTest):
+    def submit(self, command, items, workers=1, **exec_opts):
+        job_opts = {"max_attempts": 1, "workers": workers}
+        if "timeout" in exec_opts:
+            job_opts["timeout"] = exec_opts["timeout"] + 10  # the adapter's own comes first
+        env = exec_opts.pop("env", dict(os.environ))
+        shared = {"exec": dict({"command": command, "env": ["%s=%s" % kv for kv in env.items()],
+                                "cwd": exec_opts.pop("cwd", self.tmp)}, **exec_opts)}
+        out = self.path("out-%d" % time.monotonic_ns())
+        params = dict({"module": ADAPTER, "output": out, "items": items, "shared": shared}, **job_opts)
+        reply = self.d.varlink("io.mplock.Manager.Submit", params)[-1]
+        self.assertIn("parameters", reply, reply)
+        job = reply["parameters"]["id"]
+        rc, st = self.d.wait(job)
+        return st, (self.d.results_json(job) if st["state"] != "failed" else [])
+
+    @staticmethod
+    def result(r):
+        if "result_base64" in r:
+            return base64.b64decode(r["result_base64"])
+        return r["result"].encode()
+
+    def test_every_replacement_string_is_literal_direct_and_through_sh(self):
+        # A program that prints its arguments NUL-separated, run directly
+        # (no shell syntax) and through sh (a quote makes it a script).
+        args = self.path("args")
+        with open(args, "w") as f:
+            f.write("#!/bin/sh\nfor a; do printf '%s\\0' \"$a\"; done\n")
+        os.chmod(args, 0o755)
+        repls = "{} {.} {/} {//} {/.} {#} {%}"
+        for command, shell in ((args + " " + repls, False), (args + " " + repls + " | cat", True),
+                               ("printf '%s\\0' " + repls, True)):
+            st, res = self.submit(command, HOSTILE)
+            self.assertEqual(st["state"], "completed", (command, st, res[:3]))
+            for k, r in enumerate(res):
+                want = b"".join(p.encode() + b"\0" for p in parallel_parts(HOSTILE[k], k + 1, 1))
+                self.assertEqual(self.result(r), want, (command, HOSTILE[k]))
+
+    def test_the_item_is_appended_without_a_replacement(self):
+        st, res = self.submit("printf [%s]", ["a b", "$(id)"])
+        self.assertEqual([r["result"] for r in res], ["[a b]", "[$(id)]"])
+
+    def test_a_failing_command_and_one_killed_by_a_signal(self):
+        st, res = self.submit("sh -c 'echo first >&2; echo the reason >&2; exit 3' {}", ["x"])
+        self.assertEqual(st["state"], "completed_with_failures")
+        self.assertEqual(res[0]["error"], {"code": 3, "message": "exit status 3: the reason"})
+        with open(st["log_path"]) as f:
+            log = f.read()
+        self.assertIn("item 0: first", log)  # stderr in the job log, the item named
+        st, res = self.submit("kill -9 $$; echo {}", ["x"])
+        self.assertEqual(res[0]["error"]["code"], 128 + 9)
+        self.assertIn("killed by signal", res[0]["error"]["message"])
+        st, res = self.submit("no-such-command-here {}", ["x"])
+        self.assertEqual(res[0]["error"]["code"], 127)
+
+    def test_a_timeout_kills_the_command_and_its_children(self):
+        pids = self.path("pids")
+        t0 = time.monotonic()
+        st, res = self.submit("sh -c 'sleep 60 & echo $! >> %s; echo $$ >> %s; sleep 60' {}" % (pids, pids), ["x"],
+                              timeout=1)
+        self.assertLess(time.monotonic() - t0, 20)
+        self.assertEqual(res[0]["error"]["code"], 124)
+        time.sleep(0.5)
+        with open(pids) as f:
+            left = [int(p) for p in f.read().split()]
+        self.assertEqual(len(left), 2)
+        for pid in left:
+            self.assertFalse(os.path.exists("/proc/%d" % pid) and
+                             open("/proc/%d/stat" % pid).read().split()[2] != "Z", "pid %d survived" % pid)
+
+    def test_a_command_ends_and_what_it_left_in_its_group_goes(self):
+        pid = self.path("pid")
+        st, res = self.submit("sh -c 'sleep 60 > /dev/null 2>&1 & echo $! > %s; echo done' {}" % pid, ["x"])
+        self.assertEqual(res[0]["result"], "done\n")
+        time.sleep(0.3)
+        with open(pid) as f:
+            p = int(f.read())
+        self.assertFalse(os.path.exists("/proc/%d" % p) and open("/proc/%d/stat" % p).read().split()[2] != "Z")
+
+    def test_output_past_the_limit_fails_the_item(self):
+        st, res = self.submit("sh -c 'head -c 10000000 /dev/zero' {}", ["x"])  # 10 MB against the 1 MiB default
+        self.assertIn("printed more than 1048576 bytes", res[0]["error"]["message"])
+        st, res = self.submit("sh -c 'head -c 10000000 /dev/zero' {}", ["x"], max_output=12 << 20)
+        self.assertEqual(st["state"], "completed", res)
+        self.assertEqual(st["results_committed"] > 10000000, True)
+
+    def test_the_submitters_directory_and_environment_stdin_from_dev_null(self):
+        work = self.path("work")
+        os.mkdir(work)
+        st, res = self.submit("sh -c 'pwd; echo $MARK; cat; echo end' {}", ["x"], cwd=work,
+                              env={"PATH": "/usr/bin:/bin", "MARK": "the caller's"})
+        self.assertEqual(res[0]["result"], "%s\nthe caller's\nend\n" % work)
+        # A PATH of the command's own finds argv[0].
+        bindir = self.path("bin")
+        os.mkdir(bindir)
+        with open(os.path.join(bindir, "hello"), "w") as f:
+            f.write("#!/bin/sh\necho hello \"$1\"\n")
+        os.chmod(os.path.join(bindir, "hello"), 0o755)
+        st, res = self.submit("hello {}", ["you"], env={"PATH": bindir + ":/usr/bin:/bin"})
+        self.assertEqual(res[0]["result"], "hello you\n")
+
+    def test_a_bad_template_fails_the_job_with_the_reason(self):
+        st, res = self.submit("echo '{}'", ["x"])
+        self.assertEqual(st["state"], "failed")
+        self.assertIn("inside quotes", st["error"])
+
+    def test_two_workers_and_the_slot(self):
+        st, res = self.submit("printf %s {%}", [str(i) for i in range(40)], workers=2)
+        self.assertEqual(st["state"], "completed")
+        self.assertLessEqual({r["result"] for r in res}, {"1", "2"})
+
+
+if __name__ == "__main__":
+    main()
