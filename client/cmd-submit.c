@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fileio.h"
@@ -114,6 +115,83 @@ static json_object *parse_shared(const char *arg) {
         return o;
 }
 
+#ifndef EXEC_MODULE_PATH
+#define EXEC_MODULE_PATH "/usr/lib/mplock/mplock-exec.so"
+#endif
+
+/* The command adapter: exec/ beside us in a build tree, else installed. */
+static char *exec_module(void) {
+        char self[4096], *path = NULL;
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        char *slash;
+
+        if (n > 0) {
+                self[n] = '\0';
+                slash = strrchr(self, '/');
+                if (slash) {
+                        *slash = '\0';
+                        if (asprintf(&path, "%s/exec/mplock-exec.so", self) < 0)
+                                return NULL;
+                        if (access(path, R_OK) == 0)
+                                return path;
+                        free(path);
+                }
+        }
+        return strdup(EXEC_MODULE_PATH);
+}
+
+/* --exec: the adapter's shared data, with the caller's directory and
+ * environment (applied to the commands only, never to the runner). */
+static json_object *exec_shared(const char *command, uint64_t max_output, uint64_t timeout) {
+        extern char **environ;
+        json_object *o = json_object_new_object(), *e = json_object_new_object(), *env = json_object_new_array();
+        char cwd[4096];
+
+        if (!getcwd(cwd, sizeof(cwd))) {
+                fprintf(stderr, "mplockctl: cannot tell the working directory: %s\n", strerror(errno));
+                goto fail;
+        }
+        if (!o || !e || !env || json_add(o, "exec", e) < 0)
+                goto fail;
+        e = json_get(o, "exec");
+        for (char **v = environ; *v; v++)
+                if (json_object_array_add(env, json_object_new_string(*v)) < 0)
+                        goto fail;
+        if (json_add(e, "env", env) < 0 || json_add_str(e, "command", command) < 0 || json_add_str(e, "cwd", cwd) < 0 ||
+            (max_output && json_add_u64(e, "max_output", max_output) < 0) ||
+            (timeout && timeout != UINT64_MAX && json_add_u64(e, "timeout", timeout) < 0))
+                goto fail;
+        return o;
+fail:
+        json_object_put(o);
+        return NULL;
+}
+
+/* Items after ":::", as GNU parallel takes them. */
+static json_object *inline_items(int argc, char **argv) {
+        json_object *a = json_object_new_array();
+
+        for (int i = 0; a && i < argc; i++)
+                if (json_object_array_add(a, json_object_new_string(argv[i])) < 0) {
+                        json_object_put(a);
+                        return NULL;
+                }
+        return a;
+}
+
+/* An output directory of its own for a job given none (--exec ::: ...). */
+static int default_output(char **ret) {
+        const char *base = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+
+        if (base && base[0] == '/')
+                return asprintf(ret, "%s/mplock/exec-%lld-%d", base, (long long) time(NULL), (int) getpid()) < 0
+                               ? -ENOMEM : 0;
+        if (!home || home[0] != '/')
+                return -ENOENT;
+        return asprintf(ret, "%s/.local/state/mplock/exec-%lld-%d", home, (long long) time(NULL), (int) getpid()) < 0
+                       ? -ENOMEM : 0;
+}
+
 static int uint_opt(const char *name, const char *v, uint64_t *ret) {
         if (parse_u64(v, ret) < 0 || *ret == 0 || *ret > UINT32_MAX) {
                 fprintf(stderr, "mplockctl: --%s needs a positive number, not \"%s\"\n", name, v);
@@ -133,19 +211,24 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 { "memory-max", required_argument, NULL, 'M' },
                 { "max-attempts", required_argument, NULL, 'A' },
                 { "halt-on-failure", required_argument, NULL, 'H' },
+                { "exec", required_argument, NULL, 'E' },
+                { "max-output", required_argument, NULL, 'O' },
+                { "wait", no_argument, NULL, 'W' },
                 {},
         };
         _cleanup_free_ char *module = NULL, *input = NULL, *output = NULL;
         int stdin_fd = -1;
-        const char *name = NULL, *input_arg = NULL, *halt = NULL;
-        json_object *shared = NULL, *params, *reply;
+        const char *name = NULL, *input_arg = NULL, *halt = NULL, *exec_cmd = NULL;
+        json_object *shared = NULL, *items = NULL, *params, *reply;
         uint64_t workers = 0, save_batch = 0, batch_size = 0, timeout = UINT64_MAX, memory_max = UINT64_MAX,
-                 attempts = 0;
-        bool nul = false;
+                 attempts = 0, max_output = 0, job_id = 0;
+        bool nul = false, wait_end = false;
         mode_t caller_umask;
         int opt, r = EXIT_USAGE;
 
-        while ((opt = getopt_long(argc, argv, "m:i:o:w:0", options, NULL)) >= 0)
+        /* "+": options end at ":::", after which everything is an item,
+         * "-n" too. */
+        while ((opt = getopt_long(argc, argv, "+m:i:o:w:0", options, NULL)) >= 0)
                 switch (opt) {
                 case 'm':
                         free(module);
@@ -208,25 +291,73 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 case 'j':
                         c->json = true;
                         break;
+                case 'E':
+                        exec_cmd = optarg;
+                        break;
+                case 'O':
+                        if (parse_size(optarg, &max_output) < 0 || max_output == 0) {
+                                fprintf(stderr, "mplockctl: --max-output needs bytes (K, M suffixes), not \"%s\"\n",
+                                        optarg);
+                                goto out;
+                        }
+                        break;
+                case 'W':
+                        wait_end = true;
+                        break;
                 default:
                         goto out;
                 }
+        if (optind < argc && streq(argv[optind], ":::")) {
+                items = inline_items(argc - optind - 1, argv + optind + 1);
+                if (!items || argc - optind - 1 == 0) {
+                        fprintf(stderr, "mplockctl submit: no items after :::\n");
+                        goto out;
+                }
+                optind = argc;
+        }
         if (optind < argc) {
                 fprintf(stderr, "mplockctl submit: unexpected argument \"%s\"\n", argv[optind]);
                 goto out;
         }
-        if (!module || !input_arg || !output) {
-                fprintf(stderr, "mplockctl submit: --module, --input and --output are required\n");
+        if (exec_cmd) {
+                if (module || shared) {
+                        fprintf(stderr, "mplockctl submit: --exec runs mplock's command adapter: no --module or "
+                                        "--shared with it\n");
+                        goto out;
+                }
+                module = exec_module();
+                shared = exec_shared(exec_cmd, max_output, timeout);
+                if (!module || !shared) {
+                        r = EXIT_ERROR;
+                        goto out;
+                }
+                /* The adapter's own timeout kills the command's group;
+                 * the job's, a little later, is for the adapter itself. */
+                if (timeout != UINT64_MAX && timeout > 0)
+                        timeout += 10;
+        } else if (max_output) {
+                fprintf(stderr, "mplockctl submit: --max-output is for --exec\n");
                 goto out;
         }
-        if (streq(input_arg, "-")) {
+        if (!output && items && exec_cmd && default_output(&output) < 0) {
+                fprintf(stderr, "mplockctl submit: give --output (no $HOME for a default)\n");
+                goto out;
+        }
+        if (!module || (!input_arg == !items) || !output) {
+                fprintf(stderr, "mplockctl submit: --module (or --exec), --input (or ::: ITEMS) and --output are "
+                                "required\n");
+                goto out;
+        }
+        if (items)
+                ; /* sent in the call */
+        else if (streq(input_arg, "-")) {
                 if (stdin_to_file(output, &input, &stdin_fd) < 0) {
                         r = EXIT_ERROR;
                         goto out;
                 }
         } else if (path_make_absolute(input_arg, &input) < 0)
                 input = NULL;
-        if (!input) {
+        if (!items && !input) {
                 r = EXIT_ERROR;
                 goto out;
         }
@@ -236,7 +367,9 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
         caller_umask = umask(022);
         umask(caller_umask);
         params = json_object_new_object();
-        if (!params || json_add_str(params, "module", module) < 0 || json_add_str(params, "input", input) < 0 ||
+        if (!params || json_add_str(params, "module", module) < 0 ||
+            (input && json_add_str(params, "input", input) < 0) ||
+            (items && json_add(params, "items", TAKE_PTR(items)) < 0) ||
             json_add_u64(params, "umask", (uint64_t) (caller_umask & 0777)) < 0 ||
             json_add_str(params, "output", output) < 0 ||
             (nul && json_add_str(params, "separator", "nul") < 0) ||
@@ -256,14 +389,25 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
         }
         r = ctl_call(c, MPLOCK_METHOD_SUBMIT, params, false, &reply, NULL);
         if (r == EXIT_OK) {
+                job_id = json_get_uint(reply, "id", 0);
                 if (c->json)
                         print_json(reply);
                 else
-                        printf("%llu\n", (unsigned long long) json_get_uint(reply, "id", 0));
+                        printf("%llu\n", (unsigned long long) job_id);
+                fflush(stdout);
+        }
+        if (r == EXIT_OK && wait_end) {
+                /* Followed to its end, with wait's exit codes. */
+                char id[32], watch[] = "watch";
+                char *wargv[] = { watch, id, NULL };
+                (void) snprintf(id, sizeof(id), "%llu", (unsigned long long) job_id);
+                optind = 0;
+                r = cmd_watch(c, 2, wargv);
         }
 out:
         /* Snapshotted (or refused): the copy of stdin goes with its fd. */
         safe_close(stdin_fd);
         json_object_put(shared);
+        json_object_put(items);
         return r;
 }

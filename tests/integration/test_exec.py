@@ -8,6 +8,7 @@ limits, the submitter's directory and environment, stderr in the log."""
 import base64
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -141,6 +142,73 @@ class Exec(DaemonTest):
         st, res = self.submit("printf %s {%}", [str(i) for i in range(40)], workers=2)
         self.assertEqual(st["state"], "completed")
         self.assertLessEqual({r["result"] for r in res}, {"1", "2"})
+
+
+class Mplockctl(DaemonTest):
+    """mplockctl submit --exec, as a parallel line in a script becomes."""
+
+    def test_inline_items_after_three_colons_and_wait(self):
+        out = self.path("out")
+        p = self.d.ctl("submit", "--wait", "--exec", "printf [%s] {}", "--output", out, ":::", "a b", "$(id)", "-n",
+                       "--help")
+        job = int(p.stdout.split()[0])
+        self.assertEqual([r["result"] for r in self.d.results_json(job)], ["[a b]", "[$(id)]", "[-n]", "[--help]"])
+        p = self.d.ctl("submit", "--wait", "--exec", "sh -c 'exit 4' {}", "--output", self.path("o2"), ":::", "x",
+                       check=False)
+        self.assertEqual(p.returncode, 5)  # wait's code: completed with failed items
+
+    def test_an_input_file_with_nul_separated_items_holding_newlines(self):
+        items = self.path("items")
+        with open(items, "wb") as f:
+            f.write(b"one\ntwo\0three\0")
+        p = self.d.ctl("submit", "--wait", "--null", "--exec", "printf [%s] {}", "--input", items, "--output",
+                       self.path("out"))
+        job = int(p.stdout.split()[0])
+        self.assertEqual([r["result"] for r in self.d.results_json(job)], ["[one\ntwo]", "[three]"])
+
+    def test_the_default_output_directory(self):
+        env_home = self.path("home")
+        os.mkdir(env_home)
+        p = subprocess.run([os.path.join(BUILD, "mplockctl"), "--socket", self.d.sock, "submit", "--wait", "--exec",
+                            "echo {}", ":::", "x"], capture_output=True, env={"HOME": env_home, "PATH": "/usr/bin:/bin"})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        st = self.d.status(int(p.stdout.split()[0]))
+        self.assertTrue(st["output"].startswith(env_home + "/.local/state/mplock/exec-"), st["output"])
+
+    def test_wrong_combinations_are_usage_errors(self):
+        for args in (["--exec", "echo", "--module", "/x.so", ":::", "a"], ["--exec", "echo", ":::"],
+                     ["--exec", "echo", "--output", self.path("o"), "--input", "/dev/null", ":::", "a"],
+                     ["--max-output", "1M", "--module", "/x.so", "--input", "/dev/null", "--output", self.path("o")]):
+            p = self.d.ctl("submit", *args, check=False)
+            self.assertEqual(p.returncode, 2, (args, p.stderr))
+
+    def test_kill_9_of_mplockd_mid_job_redoes_only_what_was_in_flight(self):
+        n = 5000
+        side = self.path("side")
+        items = self.write_items("items.txt", [str(i) for i in range(n)])
+        p = self.d.ctl("submit", "--exec", "sh -c 'echo $0 >> %s' {}" % side, "--input", items, "--output",
+                       self.path("out"), "--workers", 2)
+        job = int(p.stdout)
+        deadline = time.monotonic() + 60
+        while self.d.status(job)["done"] < n // 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        before = self.d.status(job)["done"]
+        self.d.kill()
+        self.d.start()
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["done"], st["failed"]), (0, n, 0), st)
+        self.assertTrue(0 < before < n, before)
+        res = self.d.results_json(job)
+        self.assertEqual([r["result"] for r in res], [""] * n)
+        with open(side) as f:
+            ran = f.read().split()
+        counts = {}
+        for x in ran:
+            counts[x] = counts.get(x, 0) + 1
+        self.assertEqual(set(counts), {str(i) for i in range(n)})  # every command ran
+        twice = sum(c - 1 for c in counts.values())
+        # Only what was in flight at the kill runs again: a chunk per worker.
+        self.assertLess(twice, 200, twice)
 
 
 if __name__ == "__main__":
