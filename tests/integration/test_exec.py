@@ -8,12 +8,15 @@ limits, the submitter's directory and environment, stderr in the log."""
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILD, DaemonTest, main  # noqa: E402
+from users import UsersTest, ids  # noqa: E402
 
 ADAPTER = os.path.join(BUILD, "exec", "mplock-exec.so")
 HOSTILE = ["a b; rm -rf x", "'quote'", '"dq"', "$(id)", "`id`", "$HOME", ";", "*", "-n", "caf\u00e9", "", "x=1",
@@ -209,6 +212,40 @@ class Mplockctl(DaemonTest):
         twice = sum(c - 1 for c in counts.values())
         # Only what was in flight at the kill runs again: a chunk per worker.
         self.assertLess(twice, 200, twice)
+
+
+@unittest.skipIf(os.geteuid() != 0, "needs root: real users and a system instance")
+class ExecUsers(UsersTest):
+    """Under a root system instance, commands run as the submitter, with
+    the submitter's environment; another user's is never seen."""
+
+    def prepare(self):
+        super().prepare()
+        os.mkdir(os.path.join(self.bin, "exec"), 0o755)
+        shutil.copy2(ADAPTER, os.path.join(self.bin, "exec"))
+        os.chmod(os.path.join(self.bin, "exec", "mplock-exec.so"), 0o755)
+        os.environ["MPLOCK_ROOT_SECRET"] = "root's"  # in mplockd's environment
+
+    def tearDown(self):
+        os.environ.pop("MPLOCK_ROOT_SECRET", None)
+        super().tearDown()
+
+    def run_as(self, user, mark):
+        uid, gid, groups = ids(user)
+        p = subprocess.run([self.ctl_binary, "--socket", self.d.sock, "submit", "--wait", "--exec",
+                            "sh -c 'id -u; pwd; echo \"$MARK|$MPLOCK_ROOT_SECRET|$OTHER\"' {}", "--output",
+                            os.path.join(self.home[user], "out"), ":::", "x"],
+                           user=uid, group=gid, extra_groups=groups, capture_output=True, cwd=self.home[user],
+                           env={"PATH": "/usr/bin:/bin", "MARK": mark, "HOME": self.home[user]}, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr.decode() + self.d.read_log()[-2000:])
+        job = int(p.stdout.split()[0])
+        return [r["result"] for r in self.d.results_json(job)][0]
+
+    def test_commands_run_as_the_submitter_with_their_environment(self):
+        for user in ("mplock-alice", "mplock-bob"):
+            uid, _, _ = ids(user)
+            self.assertEqual(self.run_as(user, "mark of " + user),
+                             "%d\n%s\nmark of %s||\n" % (uid, self.home[user], user))
 
 
 if __name__ == "__main__":
