@@ -403,6 +403,25 @@ def peers(root, n_mp, results):
     results["peers"] = out
 
 
+def w9(build, root, results):
+    """`true` per item through the command adapter, 10,000 items on two
+    workers, submit --wait to its end: the peers' workload (peers())."""
+    d = Daemon(build, os.path.join(root, "w9")).start()
+    items = items_file(root, 10000)
+    try:
+        t0 = time.monotonic()
+        p = d.ctl("submit", "--wait", "--exec", "true", "--input", items, "--output", os.path.join(root, "w9", "out"),
+                  "--workers", WORKERS)
+        s = time.monotonic() - t0
+        st = d.status(int(p.stdout.split()[0]))
+    finally:
+        d.stop()
+    if st["state"] != "completed":
+        raise RuntimeError("W9 ended %s" % st["state"])
+    results["w9"] = {"items": 10000, "seconds": s, "items_per_s": 10000 / s}
+    print("  %d commands in %.2f s" % (10000, s), flush=True)
+
+
 def python_workloads(build, root, quick):
     """bench/python.py, run by Debian's python3 (the bridge embeds its
     libpython; multiprocessing is measured in the same interpreter)."""
@@ -498,6 +517,15 @@ def table(r, machine):
                      "RSS %.1f MB (bare %.1f), PSS %.1f MB (bare %.1f)" % (
                          m["worker_rss_kb"] / 1024, m["bare_rss_kb"] / 1024, m["worker_pss_kb"] / 1024,
                          m["bare_pss_kb"] / 1024), "", None))
+    if "w9" in r:
+        w9r, pr = r["w9"], r.get("peers", {})
+        par, xa = pr.get("gnu_parallel"), pr.get("xargs")
+        rows.append(("W9 `true` per item, 10000 items, 2 workers, submit --wait --exec", "%.0f commands/s%s%s" % (
+            w9r["items_per_s"], "; x%.1f GNU parallel" % (w9r["items_per_s"] / par["items_per_s"]) if par else "",
+            "; x%.2f xargs -P2" % (w9r["items_per_s"] / xa["items_per_s"]) if xa else ""),
+            ">= 5x parallel, 1.5x xargs; 4,000/s",
+            bool(par and xa and w9r["items_per_s"] >= 5 * par["items_per_s"] and
+                 w9r["items_per_s"] >= 1.5 * xa["items_per_s"] and w9r["items_per_s"] >= 4000)))
     for n in sorted(w1):
         rows.append(("Growth: W1 at %d items" % n, "%.0f ns/item; %.0f ns/item past the fixed cost" % (
             w1[n]["ns_per_item"], w1[n]["marginal_ns_per_item"]), "flat", None))
@@ -558,6 +586,8 @@ def main():
     results["machine_costs"] = machine_costs(root, forkcost)
     print("peers", flush=True)
     peers(root, max(sizes), results)
+    print("W9: a command per item", flush=True)
+    w9(build, root, results)
     results.pop("w1_job", None)
     out = table(results, machine)
     print()
