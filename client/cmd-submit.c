@@ -121,43 +121,32 @@ static json_object *parse_shared(const char *arg) {
 
 /* The command adapter: exec/ beside us in a build tree, else installed. */
 static char *exec_module(void) {
-        char self[4096], *path = NULL;
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        char *slash;
+        char *path = NULL;
+        int r = paths_beside_self("exec/mplock-exec.so", R_OK, &path);
 
-        if (n > 0) {
-                self[n] = '\0';
-                slash = strrchr(self, '/');
-                if (slash) {
-                        *slash = '\0';
-                        if (asprintf(&path, "%s/exec/mplock-exec.so", self) < 0)
-                                return NULL;
-                        if (access(path, R_OK) == 0)
-                                return path;
-                        free(path);
-                }
-        }
-        return strdup(EXEC_MODULE_PATH);
+        return r >= 0 ? path : r == -ENOMEM ? NULL : strdup(EXEC_MODULE_PATH);
 }
 
 /* --exec: the adapter's shared data, with the caller's directory and
  * environment (applied to the commands only, never to the runner). */
 static json_object *exec_shared(const char *command, uint64_t max_output, uint64_t timeout) {
         extern char **environ;
-        json_object *o = json_object_new_object(), *e = json_object_new_object(), *env = json_object_new_array();
+        json_object *o = json_object_new_object(), *e, *env;
         char cwd[4096];
 
         if (!getcwd(cwd, sizeof(cwd))) {
                 fprintf(stderr, "mplockctl: cannot tell the working directory: %s\n", strerror(errno));
                 goto fail;
         }
-        if (!o || !e || !env || json_add(o, "exec", e) < 0)
+        /* Each object into its parent as soon as it is made: o owns them
+         * all, and one put frees everything on any failure. */
+        if (!o || json_add(o, "exec", json_object_new_object()) < 0 || !(e = json_get(o, "exec")) ||
+            json_add(e, "env", json_object_new_array()) < 0 || !(env = json_get(e, "env")))
                 goto fail;
-        e = json_get(o, "exec");
         for (char **v = environ; *v; v++)
                 if (json_object_array_add(env, json_object_new_string(*v)) < 0)
                         goto fail;
-        if (json_add(e, "env", env) < 0 || json_add_str(e, "command", command) < 0 || json_add_str(e, "cwd", cwd) < 0 ||
+        if (json_add_str(e, "command", command) < 0 || json_add_str(e, "cwd", cwd) < 0 ||
             (max_output && json_add_u64(e, "max_output", max_output) < 0) ||
             (timeout && timeout != UINT64_MAX && json_add_u64(e, "timeout", timeout) < 0))
                 goto fail;
@@ -181,15 +170,10 @@ static json_object *inline_items(int argc, char **argv) {
 
 /* An output directory of its own for a job given none (--exec ::: ...). */
 static int default_output(char **ret) {
-        const char *base = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+        char name[64];
 
-        if (base && base[0] == '/')
-                return asprintf(ret, "%s/mplock/exec-%lld-%d", base, (long long) time(NULL), (int) getpid()) < 0
-                               ? -ENOMEM : 0;
-        if (!home || home[0] != '/')
-                return -ENOENT;
-        return asprintf(ret, "%s/.local/state/mplock/exec-%lld-%d", home, (long long) time(NULL), (int) getpid()) < 0
-                       ? -ENOMEM : 0;
+        (void) snprintf(name, sizeof(name), "mplock/exec-%lld-%d", (long long) time(NULL), (int) getpid());
+        return paths_user_state(name, ret);
 }
 
 static int uint_opt(const char *name, const char *v, uint64_t *ret) {

@@ -48,14 +48,11 @@ int paths_socket(bool system, char **ret) {
         return 0;
 }
 
-int paths_state_dir(bool system, char **ret) {
-        const char *d;
+int paths_user_state(const char *name, char **ret) {
+        const char *d = getenv("XDG_STATE_HOME");
 
-        if (system)
-                return (*ret = strdup(MPLOCK_SYSTEM_STATE_DIR)) ? 0 : -ENOMEM;
-        d = getenv("XDG_STATE_HOME");
         if (d && d[0] == '/')
-                return join(d, "mplockd", ret);
+                return join(d, name, ret);
         d = getenv("HOME");
         if (!d || d[0] != '/') {
                 struct passwd *pw = getpwuid(getuid());
@@ -63,8 +60,35 @@ int paths_state_dir(bool system, char **ret) {
                         return -ENXIO;
                 d = pw->pw_dir;
         }
-        if (asprintf(ret, "%s/.local/state/mplockd", d) < 0)
+        if (asprintf(ret, "%s/.local/state/%s", d, name) < 0)
                 return -ENOMEM;
+        return 0;
+}
+
+int paths_state_dir(bool system, char **ret) {
+        if (system)
+                return (*ret = strdup(MPLOCK_SYSTEM_STATE_DIR)) ? 0 : -ENOMEM;
+        return paths_user_state("mplockd", ret);
+}
+
+int paths_beside_self(const char *rel, int mode, char **ret) {
+        char self[4096], *slash, *path;
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+        if (n <= 0)
+                return -ENOENT;
+        self[n] = '\0';
+        slash = strrchr(self, '/');
+        if (!slash)
+                return -ENOENT;
+        *slash = '\0';
+        if (asprintf(&path, "%s/%s", self, rel) < 0)
+                return -ENOMEM;
+        if (access(path, mode) < 0) {
+                free(path);
+                return -ENOENT;
+        }
+        *ret = path;
         return 0;
 }
 

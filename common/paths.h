@@ -17,6 +17,13 @@
 /* malloc'ed paths; -ENXIO if the user instance has no runtime directory. */
 int paths_socket(bool system, char **ret);
 int paths_state_dir(bool system, char **ret);
+/* $XDG_STATE_HOME/NAME, else ~/.local/state/NAME (the passwd entry's
+ * home without $HOME): where a user's own state goes. */
+int paths_user_state(const char *name, char **ret);
+/* DIR/rel for the directory of our own binary, if access(mode) allows it
+ * (a build tree, where the other binaries and modules sit beside us);
+ * -ENOENT otherwise, the caller then takes the installed path. */
+int paths_beside_self(const char *rel, int mode, char **ret);
 /* Makes path absolute against the working directory, lexically (the path
  * need not exist); "." and ".." components and repeated slashes are
  * resolved. */

@@ -229,26 +229,16 @@ static void reload(Manager *m) {
 }
 
 static int find_runner(Manager *m) {
-        char self[PATH_MAX];
-        ssize_t n;
+        int r;
 
         if (m->runner_path)
                 return 0;
         /* Next to our own binary (a build tree), else the installed one. */
-        n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n > 0) {
-                char *slash;
-                self[n] = '\0';
-                slash = strrchr(self, '/');
-                if (slash) {
-                        *slash = '\0';
-                        if (asprintf(&m->runner_path, "%s/mplock-runner", self) < 0)
-                                return log_oom();
-                        if (access(m->runner_path, X_OK) == 0)
-                                return 0;
-                        free(m->runner_path);
-                }
-        }
+        r = paths_beside_self("mplock-runner", X_OK, &m->runner_path);
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r >= 0)
+                return 0;
         m->runner_path = strdup(RUNNER_PATH);
         if (!m->runner_path)
                 return log_oom();
@@ -257,21 +247,20 @@ static int find_runner(Manager *m) {
         return 0;
 }
 
-/* The Python bridge of this build: in a build tree python/ beside the
- * runner, else where meson installs it. Only compared with the module
- * paths of jobs (their runners' agents warm Python up for them); never
- * opened by mplockd. */
+/* The Python bridge of this build: python/ beside us in a build tree,
+ * else where meson installs it. Only compared with the module paths of
+ * jobs (their runners' agents warm Python up for them); never opened by
+ * mplockd. */
 static int find_python_bridge(Manager *m) {
-        const char *slash = strrchr(m->runner_path, '/');
+        int r;
 
         if (!*PYTHON_BRIDGE_NAME)
                 return 0;
-        if (slash && asprintf(&m->python_bridge, "%.*s/python/%s", (int) (slash - m->runner_path), m->runner_path,
-                              PYTHON_BRIDGE_NAME) < 0)
+        r = paths_beside_self("python/" PYTHON_BRIDGE_NAME, R_OK, &m->python_bridge);
+        if (r == -ENOMEM)
                 return log_oom();
-        if (m->python_bridge && access(m->python_bridge, R_OK) == 0)
+        if (r >= 0)
                 return 0;
-        free(m->python_bridge);
         m->python_bridge = strdup(PYTHON_BRIDGE_PATH);
         return m->python_bridge ? 0 : log_oom();
 }

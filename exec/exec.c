@@ -340,10 +340,13 @@ static void run_one(const mplock_ctx *ctx, const Exec *x, const mplock_item *ite
         close(err[1]);
         out[1] = err[1] = -1;
         collect(ctx, x, &run, pid, (int[]){ out[0], err[0] }, item->index);
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
                 ;
         (void) kill(-pid, SIGKILL); /* what it left behind in its group */
-        report(ctx, res, i, x, &run, status);
+        if (r < 0)
+                (void) res->api->result_error(res, i, MPLOCK_EIO, "cannot wait for the command");
+        else
+                report(ctx, res, i, x, &run, status);
 done:
         for (int k = 0; k < 2; k++) {
                 if (out[k] >= 0)

@@ -45,9 +45,7 @@ struct Agent {
         Task *tasks;
         size_t n_tasks;
         CheckCache checks;
-        /* The Python bridge, warmed up here once (warm_python()). */
-        bool warm_tried;
-        void *warm_dl;
+        bool warm_tried; /* the Python bridge, warmed up here once (warm_python()) */
 };
 
 static uint8_t buf[IPC_MSG_MAX] __attribute__((aligned(8)));
@@ -220,16 +218,18 @@ static void handle_check(Agent *a, const AgentSpawn *sp, char **argv, const int 
  * start it would have made anyway. */
 static void warm_python(Agent *a, const char *path) {
         int (*warm)(void);
+        void *dl;
 
         if (a->warm_tried)
                 return;
         a->warm_tried = true;
-        a->warm_dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-        if (!a->warm_dl) {
+        /* Never closed: it stays loaded for the runners to inherit. */
+        dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!dl) {
                 log_debug("Agent: cannot load %s to warm it up: %s", path, dlerror());
                 return;
         }
-        warm = (int (*)(void)) dlsym(a->warm_dl, "mplock_python_warm");
+        warm = (int (*)(void)) dlsym(dl, "mplock_python_warm");
         if (!warm || warm() < 0)
                 log_debug("Agent: %s did not warm up; its jobs start Python themselves.", path);
 }

@@ -243,12 +243,12 @@ static void set_result(mplock_results *out, size_t i, PyObject *v) {
                 (void) out->api->result_error(out, i, -r, "cannot store the result");
 }
 
-static int process_one(const mplock_item *item, mplock_results *out, size_t i) {
+static void process_one(const mplock_item *item, mplock_results *out, size_t i) {
         PyObject *args[3] = { interp_item(item->data, item->len), cb.shared, cb.init_values }, *r;
 
         if (!args[0]) {
                 fail_item(out, i, CODE_RAISED);
-                return 0;
+                return;
         }
         r = PyObject_Vectorcall(cb.process, args, 3, NULL);
         Py_DECREF(args[0]);
@@ -258,11 +258,10 @@ static int process_one(const mplock_item *item, mplock_results *out, size_t i) {
                 set_result(out, i, r);
                 Py_DECREF(r);
         }
-        return 0;
 }
 
 /* process(list of items, shared, init_values) -> a list of as many results. */
-static int process_batch(const mplock_item *items, size_t n, mplock_results *out) {
+static void process_batch(const mplock_item *items, size_t n, mplock_results *out) {
         PyObject *list = PyList_New((Py_ssize_t) n), *r = NULL, *seq = NULL;
 
         for (size_t i = 0; list && i < n; i++) {
@@ -289,14 +288,15 @@ static int process_batch(const mplock_item *items, size_t n, mplock_results *out
         Py_XDECREF(seq);
         Py_XDECREF(r);
         Py_XDECREF(list);
-        return 0;
 }
 
 static int py_process(const mplock_ctx *ctx, void *state, const mplock_item *items, size_t n, mplock_results *out) {
         (void) ctx;
         (void) state;
-        if (cb.batch)
-                return process_batch(items, n, out);
+        if (cb.batch) {
+                process_batch(items, n, out);
+                return 0;
+        }
         for (size_t i = 0; i < n; i++)
                 process_one(&items[i], out, i);
         return 0;

@@ -96,6 +96,9 @@ def encode(value):
 
 
 def decode(data):
+    """The inverse of encode() and of bridge.c's tags; python/mplock's
+    results.decode() reads the same format in the caller (this module
+    cannot import the caller's package)."""
     tag, body = data[:1], data[1:]
     if tag == b"N":
         return None

@@ -36,7 +36,7 @@ import pickle
 import sys
 import time
 import types
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 from . import client as _client
 from . import daemon as _daemon
@@ -167,7 +167,10 @@ def _write_hint(out_path: str, name: str, job_id: int) -> None:
             f.write("%d\n" % job_id)
         os.rename(tmp, path)
     except OSError:
-        pass
+        try:
+            os.unlink(tmp)  # no half-written hint left beside the payload
+        except OSError:
+            pass
 
 
 def _is_ours(info: Dict[str, Any], name: str, out_path: str) -> bool:

@@ -126,7 +126,8 @@ def read_results(path: str, committed: int) -> Dict[int, Record]:
 
 def decode(data: bytes) -> Any:
     """A result as the Python bridge tagged it: N None, S str, B bytes,
-    P a pickle."""
+    P a pickle (the bridge's helper.py writes them, and has its own
+    decode() for the save callback)."""
     tag, body = data[:1], data[1:]
     if tag == b"N":
         return None

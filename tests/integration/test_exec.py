@@ -6,7 +6,6 @@ items, failures, signals, timeouts that leave nothing running, output
 limits, the submitter's directory and environment, stderr in the log."""
 
 import base64
-import json
 import os
 import shutil
 import subprocess
