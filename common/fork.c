@@ -61,8 +61,8 @@ static void arrange_fds(const ForkOptions *o) {
                 if ((tmp[i] = fcntl(o->fds[i], F_DUPFD, (int) first_free)) < 0)
                         child_fail("F_DUPFD");
         for (size_t i = 0; i < o->n_fds; i++) {
-                if (dup2(tmp[i], 3 + (int) i) < 0)
-                        child_fail("dup2");
+                if (dup3(tmp[i], 3 + (int) i, o->flags & FORK_KEEP_CLOEXEC ? O_CLOEXEC : 0) < 0)
+                        child_fail("dup3");
                 (void) close(tmp[i]);
         }
         if (!(o->flags & FORK_CLOSE_FDS))

@@ -18,6 +18,8 @@ typedef enum ForkFlags {
         FORK_CLOSE_FDS = 1 << 3,     /* keep 0-2 and fds[] only */
         FORK_NULL_STDIN = 1 << 4,    /* stdin from /dev/null */
         FORK_NO_NEW_PRIVS = 1 << 5,  /* setuid binaries do not elevate */
+        FORK_KEEP_CLOEXEC = 1 << 6,  /* a child that never execs: fds[] stay close-on-exec,
+                                      * so nothing it runs in turn inherits them */
 } ForkFlags;
 
 typedef struct ForkOptions {

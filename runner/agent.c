@@ -141,7 +141,8 @@ static int parse_args(const char *p, size_t len, uint32_t n, char **argv) {
 
 static int task_start(Agent *a, const AgentSpawn *sp, char **argv, const int *fds, size_t n_fds) {
         ForkOptions o = {
-                .flags = FORK_RESET_SIGNALS | FORK_NEW_SESSION | FORK_DEATHSIG | FORK_CLOSE_FDS | FORK_NULL_STDIN,
+                .flags = FORK_RESET_SIGNALS | FORK_NEW_SESSION | FORK_DEATHSIG | FORK_CLOSE_FDS | FORK_NULL_STDIN |
+                         FORK_KEEP_CLOEXEC,
                 .fds = fds,
                 .n_fds = n_fds,
                 .stdout_fd = -1,

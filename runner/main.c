@@ -1,14 +1,22 @@
 /* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "agent.h"
+#include "fork.h"
 #include "log.h"
 #include "runner.h"
 
 /* mplock-runner: the helper mplockd starts for everything that touches a
  * user's files or code. Not meant to be run by hand. */
 int main(int argc, char **argv) {
+        /* What mplockd or the agent passed at 3, 4, ... (the socket, a
+         * job's files) is ours alone: no program a module or a command
+         * runs may inherit it. Each later move keeps O_CLOEXEC too
+         * (FORK_KEEP_CLOEXEC). */
+        for (int fd = 3; fd < 3 + FORK_FDS_MAX; fd++)
+                (void) fcntl(fd, F_SETFD, FD_CLOEXEC);
         log_setup("mplock-runner");
         if (argc >= 2 && strcmp(argv[1], "run") == 0)
                 return run_main();

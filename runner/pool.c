@@ -211,7 +211,8 @@ static int worker_spawn(Pool *p, Worker *w, RunError *e) {
          * means more wake-ups. */
         (void) fcntl(res[1], F_SETPIPE_SZ, 1 << 20);
         o = (ForkOptions){
-                .flags = FORK_RESET_SIGNALS | FORK_DEATHSIG | FORK_CLOSE_FDS | FORK_NULL_STDIN,
+                .flags = FORK_RESET_SIGNALS | FORK_DEATHSIG | FORK_CLOSE_FDS | FORK_NULL_STDIN |
+                         FORK_KEEP_CLOEXEC,
                 .fds = (const int[]){ cmd[0], res[1] },
                 .n_fds = 2,
                 .stdout_fd = out[1],

@@ -135,6 +135,18 @@ class Exec(DaemonTest):
         st, res = self.submit("hello {}", ["you"], env={"PATH": bindir + ":/usr/bin:/bin"})
         self.assertEqual(res[0]["result"], "hello you\n")
 
+    def test_commands_start_with_default_signals_and_only_three_descriptors(self):
+        # The runner ignores SIGPIPE; a command must not inherit that (a
+        # `yes | head` would spin), nor a blocked signal, nor a descriptor.
+        st, res = self.submit("cat /proc/self/status {}", ["/dev/null", "/dev/null"])
+        self.assertEqual(st["state"], "completed", st)
+        for r in res:
+            fields = dict(line.split(":\t", 1) for line in r["result"].splitlines() if ":\t" in line)
+            self.assertEqual((fields["SigBlk"], fields["SigIgn"]), ("0" * 16, "0" * 16))
+        st, res = self.submit("ls {}", ["/proc/self/fd"])
+        # 0 1 2 and the one ls opens to list them.
+        self.assertEqual(res[0]["result"].split(), ["0", "1", "2", "3"])
+
     def test_a_bad_template_fails_the_job_with_the_reason(self):
         st, res = self.submit("echo '{}'", ["x"])
         self.assertEqual(st["state"], "failed")

@@ -78,6 +78,36 @@ START_TEST(test_child_gets_what_it_is_given) {
 }
 END_TEST
 
+/* The passed fds are inheritable across exec by default (mplockd hands
+ * the agent its socket so), close-on-exec with FORK_KEEP_CLOEXEC (a
+ * worker: what its module runs must not get the worker's channel). */
+static int passed_fd_flags(ForkFlags extra) {
+        int report[2], flags = -2;
+        ForkOptions o = { .flags = FORK_CLOSE_FDS | extra, .n_fds = 1, .stdout_fd = -1, .stderr_fd = -1 };
+        pid_t pid;
+
+        ck_assert_int_eq(pipe2(report, O_CLOEXEC), 0);
+        o.fds = &report[1];
+        pid = fork_sandboxed(&o);
+        if (pid == 0) {
+                int f = fcntl(3, F_GETFD);
+                (void) !write(3, &f, sizeof(f));
+                _exit(0);
+        }
+        ck_assert_int_gt(pid, 0);
+        close(report[1]);
+        ck_assert_int_eq(read_full(report[0], &flags, sizeof(flags)), (ssize_t) sizeof(flags));
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        close(report[0]);
+        return flags;
+}
+
+START_TEST(test_keep_cloexec) {
+        ck_assert_int_eq(passed_fd_flags(0), 0);
+        ck_assert_int_eq(passed_fd_flags(FORK_KEEP_CLOEXEC), FD_CLOEXEC);
+}
+END_TEST
+
 /* A child that cannot set itself up says so on stderr and exits 127. */
 START_TEST(test_failed_setup_exits_127) {
         int err[2], status, bad = 1000;
@@ -107,6 +137,7 @@ static Suite *fork_suite(void) {
 
         tcase_add_test(tc, test_child_gets_what_it_is_given);
         tcase_add_test(tc, test_failed_setup_exits_127);
+        tcase_add_test(tc, test_keep_cloexec);
         suite_add_tcase(s, tc);
         return s;
 }
