@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -46,6 +47,11 @@ typedef struct Exec {
         const char *path; /* PATH of envp, for the lookup of argv[0] */
         uint64_t max_output;
         int64_t timeout_ms; /* 0: none */
+        /* Found once at init, not per item: argv[0] when the template
+         * names it literally, /dev/null, the signals not at SIG_DFL. */
+        char *argv0;
+        int null_fd;
+        sigset_t reset;
 } Exec;
 
 static int fail_init(const mplock_ctx *ctx, const char *msg) {
@@ -79,6 +85,40 @@ static int load_env(const mplock_ctx *ctx, Exec *x) {
         return 0;
 }
 
+/* argv[0] in the command's PATH, once: a literal first word of a direct
+ * template (a shell template's is /bin/sh). Not found: NULL, and each
+ * item looks again (so a program that appears later is found, and one
+ * never found is each item's exit status 127). */
+static char *find_argv0(const Exec *x) {
+        const CmdPiece *p = x->tmpl.n_pieces ? &x->tmpl.pieces[0] : NULL;
+        char buf[4096];
+        struct stat st;
+
+        if (x->tmpl.shell || !p || p->repl != CMD_REPL_NONE || !p->word_end || memchr(p->text, '/', p->len))
+                return NULL;
+        for (const char *d = x->path, *end; ; d = end + 1) {
+                size_t n;
+                end = strchr(d, ':');
+                n = end ? (size_t) (end - d) : strlen(d);
+                if (n && snprintf(buf, sizeof(buf), "%.*s/%.*s", (int) n, d, (int) p->len, p->text) < (int) sizeof(buf) &&
+                    stat(buf, &st) == 0 && S_ISREG(st.st_mode) && access(buf, X_OK) == 0)
+                        return strdup(buf);
+                if (!end)
+                        return NULL;
+        }
+}
+
+/* The signals the commands must not inherit as they are: an ignored one
+ * stays ignored across exec (SIGPIPE is, in the runner). */
+static void find_reset(Exec *x) {
+        (void) sigemptyset(&x->reset);
+        for (int s = 1; s < NSIG; s++) {
+                struct sigaction sa;
+                if (s != SIGKILL && s != SIGSTOP && sigaction(s, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL)
+                        (void) sigaddset(&x->reset, s);
+        }
+}
+
 static int exec_init(const mplock_ctx *ctx, void **state) {
         char err[512], msg[600];
         const char *cmd;
@@ -92,6 +132,7 @@ static int exec_init(const mplock_ctx *ctx, void **state) {
         x = calloc(1, sizeof(*x));
         if (!x)
                 return -MPLOCK_ENOMEM;
+        x->null_fd = -1;
         *state = x;
         r = cmd_template_parse(&x->tmpl, cmd, err, sizeof(err));
         if (r < 0) {
@@ -105,7 +146,15 @@ static int exec_init(const mplock_ctx *ctx, void **state) {
                 x->max_output = v > 0 && v < (int64_t) MPLOCK_RESULT_MAX ? (uint64_t) v : MPLOCK_RESULT_MAX - 1;
         if (ctx->api->shared_get_int(ctx, "/exec/timeout", &v) == 0 && v > 0)
                 x->timeout_ms = v * 1000;
-        return load_env(ctx, x);
+        x->null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (x->null_fd < 0)
+                return -MPLOCK_EIO;
+        r = load_env(ctx, x);
+        if (r < 0)
+                return r;
+        x->argv0 = find_argv0(x);
+        find_reset(x);
+        return 0;
 }
 
 static void exec_fini(const mplock_ctx *ctx, void *state) {
@@ -116,6 +165,9 @@ static void exec_fini(const mplock_ctx *ctx, void *state) {
                 return;
         cmd_template_free(&x->tmpl);
         free(x->envp);
+        free(x->argv0);
+        if (x->null_fd >= 0)
+                close(x->null_fd);
         free(x);
 }
 
@@ -133,6 +185,11 @@ static _Noreturn void child_exec(const Exec *x, char **argv) {
         char buf[4096];
         int e = ENOENT;
 
+        if (x->argv0) {
+                execve(x->argv0, argv, x->envp);
+                if (errno != ENOENT)
+                        _exit(126);
+        }
         if (strchr(argv[0], '/')) {
                 execve(argv[0], argv, x->envp);
                 _exit(errno == ENOENT ? 127 : 126);
@@ -152,20 +209,21 @@ static _Noreturn void child_exec(const Exec *x, char **argv) {
         _exit(e == ENOENT ? 127 : 126);
 }
 
+/* Runs with every signal blocked (the parent's doing): no handler of the
+ * worker runs here on memory vfork shares. Exec resets caught signals;
+ * the ignored ones are reset here, then the mask is emptied. */
 static _Noreturn void child(const Exec *x, char **argv, int out, int err, pid_t parent) {
         sigset_t none;
-        int null;
 
         (void) setpgid(0, 0);
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
                 _exit(125);
+        for (int s = 1; s < NSIG; s++)
+                if (sigismember(&x->reset, s) == 1)
+                        (void) signal(s, SIG_DFL);
         (void) sigemptyset(&none);
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
-        for (int s = 1; s < 32; s++)
-                if (s != SIGKILL && s != SIGSTOP)
-                        (void) signal(s, SIG_DFL);
-        null = open("/dev/null", O_RDONLY);
-        if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || chdir(x->cwd) < 0)
+        if (dup2(x->null_fd, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || chdir(x->cwd) < 0)
                 _exit(125);
         child_exec(x, argv);
 }
@@ -308,6 +366,7 @@ static void run_one(const mplock_ctx *ctx, const Exec *x, const mplock_item *ite
         CmdItem it = { .data = item->data, .len = item->len, .seq = item->index + 1, .slot = ctx->worker + 1 };
         int out[2] = { -1, -1 }, err[2] = { -1, -1 }, status = 0, r;
         char **argv = NULL;
+        sigset_t all, old;
         Run run = {};
         pid_t pid, me;
 
@@ -328,9 +387,12 @@ static void run_one(const mplock_ctx *ctx, const Exec *x, const mplock_item *ite
          * sets itself up and execs (what posix_spawn does); the child
          * touches nothing of ours but its own stack frame. */
         me = getpid();
+        (void) sigfillset(&all);
+        (void) sigprocmask(SIG_SETMASK, &all, &old);
         pid = vfork();
         if (pid == 0)
                 child(x, argv, out[1], err[1], me);
+        (void) sigprocmask(SIG_SETMASK, &old, NULL);
         if (pid < 0) {
                 (void) res->api->result_error(res, i, MPLOCK_EIO, strerror(errno));
                 goto done;
