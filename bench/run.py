@@ -403,9 +403,12 @@ def peers(root, n_mp, results):
     results["peers"] = out
 
 
-def w9(build, root, results):
+def w9(build, root, results, spawnfloor):
     """`true` per item through the command adapter, 10,000 items on two
-    workers, submit --wait to its end: the peers' workload (peers())."""
+    workers, submit --wait to its end: the peers' workload (peers()), and
+    the machine's ceiling (spawnfloor.c: two bare posix_spawn loops)."""
+    floor = float(subprocess.run([spawnfloor, "10000", str(WORKERS)], capture_output=True, text=True,
+                                 check=True).stdout)
     d = Daemon(build, os.path.join(root, "w9")).start()
     items = items_file(root, 10000)
     try:
@@ -418,8 +421,8 @@ def w9(build, root, results):
         d.stop()
     if st["state"] != "completed":
         raise RuntimeError("W9 ended %s" % st["state"])
-    results["w9"] = {"items": 10000, "seconds": s, "items_per_s": 10000 / s}
-    print("  %d commands in %.2f s" % (10000, s), flush=True)
+    results["w9"] = {"items": 10000, "seconds": s, "items_per_s": 10000 / s, "floor_seconds": floor}
+    print("  %d commands in %.2f s; bare posix_spawn loops %.2f s" % (10000, s, floor), flush=True)
 
 
 def python_workloads(build, root, quick):
@@ -526,6 +529,11 @@ def table(r, machine):
             ">= 5x parallel, 1.5x xargs; 4,000/s",
             bool(par and xa and w9r["items_per_s"] >= 5 * par["items_per_s"] and
                  w9r["items_per_s"] >= 1.5 * xa["items_per_s"] and w9r["items_per_s"] >= 4000)))
+        if "floor_seconds" in w9r:
+            # No command runner beats two processes that do nothing but
+            # spawn `true N` and wait: the machine's own ceiling.
+            rows.append(("  ceiling: 2 bare posix_spawn+waitpid loops of `true N`", "%.0f commands/s (mplock at %.0f%%)" % (
+                10000 / w9r["floor_seconds"], 100.0 * w9r["floor_seconds"] / w9r["seconds"]), "", None))
     for n in sorted(w1):
         rows.append(("Growth: W1 at %d items" % n, "%.0f ns/item; %.0f ns/item past the fixed cost" % (
             w1[n]["ns_per_item"], w1[n]["marginal_ns_per_item"]), "flat", None))
@@ -553,6 +561,8 @@ def main():
     subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", nosync, os.path.join(here, "nosync.c")], check=True)
     forkcost = os.path.join(root, "forkcost")
     subprocess.run(["cc", "-O2", "-o", forkcost, os.path.join(here, "forkcost.c")], check=True)
+    spawnfloor = os.path.join(root, "spawnfloor")
+    subprocess.run(["cc", "-O2", "-o", spawnfloor, os.path.join(here, "spawnfloor.c")], check=True)
     tally = os.path.join(root, "tally.so")
     subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-I", os.path.join(here, "..", "include"), "-o", tally,
                     os.path.join(here, "tally.c")], check=True)
@@ -587,7 +597,7 @@ def main():
     print("peers", flush=True)
     peers(root, max(sizes), results)
     print("W9: a command per item", flush=True)
-    w9(build, root, results)
+    w9(build, root, results, spawnfloor)
     results.pop("w1_job", None)
     out = table(results, machine)
     print()
