@@ -37,6 +37,10 @@
 
 #define OUTPUT_DEFAULT (1u << 20)
 #define KILL_GRACE_MS 2000
+/* After the command has ended, what is still in the pipes is read for at
+ * most this long: a process that left its session (setsid) holds them
+ * open and is no part of the item any more (its scope kills it later). */
+#define DRAIN_MS 1000
 #define ENV_MAX 4096
 #define LINE_MAX_LOG 4096
 
@@ -280,7 +284,7 @@ static int take_out(Run *run, const char *b, size_t n, uint64_t max) {
 /* Reads both pipes until EOF, the timeout or too much output; the group
  * is killed (TERM then KILL) in the last two cases. */
 static void collect(const mplock_ctx *ctx, const Exec *x, Run *run, pid_t pid, int fds[2], uint64_t index) {
-        int64_t deadline = x->timeout_ms ? now_ms() + x->timeout_ms : 0, kill_at = 0;
+        int64_t deadline = x->timeout_ms ? now_ms() + x->timeout_ms : 0, kill_at = 0, drain_end = 0;
         /* The command's end, as a descriptor: what it left running in its
          * group (holding the pipes open) is killed then. */
         int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
@@ -294,6 +298,8 @@ static void collect(const mplock_ctx *ctx, const Exec *x, Run *run, pid_t pid, i
                 int64_t now = now_ms(), wait = -1;
                 int r;
 
+                if (drain_end && now >= drain_end)
+                        break;
                 if (kill_at && now >= kill_at) {
                         (void) kill(-pid, SIGKILL);
                         kill_at = 0;
@@ -307,12 +313,15 @@ static void collect(const mplock_ctx *ctx, const Exec *x, Run *run, pid_t pid, i
                         wait = kill_at - now;
                 else if (deadline && !run->timed_out)
                         wait = deadline - now;
+                if (drain_end && (wait < 0 || drain_end - now < wait))
+                        wait = drain_end - now;
                 r = poll(p, 3, (int) (wait < 0 ? -1 : wait > 60000 ? 60000 : wait));
                 if (r < 0 && errno != EINTR)
                         break;
                 if (r > 0 && p[2].fd >= 0 && (p[2].revents & POLLIN)) {
                         (void) kill(-pid, SIGKILL);
                         p[2].fd = -1;
+                        drain_end = now_ms() + DRAIN_MS;
                 }
                 for (int k = 0; k < 2 && r > 0; k++) {
                         ssize_t n;
