@@ -184,6 +184,32 @@ static int uint_opt(const char *name, const char *v, uint64_t *ret) {
         return 0;
 }
 
+/* The job scope's limits (docs/systemd.md): the Submit field of each
+ * option, 0 when not given (mplockd checks the bounds). */
+enum { OPT_TASKS_MAX = 0x100, OPT_CPU_WEIGHT, OPT_CPU_QUOTA, OPT_IO_WEIGHT };
+static const char *const scope_fields[] = { "tasks_max", "cpu_weight", "cpu_quota", "io_weight" };
+
+static int scope_opt(int opt, const char *v, uint64_t limits[4]) {
+        char buf[32];
+        size_t n = strlen(v);
+
+        /* --cpu-quota 150%: the percent sign is optional. */
+        if (opt == OPT_CPU_QUOTA && n > 1 && n < sizeof(buf) && v[n - 1] == '%') {
+                memcpy(buf, v, n - 1);
+                buf[n - 1] = '\0';
+                v = buf;
+        }
+        return uint_opt(opt == OPT_TASKS_MAX ? "tasks-max" : opt == OPT_CPU_WEIGHT ? "cpu-weight"
+                        : opt == OPT_CPU_QUOTA ? "cpu-quota" : "io-weight", v, &limits[opt - OPT_TASKS_MAX]);
+}
+
+static int add_scope_limits(json_object *params, const uint64_t limits[4]) {
+        for (size_t i = 0; i < 4; i++)
+                if (limits[i] && json_add_u64(params, scope_fields[i], limits[i]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
 int cmd_submit(Ctl *c, int argc, char **argv) {
         static const struct option options[] = {
                 { "module", required_argument, NULL, 'm' },     { "input", required_argument, NULL, 'i' },
@@ -198,6 +224,10 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 { "exec", required_argument, NULL, 'E' },
                 { "max-output", required_argument, NULL, 'O' },
                 { "wait", no_argument, NULL, 'W' },
+                { "tasks-max", required_argument, NULL, OPT_TASKS_MAX },
+                { "cpu-weight", required_argument, NULL, OPT_CPU_WEIGHT },
+                { "cpu-quota", required_argument, NULL, OPT_CPU_QUOTA },
+                { "io-weight", required_argument, NULL, OPT_IO_WEIGHT },
                 {},
         };
         _cleanup_free_ char *module = NULL, *input = NULL, *output = NULL;
@@ -205,7 +235,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
         const char *name = NULL, *input_arg = NULL, *halt = NULL, *exec_cmd = NULL;
         json_object *shared = NULL, *items = NULL, *params, *reply;
         uint64_t workers = 0, save_batch = 0, batch_size = 0, timeout = UINT64_MAX, memory_max = UINT64_MAX,
-                 attempts = 0, max_output = 0, job_id = 0;
+                 attempts = 0, max_output = 0, job_id = 0, limits[4] = {};
         bool nul = false, wait_end = false;
         mode_t caller_umask;
         int opt, r = EXIT_USAGE;
@@ -288,6 +318,13 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 case 'W':
                         wait_end = true;
                         break;
+                case OPT_TASKS_MAX:
+                case OPT_CPU_WEIGHT:
+                case OPT_CPU_QUOTA:
+                case OPT_IO_WEIGHT:
+                        if (scope_opt(opt, optarg, limits) < 0)
+                                goto out;
+                        break;
                 default:
                         goto out;
                 }
@@ -365,6 +402,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
             (memory_max != UINT64_MAX && json_add_u64(params, "memory_max", memory_max) < 0) ||
             (attempts && json_add_u64(params, "max_attempts", attempts) < 0) ||
             (halt && json_add_str(params, "halt_on_failure", halt) < 0) ||
+            add_scope_limits(params, limits) < 0 ||
             (shared && json_add(params, "shared", TAKE_PTR(shared)) < 0)) {
                 json_object_put(params);
                 fprintf(stderr, "mplockctl: out of memory\n");

@@ -15,6 +15,7 @@ static void help(void) {
                "  submit --module M.so --input FILE|- --output DIR [--workers N] [--shared JSON|@FILE]\n"
                "         [--save-batch N] [--batch-size N] [--max-attempts N] [--timeout SEC]\n"
                "         [--memory-max BYTES] [--halt-on-failure N|P%%]\n"
+               "         [--tasks-max N] [--cpu-weight W] [--cpu-quota P%%] [--io-weight W]\n"
                "         [--name NAME] [--null] [--wait]\n"
                "  submit --exec 'CMD {}' [--input FILE|- | ::: ITEM...] [--output DIR] [--max-output BYTES]\n"
                "         [the options above]\n"

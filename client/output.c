@@ -66,6 +66,32 @@ static void format_duration(uint64_t sec, char *buf, size_t n) {
                 (void) snprintf(buf, n, "%llus", (unsigned long long) sec);
 }
 
+/* Its scope and what it used (docs/systemd.md). */
+static void print_isolation(json_object *job) {
+        json_object *u = json_get(job, "usage");
+        const char *iso = json_get_str(job, "isolation");
+
+        if (iso && streq(iso, "scope")) {
+                const char *ctl = json_get_str(job, "controllers");
+                printf("  runs in:  %s, %s%s\n", job_str(job, "unit"),
+                       ctl && ctl[0] ? "cgroup controllers: " : "no cgroup controllers here (rlimits only)",
+                       ctl && ctl[0] ? ctl : "");
+        } else if (iso)
+                printf("  runs in:  its process group (no scope: rlimits only)\n");
+        if (!u)
+                return;
+        printf("  used:    ");
+        if (json_get(u, "cpu_usec"))
+                printf(" %.1f s CPU", (double) job_uint(u, "cpu_usec") / 1e6);
+        if (json_get(u, "memory_peak"))
+                printf(", memory %.1f MB now, %.1f MB peak", (double) job_uint(u, "memory_current") / 1048576.0,
+                       (double) job_uint(u, "memory_peak") / 1048576.0);
+        if (json_get(u, "io_read_bytes"))
+                printf(", I/O %.1f MB read, %.1f MB written", (double) job_uint(u, "io_read_bytes") / 1048576.0,
+                       (double) job_uint(u, "io_write_bytes") / 1048576.0);
+        putchar('\n');
+}
+
 void print_job(const json_object *cjob) {
         json_object *job = (json_object *) (uintptr_t) cjob;
         char created[32], started[32], finished[32], eta[32];
@@ -101,6 +127,7 @@ void print_job(const json_object *cjob) {
         putchar('\n');
         printf("  created:  %s\n  started:  %s\n  finished: %s\n", created, started, finished);
         printf("  results:  %s\n  log:      %s\n", job_str(job, "results_path"), job_str(job, "log_path"));
+        print_isolation(job);
         if (json_get_str(job, "error"))
                 printf("  error:    %s\n", job_str(job, "error"));
 }

@@ -144,3 +144,37 @@ int ipc_recv_fds(int fd, void *buf, size_t bufsz, uint32_t *type, size_t *len, c
                 close_fds(fds, n_fds);
         return r;
 }
+
+int ipc_recv_cred(int fd, void *buf, size_t bufsz, uint32_t *type, size_t *len, const void **payload,
+                  struct ucred *cred) {
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(struct ucred))];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = bufsz };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                             .msg_controllen = sizeof(control.buf) };
+        ssize_t n;
+
+        *cred = (struct ucred){ .pid = 0, .uid = (uid_t) -1, .gid = (gid_t) -1 };
+        do
+                n = recvmsg(fd, &mh, MSG_TRUNC | MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+                    c->cmsg_len == CMSG_LEN(sizeof(struct ucred)))
+                        memcpy(cred, CMSG_DATA(c), sizeof(*cred));
+                else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                        /* Nobody sends us descriptors here: close, refuse. */
+                        int *fds = (int *) (void *) CMSG_DATA(c);
+                        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++)
+                                (void) close(fds[i]);
+                        return -EBADMSG;
+                }
+        }
+        if (n == 0)
+                return 0;
+        return (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ? -EBADMSG : ipc_check(buf, bufsz, n, type, len, payload);
+}

@@ -17,6 +17,7 @@ enum {
         /* daemon -> runner */
         IPC_START = 1,   /* payload: job description, JSON text */
         IPC_STOP = 2,    /* payload: IpcStop */
+        IPC_PLACED = 3,  /* payload: none; in the job's scope now: start the workers */
         /* runner -> daemon */
         IPC_READY = 16,  /* payload: none; lock held, module loaded, output open */
         IPC_COMMIT = 17, /* payload: IpcCommit + ranges */
@@ -133,5 +134,10 @@ int ipc_recv(int fd, void *buf, size_t bufsz, uint32_t *type, size_t *len, const
 /* The same, taking up to IPC_FDS_MAX descriptors (O_CLOEXEC) into fds and
  * their count into *n_fds; a message with more, or a malformed one, has
  * them all closed and is -EBADMSG. */
+/* ipc_recv, with the sender's credentials as the kernel vouches for them
+ * (SO_PASSCRED on fd): pid 0 when none came. */
+struct ucred;
+int ipc_recv_cred(int fd, void *buf, size_t bufsz, uint32_t *type, size_t *len, const void **payload,
+                  struct ucred *cred);
 int ipc_recv_fds(int fd, void *buf, size_t bufsz, uint32_t *type, size_t *len, const void **payload, int *fds,
                  size_t *n_fds);

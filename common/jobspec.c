@@ -59,6 +59,10 @@ static const SchemaField spec_fields[] = {
         { "halt_on_failure", SCHEMA_STRING, SPEC(halt), P | S | OPT },
         { "halt_failures", SCHEMA_U64, SPEC(halt_failures), P | R | OPT, 0, JOB_ITEMS_MAX },
         { "memory_max", SCHEMA_U64, SPEC(memory_max), P | R | S | OPT, 0, UINT64_C(1) << 50 },
+        { "tasks_max", SCHEMA_U64, SPEC(tasks_max), P | S | OPT, 0, JOB_TASKS_MAX },
+        { "cpu_weight", SCHEMA_U32, SPEC(cpu_weight), P | S | OPT, 0, 10000 },
+        { "cpu_quota", SCHEMA_U32, SPEC(cpu_quota), P | S | OPT, 0, JOB_CPU_QUOTA_MAX },
+        { "io_weight", SCHEMA_U32, SPEC(io_weight), P | S | OPT, 0, 10000 },
         { "items", SCHEMA_U64, SPEC(n_items), P | R | S, 0, JOB_ITEMS_MAX },
         { "input_bytes", SCHEMA_U64, SPEC(input_bytes), P | R, 0, UINT64_C(1) << 50 },
         { "input_crc", SCHEMA_U32, SPEC(input_crc), P | R, 0, U32MAX },
@@ -81,6 +85,10 @@ static const SchemaField status_fields[] = {
         { "results_len", SCHEMA_U64, STATUS(results_len), P | OPT, 0, U64MAX },
         { "results_gen", SCHEMA_U32, STATUS(results_gen), P | OPT, 0, U32MAX },
         { "prev_results_len", SCHEMA_U64, STATUS(prev_results_len), P | OPT, 0, U64MAX },
+        { "cpu_usec", SCHEMA_U64, STATUS(cpu_usec), P | OPT, 0, U64MAX },
+        { "memory_peak", SCHEMA_U64, STATUS(memory_peak), P | OPT, 0, U64MAX },
+        { "io_read_bytes", SCHEMA_U64, STATUS(io_read_bytes), P | OPT, 0, U64MAX },
+        { "io_write_bytes", SCHEMA_U64, STATUS(io_write_bytes), P | OPT, 0, U64MAX },
 };
 const Schema job_status_schema = { status_fields, ELEMENTSOF(status_fields) };
 
@@ -98,6 +106,7 @@ static const SchemaField start_fields[] = {
         { "callback_timeout_usec", SCHEMA_U64, START(callback_timeout_usec), R | OPT, 0,
           UINT64_C(604800) * 1000000 },
         { "resumed", SCHEMA_U32, START(resumed), R, 0, 1 },
+        { "wait_placed", SCHEMA_U32, START(wait_placed), R | OPT, 0, 1 },
 };
 const Schema runner_start_schema = { start_fields, ELEMENTSOF(start_fields) };
 

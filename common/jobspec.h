@@ -50,7 +50,10 @@ typedef struct JobSpec {
         uint32_t max_attempts;  /* per item */
         char *halt;             /* --halt-on-failure as given ("10", "5%"), or NULL */
         uint64_t halt_failures; /* stop once this many items failed; 0: never */
-        uint64_t memory_max;    /* bytes of data per worker (RLIMIT_DATA); 0: none */
+        uint64_t memory_max;    /* bytes: the job's scope (MemoryMax), and per worker (RLIMIT_DATA); 0: none */
+        /* The job's scope (issue 14): 0 is systemd's default, or none. */
+        uint64_t tasks_max;
+        uint32_t cpu_weight, cpu_quota, io_weight; /* quota: percent of one CPU */
         int separator;          /* JobSeparator, of the input file */
         uint64_t n_items;
         uint64_t input_bytes; /* snapshot size */
@@ -74,6 +77,9 @@ typedef struct JobStatus {
          * whose successful records the new generation starts from. */
         uint32_t results_gen;
         uint64_t prev_results_len;
+        /* What the runs that ended used, from their scopes' cgroups (the
+         * peak: the highest of them); the running one's adds to it. */
+        uint64_t cpu_usec, memory_peak, io_read_bytes, io_write_bytes;
 } JobStatus;
 
 /* What a runner is told beside the spec: how far the job is, and the
@@ -90,6 +96,9 @@ typedef struct RunnerStart {
         /* 1 unless this is the first run of the job since it was submitted:
          * then items may have been given to save before (mplock_batch). */
         uint32_t resumed;
+        /* 1: start no process (workers, save_init's code) before
+         * IPC_PLACED: mplockd is moving us into the job's scope. */
+        uint32_t wait_placed;
 } RunnerStart;
 
 extern const Schema job_spec_schema;
@@ -112,6 +121,8 @@ void job_status_done(JobStatus *st);
 /* Items of one job, and so a halt count, at most (job.json's bound). */
 #define JOB_ITEMS_MAX (UINT64_C(1) << 40)
 #define JOB_ATTEMPTS_MAX 1000u
+#define JOB_TASKS_MAX 4194304u   /* the kernel's pid_max at most */
+#define JOB_CPU_QUOTA_MAX 102400u /* percent: 1024 CPUs */
 #define JOB_NAME_MAX 128u
 /* A job submitted without one (or stored before it was kept). */
 #define JOB_UMASK_DEFAULT 022u

@@ -1,12 +1,35 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "api-internal.h"
+#include "job-scope.h"
 #include "config.h"
 #include "control.h"
 #include "macro.h"
 #include "varlink-names.h"
+
+/* From the job's scopes: what its runs used (absent without scopes). */
+static int add_usage(json_object *o, const Job *j) {
+        json_object *u;
+        ScopeUsage use;
+
+        if (!job_usage(j, &use))
+                return 0;
+        u = json_object_new_object();
+        if (!u)
+                return -ENOMEM;
+        if ((use.cpu && json_add_u64(u, "cpu_usec", use.cpu_usec) < 0) ||
+            (use.memory && (json_add_u64(u, "memory_current", use.memory_current) < 0 ||
+                            json_add_u64(u, "memory_peak", use.memory_peak) < 0)) ||
+            (use.io && (json_add_u64(u, "io_read_bytes", use.io_read_bytes) < 0 ||
+                        json_add_u64(u, "io_write_bytes", use.io_write_bytes) < 0))) {
+                json_object_put(u);
+                return -ENOMEM;
+        }
+        return json_add(o, "usage", u);
+}
 
 /* The spec's shown fields come from the schema; these are how it runs. */
 static int add_progress(json_object *o, const Job *j) {
@@ -36,6 +59,17 @@ static int add_progress(json_object *o, const Job *j) {
         if (j->damaged)
                 ADD("damaged", json_object_new_boolean(true));
         ADD("results_committed", json_object_new_int64((int64_t) j->status.results_len));
+        if (s == JOB_RUNNING || j->cgroup)
+                ADD("isolation", json_object_new_string(job_isolation(j)));
+        if (j->cgroup) {
+                char unit[64], ctl[256];
+                if (scope_unit_name(j->spec.id, unit, sizeof(unit)) == 0)
+                        ADD("unit", json_object_new_string(unit));
+                if (scope_controllers(j->cgroup, ctl, sizeof(ctl)) == 0)
+                        ADD("controllers", json_object_new_string(ctl));
+        }
+        if (r >= 0)
+                r = add_usage(o, j);
         ADD("retries", json_object_new_int64(j->status.results_gen));
 #undef ADD
         return r;

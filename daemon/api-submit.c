@@ -26,7 +26,9 @@ const JsonField submit_fields[] = {
         { "batch_size", JSON_KIND_UINT, false },   { "name", JSON_KIND_STRING, false },
         { "timeout", JSON_KIND_UINT, false },      { "memory_max", JSON_KIND_UINT, false },
         { "max_attempts", JSON_KIND_UINT, false }, { "halt_on_failure", JSON_KIND_STRING, false },
-        { "umask", JSON_KIND_UINT, false },
+        { "umask", JSON_KIND_UINT, false },        { "tasks_max", JSON_KIND_UINT, false },
+        { "cpu_weight", JSON_KIND_UINT, false },   { "cpu_quota", JSON_KIND_UINT, false },
+        { "io_weight", JSON_KIND_UINT, false },
 };
 const size_t submit_n_fields = ELEMENTSOF(submit_fields);
 
@@ -162,6 +164,37 @@ static int read_numbers(json_object *p, const Settings *s, JobSpec *spec, Refusa
         return 0;
 }
 
+/* What the job's scope is given (scope.h), within the daemon's bounds; a
+ * bounded limit not asked for is the bound: no job is unbounded then. */
+static int read_scope_limits(json_object *p, const Settings *s, JobSpec *spec, Refusal *f) {
+        uint64_t tasks = json_get_uint(p, "tasks_max", s->max_tasks_per_job);
+        uint64_t quota = json_get_uint(p, "cpu_quota", s->max_cpu_quota);
+        uint64_t weight = json_get_uint(p, "cpu_weight", 0), io = json_get_uint(p, "io_weight", 0);
+
+        if (s->max_memory_per_job && !json_get(p, "memory_max") && (spec->memory_max == 0 ||
+                                                                    spec->memory_max > s->max_memory_per_job))
+                spec->memory_max = s->max_memory_per_job;
+        if (s->max_memory_per_job && (spec->memory_max == 0 || spec->memory_max > s->max_memory_per_job))
+                return refuse(f, "memory_max", "must be at most %llu bytes here (max-memory-per-job)",
+                              (unsigned long long) s->max_memory_per_job);
+        if (tasks > JOB_TASKS_MAX || (tasks && tasks < 8) ||
+            (s->max_tasks_per_job && (!tasks || tasks > s->max_tasks_per_job)))
+                return refuse(f, "tasks_max", "must be from 8 to %llu processes and threads",
+                              (unsigned long long) (s->max_tasks_per_job ? s->max_tasks_per_job : JOB_TASKS_MAX));
+        if (weight > 10000)
+                return refuse(f, "cpu_weight", "must be from 1 to 10000 (0: the default, 100)");
+        if (io > 10000)
+                return refuse(f, "io_weight", "must be from 1 to 10000 (0: the default, 100)");
+        if (quota > JOB_CPU_QUOTA_MAX || (s->max_cpu_quota && (!quota || quota > s->max_cpu_quota)))
+                return refuse(f, "cpu_quota", "must be from 1 to %u percent of one CPU",
+                              s->max_cpu_quota ? s->max_cpu_quota : JOB_CPU_QUOTA_MAX);
+        spec->tasks_max = tasks;
+        spec->cpu_weight = (uint32_t) weight;
+        spec->cpu_quota = (uint32_t) quota;
+        spec->io_weight = (uint32_t) io;
+        return 0;
+}
+
 static int read_extras(json_object *p, const Settings *s, SubmitRequest *req, Refusal *f) {
         const char *halt = json_get_str(p, "halt_on_failure");
         json_object *shared = json_get(p, "shared");
@@ -288,6 +321,8 @@ static int read_request(Api *api, Call *call, SubmitRequest *req, char **items, 
         r = read_sources(p, &req->spec, f);
         if (r >= 0)
                 r = read_numbers(p, api->settings, &req->spec, f);
+        if (r >= 0)
+                r = read_scope_limits(p, api->settings, &req->spec, f);
         if (r >= 0)
                 r = read_extras(p, api->settings, req, f);
         if (r >= 0 && json_get(p, "items"))

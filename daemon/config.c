@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "jobspec.h"
 #include "log.h"
 #include "macro.h"
 #include "config.h"
@@ -87,6 +88,16 @@ static const SettingDef defs[] = {
           "a connection with no call open is closed after this, seconds" },
         { "message-timeout", FIELD(message_timeout_usec), UNIT_SECONDS, 1, 3600,
           "a message must arrive whole within this, seconds" },
+        { "job-scopes", FIELD(job_scopes), UNIT_COUNT, 0, 1,
+          "1: each job in a systemd scope when a service manager answers (at start); 0: never" },
+        { "user-cpu-weight", FIELD(user_cpu_weight), UNIT_COUNT, 1, 10000,
+          "CPU weight of each user's slice: equal weights share the CPUs equally between users" },
+        { "max-memory-per-job", FIELD(max_memory_per_job), UNIT_BYTES, 0, UINT64_C(1) << 50,
+          "largest --memory-max a job may ask for, 0 for no bound" },
+        { "max-tasks-per-job", FIELD(max_tasks_per_job), UNIT_COUNT, 0, JOB_TASKS_MAX,
+          "largest --tasks-max a job may ask for, 0 for no bound" },
+        { "max-cpu-quota", FIELD(max_cpu_quota), UNIT_COUNT, 0, JOB_CPU_QUOTA_MAX,
+          "largest --cpu-quota (percent of one CPU) a job may ask for, 0 for no bound" },
 };
 
 void settings_defaults(Settings *s) {
@@ -107,6 +118,8 @@ void settings_defaults(Settings *s) {
                 .max_batch_size = 65536,
                 .max_save_batch = 1000000,
                 .commit_interval_usec = 200 * 1000ULL,
+                .job_scopes = 1,
+                .user_cpu_weight = 100,
                 .commit_items = 1000000,
                 .max_attempts = 3,
                 .retry_delay_usec = 100 * 1000ULL,

@@ -38,6 +38,12 @@ typedef struct Settings {
         uint32_t max_processes_per_uid; /* RLIMIT_NPROC of what runs as a user */
         uint64_t idle_timeout_usec;  /* a connection without a call */
         uint64_t message_timeout_usec; /* a message arriving piecemeal */
+        /* Scopes (issue 14): used when a manager answers, unless 0. */
+        uint32_t job_scopes;
+        uint32_t user_cpu_weight;     /* of each user's slice */
+        uint64_t max_memory_per_job;  /* largest --memory-max; 0: no bound */
+        uint64_t max_tasks_per_job;   /* largest --tasks-max; 0: no bound */
+        uint32_t max_cpu_quota;       /* largest --cpu-quota, percent; 0: no bound */
 } Settings;
 
 void settings_defaults(Settings *s);

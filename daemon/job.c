@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "json-util.h"
+#include "job-scope.h"
 #include "jobs.h"
 #include "jobs-journal.h"
 #include "log.h"
@@ -40,6 +41,7 @@ Job *job_new(Jobs *jobs) {
                 return NULL;
         j->jobs = jobs;
         j->dirfd = -1;
+        j->scope_pidfd = -1;
         j->ckpt.log_fd = -1;
         return j;
 }
@@ -66,6 +68,7 @@ Job *job_free(Job *j) {
                 (void) job_persist(j);
         }
         j->runner = runner_proc_free(j->runner);
+        job_scope_free(j);
         j->restart_timer = sd_event_source_disable_unref(j->restart_timer);
         j->fault_timer = sd_event_source_disable_unref(j->fault_timer);
         j->persist_retry = sd_event_source_disable_unref(j->persist_retry);
@@ -333,7 +336,7 @@ static void check_halt(Job *j) {
 }
 
 static void on_ready(void *userdata) {
-        (void) userdata;
+        job_scope_place(userdata);
 }
 
 static int on_commit(void *userdata, const IpcCommit *c, const IpcRange *ranges) {
@@ -376,6 +379,7 @@ static int on_done(void *userdata) {
         if (j->status.done != j->spec.n_items)
                 return -EINVAL;
         j->runner_done = true;
+        job_scope_sample(j);
         /* Every item is committed, durably: the job is complete now, and
          * whoever waits is told without waiting for the runner to exit. Its
          * workers stay counted until it has. A cancel asked for meanwhile
@@ -470,14 +474,19 @@ static void job_runner_ended(Job *j, const char *how, bool clean) {
 static void on_exited(void *userdata, int code, int status) {
         Job *j = userdata;
         char how[128];
+        bool used;
 
         if (code == CLD_EXITED)
                 (void) snprintf(how, sizeof(how), "exit status %d", status);
         else
                 (void) snprintf(how, sizeof(how), "killed by signal %s", strsignal(status));
         j->runner = runner_proc_free(j->runner);
+        used = job_scope_end(j);
         j->live_workers = 0;
         if (job_state_is_final(job_state(j))) {
+                /* Its use, now complete, is kept with its state. */
+                if (used)
+                        (void) job_persist(j);
                 /* Completed when it said it was done: only its workers are
                  * given back now. */
                 if (code != CLD_EXITED || status != 0)
@@ -515,6 +524,7 @@ static char *start_message(Job *j, size_t *len) {
                 .retry_delay_usec = s->retry_delay_usec,
                 .callback_timeout_usec = s->callback_timeout_usec,
                 .resumed = j->ran,
+                .wait_placed = j->jobs->scopes != NULL,
         };
 
         return runner_start_to_json(&j->spec, &st, len);

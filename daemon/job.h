@@ -59,6 +59,12 @@ typedef struct Job {
          * with the reason, its files untouched; only Remove acts on it. */
         bool damaged;
 
+        /* Its scope (job-scope.c): being made, or made (cgroup set). */
+        struct ScopeRequest *scope_req;
+        int scope_pidfd;
+        char *cgroup;
+        struct ScopeUsage *run_usage; /* the running scope's, last read */
+
         /* Items per second over recent commits, for status. */
         uint64_t rate_done, rate_usec;
         double rate;

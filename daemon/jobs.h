@@ -45,6 +45,8 @@ struct Jobs {
         /* The Python bridge (not owned): its jobs' runners are forked from
          * an agent that has Python running (runner/agent.c). NULL: none. */
         const char *python_bridge;
+        /* The service manager, for each job's scope (scope.h). NULL: none. */
+        struct Scopes *scopes;
 };
 
 int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd, int jobs_fd, int new_fd,

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agents.h"
+#include "scope.h"
 #include "api.h"
 #include "config.h"
 #include "control.h"
@@ -39,6 +40,7 @@ typedef struct Manager {
         bool system_instance;
         int state_fd, jobs_fd, new_fd;
         Agents *agents;
+        Scopes *scopes;
         Jobs *jobs;
         Submitter *submitter;
         Api *api;
@@ -310,6 +312,7 @@ static void manager_free(Manager *m) {
         m->api = api_free(m->api);
         m->submitter = submitter_free(m->submitter);
         m->jobs = jobs_free(m->jobs);
+        m->scopes = scopes_free(m->scopes); /* after the jobs: their requests */
         m->agents = agents_free(m->agents);
         sd_event_source_disable_unref(m->status_timer);
         sd_event_unref(m->event);
@@ -398,6 +401,10 @@ static int setup_layers(Manager *m) {
                              m);
         if (r >= 0)
                 m->jobs->python_bridge = m->python_bridge;
+        if (r >= 0 && m->settings.job_scopes)
+                r = scopes_new(&m->scopes, m->event, !m->system_instance, m->settings.user_cpu_weight);
+        if (r >= 0)
+                m->jobs->scopes = m->scopes;
         if (r >= 0)
                 r = submitter_new(&m->submitter, m->event, &m->settings, m->jobs, m->agents, m->new_fd);
         if (r >= 0)

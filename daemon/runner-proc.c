@@ -26,6 +26,7 @@ struct RunnerProc {
         sd_event_source *io, *kill_timer;
         const RunnerEvents *ev;
         void *userdata;
+        pid_t ready_pid; /* the sender of IPC_READY, as the kernel says */
         bool stop_sent, ignored;
 };
 
@@ -33,6 +34,16 @@ static uint8_t ipc_buf[IPC_MSG_MAX] __attribute__((aligned(8)));
 
 pid_t runner_proc_pid(const RunnerProc *p) {
         return p && p->task ? agent_task_pid(p->task) : 0;
+}
+
+pid_t runner_proc_ready_pid(const RunnerProc *p) {
+        return p ? p->ready_pid : 0;
+}
+
+int runner_proc_placed(RunnerProc *p) {
+        if (!p || p->fd < 0)
+                return -ENOTCONN;
+        return ipc_send(p->fd, IPC_PLACED, NULL, 0);
 }
 
 bool runner_proc_stop_sent(const RunnerProc *p) {
@@ -150,11 +161,13 @@ static void handle_fail(RunnerProc *p, const void *payload, size_t len) {
                     msg);
 }
 
-static void handle_message(RunnerProc *p, uint32_t type, const void *payload, size_t len) {
+static void handle_message(RunnerProc *p, uint32_t type, const void *payload, size_t len, const struct ucred *cred) {
         IpcProgress pr;
 
         switch (type) {
         case IPC_READY:
+                if (p->ready_pid == 0)
+                        p->ready_pid = cred->pid;
                 p->ev->ready(p->userdata);
                 break;
         case IPC_COMMIT:
@@ -187,7 +200,8 @@ static int runner_read(RunnerProc *p, unsigned max) {
                 uint32_t type;
                 size_t len;
                 const void *payload;
-                int r = ipc_recv(p->fd, ipc_buf, sizeof(ipc_buf), &type, &len, &payload);
+                struct ucred cred;
+                int r = ipc_recv_cred(p->fd, ipc_buf, sizeof(ipc_buf), &type, &len, &payload, &cred);
 
                 if (r == -EAGAIN)
                         return 0;
@@ -200,7 +214,7 @@ static int runner_read(RunnerProc *p, unsigned max) {
                         return 0;
                 }
                 if (!p->ignored)
-                        handle_message(p, type, payload, len);
+                        handle_message(p, type, payload, len, &cred);
         }
         return 1;
 }
@@ -241,6 +255,10 @@ int runner_proc_start(RunnerProc **ret, Agents *agents, uid_t uid, gid_t gid, co
         if (r < 0)
                 return r;
         if (fcntl(sv0, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+        /* Each message then carries its sender's pid, checked by the
+         * kernel: the runner's, for its scope (not the agent's word). */
+        if (setsockopt(sv0, SOL_SOCKET, SO_PASSCRED, &(int){ 1 }, sizeof(int)) < 0)
                 return -errno;
         p = calloc(1, sizeof(*p));
         if (!p)

@@ -50,5 +50,10 @@ void runner_proc_kill(RunnerProc *p);
 /* What it sends from now on is dropped unread. */
 void runner_proc_ignore(RunnerProc *p);
 pid_t runner_proc_pid(const RunnerProc *p);
+/* The pid that sent IPC_READY (SO_PASSCRED: the kernel's word, not the
+ * agent's), 0 before. */
+pid_t runner_proc_ready_pid(const RunnerProc *p);
+/* Tells a runner that waits (RunnerStart.wait_placed) to start its work. */
+int runner_proc_placed(RunnerProc *p);
 /* Kills its process group if it is still alive; no more events. */
 RunnerProc *runner_proc_free(RunnerProc *p);

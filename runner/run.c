@@ -68,6 +68,7 @@ typedef struct Runner {
         void *save_state; /* from the module's save_init */
         uint64_t save_seq;
         bool finishing, finished, done_sent, save_started;
+        bool started; /* save_init and the workers: after IPC_PLACED when waiting */
 } Runner;
 
 /* Reports e to mplockd and exits, taking the workers along. r is NULL
@@ -248,7 +249,14 @@ static int commit_timer_handler(sd_event_source *s, uint64_t usec, void *userdat
         return 0;
 }
 
+static void start_work(Runner *r);
+
 static void stop(Runner *r, const IpcStop *st) {
+        if (!r->started) {
+                /* Nothing ran yet: nothing to finish or commit. */
+                output_log(&r->out, LOG_INFO, "Stopped before starting.");
+                _exit(0);
+        }
         if (st->mode == IPC_STOP_CANCEL) {
                 output_log(&r->out, LOG_INFO, "Cancelled.");
                 (void) kill(0, SIGKILL); /* workers and us */
@@ -284,6 +292,10 @@ static int ipc_handler(sd_event_source *s, int fd, uint32_t revents, void *userd
                 IpcStop st;
                 memcpy(&st, payload, sizeof(st));
                 stop(r, &st);
+                return 0;
+        }
+        if (type == IPC_PLACED && len == 0 && !r->started) {
+                start_work(r);
                 return 0;
         }
         failf(r, IPC_FAIL_TEMPORARY, "unexpected message from mplockd");
@@ -429,6 +441,17 @@ static void runner_free(Runner *r) {
         start_job_free(&r->job);
 }
 
+/* What runs user code in processes of its own: after the move into the
+ * job's scope, when mplockd makes one, so that each of them is in it. */
+static void start_work(Runner *r) {
+        RunError e;
+
+        r->started = true;
+        if (save_start(r, &e) < 0 || setup_pool(r, &e) < 0)
+                fail(r, &e);
+        finish_if_done(r);
+}
+
 int run_main(void) {
         Runner r = {};
         uint64_t results_end = 0;
@@ -462,9 +485,8 @@ int run_main(void) {
                    (unsigned long long) r.job.n_items, (unsigned long long) r.commit.committed, r.job.n_workers);
         if (r.job.timeout_sec > 0)
                 output_log(&r.out, LOG_DEBUG, "A call of process may take %u s.", r.job.timeout_sec);
-        if (save_start(&r, &e) < 0 || setup_pool(&r, &e) < 0)
-                fail(&r, &e);
-        finish_if_done(&r);
+        if (!r.job.wait_placed)
+                start_work(&r);
 
         q = sd_event_loop(r.event);
         if (q < 0)

@@ -41,6 +41,7 @@ static void job_from_spec(Job *job, JobSpec *spec, const RunnerStart *st) {
                 .results_gen = st->results_gen,
                 .prev_results_len = st->prev_results_len,
                 .resumed = st->resumed != 0,
+                .wait_placed = st->wait_placed != 0,
                 .n_items = spec->n_items,
                 .input_bytes = spec->input_bytes,
                 .memory_max = spec->memory_max,

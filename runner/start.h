@@ -25,6 +25,7 @@ typedef struct Job {
         uint32_t results_gen;      /* 0, then one more per retry */
         uint64_t prev_results_len; /* committed length of the previous generation */
         bool resumed;              /* an earlier run may have given items to save */
+        bool wait_placed;          /* no process before IPC_PLACED */
         uint64_t n_items, input_bytes, memory_max;
         uint64_t halt_failures; /* --halt-on-failure as a count; 0: none */
         uint32_t input_crc;

@@ -271,9 +271,13 @@ class Protocol(DaemonTest):
         self.assert_invalid(self.submit_params(timeout=604801), "timeout")
         self.assert_invalid(self.submit_params(max_attempts=1001), "max_attempts")
         self.assert_invalid(self.submit_params(memory_max=2 ** 50 + 1), "memory_max")
+        for field, bad in (("tasks_max", 7), ("tasks_max", 4194305), ("cpu_weight", 10001), ("io_weight", 10001),
+                           ("cpu_quota", 102401), ("cpu_weight", -1)):
+            self.assert_invalid(self.submit_params(**{field: bad}), field)
         self.assertEqual(os.listdir(os.path.join(self.d.state, "jobs")), [])
         extremes = {"workers": 256, "batch_size": 65536, "save_batch": 1000000, "timeout": 604800,
-                    "max_attempts": 1000, "memory_max": 2 ** 50, "halt_on_failure": str(limit), "name": "n" * 128}
+                    "max_attempts": 1000, "memory_max": 2 ** 50, "halt_on_failure": str(limit), "name": "n" * 128,
+                    "tasks_max": 4194304, "cpu_weight": 10000, "cpu_quota": 102400, "io_weight": 10000}
         r = self.d.varlink("io.mplock.Manager.Submit", self.submit_params(**extremes))[0]
         self.assertNotIn("error", r, r)
         job = r["parameters"]["id"]
@@ -283,10 +287,29 @@ class Protocol(DaemonTest):
         self.d.start()
         after = self.d.status(job)
         for key in ("workers", "batch_size", "save_batch", "timeout", "max_attempts", "memory_max",
-                    "halt_on_failure", "name", "state", "done"):
+                    "halt_on_failure", "name", "state", "done", "tasks_max", "cpu_weight", "cpu_quota", "io_weight"):
             self.assertEqual(after.get(key), before.get(key), key)
         self.assertEqual(after["halt_on_failure"], str(limit))
         self.assertEqual(after["memory_max"], 2 ** 50)
+        self.assertEqual(after["tasks_max"], 4194304)
+        # Without a service manager (this test's daemon, started by hand
+        # where systemd is not PID 1), none of it applies, and it says so.
+        self.assertNotIn("usage", after)
+
+    def test_the_daemons_bounds_on_scope_limits(self):
+        self.d.stop()
+        self.d.args += ["--max-memory-per-job", "1G", "--max-tasks-per-job", "100", "--max-cpu-quota", "200"]
+        self.d.start()
+        base = {"memory_max": 1 << 30, "tasks_max": 100, "cpu_quota": 200}
+        for field, bad in (("memory_max", 2 << 30), ("memory_max", 0), ("tasks_max", 101), ("tasks_max", 0),
+                           ("cpu_quota", 201), ("cpu_quota", 0)):
+            self.assert_invalid(self.submit_params(**dict(base, **{field: bad})), field)
+        r = self.d.varlink("io.mplock.Manager.Submit", self.submit_params(**base))[0]
+        self.assertNotIn("error", r, r)
+        # A job that asks for none gets the bounds: none is unbounded.
+        r = self.d.varlink("io.mplock.Manager.Submit", self.submit_params())[0]
+        st = self.d.status(r["parameters"]["id"])
+        self.assertEqual((st["memory_max"], st["tasks_max"], st["cpu_quota"]), (1 << 30, 100, 200), st)
 
     def test_other_methods_validate_their_parameters(self):
         for method in ("Status", "Cancel", "Wait", "Results"):

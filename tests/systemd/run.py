@@ -358,11 +358,141 @@ def test_python_mp_lock_as_installed(c):
     assert "taken over from the agent" in c.run("cat", job["log_path"]).stdout
 
 
+# --- issue 14: every job its own scope ------------------------------------
+
+def pids_with(c, marker):
+    out = c.run("pgrep", "-f", marker, check=False).stdout.split()
+    return [int(p) for p in out]
+
+
+def cgroup_of(c, pid):
+    p = c.run("cat", "/proc/%d/cgroup" % pid, check=False)
+    return p.stdout if p.returncode == 0 else ""
+
+
+def exec_job(c, command, items, out, user=None, extra=()):
+    p = c.ctl("submit", "--exec", command, "--output", out, "--workers", 2, *extra, ":::", *items, user=user)
+    return int(p.stdout)
+
+
+def test_a_job_runs_in_its_own_scope(c):
+    c.run("systemctl", "start", "mplockd.socket")
+    marker = "scoped%d" % time.monotonic_ns()
+    job = exec_job(c, "sh -c 'sleep 60' %s {}" % marker, ["a", "b", "c"], "/tmp/scope-out")
+    unit = "mplock-job-%d.scope" % job
+    c.wait_for("two commands", lambda: len(pids_with(c, marker)) >= 2)
+    st = c.status(job)
+    assert st["isolation"] == "scope" and st["unit"] == unit, st
+    assert c.run("systemctl", "is-active", unit).stdout.strip() == "active"
+    assert c.show("ControlGroup", unit) == "/mplock.slice/mplock-u0.slice/" + unit, c.show("ControlGroup", unit)
+    # The runner, its workers and the commands: every one of them.
+    runners = [int(p) for p in c.run("pgrep", "-f", "mplock-runner run").stdout.split()]
+    assert len(runners) == 3, runners  # the runner and two workers
+    for pid in runners + pids_with(c, marker):
+        assert "/mplock.slice/mplock-u0.slice/%s\n" % unit in cgroup_of(c, pid), (pid, cgroup_of(c, pid))
+    # mplockd and the agent stay in the service's cgroup.
+    main = int(c.show("MainPID"))
+    assert "/system.slice/mplockd.service" in cgroup_of(c, main)
+    c.ctl("cancel", job)
+    c.wait_for("the scope to go", lambda: c.run("systemctl", "is-active", unit, check=False).stdout.strip()
+               in ("inactive", "failed", "unknown"))
+
+
+def test_cancel_and_the_end_leave_nothing_that_detached(c):
+    # Each command leaves a sleeper in a session of its own (setsid
+    # -f: a double fork, no longer in the command's process group).
+    marker = "detached%d" % time.monotonic_ns()
+    job = exec_job(c, "sh -c 'setsid -f sh -c \"sleep 3001\" %s; sleep 3002' %s {}" % (marker, marker), ["a", "b"],
+                   "/tmp/detach-out")
+    c.wait_for("the sleepers", lambda: len(pids_with(c, "sleep 3001")) >= 2)
+    c.ctl("cancel", job)
+    c.wait_for("every process of the job to be gone",
+               lambda: not pids_with(c, "sleep 300[12]"), timeout=15)
+    # A job that completes: what its commands left behind goes with it.
+    job = exec_job(c, "sh -c 'setsid -f sleep 3003' %s {}" % marker, ["a", "b", "c"], "/tmp/detach-out2")
+    st = json.loads(c.ctl("--json", "wait", job).stdout)
+    assert st["state"] == "completed", st
+    c.wait_for("the leftovers of a completed job to be gone", lambda: not pids_with(c, "sleep 3003"), timeout=15)
+
+
+LOOP = "i=0; while [ $i -lt 500000 ]; do i=$((i+1)); done"
+
+
+def test_status_accounts_the_jobs_cpu(c):
+    n = 6
+    job = exec_job(c, "sh -c '%s' {}" % LOOP, [str(i) for i in range(n)], "/tmp/cpu-out")
+    st = json.loads(c.ctl("--json", "wait", job).stdout)
+    assert st["state"] == "completed", st
+    used = st["usage"]["cpu_usec"] / 1e6
+    # The same commands, run here one after another: their CPU time.
+    ref = float(c.run("python3", "-c", "import resource, subprocess\n"
+                      "for _ in range(%d): subprocess.run(['sh', '-c', %r], check=True)\n"
+                      "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+                      "print(r.ru_utime + r.ru_stime)" % (n, LOOP)).stdout)
+    print("    job's CPU %.2f s, the same commands alone %.2f s" % (used, ref))
+    assert abs(used - ref) <= 0.2 * ref, (used, ref)
+    # Kept in the job's state once it has ended (a restart reads it back).
+    c.run("systemctl", "restart", "mplockd.service")
+    assert abs(c.status(job)["usage"]["cpu_usec"] / 1e6 - used) < 0.01
+
+
+def test_memory_max_fails_the_items_that_exceed_it(c):
+    other = submit_square(c, 2000, "/tmp/mem-other", 200)
+    grab = "python3 -c 'import sys; b = bytearray(int(sys.argv[1]) << 20); print(len(b))' {}"
+    job = exec_job(c, grab, ["100", "1", "100", "2"], "/tmp/mem-out", extra=("--memory-max", "64M"))
+    st = json.loads(c.ctl("--json", "wait", job, check=False).stdout)
+    assert st["state"] == "completed_with_failures" and st["failed"] == 2, st
+    res = [json.loads(line) for line in c.ctl("--json", "results", job, check=False).stdout.splitlines()]
+    assert [r.get("result") for r in res] == [None, str(1 << 20) + "\n", None, str(2 << 20) + "\n"], res
+    assert "MemoryError" in res[0]["error"]["message"], res[0]
+    assert json.loads(c.ctl("--json", "wait", other).stdout)["state"] == "completed"
+    assert c.show("ActiveState") == "active"
+    # What the kernel enforces for it here is said, not assumed.
+    assert "controllers" in st and "isolation" in st, st
+
+
+def test_after_kill_9_of_the_daemon_the_job_resumes_in_a_fresh_scope(c):
+    # What the killed daemon's job left (a detached sleeper, commands'
+    # children) is still in the job's scope: the next run kills it and
+    # takes the name again, it does not run unscoped.
+    marker = "leftover%d" % time.monotonic_ns()
+    job = exec_job(c, "sh -c 'setsid -f sh -c \"sleep 3005\" %s; sleep 2' %s {}" % (marker, marker),
+                   [str(i) for i in range(6)], "/tmp/left-out")
+    c.wait_for("the sleepers", lambda: len(pids_with(c, "sleep 3005")) >= 2)
+    pid = c.show("MainPID")
+    c.run("systemctl", "kill", "-s", "KILL", "mplockd")
+    c.wait_for("the old mplockd gone", lambda: c.show("MainPID") != pid)
+    c.run("systemctl", "start", "mplockd")
+    c.wait_for("the job running again in its scope",
+               lambda: c.status(job).get("isolation") == "scope" and c.status(job)["state"] == "running")
+    st = json.loads(c.ctl("--json", "wait", job, timeout=120).stdout)
+    assert st["state"] == "completed" and st["done"] == 6, st
+    c.wait_for("every leftover to be gone", lambda: not pids_with(c, "sleep 3005"), timeout=15)
+    assert "still there from an earlier run" in c.run("journalctl", "-u", "mplockd", "--no-pager").stdout
+
+
+def test_the_user_instance_puts_jobs_in_the_users_manager(c):
+    c.run("systemctl", "--user", "start", "mplockd.socket", user="alice")
+    marker = "userscope%d" % time.monotonic_ns()
+    job = exec_job(c, "sh -c 'sleep 60' %s {}" % marker, ["a"], "/home/alice/scope-out", user="alice")
+    unit = "mplock-job-%d.scope" % job
+    c.wait_for("the command", lambda: pids_with(c, marker))
+    assert c.run("systemctl", "--user", "is-active", unit, user="alice").stdout.strip() == "active"
+    cg = cgroup_of(c, pids_with(c, marker)[0])
+    assert "/user@1000.service/mplock.slice/mplock-u1000.slice/%s\n" % unit in cg, cg
+    c.ctl("cancel", job, user="alice")
+    c.wait_for("alice's command to go", lambda: not pids_with(c, marker))
+
+
 TESTS = [test_socket_activation, test_status_text_reports_progress, test_kill_9_then_start_finishes_the_job,
          test_stop_then_start_resumes, test_watchdog_restarts_a_frozen_daemon, test_journal_has_the_jobs_lines,
          test_reload_applies_the_config_file, test_user_units_for_an_unprivileged_user,
          test_stdin_input_under_the_units_sandbox, test_a_flooding_job_does_not_silence_the_journal,
-         test_python_mp_lock_as_installed]
+         test_python_mp_lock_as_installed, test_a_job_runs_in_its_own_scope,
+         test_cancel_and_the_end_leave_nothing_that_detached, test_status_accounts_the_jobs_cpu,
+         test_memory_max_fails_the_items_that_exceed_it,
+         test_after_kill_9_of_the_daemon_the_job_resumes_in_a_fresh_scope,
+         test_the_user_instance_puts_jobs_in_the_users_manager]
 
 
 def main():

@@ -12,13 +12,14 @@ import sys
 
 # layer: (its files' stems, the layers it may use)
 LAYERS = {
-    "main": ({"main"}, {"control", "api", "submit", "jobs", "runners", "store", "config"}),
+    "main": ({"main"}, {"control", "api", "submit", "jobs", "runners", "scopes", "store", "config"}),
     "control": ({"control"}, {"config"}),
     "api": ({"api", "api-internal", "api-job", "api-submit", "api-results"},
-            {"control", "submit", "jobs", "runners", "config"}),
+            {"control", "submit", "jobs", "runners", "scopes", "config"}),
     "submit": ({"submit", "spares"}, {"jobs", "runners", "store", "checkpoint", "config"}),
-    "jobs": ({"jobs", "job", "jobs-journal"}, {"runners", "store", "checkpoint", "config"}),
+    "jobs": ({"jobs", "job", "job-scope", "jobs-journal"}, {"runners", "scopes", "store", "checkpoint", "config"}),
     "runners": ({"runner-proc", "agents", "agent-env", "results-reader"}, set()),
+    "scopes": ({"scope"}, set()),
     "store": ({"store", "snapshot", "journal"}, set()),
     "checkpoint": ({"checkpoint"}, set()),
     "config": ({"config"}, set()),

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+#include "job-scope.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "jobs.h"
+#include "log.h"
+#include "macro.h"
+#include "runner-proc.h"
+
+static void placed(int error, const char *cgroup, void *userdata) {
+        Job *j = userdata;
+
+        j->scope_req = NULL;
+        j->scope_pidfd = safe_close(j->scope_pidfd);
+        if (error < 0)
+                log_job(LOG_WARNING, j->spec.id, "Runs without its scope (%s): process group and rlimits only.",
+                        strerror(-error));
+        else if (!(j->cgroup = strdup(cgroup)) || !(j->run_usage = calloc(1, sizeof(ScopeUsage))))
+                j->cgroup = mfree(j->cgroup);
+        else
+                log_job(LOG_INFO, j->spec.id, "In mplock-job-%llu.scope (%s).", (unsigned long long) j->spec.id,
+                        cgroup);
+        if (j->runner)
+                (void) runner_proc_placed(j->runner);
+}
+
+void job_scope_place(Job *j) {
+        ScopeLimits l = {.memory_max = j->spec.memory_max,
+                         .tasks_max = j->spec.tasks_max,
+                         .cpu_weight = j->spec.cpu_weight,
+                         .cpu_quota = j->spec.cpu_quota,
+                         .io_weight = j->spec.io_weight};
+        pid_t pid = runner_proc_ready_pid(j->runner);
+        int r;
+
+        if (!j->jobs->scopes)
+                return; /* the runner did not wait */
+        if (pid <= 0) {
+                placed(-ESRCH, NULL, j);
+                return;
+        }
+        /* Held until the manager has moved it: alive then, the pid was
+         * this process all along. */
+        j->scope_pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        if (j->scope_pidfd < 0) {
+                placed(-errno, NULL, j);
+                return;
+        }
+        r = scope_place(j->jobs->scopes, j->spec.id, j->spec.uid, pid, j->scope_pidfd, &l, placed, j, &j->scope_req);
+        if (r < 0)
+                placed(r, NULL, j);
+}
+
+/* A reading replaces the last one only when there is one: the cgroup of
+ * a scope whose processes are gone may be removed any moment. */
+static void sample(Job *j) {
+        ScopeUsage u;
+
+        if (j->cgroup && scope_usage(j->cgroup, &u) == 0)
+                *j->run_usage = u;
+}
+
+void job_scope_sample(Job *j) {
+        sample(j);
+}
+
+bool job_scope_end(Job *j) {
+        ScopeUsage *u = j->run_usage;
+
+        j->scope_req = scope_request_free(j->scope_req);
+        j->scope_pidfd = safe_close(j->scope_pidfd);
+        if (!j->cgroup)
+                return false;
+        /* The last reading: the cgroup may be gone already (then the one
+         * taken at DONE, or at the last status, stands). */
+        sample(j);
+        scope_kill(j->jobs->scopes, j->spec.id);
+        j->status.cpu_usec += u->cpu_usec;
+        j->status.memory_peak = MAX(j->status.memory_peak, u->memory_peak);
+        j->status.io_read_bytes += u->io_read_bytes;
+        j->status.io_write_bytes += u->io_write_bytes;
+        j->cgroup = mfree(j->cgroup);
+        j->run_usage = mfree(j->run_usage);
+        return true;
+}
+
+void job_scope_free(Job *j) {
+        j->scope_req = scope_request_free(j->scope_req);
+        j->scope_pidfd = safe_close(j->scope_pidfd);
+        j->cgroup = mfree(j->cgroup);
+        j->run_usage = mfree(j->run_usage);
+}
+
+bool job_usage(const Job *j, ScopeUsage *ret) {
+        ScopeUsage now = {};
+        bool live = j->cgroup && scope_usage(j->cgroup, &now) == 0;
+
+        if (!live && j->run_usage)
+                now = *j->run_usage;
+        *ret = (ScopeUsage){
+                .cpu = now.cpu || j->status.cpu_usec > 0,
+                .memory = now.memory || j->status.memory_peak > 0,
+                .io = now.io || j->status.io_read_bytes + j->status.io_write_bytes > 0,
+                .cpu_usec = j->status.cpu_usec + now.cpu_usec,
+                .memory_current = now.memory_current,
+                .memory_peak = MAX(j->status.memory_peak, now.memory_peak),
+                .io_read_bytes = j->status.io_read_bytes + now.io_read_bytes,
+                .io_write_bytes = j->status.io_write_bytes + now.io_write_bytes,
+        };
+        return ret->cpu || ret->memory || ret->io;
+}
+
+const char *job_isolation(const Job *j) {
+        return j->cgroup ? "scope" : "process-group";
+}
