@@ -114,6 +114,17 @@ class Exec(DaemonTest):
             p = int(f.read())
         self.assertFalse(os.path.exists("/proc/%d" % p) and open("/proc/%d/stat" % p).read().split()[2] != "Z")
 
+    def test_a_command_that_leaves_a_detached_process_holding_its_output_ends(self):
+        # setsid -f: a sleeper in a session of its own keeps the command's
+        # stdout open; the item ends with the command, not with it.
+        t0 = time.monotonic()
+        st, res = self.submit("sh -c 'setsid -f sleep 31.25; echo done' {}", ["x"])
+        try:
+            self.assertEqual((st["state"], res[0]["result"]), ("completed", "done\n"), st)
+            self.assertLess(time.monotonic() - t0, 20)
+        finally:
+            subprocess.run(["pkill", "-f", "sleep 31.25"], check=False)
+
     def test_output_past_the_limit_fails_the_item(self):
         st, res = self.submit("sh -c 'head -c 10000000 /dev/zero' {}", ["x"])  # 10 MB against the 1 MiB default
         self.assertIn("printed more than 1048576 bytes", res[0]["error"]["message"])
