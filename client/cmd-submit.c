@@ -186,7 +186,8 @@ static int uint_opt(const char *name, const char *v, uint64_t *ret) {
 
 /* The job scope's limits (docs/systemd.md): the Submit field of each
  * option, 0 when not given (mplockd checks the bounds). */
-enum { OPT_TASKS_MAX = 0x100, OPT_CPU_WEIGHT, OPT_CPU_QUOTA, OPT_IO_WEIGHT };
+enum { OPT_TASKS_MAX = 0x100, OPT_CPU_WEIGHT, OPT_CPU_QUOTA, OPT_IO_WEIGHT, OPT_MAX_ITEMS_PER_WORKER,
+       OPT_MAX_WORKER_MEMORY };
 static const char *const scope_fields[] = { "tasks_max", "cpu_weight", "cpu_quota", "io_weight" };
 
 static int scope_opt(int opt, const char *v, uint64_t limits[4]) {
@@ -228,6 +229,8 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 { "cpu-weight", required_argument, NULL, OPT_CPU_WEIGHT },
                 { "cpu-quota", required_argument, NULL, OPT_CPU_QUOTA },
                 { "io-weight", required_argument, NULL, OPT_IO_WEIGHT },
+                { "max-items-per-worker", required_argument, NULL, OPT_MAX_ITEMS_PER_WORKER },
+                { "max-worker-memory", required_argument, NULL, OPT_MAX_WORKER_MEMORY },
                 {},
         };
         _cleanup_free_ char *module = NULL, *input = NULL, *output = NULL;
@@ -235,7 +238,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
         const char *name = NULL, *input_arg = NULL, *halt = NULL, *exec_cmd = NULL;
         json_object *shared = NULL, *items = NULL, *params, *reply;
         uint64_t workers = 0, save_batch = 0, batch_size = 0, timeout = UINT64_MAX, memory_max = UINT64_MAX,
-                 attempts = 0, max_output = 0, job_id = 0, limits[4] = {};
+                 attempts = 0, max_output = 0, job_id = 0, limits[4] = {}, recycle_items = 0, recycle_memory = 0;
         bool nul = false, wait_end = false;
         mode_t caller_umask;
         int opt, r = EXIT_USAGE;
@@ -325,6 +328,20 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                         if (scope_opt(opt, optarg, limits) < 0)
                                 goto out;
                         break;
+                case OPT_MAX_ITEMS_PER_WORKER:
+                        if (parse_u64(optarg, &recycle_items) < 0 || recycle_items == 0) {
+                                fprintf(stderr, "mplockctl: --max-items-per-worker needs a positive number, not \"%s\"\n",
+                                        optarg);
+                                goto out;
+                        }
+                        break;
+                case OPT_MAX_WORKER_MEMORY:
+                        if (parse_size(optarg, &recycle_memory) < 0 || recycle_memory == 0) {
+                                fprintf(stderr, "mplockctl: --max-worker-memory needs bytes (K, M, G suffixes), not "
+                                                "\"%s\"\n", optarg);
+                                goto out;
+                        }
+                        break;
                 default:
                         goto out;
                 }
@@ -403,6 +420,8 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
             (attempts && json_add_u64(params, "max_attempts", attempts) < 0) ||
             (halt && json_add_str(params, "halt_on_failure", halt) < 0) ||
             add_scope_limits(params, limits) < 0 ||
+            (recycle_items && json_add_u64(params, "max_items_per_worker", recycle_items) < 0) ||
+            (recycle_memory && json_add_u64(params, "max_worker_memory", recycle_memory) < 0) ||
             (shared && json_add(params, "shared", TAKE_PTR(shared)) < 0)) {
                 json_object_put(params);
                 fprintf(stderr, "mplockctl: out of memory\n");

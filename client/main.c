@@ -16,6 +16,7 @@ static void help(void) {
                "         [--save-batch N] [--batch-size N] [--max-attempts N] [--timeout SEC]\n"
                "         [--memory-max BYTES] [--halt-on-failure N|P%%]\n"
                "         [--tasks-max N] [--cpu-weight W] [--cpu-quota P%%] [--io-weight W]\n"
+               "         [--max-items-per-worker N] [--max-worker-memory BYTES]\n"
                "         [--name NAME] [--null] [--wait]\n"
                "  submit --exec 'CMD {}' [--input FILE|- | ::: ITEM...] [--output DIR] [--max-output BYTES]\n"
                "         [the options above]\n"

@@ -63,6 +63,8 @@ static const SchemaField spec_fields[] = {
         { "cpu_weight", SCHEMA_U32, SPEC(cpu_weight), P | S | OPT, 0, 10000 },
         { "cpu_quota", SCHEMA_U32, SPEC(cpu_quota), P | S | OPT, 0, JOB_CPU_QUOTA_MAX },
         { "io_weight", SCHEMA_U32, SPEC(io_weight), P | S | OPT, 0, 10000 },
+        { "max_items_per_worker", SCHEMA_U64, SPEC(max_items_per_worker), P | R | S | OPT, 0, JOB_ITEMS_MAX },
+        { "max_worker_memory", SCHEMA_U64, SPEC(max_worker_memory), P | R | S | OPT, 0, UINT64_C(1) << 50 },
         { "items", SCHEMA_U64, SPEC(n_items), P | R | S, 0, JOB_ITEMS_MAX },
         { "input_bytes", SCHEMA_U64, SPEC(input_bytes), P | R, 0, UINT64_C(1) << 50 },
         { "input_crc", SCHEMA_U32, SPEC(input_crc), P | R, 0, U32MAX },

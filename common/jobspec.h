@@ -54,6 +54,8 @@ typedef struct JobSpec {
         /* The job's scope (issue 14): 0 is systemd's default, or none. */
         uint64_t tasks_max;
         uint32_t cpu_weight, cpu_quota, io_weight; /* quota: percent of one CPU */
+        /* Worker recycling: a worker past either is replaced (init again); 0: never. */
+        uint64_t max_items_per_worker, max_worker_memory;
         int separator;          /* JobSeparator, of the input file */
         uint64_t n_items;
         uint64_t input_bytes; /* snapshot size */

@@ -28,7 +28,8 @@ const JsonField submit_fields[] = {
         { "max_attempts", JSON_KIND_UINT, false }, { "halt_on_failure", JSON_KIND_STRING, false },
         { "umask", JSON_KIND_UINT, false },        { "tasks_max", JSON_KIND_UINT, false },
         { "cpu_weight", JSON_KIND_UINT, false },   { "cpu_quota", JSON_KIND_UINT, false },
-        { "io_weight", JSON_KIND_UINT, false },
+        { "io_weight", JSON_KIND_UINT, false },    { "max_items_per_worker", JSON_KIND_UINT, false },
+        { "max_worker_memory", JSON_KIND_UINT, false },
 };
 const size_t submit_n_fields = ELEMENTSOF(submit_fields);
 
@@ -195,6 +196,19 @@ static int read_scope_limits(json_object *p, const Settings *s, JobSpec *spec, R
         return 0;
 }
 
+/* Worker recycling, for modules that leak. */
+static int read_recycling(json_object *p, JobSpec *spec, Refusal *f) {
+        spec->max_items_per_worker = json_get_uint(p, "max_items_per_worker", 0);
+        spec->max_worker_memory = json_get_uint(p, "max_worker_memory", 0);
+        if (spec->max_items_per_worker > JOB_ITEMS_MAX)
+                return refuse(f, "max_items_per_worker", "must be at most %llu (0: never)",
+                              (unsigned long long) JOB_ITEMS_MAX);
+        if (spec->max_worker_memory &&
+            (spec->max_worker_memory < (UINT64_C(1) << 20) || spec->max_worker_memory > (UINT64_C(1) << 50)))
+                return refuse(f, "max_worker_memory", "must be 0 (never) or from 1 MiB to 1 PiB");
+        return 0;
+}
+
 static int read_extras(json_object *p, const Settings *s, SubmitRequest *req, Refusal *f) {
         const char *halt = json_get_str(p, "halt_on_failure");
         json_object *shared = json_get(p, "shared");
@@ -323,6 +337,8 @@ static int read_request(Api *api, Call *call, SubmitRequest *req, char **items, 
                 r = read_numbers(p, api->settings, &req->spec, f);
         if (r >= 0)
                 r = read_scope_limits(p, api->settings, &req->spec, f);
+        if (r >= 0)
+                r = read_recycling(p, &req->spec, f);
         if (r >= 0)
                 r = read_extras(p, api->settings, req, f);
         if (r >= 0 && json_get(p, "items"))

@@ -48,6 +48,14 @@ static bool feed_one(Pool *p, Worker *w) {
 
         if (!dispatch_next(p->dispatch, &c))
                 return false;
+        /* A worker to be recycled gets no more than its due: the rest of
+         * the chunk goes back, for another. */
+        if (p->max_items_per_worker && c.count > 1 && w->items_given + c.count > p->max_items_per_worker) {
+                uint32_t keep = (uint32_t) MAX(p->max_items_per_worker - MIN(w->items_given, p->max_items_per_worker),
+                                               (uint64_t) 1);
+                if (keep < c.count && dispatch_requeue(p->dispatch, c.first + keep, c.count - keep, false) == 0)
+                        c.count = keep;
+        }
         cmd = (WorkerCmd){ .first = c.first,
                            .offset = items_offset(p->items, c.first),
                            .count = c.count,
@@ -62,6 +70,7 @@ static bool feed_one(Pool *p, Worker *w) {
                 w->seen_calls = __atomic_load_n(&p->progress[w->no].calls, __ATOMIC_RELAXED);
         }
         p->outstanding += c.count;
+        w->items_given += c.count;
         /* The pipe has room for many commands. If the worker cannot be
          * told, it must not sit idle while we wait for it: kill it, and
          * its exit hands the chunk out again. */
@@ -86,12 +95,52 @@ void pool_check_halt(Pool *p) {
                 __atomic_store_n(&p->progress[i].cut, 1, __ATOMIC_RELAXED);
 }
 
+/* Its resident memory, from /proc (our child, the same user). */
+static uint64_t worker_rss(const Worker *w) {
+        char path[64], buf[128];
+        unsigned long long size, rss;
+        ssize_t n;
+        int fd;
+
+        (void) snprintf(path, sizeof(path), "/proc/%d/statm", (int) w->pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return 0;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        if (sscanf(buf, "%llu %llu", &size, &rss) != 2)
+                return 0;
+        return (uint64_t) rss * (uint64_t) sysconf(_SC_PAGESIZE);
+}
+
+/* A worker past --max-items-per-worker or --max-worker-memory (modules
+ * that leak) gets nothing more: it ends what it has and exits, and a
+ * fresh one, with init run again, takes its place (worker_gone). */
+static bool worker_recycle_due(Pool *p, Worker *w) {
+        uint64_t rss = 0;
+        WorkerCmd cmd = { .op = WORKER_CMD_EXIT };
+
+        if (!(p->max_items_per_worker && w->items_given >= p->max_items_per_worker) &&
+            !(p->max_worker_memory && (rss = worker_rss(w)) > p->max_worker_memory))
+                return false;
+        output_log(p->out, LOG_INFO, "Worker %u is replaced after %llu items%s%.0f%s.", w->no,
+                   (unsigned long long) w->items_given, rss ? ", at " : "", (double) rss / 1048576.0,
+                   rss ? " MB (--max-worker-memory)" : " (--max-items-per-worker)");
+        w->exiting = w->recycling = true;
+        if (write_full(w->cmd_fd, &cmd, sizeof(cmd)) < 0)
+                (void) kill(w->pid, SIGKILL);
+        return true;
+}
+
 void pool_feed(Pool *p) {
         if (p->stopping)
                 return;
         for (uint32_t i = 0; i < p->n_workers; i++) {
                 Worker *w = &p->workers[i];
-                while (w->pid > 0 && w->ready && !w->exiting && w->nq < POOL_WORKER_DEPTH)
+                while (w->pid > 0 && w->ready && !w->exiting && w->nq < POOL_WORKER_DEPTH && !worker_recycle_due(p, w))
                         if (!feed_one(p, w))
                                 break;
         }
@@ -174,7 +223,8 @@ static int worker_watch(Pool *p, Worker *w, pid_t pid, int cmd_fd, int res_fd, i
         w->res_fd = res_fd;
         w->nq = 0;
         w->len = 0;
-        w->ready = w->exiting = w->timed_out = w->init_timed_out = w->broken = false;
+        w->ready = w->exiting = w->timed_out = w->init_timed_out = w->broken = w->recycling = false;
+        w->items_given = 0;
         w->spawned_usec = now_usec();
         r = fcntl(w->res_fd, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
         if (r >= 0)
@@ -500,6 +550,14 @@ static int worker_gone(Pool *p, Worker *w, const siginfo_t *si, RunError *e) {
         describe_exit(p, w, si, how, sizeof(how));
         worker_detach(w);
 
+        if (w->recycling && si->si_code == CLD_EXITED && si->si_status == 0 && w->nq == 0 && !p->stopping &&
+            p->commit->recorded < p->n_items) {
+                p->recycled++;
+                r = worker_spawn(p, w, e);
+                if (r >= 0)
+                        pool_feed(p);
+                return r;
+        }
         if ((w->exiting && si->si_code == CLD_EXITED && si->si_status == 0 && w->nq == 0) ||
             (p->stopping && w->nq == 0))
                 return 0;

@@ -66,6 +66,8 @@ typedef struct Worker {
         uint64_t *finals;
         size_t n_finals, cap_finals;
         bool ready, exiting;
+        bool recycling;      /* told to exit to be replaced */
+        uint64_t items_given; /* since it was spawned */
         /* It sent what the protocol does not allow (user code writing on
          * its pipe): killed, what it still sends is not read. */
         bool broken;
@@ -92,6 +94,9 @@ struct Pool {
         Dispatch *dispatch;
         Commit *commit;
         uint64_t n_items, memory_max;
+        /* Recycling: a worker given this many items, or this large (RSS),
+         * gets no more, ends what it has and is replaced; 0: never. */
+        uint64_t max_items_per_worker, max_worker_memory;
         uint64_t halt_failures; /* stop once this many items failed (0: never) */
         uint32_t n_workers, max_attempts, timeout_sec;
         uint32_t init_timeout_sec; /* a worker's init, at most; 0: none */
@@ -100,6 +105,7 @@ struct Pool {
         Worker *workers;
         WorkerProgress *progress; /* shared with the workers, one slot each */
         uint32_t init_failures;
+        uint64_t recycled; /* workers replaced by recycling */
         uint64_t outstanding; /* items handed out, not recorded */
         bool stopping;        /* set by the top: hand out nothing, replace no one */
         bool halted;          /* --halt-on-failure reached: chunks in flight are cut */

@@ -416,6 +416,8 @@ static int setup_pool(Runner *r, RunError *e) {
                 .commit = &r->commit,
                 .n_items = r->job.n_items,
                 .memory_max = r->job.memory_max,
+                .max_items_per_worker = r->job.max_items_per_worker,
+                .max_worker_memory = r->job.max_worker_memory,
                 .halt_failures = r->job.halt_failures,
                 .n_workers = r->job.n_workers,
                 .max_attempts = r->job.max_attempts,

@@ -45,6 +45,8 @@ static void job_from_spec(Job *job, JobSpec *spec, const RunnerStart *st) {
                 .n_items = spec->n_items,
                 .input_bytes = spec->input_bytes,
                 .memory_max = spec->memory_max,
+                .max_items_per_worker = spec->max_items_per_worker,
+                .max_worker_memory = spec->max_worker_memory,
                 .umask = spec->umask,
                 .halt_failures = spec->halt_failures,
                 .input_crc = spec->input_crc,

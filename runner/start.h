@@ -27,6 +27,7 @@ typedef struct Job {
         bool resumed;              /* an earlier run may have given items to save */
         bool wait_placed;          /* no process before IPC_PLACED */
         uint64_t n_items, input_bytes, memory_max;
+        uint64_t max_items_per_worker, max_worker_memory; /* recycling; 0: never */
         uint64_t halt_failures; /* --halt-on-failure as a count; 0: none */
         uint32_t input_crc;
         uint32_t umask; /* the submitter's: the output directory, files, and what workers make */

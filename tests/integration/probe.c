@@ -6,6 +6,8 @@
  *            call's first item>|item=<item>"
  *   init     fails with -EINVAL when shared "fail_init" is true
  *   fini     creates OUTPUT/probe-fini.<pid>
+ *   leak     with shared "leak_kb" N, process allocates and touches N KiB
+ *            per item and never frees them (a module that leaks)
  *   print    with shared "print" true, process prints "probe out <item>"
  *            on stdout and "probe err <item>" on stderr
  *   save     appends "index<TAB>status<TAB>item<TAB>result" lines to
@@ -59,7 +61,14 @@ static int probe_process(const mplock_ctx *ctx, void *state, const mplock_item *
                 nanosleep(&ts, NULL);
         }
         int print = 0;
+        int64_t leak_kb = 0;
 
+        (void) ctx->api->shared_int(ctx, "leak_kb", &leak_kb);
+        for (size_t i = 0; i < n && leak_kb > 0; i++) {
+                char *lost = malloc((size_t) leak_kb << 10);
+                if (lost)
+                        memset(lost, 1, (size_t) leak_kb << 10); /* resident, and never freed */
+        }
         (void) ctx->api->shared_bool(ctx, "print", &print);
         for (size_t i = 0; i < n && print; i++) {
                 printf("probe out %s\n", items[i].data);

@@ -163,6 +163,39 @@ class Callbacks(DaemonTest):
         fini = {f.split(".")[-1] for f in os.listdir(out) if f.startswith("probe-fini.")}
         self.assertTrue(pids <= fini, (pids, fini))
 
+    def test_workers_are_recycled_after_max_items_per_worker(self):
+        out = self.path("out")
+        path = self.write_items("items.txt", [str(i) for i in range(1000)])
+        job = self.d.submit(PROBE, path, out, "--workers", "2", "--max-items-per-worker", "100")
+        self.assertEqual(self.d.wait(job)[0], 0)
+        fields = [dict(kv.split("=", 1) for kv in r["result"].split("|")) for r in self.d.results_json(job)]
+        per_pid = {}
+        for f in fields:
+            per_pid[f["pid"]] = per_pid.get(f["pid"], 0) + 1
+        # Every worker process ran init once and got at most 100 items: 10
+        # processes or more for 1000 items.
+        self.assertGreaterEqual(len(per_pid), 10, per_pid)
+        self.assertLessEqual(max(per_pid.values()), 100, per_pid)
+        self.assertTrue(all(f["inits"] == "1" for f in fields))
+        self.assertEqual(sorted(int(f["item"]) for f in fields), list(range(1000)))
+        with open(self.d.status(job)["log_path"]) as f:
+            self.assertIn("(--max-items-per-worker)", f.read())
+
+    def test_a_leaking_worker_is_replaced_past_max_worker_memory(self):
+        out = self.path("out")
+        path = self.write_items("items.txt", [str(i) for i in range(300)])
+        job = self.d.submit(PROBE, path, out, "--workers", "2", "--max-worker-memory", "24M", "--shared",
+                            '{"leak_kb": 1024, "sleep_ms": 5}')
+        self.assertEqual(self.d.wait(job)[0], 0)
+        fields = [dict(kv.split("=", 1) for kv in r["result"].split("|")) for r in self.d.results_json(job)]
+        pids = {f["pid"] for f in fields}
+        # 300 MB leaked in all, a worker replaced every 24 MB or so (5 ms
+        # items come in chunks of about one: it is checked between them).
+        self.assertGreaterEqual(len(pids), 8, len(pids))
+        self.assertEqual(len(fields), 300)
+        with open(self.d.status(job)["log_path"]) as f:
+            self.assertIn("MB (--max-worker-memory)", f.read())
+
     def test_init_failure_fails_the_job_with_its_reason(self):
         path = self.write_items("items.txt", ["a", "b"])
         job = self.d.submit(PROBE, path, self.path("out"), "--shared", '{"fail_init": true}')

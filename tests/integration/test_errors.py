@@ -272,12 +272,14 @@ class Protocol(DaemonTest):
         self.assert_invalid(self.submit_params(max_attempts=1001), "max_attempts")
         self.assert_invalid(self.submit_params(memory_max=2 ** 50 + 1), "memory_max")
         for field, bad in (("tasks_max", 7), ("tasks_max", 4194305), ("cpu_weight", 10001), ("io_weight", 10001),
-                           ("cpu_quota", 102401), ("cpu_weight", -1)):
+                           ("cpu_quota", 102401), ("cpu_weight", -1), ("max_worker_memory", 1000),
+                           ("max_items_per_worker", 2 ** 40 + 1)):
             self.assert_invalid(self.submit_params(**{field: bad}), field)
         self.assertEqual(os.listdir(os.path.join(self.d.state, "jobs")), [])
         extremes = {"workers": 256, "batch_size": 65536, "save_batch": 1000000, "timeout": 604800,
                     "max_attempts": 1000, "memory_max": 2 ** 50, "halt_on_failure": str(limit), "name": "n" * 128,
-                    "tasks_max": 4194304, "cpu_weight": 10000, "cpu_quota": 102400, "io_weight": 10000}
+                    "tasks_max": 4194304, "cpu_weight": 10000, "cpu_quota": 102400, "io_weight": 10000,
+                    "max_items_per_worker": 2 ** 40, "max_worker_memory": 2 ** 50}
         r = self.d.varlink("io.mplock.Manager.Submit", self.submit_params(**extremes))[0]
         self.assertNotIn("error", r, r)
         job = r["parameters"]["id"]
@@ -287,7 +289,8 @@ class Protocol(DaemonTest):
         self.d.start()
         after = self.d.status(job)
         for key in ("workers", "batch_size", "save_batch", "timeout", "max_attempts", "memory_max",
-                    "halt_on_failure", "name", "state", "done", "tasks_max", "cpu_weight", "cpu_quota", "io_weight"):
+                    "halt_on_failure", "name", "state", "done", "tasks_max", "cpu_weight", "cpu_quota", "io_weight",
+                    "max_items_per_worker", "max_worker_memory"):
             self.assertEqual(after.get(key), before.get(key), key)
         self.assertEqual(after["halt_on_failure"], str(limit))
         self.assertEqual(after["memory_max"], 2 ** 50)
