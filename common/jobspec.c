@@ -91,6 +91,7 @@ static const SchemaField status_fields[] = {
         { "memory_peak", SCHEMA_U64, STATUS(memory_peak), P | OPT, 0, U64MAX },
         { "io_read_bytes", SCHEMA_U64, STATUS(io_read_bytes), P | OPT, 0, U64MAX },
         { "io_write_bytes", SCHEMA_U64, STATUS(io_write_bytes), P | OPT, 0, U64MAX },
+        { "oom_kills", SCHEMA_U64, STATUS(oom_kills), P | OPT, 0, U64MAX },
 };
 const Schema job_status_schema = { status_fields, ELEMENTSOF(status_fields) };
 

@@ -81,7 +81,7 @@ typedef struct JobStatus {
         uint64_t prev_results_len;
         /* What the runs that ended used, from their scopes' cgroups (the
          * peak: the highest of them); the running one's adds to it. */
-        uint64_t cpu_usec, memory_peak, io_read_bytes, io_write_bytes;
+        uint64_t cpu_usec, memory_peak, io_read_bytes, io_write_bytes, oom_kills;
 } JobStatus;
 
 /* What a runner is told beside the spec: how far the job is, and the

@@ -22,7 +22,8 @@ static int add_usage(json_object *o, const Job *j) {
                 return -ENOMEM;
         if ((use.cpu && json_add_u64(u, "cpu_usec", use.cpu_usec) < 0) ||
             (use.memory && (json_add_u64(u, "memory_current", use.memory_current) < 0 ||
-                            json_add_u64(u, "memory_peak", use.memory_peak) < 0)) ||
+                            json_add_u64(u, "memory_peak", use.memory_peak) < 0 ||
+                            json_add_u64(u, "oom_kills", use.oom_kills) < 0)) ||
             (use.io && (json_add_u64(u, "io_read_bytes", use.io_read_bytes) < 0 ||
                         json_add_u64(u, "io_write_bytes", use.io_write_bytes) < 0))) {
                 json_object_put(u);

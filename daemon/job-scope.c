@@ -80,10 +80,16 @@ bool job_scope_end(Job *j) {
          * taken at DONE, or at the last status, stands). */
         sample(j);
         scope_kill(j->jobs->scopes, j->spec.id);
+        if (u->oom_kills > 0)
+                log_job(LOG_WARNING, j->spec.id,
+                        "The kernel killed %llu processes of this run for the job's memory (--memory-max %llu): "
+                        "each was an attempt of its item.",
+                        (unsigned long long) u->oom_kills, (unsigned long long) j->spec.memory_max);
         j->status.cpu_usec += u->cpu_usec;
         j->status.memory_peak = MAX(j->status.memory_peak, u->memory_peak);
         j->status.io_read_bytes += u->io_read_bytes;
         j->status.io_write_bytes += u->io_write_bytes;
+        j->status.oom_kills += u->oom_kills;
         j->cgroup = mfree(j->cgroup);
         j->run_usage = mfree(j->run_usage);
         return true;
@@ -111,6 +117,7 @@ bool job_usage(const Job *j, ScopeUsage *ret) {
                 .memory_peak = MAX(j->status.memory_peak, now.memory_peak),
                 .io_read_bytes = j->status.io_read_bytes + now.io_read_bytes,
                 .io_write_bytes = j->status.io_write_bytes + now.io_write_bytes,
+                .oom_kills = j->status.oom_kills + now.oom_kills,
         };
         return ret->cpu || ret->memory || ret->io;
 }

@@ -24,6 +24,8 @@
 /* An earlier run's scope of the same name: killed, and tried again. */
 #define RETRIES_MAX 50u
 #define RETRY_USEC  (100 * 1000ULL)
+/* Scopes take OOMPolicy= from this version (Debian 12's has it). */
+#define OOM_POLICY_SINCE 252u
 /* Bounds what a burst of job starts can have queued at the manager. */
 #define REQUESTS_MAX 4096u
 
@@ -237,8 +239,9 @@ static int append_properties(Scopes *s, sd_bus_message *m, uint64_t job, uid_t u
                 r = sd_bus_message_append(m, "(sv)(sv)(sv)(sv)", "CPUAccounting", "b", 1, "MemoryAccounting", "b", 1,
                                           "TasksAccounting", "b", 1, "IOAccounting", "b", 1);
         /* The kernel's OOM killer takes one worker: an attempt of its item,
-         * never the end of the job (systemd >= 253 would stop the scope). */
-        if (r >= 0 && s->version >= 253)
+         * never the end of the job (a scope's default OOMPolicy, stop, would
+         * end the run). */
+        if (r >= 0 && s->version >= OOM_POLICY_SINCE)
                 r = sd_bus_message_append(m, "(sv)", "OOMPolicy", "s", "continue");
         if (r >= 0)
                 r = append_u64(m, "MemoryMax", l->memory_max);
@@ -517,6 +520,8 @@ int scope_usage(const char *cgroup, ScopeUsage *ret) {
                 ret->memory_current = strtoull(buf, NULL, 10);
                 if (read_small(root, cgroup, "memory.peak", buf, sizeof(buf)) == 0)
                         ret->memory_peak = strtoull(buf, NULL, 10);
+                if (read_small(root, cgroup, "memory.events", buf, sizeof(buf)) == 0)
+                        (void) key_value(buf, "oom_kill", &ret->oom_kills);
         } else if (read_small(v1_root("memory", v1, sizeof(v1)), cgroup, "memory.usage_in_bytes", buf, sizeof(buf)) ==
                    0) {
                 ret->memory = true;

@@ -31,6 +31,7 @@ typedef struct ScopeUsage {
         bool cpu, memory, io; /* which of these the cgroup accounts */
         uint64_t cpu_usec;
         uint64_t memory_current, memory_peak;
+        uint64_t oom_kills; /* processes the kernel killed for the job's MemoryMax */
         uint64_t io_read_bytes, io_write_bytes;
 } ScopeUsage;
 

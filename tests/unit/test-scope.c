@@ -50,6 +50,7 @@ START_TEST(test_unified) {
         put(CG "/cpu.stat", "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n");
         put(CG "/memory.current", "1048576\n");
         put(CG "/memory.peak", "67108864\n");
+        put(CG "/memory.events", "low 0\nhigh 0\nmax 5\noom 2\noom_kill 2\noom_group_kill 0\n");
         put(CG "/io.stat", "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2\n8:16 rbytes=1 wbytes=2 rios=1 wios=1\n");
         put(CG "/cgroup.controllers", "cpu io memory pids\n");
         ck_assert_int_eq(scope_usage(CG, &u), 0);
@@ -57,6 +58,7 @@ START_TEST(test_unified) {
         ck_assert_uint_eq(u.cpu_usec, 2500000);
         ck_assert_uint_eq(u.memory_current, 1048576);
         ck_assert_uint_eq(u.memory_peak, 67108864);
+        ck_assert_uint_eq(u.oom_kills, 2);
         ck_assert_uint_eq(u.io_read_bytes, 4097);
         ck_assert_uint_eq(u.io_write_bytes, 8194);
         ck_assert_int_eq(scope_controllers(CG, ctl, sizeof(ctl)), 0);

@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""The scope tests that need the kernel's cgroup controllers (issue 14):
+run inside the VM that tests/systemd/vm.py boots (Debian 12, cgroup v2,
+every controller), as root, by a unit at the end of the boot. Prints one
+line per test on stdout (the VM's second serial port) and a last line
+"mplock-tests: N passed, M failed"; the VM then powers off."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+
+
+def run(*cmd, user=None, check=True, timeout=300):
+    full = ["runuser", "-u", user, "--"] if user else []
+    p = subprocess.run(full + [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError("%s failed (%d):\n%s%s" % (" ".join(map(str, cmd)), p.returncode, p.stdout, p.stderr))
+    return p
+
+
+def ctl(*args, user=None, check=True, timeout=300):
+    return run("mplockctl", "--system", *args, user=user, check=check, timeout=timeout)
+
+
+def status(job, user=None):
+    return json.loads(ctl("--json", "status", job, user=user).stdout)
+
+
+def wait(job, user=None):
+    return json.loads(ctl("--json", "wait", job, user=user, check=False, timeout=600).stdout)
+
+
+def submit_exec(command, items, out, user=None, extra=()):
+    return int(ctl("submit", "--exec", command, "--output", out, *extra, ":::", *items, user=user).stdout)
+
+
+def wait_for(what, cond, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting for " + what)
+
+
+# A command that burns CPU for about the given seconds of its own CPU time.
+BURN = "python3 -c 'import sys, time\nend = time.process_time() + float(sys.argv[1])\nwhile time.process_time() < end: pass' {}"
+
+
+def test_the_controllers_are_in_force():
+    # systemd turns the cpu controller on for a cgroup that has a CPU
+    # setting (CPU time is accounted without it).
+    for extra, want in (((), {"memory", "pids", "io"}), (("--cpu-weight", 50), {"cpu", "memory", "pids", "io"})):
+        job = submit_exec("sleep 30", ["a"], "/tmp/ctl-out", extra=extra)
+        wait_for("running in its scope", lambda: status(job).get("isolation") == "scope")
+        ctls = status(job)["controllers"].split()
+        assert want <= set(ctls), (extra, ctls)
+        assert "cgroup controllers: " in ctl("status", job).stdout
+        ctl("cancel", job)
+
+
+def test_a_job_over_its_memory_max_loses_a_process_not_the_job():
+    # Each command holds 40 MB (and python's own 8 or so) for a while:
+    # three at once are past the job's 128 MB, two are not, and each alone
+    # is far below it and below RLIMIT_DATA. The OOM killer takes one of
+    # three, which is an attempt of its item; the others go on.
+    hold = "python3 -c 'import time; b = bytearray(40 << 20); time.sleep(1.5)' {}"
+    other = submit_exec("sleep 2", ["x", "y"], "/tmp/mem-other")
+    job = submit_exec(hold, [str(i) for i in range(5)], "/tmp/mem-out",
+                      extra=("--workers", 3, "--memory-max", "128M", "--max-attempts", 20))
+    st = wait(job)
+    with open(st["log_path"]) as f:
+        print("".join("    | " + line for line in f.readlines()[-12:]), end="", flush=True)
+    assert st["state"] == "completed" and st.get("isolation") == "scope", st
+    assert st["usage"]["oom_kills"] >= 1, st["usage"]
+    assert st["usage"]["memory_peak"] <= 128 << 20, st["usage"]
+    assert wait(other)["state"] == "completed"
+    assert run("systemctl", "is-active", "mplockd").stdout.strip() == "active"
+    print("    memory: peak %.1f MB, %d processes OOM-killed, the job completed" % (
+        st["usage"]["memory_peak"] / 1048576.0, st["usage"]["oom_kills"]), flush=True)
+
+
+def test_tasks_max_bounds_what_a_job_may_fork():
+    job = submit_exec("sh -c 'for i in $(seq 40); do sleep 3 & done; wait' {}", ["a"], "/tmp/tasks-out",
+                      extra=("--workers", 1, "--tasks-max", 16, "--max-attempts", 1))
+    st = wait(job)
+    assert st["state"] == "completed_with_failures", st
+    res = [json.loads(line) for line in ctl("--json", "results", job, check=False).stdout.splitlines()]
+    assert "fork" in res[0]["error"]["message"].lower(), res
+
+
+def test_cpu_quota_caps_the_job():
+    t0 = time.monotonic()
+    job = submit_exec(BURN, ["3", "3"], "/tmp/quota-out", extra=("--workers", 2, "--cpu-quota", "50%"))
+    st = wait(job)
+    wall = time.monotonic() - t0
+    share = st["usage"]["cpu_usec"] / 1e6 / wall
+    print("    quota 50%%: %.2f CPUs over %.1f s" % (share, wall), flush=True)
+    assert st["state"] == "completed" and share <= 0.65, (st, share)
+
+
+def test_users_share_the_cpus_equally():
+    # Alice runs 8 workers of burn, Bob 1: without fair share Bob's one
+    # worker would get 2/9 of the machine's two CPUs; with equal slice
+    # weights his slice gets half of them, all his worker can use.
+    for u in ("alice", "bob"):
+        run("mkdir", "-p", "/home/%s/share" % u, user=u)
+    a = submit_exec(BURN, ["4"] * 16, "/home/alice/share/out", user="alice", extra=("--workers", 8))
+    wait_for("alice's 8 workers", lambda: status(a, user="alice").get("live_workers", 0) >= 8, timeout=60)
+    t0 = time.monotonic()
+    b = submit_exec(BURN, ["2"] * 3, "/home/bob/share/out", user="bob", extra=("--workers", 1))
+    wait_for("bob's job in its scope", lambda: status(b, user="bob").get("isolation") == "scope", timeout=30)
+    sb = wait(b, user="bob")
+    wall = time.monotonic() - t0
+    sa = status(a, user="alice")
+    assert "usage" in sb, sb
+    assert sa["state"] == "running", "alice's job ended before bob's: nothing was contended"
+    bob = sb["usage"]["cpu_usec"] / 1e6 / wall
+    ctl("cancel", a, user="alice")
+    print("    fair share: bob's 1 worker got %.2f CPUs beside alice's 8 (ideal 1.0; unfair 0.22)" % bob,
+          flush=True)
+    assert bob >= 0.6, bob
+
+
+TESTS = [test_the_controllers_are_in_force, test_a_job_over_its_memory_max_loses_a_process_not_the_job,
+         test_tasks_max_bounds_what_a_job_may_fork, test_cpu_quota_caps_the_job, test_users_share_the_cpus_equally]
+
+
+def main():
+    passed = failed = 0
+    try:
+        for u in ("alice", "bob"):
+            run("useradd", "-m", u)
+        with open("/etc/mplockd.conf", "w") as f:
+            f.write("max-workers = 16\nmax-workers-per-uid = 16\n")
+        run("systemctl", "enable", "--now", "mplockd.socket")
+        ctl("list")
+    except Exception:
+        traceback.print_exc(file=sys.stdout)
+        print("mplock-tests: 0 passed, %d failed" % len(TESTS), flush=True)
+        return 1
+    with open("/proc/cmdline") as f:
+        only = [a.split("=", 1)[1].split(",") for a in f.read().split() if a.startswith("mplock.tests=")]
+    for t in TESTS:
+        if only and t.__name__ not in only[0]:
+            continue
+        t0 = time.monotonic()
+        try:
+            t()
+            passed += 1
+            print("ok   %s (%.1f s)" % (t.__name__, time.monotonic() - t0), flush=True)
+        except Exception:
+            failed += 1
+            print("FAIL %s (%.1f s)" % (t.__name__, time.monotonic() - t0), flush=True)
+            traceback.print_exc(file=sys.stdout)
+            print(run("journalctl", "-u", "mplockd", "-n", "30", "--no-pager", check=False).stdout, flush=True)
+    print("mplock-tests: %d passed, %d failed" % (passed, failed), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
