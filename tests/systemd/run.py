@@ -370,8 +370,8 @@ def cgroup_of(c, pid):
     return p.stdout if p.returncode == 0 else ""
 
 
-def exec_job(c, command, items, out, user=None, extra=()):
-    p = c.ctl("submit", "--exec", command, "--output", out, "--workers", 2, *extra, ":::", *items, user=user)
+def exec_job(c, command, items, out, user=None, extra=(), workers=2):
+    p = c.ctl("submit", "--exec", command, "--output", out, "--workers", workers, *extra, ":::", *items, user=user)
     return int(p.stdout)
 
 
@@ -420,7 +420,9 @@ LOOP = "i=0; while [ $i -lt 500000 ]; do i=$((i+1)); done"
 
 def test_status_accounts_the_jobs_cpu(c):
     n = 6
-    job = exec_job(c, "sh -c '%s' {}" % LOOP, [str(i) for i in range(n)], "/tmp/cpu-out")
+    # One worker, as the reference below runs them: two commands at once on
+    # a shared VM's two cores each take more CPU time (CI saw 1.24x).
+    job = exec_job(c, "sh -c '%s' {}" % LOOP, [str(i) for i in range(n)], "/tmp/cpu-out", workers=1)
     st = json.loads(c.ctl("--json", "wait", job).stdout)
     assert st["state"] == "completed", st
     used = st["usage"]["cpu_usec"] / 1e6
@@ -430,7 +432,9 @@ def test_status_accounts_the_jobs_cpu(c):
                       "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
                       "print(r.ru_utime + r.ru_stime)" % (n, LOOP)).stdout)
     print("    job's CPU %.2f s, the same commands alone %.2f s" % (used, ref))
-    assert abs(used - ref) <= 0.2 * ref, (used, ref)
+    # The commands are counted (not only the runner) and nothing else is
+    # (the runner's and worker's own share stays small).
+    assert 0.8 * ref <= used <= 1.3 * ref, (used, ref)
     # Kept in the job's state once it has ended (a restart reads it back).
     c.run("systemctl", "restart", "mplockd.service")
     assert abs(c.status(job)["usage"]["cpu_usec"] / 1e6 - used) < 0.01
