@@ -16,12 +16,11 @@ LAYERS = {
     "control": ({"control"}, {"config"}),
     "api": ({"api", "api-internal", "api-job", "api-submit", "api-results"},
             {"control", "submit", "jobs", "runners", "scopes", "config"}),
-    "submit": ({"submit", "spares"}, {"jobs", "runners", "store", "checkpoint", "config"}),
-    "jobs": ({"jobs", "job", "job-scope", "jobs-journal"}, {"runners", "scopes", "store", "checkpoint", "config"}),
+    "submit": ({"submit", "spares"}, {"jobs", "runners", "store", "config"}),
+    "jobs": ({"jobs", "job", "job-scope", "jobs-journal"}, {"runners", "scopes", "store", "config"}),
     "runners": ({"runner-proc", "agents", "agent-env", "results-reader"}, set()),
     "scopes": ({"scope"}, set()),
     "store": ({"store", "snapshot", "journal"}, set()),
-    "checkpoint": ({"checkpoint"}, set()),
     "config": ({"config"}, set()),
 }
 

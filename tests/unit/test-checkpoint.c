@@ -613,6 +613,49 @@ START_TEST(test_replay_too_many_ranges) {
 }
 END_TEST
 
+/* A reader beside a committing writer (a Slurm shard's checkpoint, read
+ * by the coordinator): what it finds is durable, and it cuts nothing. */
+START_TEST(test_peek_reads_without_cutting) {
+        char path[PATH_MAX];
+        int dirfd = test_tmpdir(path, sizeof(path));
+        Checkpoint c, p;
+        Model m = {}, before;
+        IpcRange one = { 900, 1 };
+        IpcCommit ic = { .results_len = 1u << 20, .n_ranges = 1 };
+        off_t size;
+
+        ck_assert_int_eq(checkpoint_create(dirfd, N_ITEMS), 0);
+        ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS), 0);
+        commit_one(&c, &m, 0, 10, 1);
+        before = m;
+        commit_one(&c, &m, 60, 10, 0);
+        size = test_file_size(dirfd, CKPT_LOG);
+        /* The writer's last record half written: */
+        truncate_log(dirfd, size - 7);
+        ck_assert_int_eq(checkpoint_peek(&p, dirfd, N_ITEMS), 0);
+        model_assert(&before, &p);
+        ck_assert_int_eq(test_file_size(dirfd, CKPT_LOG), size - 7);
+        ic.done_total = p.done + 1;
+        ic.failed_total = p.failed;
+        ck_assert_int_eq(checkpoint_commit(&p, &ic, &one), -EROFS);
+        ck_assert_int_eq(checkpoint_compact(&p), -EROFS);
+        checkpoint_close(&p);
+        checkpoint_close(&c);
+
+        /* After a compaction, the snapshot and a fresh log. */
+        m = before;
+        ck_assert_int_eq(checkpoint_open(&c, dirfd, N_ITEMS), 0);
+        commit_one(&c, &m, 60, 10, 0);
+        ck_assert_int_eq(checkpoint_compact(&c), 0);
+        commit_one(&c, &m, 100, 5, 2);
+        ck_assert_int_eq(checkpoint_peek(&p, dirfd, N_ITEMS), 0);
+        model_assert(&m, &p);
+        checkpoint_close(&p);
+        checkpoint_close(&c);
+        close(dirfd);
+}
+END_TEST
+
 START_TEST(test_compaction) {
         char path[PATH_MAX];
         int dirfd = test_tmpdir(path, sizeof(path));
@@ -1103,6 +1146,7 @@ static Suite *checkpoint_suite(void) {
         tcase_add_test(tc, test_replay_checks_records);
         tcase_add_test(tc, test_replay_too_many_ranges);
         tcase_add_test(tc, test_compaction);
+        tcase_add_test(tc, test_peek_reads_without_cutting);
         tcase_add_test(tc, test_snapshot_ahead_of_log);
         tcase_add_test(tc, test_corrupt_snapshot);
         tcase_add_test(tc, test_wrong_n_items);

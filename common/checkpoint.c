@@ -208,7 +208,7 @@ static int log_replay(Checkpoint *c) {
                 off += sizeof(rec) + rbytes;
         }
 
-        if ((uint64_t) st.st_size > off) {
+        if ((uint64_t) st.st_size > off && !c->read_only) {
                 /* A torn or corrupt tail: nothing after it was acknowledged as
                  * durable in order, so cut it off before appending again. */
                 c->torn_bytes = (uint64_t) st.st_size - off;
@@ -234,7 +234,7 @@ static int log_fresh(Checkpoint *c) {
                 return -EBADMSG;
         if ((uint64_t) st.st_size >= sizeof(CkptLogHeader) || c->seq != 0 || c->done != 0)
                 return 0;
-        if (st.st_size > 0) {
+        if (st.st_size > 0 && !c->read_only) {
                 c->torn_bytes = (uint64_t) st.st_size;
                 if (ftruncate(c->log_fd, 0) < 0 || fsync(c->log_fd) < 0)
                         return -errno;
@@ -245,17 +245,17 @@ static int log_fresh(Checkpoint *c) {
 
 unsigned checkpoint_chunk_shift = BITSET_SHIFT_MAX;
 
-int checkpoint_open(Checkpoint *c, int dirfd, uint64_t n_items) {
+static int open_as(Checkpoint *c, int dirfd, uint64_t n_items, bool read_only) {
         int r;
 
-        *c = (Checkpoint){ .dirfd = dirfd, .log_fd = -1, .n_items = n_items };
+        *c = (Checkpoint){ .dirfd = dirfd, .log_fd = -1, .n_items = n_items, .read_only = read_only };
         r = bitset_init_shift(&c->bits, n_items, checkpoint_chunk_shift);
         if (r < 0)
                 return r;
         r = snapshot_load(c);
         if (r < 0)
                 goto fail;
-        c->log_fd = openat(dirfd, CKPT_LOG, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        c->log_fd = openat(dirfd, CKPT_LOG, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW);
         if (c->log_fd < 0 && errno == ENOENT && c->seq == 0 && c->done == 0)
                 /* Never committed: no log yet, and no snapshot (which only
                  * compaction of a log writes). The first commit makes it. */
@@ -273,6 +273,14 @@ int checkpoint_open(Checkpoint *c, int dirfd, uint64_t n_items) {
 fail:
         checkpoint_close(c);
         return r;
+}
+
+int checkpoint_open(Checkpoint *c, int dirfd, uint64_t n_items) {
+        return open_as(c, dirfd, n_items, false);
+}
+
+int checkpoint_peek(Checkpoint *c, int dirfd, uint64_t n_items) {
+        return open_as(c, dirfd, n_items, true);
 }
 
 void checkpoint_close(Checkpoint *c) {
@@ -323,6 +331,8 @@ int checkpoint_commit(Checkpoint *c, const IpcCommit *commit, const IpcRange *ra
         int64_t total;
         int r;
 
+        if (c->read_only)
+                return -EROFS;
         if (commit->n_ranges == 0 || commit->n_ranges > IPC_COMMIT_RANGES_MAX)
                 return -EINVAL;
         total = ranges_check(c, ranges, commit->n_ranges);
@@ -393,6 +403,8 @@ int checkpoint_compact(Checkpoint *c) {
         CkptLogHeader lh;
         int fd = -1, r;
 
+        if (c->read_only)
+                return -EROFS;
         /* The header, then the bitmap a chunk at a time (empty and full
          * chunks from shared read-only words): never the whole of it. */
         iov = calloc(c->bits.n_chunks + 1, sizeof(*iov));

@@ -75,6 +75,7 @@ typedef struct Checkpoint {
         uint64_t seq, results_len, done, failed;
         uint64_t log_size;
         bool log_name_unsynced; /* created since: the directory needs an fsync */
+        bool read_only; /* checkpoint_peek(): nothing is cut, nothing committed */
         /* Compact once the log is this large (0: the default). */
         uint64_t compact_threshold;
         /* What recovery found, for the log and for tests. */
@@ -97,6 +98,12 @@ int checkpoint_restart(int dirfd, uint64_t n_items, uint32_t gen);
  * snapshot is unusable, or a snapshot has no log (which a crash alone
  * cannot cause). No log at all is generation 0 with nothing committed. */
 int checkpoint_open(Checkpoint *c, int dirfd, uint64_t n_items);
+/* Reads what another process's checkpoint has made durable, while that
+ * process may be committing: the same recovery, but nothing is cut back
+ * (a torn tail may be a record being written) and commits are refused.
+ * Whatever the interleaving with a compaction, the state found is one
+ * that was durable at some point, never more than is. */
+int checkpoint_peek(Checkpoint *c, int dirfd, uint64_t n_items);
 /* Chunk size of the committed set (bitset.h), BITSET_SHIFT_MAX unless a
  * test or fuzzer lowers it to cross chunks with small jobs; the files do
  * not depend on it. */
