@@ -187,7 +187,7 @@ static int uint_opt(const char *name, const char *v, uint64_t *ret) {
 /* The job scope's limits (docs/systemd.md): the Submit field of each
  * option, 0 when not given (mplockd checks the bounds). */
 enum { OPT_TASKS_MAX = 0x100, OPT_CPU_WEIGHT, OPT_CPU_QUOTA, OPT_IO_WEIGHT, OPT_MAX_ITEMS_PER_WORKER,
-       OPT_MAX_WORKER_MEMORY };
+       OPT_MAX_WORKER_MEMORY, OPT_SLURM, OPT_PARTITION, OPT_SHARDS, OPT_SLURM_OPT };
 static const char *const scope_fields[] = { "tasks_max", "cpu_weight", "cpu_quota", "io_weight" };
 
 static int scope_opt(int opt, const char *v, uint64_t limits[4]) {
@@ -231,11 +231,18 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 { "io-weight", required_argument, NULL, OPT_IO_WEIGHT },
                 { "max-items-per-worker", required_argument, NULL, OPT_MAX_ITEMS_PER_WORKER },
                 { "max-worker-memory", required_argument, NULL, OPT_MAX_WORKER_MEMORY },
+                { "slurm", no_argument, NULL, OPT_SLURM },
+                { "partition", required_argument, NULL, OPT_PARTITION },
+                { "shards", required_argument, NULL, OPT_SHARDS },
+                { "slurm-opt", required_argument, NULL, OPT_SLURM_OPT },
                 {},
         };
         _cleanup_free_ char *module = NULL, *input = NULL, *output = NULL;
         int stdin_fd = -1;
-        const char *name = NULL, *input_arg = NULL, *halt = NULL, *exec_cmd = NULL;
+        const char *name = NULL, *input_arg = NULL, *halt = NULL, *exec_cmd = NULL, *partition = NULL;
+        char slurm_opts[1100] = "";
+        uint64_t shards = 0;
+        bool slurm = false;
         json_object *shared = NULL, *items = NULL, *params, *reply;
         uint64_t workers = 0, save_batch = 0, batch_size = 0, timeout = UINT64_MAX, memory_max = UINT64_MAX,
                  attempts = 0, max_output = 0, job_id = 0, limits[4] = {}, recycle_items = 0, recycle_memory = 0;
@@ -342,9 +349,33 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                                 goto out;
                         }
                         break;
+                case OPT_SLURM:
+                        slurm = true;
+                        break;
+                case OPT_PARTITION:
+                        partition = optarg;
+                        break;
+                case OPT_SHARDS:
+                        if (uint_opt("shards", optarg, &shards) < 0)
+                                goto out;
+                        break;
+                case OPT_SLURM_OPT:
+                        /* Given more than once: all of them (mplockd checks each). */
+                        if (strlen(slurm_opts) + strlen(optarg) + 2 > sizeof(slurm_opts)) {
+                                fprintf(stderr, "mplockctl: --slurm-opt: too long in all\n");
+                                goto out;
+                        }
+                        if (slurm_opts[0])
+                                strcat(slurm_opts, " ");
+                        strcat(slurm_opts, optarg);
+                        break;
                 default:
                         goto out;
                 }
+        if ((partition || shards || slurm_opts[0]) && !slurm) {
+                fprintf(stderr, "mplockctl submit: --partition, --shards and --slurm-opt are for --slurm\n");
+                goto out;
+        }
         if (optind < argc && streq(argv[optind], ":::")) {
                 items = inline_items(argc - optind - 1, argv + optind + 1);
                 if (!items || argc - optind - 1 == 0) {
@@ -422,6 +453,10 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
             add_scope_limits(params, limits) < 0 ||
             (recycle_items && json_add_u64(params, "max_items_per_worker", recycle_items) < 0) ||
             (recycle_memory && json_add_u64(params, "max_worker_memory", recycle_memory) < 0) ||
+            (slurm && json_add(params, "slurm", json_object_new_boolean(true)) < 0) ||
+            (partition && json_add_str(params, "partition", partition) < 0) ||
+            (shards && json_add_u64(params, "shards", shards) < 0) ||
+            (slurm_opts[0] && json_add_str(params, "slurm_options", slurm_opts) < 0) ||
             (shared && json_add(params, "shared", TAKE_PTR(shared)) < 0)) {
                 json_object_put(params);
                 fprintf(stderr, "mplockctl: out of memory\n");

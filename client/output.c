@@ -92,6 +92,25 @@ static void print_isolation(json_object *job) {
         putchar('\n');
 }
 
+/* A Slurm job: its array and each shard, one line each. */
+static void print_cluster(json_object *job) {
+        json_object *c = json_get(job, "cluster"), *v = c ? json_get(c, "shards") : NULL;
+        size_t n = v ? json_object_array_length(v) : 0;
+
+        if (!c || !v)
+                return;
+        printf("  slurm:    array %s, %zu shards\n", job_str(c, "array"), n);
+        for (size_t i = 0; i < n; i++) {
+                json_object *s = json_object_array_get_idx(v, i);
+                const char *node = json_get_str(s, "node");
+                printf("    shard %-4llu %-8s %llu/%llu items, %llu failed, task %s%s%s, attempt %llu\n",
+                       (unsigned long long) job_uint(s, "index"), job_str(s, "state"),
+                       (unsigned long long) job_uint(s, "done"), (unsigned long long) job_uint(s, "items"),
+                       (unsigned long long) job_uint(s, "failed"), job_str(s, "task"), node && node[0] ? " on " : "",
+                       node ? node : "", (unsigned long long) job_uint(s, "attempts"));
+        }
+}
+
 void print_job(const json_object *cjob) {
         json_object *job = (json_object *) (uintptr_t) cjob;
         char created[32], started[32], finished[32], eta[32];
@@ -128,6 +147,7 @@ void print_job(const json_object *cjob) {
         printf("  created:  %s\n  started:  %s\n  finished: %s\n", created, started, finished);
         printf("  results:  %s\n  log:      %s\n", job_str(job, "results_path"), job_str(job, "log_path"));
         print_isolation(job);
+        print_cluster(job);
         if (json_get_str(job, "error"))
                 printf("  error:    %s\n", job_str(job, "error"));
 }

@@ -24,6 +24,7 @@ enum {
         IPC_DONE = 18,   /* payload: none; every item is committed */
         IPC_FAIL = 19,   /* payload: IpcFail + message text; the job cannot go on */
         IPC_PROGRESS = 20, /* payload: IpcProgress; informational */
+        IPC_SHARDS = 21,   /* payload: IpcShards + IpcShard[n]; a Slurm job's shards, informational */
 };
 
 /* mplockd <-> an agent (runner/agent.c): a user's warm helper that forks
@@ -77,9 +78,13 @@ enum {
         IPC_STOP_CANCEL = 2,   /* kill workers now, exit */
 };
 
+/* With IPC_STOP_GRACEFUL: the owner paused the job (not mplockd stopping),
+ * so a Slurm job also stops its work on the cluster. */
+#define IPC_STOP_FLAG_PAUSE 1u
+
 typedef struct IpcStop {
         uint32_t mode;
-        uint32_t reserved;
+        uint32_t flags;
 } IpcStop;
 
 typedef struct IpcRange {
@@ -104,6 +109,37 @@ typedef struct IpcProgress {
         uint32_t workers;   /* live workers */
         uint32_t reserved;
 } IpcProgress;
+
+/* A Slurm job's shards as its coordinator sees them (runner/slurm.c). */
+#define IPC_SHARDS_MAX 1024u
+#define IPC_SLURM_ID_MAX 32u   /* "1234567_89" */
+#define IPC_SLURM_NODE_MAX 64u /* a node's name, or a node list */
+
+enum {
+        IPC_SHARD_PENDING = 0,
+        IPC_SHARD_RUNNING = 1,
+        IPC_SHARD_DONE = 2,
+        IPC_SHARD_LOST = 3,   /* its task ended before the shard did: resubmitted */
+        IPC_SHARD_FAILED = 4, /* lost too often: the job fails */
+        IPC_SHARD_STOPPED = 5, /* paused, or cancelled */
+        _IPC_SHARD_STATE_MAX,
+};
+
+typedef struct IpcShards {
+        uint32_t n; /* IpcShard entries that follow, at most IPC_SHARDS_MAX */
+        uint32_t reserved;
+        char array[IPC_SLURM_ID_MAX]; /* the array's Slurm job id, NUL-terminated */
+} IpcShards;
+
+typedef struct IpcShard {
+        uint64_t items, done, failed; /* the shard's, as its checkpoint says */
+        uint32_t state;               /* IPC_SHARD_* */
+        uint32_t attempts;            /* its tasks so far */
+        char job[IPC_SLURM_ID_MAX];   /* its task now ("1234_5"), NUL-terminated */
+        char node[IPC_SLURM_NODE_MAX]; /* where it runs or ran, NUL-terminated */
+} IpcShard;
+
+_Static_assert(sizeof(IpcShards) + IPC_SHARDS_MAX * sizeof(IpcShard) <= IPC_MSG_MAX - 8, "shards fit a message");
 
 enum {
         IPC_FAIL_PERMANENT = 1, /* do not retry: module refused, bad output... */

@@ -73,6 +73,10 @@ static const SchemaField spec_fields[] = {
         { "created_usec", SCHEMA_U64, SPEC(created_usec), P | S, 0, U64MAX },
         { "umask", SCHEMA_U32, SPEC(umask), P | R | S | OPT, 0, 0777 },
         { "module_stamp", SCHEMA_STRING, SPEC(module_stamp), P | R | OPT },
+        { "slurm", SCHEMA_U32, SPEC(slurm), P | R | S | OPT, 0, 1 },
+        { "shards", SCHEMA_U32, SPEC(shards), P | R | S | OPT, 0, JOB_SHARDS_MAX },
+        { "partition", SCHEMA_STRING, SPEC(partition), P | R | S | OPT },
+        { "slurm_options", SCHEMA_STRING, SPEC(slurm_options), P | R | S | OPT },
 };
 const Schema job_spec_schema = { spec_fields, ELEMENTSOF(spec_fields) };
 

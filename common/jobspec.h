@@ -65,6 +65,11 @@ typedef struct JobSpec {
         uint64_t created_usec; /* CLOCK_REALTIME */
         uint32_t umask;        /* the submitter's, for what the job creates */
         char *module_stamp;    /* the module file as checked at submission (check-cache.h), or NULL */
+        /* Run as a Slurm job array (docs/slurm.md): 1, and its shards (0:
+         * the coordinator picks), partition and sbatch options (words, each
+         * "--name" or "--name=value"), or NULL. */
+        uint32_t slurm, shards;
+        char *partition, *slurm_options;
 } JobSpec;
 
 /* Where a job stands, as state.json keeps it. */
@@ -126,5 +131,8 @@ void job_status_done(JobStatus *st);
 #define JOB_TASKS_MAX 4194304u   /* the kernel's pid_max at most */
 #define JOB_CPU_QUOTA_MAX 102400u /* percent: 1024 CPUs */
 #define JOB_NAME_MAX 128u
+#define JOB_SHARDS_MAX 1024u
+#define JOB_SLURM_OPTIONS_MAX 1024u /* bytes */
+#define JOB_PARTITION_MAX 64u
 /* A job submitted without one (or stored before it was kept). */
 #define JOB_UMASK_DEFAULT 022u

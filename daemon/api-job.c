@@ -32,6 +32,50 @@ static int add_usage(json_object *o, const Job *j) {
         return json_add(o, "usage", u);
 }
 
+static const char *const shard_states[_IPC_SHARD_STATE_MAX] = {
+        [IPC_SHARD_PENDING] = "pending", [IPC_SHARD_RUNNING] = "running", [IPC_SHARD_DONE] = "done",
+        [IPC_SHARD_LOST] = "lost",       [IPC_SHARD_FAILED] = "failed",   [IPC_SHARD_STOPPED] = "stopped",
+};
+
+/* A Slurm job's array and shards, as its coordinator last told. */
+static int add_cluster(json_object *o, const Job *j) {
+        json_object *c, *v;
+
+        if (!j->n_shards)
+                return 0;
+        c = json_object_new_object();
+        v = json_object_new_array();
+        if (!c || !v || json_add_str(c, "array", j->slurm_array) < 0) {
+                json_object_put(c);
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        for (uint32_t k = 0; k < j->n_shards; k++) {
+                const IpcShard *s = &j->shards[k];
+                json_object *e = json_object_new_object();
+                /* A running job's shards; once it has ended, none runs. */
+                uint32_t st = s->state == IPC_SHARD_RUNNING || s->state == IPC_SHARD_PENDING
+                                      ? (job_state(j) == JOB_RUNNING ? s->state : IPC_SHARD_STOPPED)
+                                      : s->state;
+
+                if (!e || json_add_u64(e, "index", k) < 0 ||
+                    json_add_str(e, "state", shard_states[st]) < 0 || json_add_u64(e, "items", s->items) < 0 ||
+                    json_add_u64(e, "done", s->done) < 0 || json_add_u64(e, "failed", s->failed) < 0 ||
+                    json_add_u64(e, "attempts", s->attempts) < 0 || json_add_str(e, "task", s->job) < 0 ||
+                    json_add_str(e, "node", s->node) < 0 || json_object_array_add(v, e) < 0) {
+                        json_object_put(e);
+                        json_object_put(c);
+                        json_object_put(v);
+                        return -ENOMEM;
+                }
+        }
+        if (json_add(c, "shards", v) < 0) {
+                json_object_put(c);
+                return -ENOMEM;
+        }
+        return json_add(o, "cluster", c);
+}
+
 /* The spec's shown fields come from the schema; these are how it runs. */
 static int add_progress(json_object *o, const Job *j) {
         JobState s = job_state(j);
@@ -71,6 +115,8 @@ static int add_progress(json_object *o, const Job *j) {
         }
         if (r >= 0)
                 r = add_usage(o, j);
+        if (r >= 0)
+                r = add_cluster(o, j);
         ADD("retries", json_object_new_int64(j->status.results_gen));
 #undef ADD
         return r;

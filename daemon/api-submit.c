@@ -10,6 +10,7 @@
 #include "control.h"
 #include "macro.h"
 #include "parse.h"
+#include "slurmopt.h"
 #include "submit.h"
 #include "varlink-names.h"
 
@@ -30,6 +31,8 @@ const JsonField submit_fields[] = {
         { "cpu_weight", JSON_KIND_UINT, false },   { "cpu_quota", JSON_KIND_UINT, false },
         { "io_weight", JSON_KIND_UINT, false },    { "max_items_per_worker", JSON_KIND_UINT, false },
         { "max_worker_memory", JSON_KIND_UINT, false },
+        { "slurm", JSON_KIND_BOOL, false },        { "shards", JSON_KIND_UINT, false },
+        { "partition", JSON_KIND_STRING, false },  { "slurm_options", JSON_KIND_STRING, false },
 };
 const size_t submit_n_fields = ELEMENTSOF(submit_fields);
 
@@ -209,6 +212,38 @@ static int read_recycling(json_object *p, JobSpec *spec, Refusal *f) {
         return 0;
 }
 
+/* A Slurm job array (docs/slurm.md): the coordinator runs sbatch as the
+ * owner, so these only need to be well-formed and bounded here. */
+static int read_slurm(json_object *p, JobSpec *spec, Refusal *f) {
+        const char *part = json_get_str(p, "partition"), *opts = json_get_str(p, "slurm_options");
+        json_object *on = json_get(p, "slurm");
+        uint64_t shards = json_get_uint(p, "shards", 0);
+        char why[200];
+
+        spec->slurm = on && json_object_get_boolean(on);
+        if (!spec->slurm) {
+                if (part || opts || json_get(p, "shards"))
+                        return refuse(f, part ? "partition" : opts ? "slurm_options" : "shards",
+                                      "is only for a Slurm job (slurm: true)");
+                return 0;
+        }
+        if (shards > JOB_SHARDS_MAX || (json_get(p, "shards") && shards == 0))
+                return refuse(f, "shards", "must be from 1 to %u", JOB_SHARDS_MAX);
+        if (part && (!part[0] || strlen(part) > JOB_PARTITION_MAX || strspn(part, "abcdefghijklmnopqrstuvwxyz"
+                                                                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") !=
+                                                                          strlen(part)))
+                return refuse(f, "partition", "must be a partition's name (letters, digits, '_', '-', '.'; at most %u)",
+                              JOB_PARTITION_MAX);
+        if (opts && strlen(opts) > JOB_SLURM_OPTIONS_MAX)
+                return refuse(f, "slurm_options", "longer than %u bytes", JOB_SLURM_OPTIONS_MAX);
+        if (opts && slurm_options_check(opts, why, sizeof(why)) < 0)
+                return refuse(f, "slurm_options", "%s", why);
+        spec->shards = (uint32_t) shards;
+        spec->partition = part ? strdup(part) : NULL;
+        spec->slurm_options = opts && opts[0] ? strdup(opts) : NULL;
+        return (part && !spec->partition) || (opts && opts[0] && !spec->slurm_options) ? -ENOMEM : 0;
+}
+
 static int read_extras(json_object *p, const Settings *s, SubmitRequest *req, Refusal *f) {
         const char *halt = json_get_str(p, "halt_on_failure");
         json_object *shared = json_get(p, "shared");
@@ -339,6 +374,8 @@ static int read_request(Api *api, Call *call, SubmitRequest *req, char **items, 
                 r = read_scope_limits(p, api->settings, &req->spec, f);
         if (r >= 0)
                 r = read_recycling(p, &req->spec, f);
+        if (r >= 0)
+                r = read_slurm(p, &req->spec, f);
         if (r >= 0)
                 r = read_extras(p, api->settings, req, f);
         if (r >= 0 && json_get(p, "items"))

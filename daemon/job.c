@@ -79,6 +79,7 @@ Job *job_free(Job *j) {
         free(j->runner_error);
         free(j->pause_reason);
         free(j->halt_reason);
+        free(j->shards);
         free(j);
         return NULL;
 }
@@ -285,6 +286,9 @@ uint32_t job_slots_needed(const Job *j) {
         uint64_t left = j->spec.n_items > j->status.done ? j->spec.n_items - j->status.done : 1;
         uint32_t need = MIN(j->spec.workers, s->max_workers);
 
+        /* A Slurm job's workers are the cluster's; here it is one process. */
+        if (j->spec.slurm)
+                return 1;
         if (left < need)
                 need = (uint32_t) left;
         return MIN(need ? need : 1, s->max_workers_per_uid);
@@ -406,6 +410,20 @@ static void on_progress(void *userdata, uint64_t processed, uint32_t workers) {
         update_rate(j);
 }
 
+static void on_shards(void *userdata, const char *array, const IpcShard *v, uint32_t n) {
+        Job *j = userdata;
+
+        if (n != j->n_shards) {
+                IpcShard *nv = realloc(j->shards, n * sizeof(*v));
+                if (!nv)
+                        return; /* informational: the last view stays */
+                j->shards = nv;
+                j->n_shards = n;
+        }
+        memcpy(j->shards, v, n * sizeof(*v));
+        (void) snprintf(j->slurm_array, sizeof(j->slurm_array), "%s", array);
+}
+
 static int restart_timer_handler(sd_event_source *s, uint64_t usec, void *userdata);
 
 /* The runner died without being asked to: start another after a growing
@@ -505,6 +523,7 @@ static const RunnerEvents runner_events = {
         .done = on_done,
         .fail = on_fail,
         .progress = on_progress,
+        .shards = on_shards,
         .exited = on_exited,
 };
 
@@ -513,7 +532,7 @@ static const RunnerEvents runner_events = {
 static char *start_message(Job *j, size_t *len) {
         const Settings *s = j->jobs->settings;
         RunnerStart st = {
-                .workers = j->slots,
+                .workers = j->spec.slurm ? j->spec.workers : j->slots,
                 .results_len = j->ckpt.results_len,
                 .done = j->ckpt.done,
                 .failed = j->ckpt.failed,
@@ -633,7 +652,8 @@ static int restart_timer_handler(sd_event_source *s, uint64_t usec, void *userda
 void job_cancel(Job *j) {
         j->cancel_requested = true;
         if (j->runner) {
-                runner_proc_stop(j->runner, IPC_STOP_CANCEL, CANCEL_GRACE_USEC);
+                /* A Slurm job's coordinator runs scancel and waits for it. */
+                runner_proc_stop(j->runner, IPC_STOP_CANCEL, j->spec.slurm ? 10 * CANCEL_GRACE_USEC : CANCEL_GRACE_USEC);
                 return;
         }
         (void) job_set_state(j, JOB_CANCELLED, NULL);
@@ -648,7 +668,7 @@ void job_pause(Job *j, const char *reason) {
         if (j->runner) {
                 j->pause_requested = true;
                 if (!runner_proc_stop_sent(j->runner))
-                        runner_proc_stop(j->runner, IPC_STOP_GRACEFUL, j->jobs->settings->stop_timeout_usec);
+                        runner_proc_pause(j->runner, j->jobs->settings->stop_timeout_usec);
                 return;
         }
         if (!job_state_is_final(job_state(j))) {

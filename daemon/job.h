@@ -7,6 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "checkpoint.h"
+#include "ipc.h"
 #include "jobspec.h"
 
 /* One job: its state machine and its runner. Only this file and jobs.c
@@ -64,6 +65,11 @@ typedef struct Job {
         int scope_pidfd;
         char *cgroup;
         struct ScopeUsage *run_usage; /* the running scope's, last read */
+
+        /* A Slurm job's shards, as its coordinator last told (informational). */
+        char slurm_array[IPC_SLURM_ID_MAX];
+        IpcShard *shards;
+        uint32_t n_shards;
 
         /* Items per second over recent commits, for status. */
         uint64_t rate_done, rate_usec;

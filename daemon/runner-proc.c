@@ -87,8 +87,18 @@ static int kill_timer_handler(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+static void stop_with(RunnerProc *p, uint32_t mode, uint32_t flags, uint64_t kill_after_usec);
+
 void runner_proc_stop(RunnerProc *p, uint32_t mode, uint64_t kill_after_usec) {
-        IpcStop st = { .mode = mode };
+        stop_with(p, mode, 0, kill_after_usec);
+}
+
+void runner_proc_pause(RunnerProc *p, uint64_t kill_after_usec) {
+        stop_with(p, IPC_STOP_GRACEFUL, IPC_STOP_FLAG_PAUSE, kill_after_usec);
+}
+
+static void stop_with(RunnerProc *p, uint32_t mode, uint32_t flags, uint64_t kill_after_usec) {
+        IpcStop st = { .mode = mode, .flags = flags };
         int r;
 
         if (!p || !p->task)
@@ -161,6 +171,39 @@ static void handle_fail(RunnerProc *p, const void *payload, size_t len) {
                     msg);
 }
 
+/* A Slurm job's ids and node names: what squeue prints, nothing else. */
+static bool slurm_text_ok(const char *s, size_t max) {
+        size_t n = strnlen(s, max);
+
+        return n < max && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._,-[]") == n;
+}
+
+static void handle_shards(RunnerProc *p, const void *payload, size_t len) {
+        IpcShards h;
+        const IpcShard *v;
+
+        if (len < sizeof(h)) {
+                protocol_error(p, "short shards message");
+                return;
+        }
+        memcpy(&h, payload, sizeof(h));
+        if (h.n == 0 || h.n > IPC_SHARDS_MAX || len != sizeof(h) + h.n * sizeof(IpcShard) ||
+            !slurm_text_ok(h.array, sizeof(h.array))) {
+                protocol_error(p, "shards message of the wrong form");
+                return;
+        }
+        /* Aligned: IpcShards is a multiple of 8 bytes. */
+        v = (const IpcShard *) (const void *) ((const char *) payload + sizeof(h));
+        for (uint32_t k = 0; k < h.n; k++)
+                if (v[k].state >= _IPC_SHARD_STATE_MAX || v[k].done > v[k].items || v[k].failed > v[k].done ||
+                    !slurm_text_ok(v[k].job, sizeof(v[k].job)) || !slurm_text_ok(v[k].node, sizeof(v[k].node))) {
+                        protocol_error(p, "a shard of the wrong form");
+                        return;
+                }
+        if (p->ev->shards)
+                p->ev->shards(p->userdata, h.array, v, h.n);
+}
+
 static void handle_message(RunnerProc *p, uint32_t type, const void *payload, size_t len, const struct ucred *cred) {
         IpcProgress pr;
 
@@ -187,6 +230,9 @@ static void handle_message(RunnerProc *p, uint32_t type, const void *payload, si
                 }
                 memcpy(&pr, payload, sizeof(pr));
                 p->ev->progress(p->userdata, pr.processed, pr.workers);
+                break;
+        case IPC_SHARDS:
+                handle_shards(p, payload, len);
                 break;
         default:
                 protocol_error(p, "unknown message type");

@@ -30,6 +30,8 @@ typedef struct RunnerEvents {
          * (IPC_FAIL_PERMANENT), with a printable message. */
         void (*fail)(void *userdata, uint32_t kind, const char *message);
         void (*progress)(void *userdata, uint64_t processed, uint32_t workers);
+        /* A Slurm job's shards, checked (printable ids, counts in bounds). */
+        void (*shards)(void *userdata, const char *array, const IpcShard *v, uint32_t n);
         /* The runner is gone (siginfo code and status) and so are all the
          * processes of its group; the RunnerProc may be freed now. */
         void (*exited)(void *userdata, int code, int status);
@@ -45,6 +47,8 @@ int runner_proc_start(RunnerProc **ret, Agents *agents, uid_t uid, gid_t gid, co
 /* Asks it to stop (IPC_STOP_GRACEFUL or IPC_STOP_CANCEL); SIGKILL to its
  * group after kill_after_usec, or at once if it cannot be told. */
 void runner_proc_stop(RunnerProc *p, uint32_t mode, uint64_t kill_after_usec);
+/* A graceful stop for the owner's pause (IPC_STOP_FLAG_PAUSE). */
+void runner_proc_pause(RunnerProc *p, uint64_t kill_after_usec);
 bool runner_proc_stop_sent(const RunnerProc *p);
 void runner_proc_kill(RunnerProc *p);
 /* What it sends from now on is dropped unread. */

@@ -7,6 +7,7 @@
 #include "fork.h"
 #include "log.h"
 #include "runner.h"
+#include "slurm.h"
 
 /* mplock-runner: the helper mplockd starts for everything that touches a
  * user's files or code. Not meant to be run by hand. */
@@ -24,7 +25,10 @@ int main(int argc, char **argv) {
                 return check_main(argc - 1, argv + 1);
         if (argc >= 2 && strcmp(argv[1], "agent") == 0)
                 return agent_main(argv);
-        fprintf(stderr, "mplock-runner is started by mplockd (modes: run, check, agent); it is not meant to be run by "
+        /* A Slurm array task, on a node (docs/slurm.md). */
+        if (argc >= 2 && strcmp(argv[1], "shard") == 0)
+                return shard_main(argc, argv);
+        fprintf(stderr, "mplock-runner is started by mplockd (modes: run, check, agent; shard in a Slurm task); it is not meant to be run by "
                         "hand.\n");
         return 2;
 }

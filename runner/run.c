@@ -24,6 +24,7 @@
 #include "pool.h"
 #include "run-error.h"
 #include "runner.h"
+#include "slurm.h"
 #include "start.h"
 #include "watchdog.h"
 
@@ -473,6 +474,8 @@ int run_main(void) {
         q = watchdog_init(IPC_FD);
         if (q < 0)
                 failf(NULL, IPC_FAIL_TEMPORARY, "cannot set up the callback watchdog: %s", strerror(-q));
+        if (r.job.slurm)
+                slurm_main(&r.job); /* no workers here: the shards' tasks have them */
         output_init(&r.out, r.job.output, r.job.id);
         if (host_init(&r.host, r.job.shared, r.job.output, r.job.id, r.job.n_workers, r.job.batch_size) < 0)
                 failf(NULL, IPC_FAIL_TEMPORARY, "out of memory");

@@ -53,6 +53,10 @@ static void job_from_spec(Job *job, JobSpec *spec, const RunnerStart *st) {
                 .results_len = st->results_len,
                 .committed = st->done,
                 .committed_failed = st->failed,
+                .slurm = spec->slurm != 0,
+                .shards = spec->shards,
+                .partition = TAKE_PTR(spec->partition),
+                .slurm_options = TAKE_PTR(spec->slurm_options),
         };
 }
 
@@ -83,6 +87,12 @@ int start_read(Job *job, int ipc_fd, RunError *e) {
         job_from_spec(job, &spec, &st);
         if (job->committed > job->n_items)
                 return run_error(e, IPC_FAIL_PERMANENT, -EBADMSG, "bad job description from mplockd");
+        if (job->slurm) {
+                job->start_json = strndup(payload, len);
+                if (!job->start_json)
+                        return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
+                job->start_json_len = len;
+        }
         return 0;
 }
 
@@ -91,6 +101,9 @@ void start_job_free(Job *job) {
         free(job->module_stamp);
         free(job->output);
         free(job->shared);
+        free(job->partition);
+        free(job->slurm_options);
+        free(job->start_json);
         *job = (Job){};
 }
 

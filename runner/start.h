@@ -33,6 +33,12 @@ typedef struct Job {
         uint32_t umask; /* the submitter's: the output directory, files, and what workers make */
         /* What the checkpoint says is committed. */
         uint64_t results_len, committed, committed_failed;
+        /* A Slurm job (slurm.h): this runner coordinates its shards. */
+        bool slurm;
+        uint32_t shards;
+        char *partition, *slurm_options;
+        char *start_json; /* the start message as received, for the shards' */
+        size_t start_json_len;
 } Job;
 
 /* Receives and checks IPC_START on ipc_fd. */

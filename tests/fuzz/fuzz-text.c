@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* Fuzz target: base64 and UTF-8 as mplockctl and mplock.Client meet them
  * in the daemon's Results replies (item_base64, result_base64), and the
- * invariants that tie the three functions together. */
+ * invariants that tie the three functions together; and the sbatch
+ * options a Slurm job's owner adds. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "slurmopt.h"
 #include "text.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -35,6 +37,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         clean = utf8_sanitize(s, size, &n);
         if (!clean || !utf8_valid(clean, n) || (utf8_valid(s, size) && (n != size || memcmp(clean, s, size) != 0)))
                 abort();
+        free(clean);
+        /* sbatch options (--slurm-opt): what passes the check splits into
+         * words that each pass it alone. */
+        clean = strndup(s, size);
+        if (clean && slurm_options_check(clean, NULL, 0) == 0) {
+                char **v;
+                if (slurm_options_split(clean, &v) != 0)
+                        abort();
+                for (size_t i = 0; v[i]; i++)
+                        if (!v[i][0] || strchr(v[i], ' ') || slurm_options_check(v[i], NULL, 0) != 0)
+                                abort();
+                strv_free(v);
+        }
         free(clean);
         return 0;
 }
