@@ -629,7 +629,11 @@ static void follow(Coord *c) {
         /* After squeue: a task gone from it has made durable all it will. */
         for (uint32_t k = 0; k < c->n_shards; k++) {
                 Shard *s = &c->shards[k];
-                int r = peek_shard(c, k);
+                int r;
+
+                if (s->state == IPC_SHARD_DONE && s->copied_end >= s->results_len)
+                        continue; /* nothing more will come from it */
+                r = peek_shard(c, k);
 
                 if (r < 0 && r != -ENOENT)
                         output_log(&c->out, LOG_WARNING, "Cannot read shard %" PRIu32 "'s checkpoint: %s", k,

@@ -8,10 +8,11 @@ set -eu
 # Tests: Check, python3, python3-pytest and python3-numpy (the Python
 # package's tests), procps
 # (pgrep), passwd (useradd, for the shared-machine tests), debootstrap +
-# systemd-container for the tests under a real systemd (tests/systemd), and
-# clang with its sanitizer and libFuzzer runtimes for the fuzz targets.
+# systemd-container for the tests under a real systemd (tests/systemd),
+# slurm-wlm and munge for the Slurm tests' cluster (tests/slurm), and clang
+# with its sanitizer and libFuzzer runtimes for the fuzz targets.
 PACKAGES="gcc libc6-dev meson ninja-build pkg-config libsystemd-dev libjson-c-dev check python3 python3-dev python3-cloudpickle python3-pytest
-          python3-numpy procps passwd systemd debootstrap systemd-container clang libclang-rt-14-dev"
+          python3-numpy procps passwd systemd debootstrap systemd-container slurm-wlm munge clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do
