@@ -69,8 +69,15 @@ typedef struct Coord {
         sd_event_source *ipc_source, *timer;
 } Coord;
 
+static void scancel(Coord *c, const char *signal, bool batch_only);
+
+/* A permanent failure ends the job: its tasks go too. A temporary one
+ * (squeue did not answer) leaves them to the next coordinator. */
 static _Noreturn void fail(Coord *c, const RunError *e) {
         IpcFail f = { .kind = e->kind };
+
+        if (c && c->started && c->name[0] && e->kind == IPC_FAIL_PERMANENT)
+                scancel(c, NULL, false);
 
         if (e->kind != RUN_ERROR_GONE) {
                 if (c && c->out.log_fd >= 0)
@@ -576,13 +583,49 @@ static void send_shards(Coord *c) {
         (void) ipc_send(IPC_FD, IPC_PROGRESS, &p, sizeof(p));
 }
 
+/* How a task ended, as Slurm still knows it (MinJobAge): its state
+ * ("TIMEOUT", "NODE_FAIL", ...) and exit status; "" and -1 if forgotten. */
+static void task_end(const Shard *s, char *state, size_t n, int *ret_exit) {
+        char id[IPC_SLURM_ID_MAX];
+        char *argv[] = { "scontrol", "show", "job", "-o", id, NULL };
+        SlurmCmd out = {};
+        RunError e;
+        const char *p;
+
+        *state = 0;
+        *ret_exit = -1;
+        memcpy(id, s->job, sizeof(id));
+        if (s->job[0] && run_cmd(argv, &out, &e) >= 0) {
+                if ((p = strstr(out.out, "JobState=")))
+                        (void) snprintf(state, n, "%.*s", (int) strcspn(p + 9, " \n"), p + 9);
+                if ((p = strstr(out.out, "ExitCode=")))
+                        *ret_exit = atoi(p + 9);
+        }
+        slurm_cmd_done(&out);
+}
+
 /* A shard whose task is gone before the shard is done: again, while it
  * has attempts left (a pause is not an attempt). */
 static int shard_lost(Coord *c, uint32_t k, RunError *e) {
         Shard *s = &c->shards[k];
-        char id[IPC_SLURM_ID_MAX];
-        int r;
+        char id[IPC_SLURM_ID_MAX], how[32];
+        int r, code;
 
+        task_end(s, how, sizeof(how), &code);
+        if (code == SHARD_EXIT_UNREACHABLE) {
+                s->state = IPC_SHARD_FAILED;
+                send_shards(c);
+                return run_error(e, IPC_FAIL_PERMANENT, -ENOENT,
+                                 "the shared directory %s is not reachable from node %s (task %s): the output "
+                                 "directory of a Slurm job must be on a filesystem the nodes mount at the same path",
+                                 c->dir, s->node[0] ? s->node : "?", s->job);
+        }
+        if (code == SHARD_EXIT_FAILED) {
+                s->state = IPC_SHARD_FAILED;
+                send_shards(c);
+                return run_error(e, IPC_FAIL_PERMANENT, -EIO, "shard %" PRIu32 "'s runner failed (task %s): see %s/shard-%" PRIu32 "/mplock-%" PRIu64 ".log",
+                                 k, s->job, c->dir, k, c->job->id);
+        }
         if (!c->paused && s->attempts >= c->job->max_attempts) {
                 s->state = IPC_SHARD_FAILED;
                 send_shards(c);
@@ -592,8 +635,9 @@ static int shard_lost(Coord *c, uint32_t k, RunError *e) {
                                  k, s->first, s->first + s->n - 1, s->attempts, s->node[0] ? s->node : "no node",
                                  s->job, c->dir, s->job);
         }
-        output_log(&c->out, LOG_WARNING, "Shard %" PRIu32 "'s task %s ended at %" PRIu64 "/%" PRIu64
-                   " items: submitted again.", k, s->job[0] ? s->job : "(none)", s->done, s->n);
+        output_log(&c->out, LOG_WARNING, "Shard %" PRIu32 "'s task %s ended (%s, exit %d) at %" PRIu64 "/%" PRIu64
+                   " items: submitted again.", k, s->job[0] ? s->job : "(none)", how[0] ? how : "gone", code,
+                   s->done, s->n);
         r = submit(c, k, k, id, sizeof(id) - 8, e);
         if (r < 0)
                 return r;

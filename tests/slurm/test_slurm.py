@@ -160,6 +160,20 @@ class Arrays(SlurmCase, DaemonTest):
         self.d.ctl("resume", job)
         self.check_exact(job, n, side, committed)
 
+    def test_a_shared_directory_the_node_cannot_reach_fails_the_job_saying_so(self):
+        # The tasks wait 4 s to begin; meanwhile shard 1's directory goes,
+        # as on a node that does not mount the output directory.
+        job = self.slurm_job([str(i) for i in range(10)], self.path("out"), "--shards", "2", "--workers", "1",
+                             "--slurm-opt", "--begin=now+4")
+        d = self.path("out", "mplock-%d.slurm" % job)
+        self.wait_for("the shards' files", lambda: os.path.exists(os.path.join(d, "slurm.json")))
+        os.rename(os.path.join(d, "shard-1"), self.path("elsewhere"))
+        rc, st = self.d.wait(job)
+        self.assertEqual(st["state"], "failed", st)
+        self.assertIn("is not reachable from node", st["error"])
+        self.assertIn(d, st["error"])
+        self.assertEqual(squeue("mplock-%d-" % job), [])  # the other shard's task went with it
+
     def test_bad_slurm_options_are_refused_before_anything_runs(self):
         path = self.write_items("i.txt", ["1"])
         for opt, why in (("--array=0-3", "set by mplock"), ("-t 10", "form --name"), ("--wrap=id", "set by mplock")):
