@@ -265,6 +265,12 @@ static void method_retry(Api *api, Call *call) {
                 error_with_state(call, MPLOCK_ERROR_NOTHING_TO_RETRY, j);
                 return;
         }
+        /* Its shards' checkpoints belong to the first generation. */
+        if (j->spec.slurm) {
+                call_error_param(call, "id", "a retry of a Slurm job is not supported yet: submit its failed "
+                                             "items again");
+                return;
+        }
         /* Active again: within its owner's limits, as a new job would be. */
         if (!api_admit(api, call, j->spec.uid, false))
                 return;

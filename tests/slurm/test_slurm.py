@@ -173,6 +173,9 @@ class Arrays(SlurmCase, DaemonTest):
         self.assertIn("is not reachable from node", st["error"])
         self.assertIn(d, st["error"])
         self.assertEqual(squeue("mplock-%d-" % job), [])  # the other shard's task went with it
+        p = self.d.ctl("retry", job, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("retry of a Slurm job is not supported", p.stderr.decode())
 
     def test_bad_slurm_options_are_refused_before_anything_runs(self):
         path = self.write_items("i.txt", ["1"])
