@@ -460,19 +460,11 @@ static const char *v1_root(const char *controller, char *buf, size_t len) {
 static int read_small(const char *dir, const char *cgroup, const char *file, char *buf, size_t len) {
         char path[4096];
         ssize_t n;
-        int fd;
 
         if (snprintf(path, sizeof(path), "%s%s/%s", dir, cgroup, file) >= (int) sizeof(path))
                 return -ENAMETOOLONG;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, len - 1);
-        close(fd);
-        if (n < 0)
-                return -errno;
-        buf[n] = '\0';
-        return 0;
+        n = read_virtual_file_at(AT_FDCWD, path, buf, len);
+        return n < 0 ? (int) n : 0;
 }
 
 static bool key_value(const char *text, const char *key, uint64_t *ret) {
