@@ -50,7 +50,6 @@ struct Scopes {
         sd_event *event;
         sd_bus *bus;
         sd_bus_slot *job_removed;
-        bool user_instance;
         unsigned version; /* of the manager: what its scopes accept */
         uint32_t user_cpu_weight;
         ScopeRequest *requests;
@@ -398,7 +397,7 @@ int scopes_new(Scopes **ret, sd_event *event, bool user_instance, uint32_t user_
                 sd_bus_unref(bus);
                 return -ENOMEM;
         }
-        *s = (Scopes){.event = event, .bus = bus, .user_instance = user_instance, .user_cpu_weight = user_cpu_weight};
+        *s = (Scopes){.event = event, .bus = bus, .user_cpu_weight = user_cpu_weight};
         s->version = manager_version(bus);
         r = sd_bus_match_signal(bus, &s->job_removed, NULL, MGR_PATH, MGR_IFACE, "JobRemoved", on_job_removed, s);
         if (r >= 0)
