@@ -12,16 +12,33 @@
 #include "macro.h"
 #include "runner-proc.h"
 
+/* What the job keeps of its scope: its cgroup, and room for its use. */
+static int keep_cgroup(Job *j, const char *cgroup) {
+        j->cgroup = strdup(cgroup);
+        j->run_usage = j->cgroup ? calloc(1, sizeof(ScopeUsage)) : NULL;
+        if (!j->run_usage) {
+                j->cgroup = mfree(j->cgroup);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 static void placed(int error, const char *cgroup, void *userdata) {
         Job *j = userdata;
+        int r;
 
         j->scope_req = NULL;
         j->scope_pidfd = safe_close(j->scope_pidfd);
         if (error < 0)
                 log_job(LOG_WARNING, j->spec.id, "Runs without its scope (%s): process group and rlimits only.",
                         strerror(-error));
-        else if (!(j->cgroup = strdup(cgroup)) || !(j->run_usage = calloc(1, sizeof(ScopeUsage))))
-                j->cgroup = mfree(j->cgroup);
+        else if ((r = keep_cgroup(j, cgroup)) < 0)
+                /* The run is in the scope, but the job does not know it:
+                 * it is accounted and killed as if it were not. */
+                log_job_errno(LOG_WARNING, r, j->spec.id,
+                              "In mplock-job-%llu.scope (%s), but cannot keep track of it: %m; "
+                              "no usage, and killed by process group only.",
+                              (unsigned long long) j->spec.id, cgroup);
         else
                 log_job(LOG_INFO, j->spec.id, "In mplock-job-%llu.scope (%s).", (unsigned long long) j->spec.id,
                         cgroup);
