@@ -137,8 +137,10 @@ static void start_job_ended(ScopeRequest *q, const char *result) {
                 request_done(q, -EIO, NULL);
                 return;
         }
-        if (poll(&p, 1, 0) != 0) {
-                request_done(q, -ESRCH, NULL);
+        r = poll(&p, 1, 0);
+        if (r != 0) {
+                /* Readable: it ended. A failed poll proves nothing either. */
+                request_done(q, r > 0 ? -ESRCH : negative_errno(), NULL);
                 return;
         }
         r = sd_bus_path_encode("/org/freedesktop/systemd1/unit", q->unit, &path);
