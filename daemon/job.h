@@ -63,7 +63,7 @@ typedef struct Job {
         struct ScopeRequest *scope_req;
         int scope_pidfd;
         char *cgroup;
-        struct ScopeUsage *run_usage; /* the running scope's, last read */
+        struct JobRunUsage *run_usage; /* the running scope's, last read */
 
         /* Items per second over recent commits, for status. */
         uint64_t rate_done, rate_usec;
