@@ -116,6 +116,22 @@ int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *re
         return 0;
 }
 
+ssize_t read_virtual_file_at(int dirfd, const char *name, char *buf, size_t len) {
+        _cleanup_close_ int fd = -1;
+        ssize_t n;
+
+        if (len == 0)
+                return -EINVAL;
+        fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        n = read_full(fd, buf, len - 1);
+        if (n < 0)
+                return n;
+        buf[n] = '\0';
+        return n;
+}
+
 void random_suffix(char *buf, size_t n) {
         static const char chars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
         unsigned char rnd[32];

@@ -16,6 +16,10 @@ ssize_t pread_full(int fd, void *buf, size_t len, off_t off);
 /* Reads a whole regular file of at most max bytes into a NUL-terminated
  * buffer. -EFBIG if larger. */
 int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len);
+/* Reads a small file of the kernel's (procfs, cgroupfs: st_size is 0, so
+ * read_file_at cannot size it) into buf: at most len - 1 bytes, the rest
+ * of a longer file cut, NUL-terminated. The count read, or -errno. */
+ssize_t read_virtual_file_at(int dirfd, const char *name, char *buf, size_t len);
 
 /* Atomic replacement of dirfd/name: temp file in the same directory
  * (O_EXCL, 0600 then the requested mode), write, fsync, close, rename, fsync

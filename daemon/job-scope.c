@@ -12,16 +12,33 @@
 #include "macro.h"
 #include "runner-proc.h"
 
+/* What the job keeps of its scope: its cgroup, and room for its use. */
+static int keep_cgroup(Job *j, const char *cgroup) {
+        j->cgroup = strdup(cgroup);
+        j->run_usage = j->cgroup ? calloc(1, sizeof(JobRunUsage)) : NULL;
+        if (!j->run_usage) {
+                j->cgroup = mfree(j->cgroup);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
 static void placed(int error, const char *cgroup, void *userdata) {
         Job *j = userdata;
+        int r;
 
         j->scope_req = NULL;
         j->scope_pidfd = safe_close(j->scope_pidfd);
         if (error < 0)
                 log_job(LOG_WARNING, j->spec.id, "Runs without its scope (%s): process group and rlimits only.",
                         strerror(-error));
-        else if (!(j->cgroup = strdup(cgroup)) || !(j->run_usage = calloc(1, sizeof(ScopeUsage))))
-                j->cgroup = mfree(j->cgroup);
+        else if ((r = keep_cgroup(j, cgroup)) < 0)
+                /* The run is in the scope, but the job does not know it:
+                 * it is accounted and killed as if it were not. */
+                log_job_errno(LOG_WARNING, r, j->spec.id,
+                              "In mplock-job-%llu.scope (%s), but cannot keep track of it: %m; "
+                              "no usage, and killed by process group only.",
+                              (unsigned long long) j->spec.id, cgroup);
         else
                 log_job(LOG_INFO, j->spec.id, "In mplock-job-%llu.scope (%s).", (unsigned long long) j->spec.id,
                         cgroup);
@@ -56,13 +73,28 @@ void job_scope_place(Job *j) {
                 placed(r, NULL, j);
 }
 
+static uint64_t loop_now(const Job *j) {
+        uint64_t now = 0;
+
+        (void) sd_event_now(j->jobs->event, CLOCK_MONOTONIC, &now);
+        return now;
+}
+
 /* A reading replaces the last one only when there is one: the cgroup of
- * a scope whose processes are gone may be removed any moment. */
-static void sample(Job *j) {
+ * a scope whose processes are gone may be removed any moment. r is the
+ * job's, not const: a const Job's cache is still refreshed. */
+static void read_usage(const Job *j, JobRunUsage *r) {
         ScopeUsage u;
 
-        if (j->cgroup && scope_usage(j->cgroup, &u) == 0)
-                *j->run_usage = u;
+        if (scope_usage(j->cgroup, &u) == 0)
+                r->usage = u;
+        /* A failed read is not tried again at once either. */
+        r->read_usec = loop_now(j) ?: 1;
+}
+
+static void sample(Job *j) {
+        if (j->cgroup)
+                read_usage(j, j->run_usage);
 }
 
 void job_scope_sample(Job *j) {
@@ -70,7 +102,7 @@ void job_scope_sample(Job *j) {
 }
 
 bool job_scope_end(Job *j) {
-        ScopeUsage *u = j->run_usage;
+        ScopeUsage *u = j->run_usage ? &j->run_usage->usage : NULL;
 
         j->scope_req = scope_request_free(j->scope_req);
         j->scope_pidfd = safe_close(j->scope_pidfd);
@@ -102,12 +134,22 @@ void job_scope_free(Job *j) {
         j->run_usage = mfree(j->run_usage);
 }
 
-bool job_usage(const Job *j, ScopeUsage *ret) {
-        ScopeUsage now = {};
-        bool live = j->cgroup && scope_usage(j->cgroup, &now) == 0;
+/* The running scope's use, read again once the last reading is older
+ * than JOB_USAGE_MAX_AGE_USEC (a List over many jobs reads each at most
+ * once a second). */
+static ScopeUsage running_usage(const Job *j) {
+        JobRunUsage *r = j->run_usage;
 
-        if (!live && j->run_usage)
-                now = *j->run_usage;
+        if (!j->cgroup || !r)
+                return (ScopeUsage){};
+        if (r->read_usec == 0 || loop_now(j) - r->read_usec >= JOB_USAGE_MAX_AGE_USEC)
+                read_usage(j, r);
+        return r->usage;
+}
+
+bool job_usage(const Job *j, ScopeUsage *ret) {
+        ScopeUsage now = running_usage(j);
+
         *ret = (ScopeUsage){
                 .cpu = now.cpu || j->status.cpu_usec > 0,
                 .memory = now.memory || j->status.memory_peak > 0,

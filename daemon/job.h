@@ -64,7 +64,7 @@ typedef struct Job {
         struct ScopeRequest *scope_req;
         int scope_pidfd;
         char *cgroup;
-        struct ScopeUsage *run_usage; /* the running scope's, last read */
+        struct JobRunUsage *run_usage; /* the running scope's, last read */
 
         /* A Slurm job's shards, as its coordinator last told (informational). */
         char slurm_array[IPC_SLURM_ID_MAX];

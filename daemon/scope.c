@@ -50,7 +50,6 @@ struct Scopes {
         sd_event *event;
         sd_bus *bus;
         sd_bus_slot *job_removed;
-        bool user_instance;
         unsigned version; /* of the manager: what its scopes accept */
         uint32_t user_cpu_weight;
         ScopeRequest *requests;
@@ -138,8 +137,10 @@ static void start_job_ended(ScopeRequest *q, const char *result) {
                 request_done(q, -EIO, NULL);
                 return;
         }
-        if (poll(&p, 1, 0) != 0) {
-                request_done(q, -ESRCH, NULL);
+        r = poll(&p, 1, 0);
+        if (r != 0) {
+                /* Readable: it ended. A failed poll proves nothing either. */
+                request_done(q, r > 0 ? -ESRCH : negative_errno(), NULL);
                 return;
         }
         r = sd_bus_path_encode("/org/freedesktop/systemd1/unit", q->unit, &path);
@@ -398,7 +399,7 @@ int scopes_new(Scopes **ret, sd_event *event, bool user_instance, uint32_t user_
                 sd_bus_unref(bus);
                 return -ENOMEM;
         }
-        *s = (Scopes){.event = event, .bus = bus, .user_instance = user_instance, .user_cpu_weight = user_cpu_weight};
+        *s = (Scopes){.event = event, .bus = bus, .user_cpu_weight = user_cpu_weight};
         s->version = manager_version(bus);
         r = sd_bus_match_signal(bus, &s->job_removed, NULL, MGR_PATH, MGR_IFACE, "JobRemoved", on_job_removed, s);
         if (r >= 0)
@@ -460,19 +461,11 @@ static const char *v1_root(const char *controller, char *buf, size_t len) {
 static int read_small(const char *dir, const char *cgroup, const char *file, char *buf, size_t len) {
         char path[4096];
         ssize_t n;
-        int fd;
 
         if (snprintf(path, sizeof(path), "%s%s/%s", dir, cgroup, file) >= (int) sizeof(path))
                 return -ENAMETOOLONG;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return -errno;
-        n = read(fd, buf, len - 1);
-        close(fd);
-        if (n < 0)
-                return -errno;
-        buf[n] = '\0';
-        return 0;
+        n = read_virtual_file_at(AT_FDCWD, path, buf, len);
+        return n < 0 ? (int) n : 0;
 }
 
 static bool key_value(const char *text, const char *key, uint64_t *ret) {

@@ -99,18 +99,10 @@ void pool_check_halt(Pool *p) {
 static uint64_t worker_rss(const Worker *w) {
         char path[64], buf[128];
         unsigned long long size, rss;
-        ssize_t n;
-        int fd;
 
         (void) snprintf(path, sizeof(path), "/proc/%d/statm", (int) w->pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        if (read_virtual_file_at(AT_FDCWD, path, buf, sizeof(buf)) <= 0)
                 return 0;
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return 0;
-        buf[n] = '\0';
         if (sscanf(buf, "%llu %llu", &size, &rss) != 2)
                 return 0;
         return (uint64_t) rss * (uint64_t) sysconf(_SC_PAGESIZE);

@@ -8,18 +8,17 @@ line per test on stdout (the VM's second serial port) and a last line
 
 import json
 import os
-import subprocess
 import sys
 import time
 import traceback
 
+# vm.py installs common.py beside this file.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
 
 def run(*cmd, user=None, check=True, timeout=300):
-    full = ["runuser", "-u", user, "--"] if user else []
-    p = subprocess.run(full + [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError("%s failed (%d):\n%s%s" % (" ".join(map(str, cmd)), p.returncode, p.stdout, p.stderr))
-    return p
+    return common.run(cmd, ["runuser", "-u", user, "--"] if user else [], check=check, timeout=timeout)
 
 
 def ctl(*args, user=None, check=True, timeout=300):
@@ -39,13 +38,7 @@ def submit_exec(command, items, out, user=None, extra=()):
 
 
 def wait_for(what, cond, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
+    return common.wait_for(what, cond, timeout, 0.2)
 
 
 # A command that burns CPU for about the given seconds of its own CPU time.

@@ -21,6 +21,10 @@ import tempfile
 import time
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import sh  # noqa: E402
+
 # python3 with libpython (the bridge embeds it) and cloudpickle: the mp_lock
 # API as installed.
 PACKAGES = "systemd,systemd-sysv,dbus,libpam-systemd,libjson-c5,procps,python3,libpython3.11,python3-cloudpickle"
@@ -30,20 +34,8 @@ CACHE = os.path.join(os.environ.get("MPLOCK_ROOTFS_CACHE", "/var/cache/mplock-te
 MODULES = None  # where meson installed the example modules, in the container
 
 
-def sh(*cmd, check=True, **kw):
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
-
-
 def ensure_rootfs():
-    if os.path.isdir(os.path.join(CACHE, "usr")):
-        return
-    tmp = CACHE + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(os.path.dirname(CACHE), exist_ok=True)
-    print("debootstrap into %s (once; cached for later runs)" % CACHE, flush=True)
-    subprocess.run(["debootstrap", "--variant=minbase", "--include=" + PACKAGES, "bookworm", tmp], check=True,
-                   stdout=subprocess.DEVNULL)
-    os.rename(tmp, CACHE)
+    common.ensure_rootfs(CACHE, PACKAGES, "usr/")  # the trailing slash: a directory
 
 
 class Container:
@@ -105,11 +97,7 @@ class Container:
         full = ["nsenter", "-t", str(self.pid1), "-a"]
         if user:
             full += ["runuser", "-u", user, "--", "env", "XDG_RUNTIME_DIR=/run/user/1000"]
-        p = subprocess.run(full + [str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
-                           input=input)
-        if check and p.returncode != 0:
-            raise AssertionError("%s failed (%d):\n%s%s" % (" ".join(map(str, cmd)), p.returncode, p.stdout, p.stderr))
-        return p
+        return common.run(cmd, full, check=check, timeout=timeout, input=input)
 
     def ctl(self, *args, **kw):
         return self.run("mplockctl", *args, **kw)
@@ -118,13 +106,7 @@ class Container:
         return json.loads(self.ctl("--json", "status", job, **kw).stdout)
 
     def wait_for(self, what, cond, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            v = cond()
-            if v:
-                return v
-            time.sleep(0.1)
-        raise AssertionError("timed out waiting for " + what)
+        return common.wait_for(what, cond, timeout, 0.1)
 
     def show(self, prop, unit="mplockd.service"):
         return self.run("systemctl", "show", "-p", prop, "--value", unit).stdout.strip()

@@ -17,6 +17,10 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import sh  # noqa: E402
+
 PACKAGES = ("systemd,systemd-sysv,dbus,libpam-systemd,libjson-c5,procps,python3,libpython3.11,python3-cloudpickle,"
             "linux-image-amd64,util-linux")
 CACHE = os.path.join(os.environ.get("MPLOCK_ROOTFS_CACHE", "/var/cache/mplock-test"),
@@ -40,20 +44,8 @@ WantedBy=multi-user.target
 """
 
 
-def sh(*cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
-
-
 def ensure_rootfs():
-    if glob.glob(os.path.join(CACHE, "boot", "vmlinuz-*")):
-        return
-    tmp = CACHE + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(os.path.dirname(CACHE), exist_ok=True)
-    print("debootstrap into %s (once; cached for later runs)" % CACHE, flush=True)
-    subprocess.run(["debootstrap", "--variant=minbase", "--include=" + PACKAGES, "bookworm", tmp], check=True,
-                   stdout=subprocess.DEVNULL)
-    os.rename(tmp, CACHE)
+    common.ensure_rootfs(CACHE, PACKAGES, os.path.join("boot", "vmlinuz-*"))
 
 
 def make_image(build, d):
@@ -68,7 +60,8 @@ def make_image(build, d):
         sh("meson", "install", "-C", build, "--destdir", root, "--no-rebuild", "--quiet")
         guest = os.path.join(root, "usr", "local", "lib", "mplock-vmtest")
         os.makedirs(guest, exist_ok=True)
-        shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest.py"), guest)
+        for f in ("guest.py", "common.py"):  # guest.py imports common
+            shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), f), guest)
         unit = os.path.join(root, "etc", "systemd", "system", "mplock-vmtest.service")
         with open(unit, "w") as f:
             f.write(UNIT)

@@ -324,6 +324,26 @@ START_TEST(test_read_file_at) {
 }
 END_TEST
 
+START_TEST(test_read_virtual_file_at) {
+        char path[PATH_MAX], buf[4];
+        int dirfd = test_tmpdir(path, sizeof(path));
+
+        /* st_size of /proc files is 0: read until EOF all the same. */
+        ck_assert_int_gt(read_virtual_file_at(AT_FDCWD, "/proc/self/statm", buf, sizeof(buf)), 0);
+        test_write_file(dirfd, "f", "abcdef", 6);
+        ck_assert_int_eq(read_virtual_file_at(dirfd, "f", buf, sizeof(buf)), 3);
+        ck_assert_str_eq(buf, "abc"); /* cut, and NUL-terminated */
+        test_write_file(dirfd, "e", "", 0);
+        ck_assert_int_eq(read_virtual_file_at(dirfd, "e", buf, sizeof(buf)), 0);
+        ck_assert_str_eq(buf, "");
+        ck_assert_int_eq(read_virtual_file_at(dirfd, "f", buf, 0), -EINVAL);
+        ck_assert_int_eq(read_virtual_file_at(dirfd, "missing", buf, sizeof(buf)), -ENOENT);
+        ck_assert_int_eq(symlinkat("f", dirfd, "link"), 0);
+        ck_assert_int_eq(read_virtual_file_at(dirfd, "link", buf, sizeof(buf)), -ELOOP);
+        close(dirfd);
+}
+END_TEST
+
 static Suite *parse_paths_suite(void) {
         Suite *s = suite_create("parse-paths");
         TCase *tc_parse = tcase_create("parse"), *tc_paths = tcase_create("paths"), *tc_io = tcase_create("fileio");
@@ -342,6 +362,7 @@ static Suite *parse_paths_suite(void) {
         tcase_add_test(tc_io, test_write_atomic);
         tcase_add_test(tc_io, test_write_atomic_refused);
         tcase_add_test(tc_io, test_read_file_at);
+        tcase_add_test(tc_io, test_read_virtual_file_at);
         suite_add_tcase(s, tc_io);
         return s;
 }

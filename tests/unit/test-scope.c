@@ -8,12 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "job-scope.h"
+#include "jobs.h"
 #include "scope.h"
 #include "test-util.h"
 
 /* A job's use as scope.c reads it from a cgroup file system laid out in a
  * temporary directory: the unified hierarchy (plain or a hybrid's
- * /unified) and v1 hierarchies. */
+ * /unified) and v1 hierarchies; and job-scope.c's cache of that use. */
 
 static char root[256];
 
@@ -119,6 +121,46 @@ START_TEST(test_no_manager_is_no_error) {
 }
 END_TEST
 
+/* job-scope.c's cache of a running job's use: read again after a second
+ * at most, and always fresh at DONE and at the end of the run. */
+static uint64_t job_cpu(const Job *j) {
+        ScopeUsage u;
+
+        ck_assert(job_usage(j, &u));
+        return u.cpu_usec;
+}
+
+START_TEST(test_job_usage_cached) {
+        Jobs jobs = {};
+        Job j = {.jobs = &jobs, .scope_pidfd = -1};
+
+        setup();
+        ck_assert_int_ge(sd_event_new(&jobs.event), 0);
+        j.cgroup = strdup(CG);
+        j.run_usage = calloc(1, sizeof(JobRunUsage));
+        ck_assert(j.cgroup && j.run_usage);
+        j.status.cpu_usec = 5; /* of earlier runs */
+        put(CG "/cpu.stat", "usage_usec 100\n");
+        ck_assert_uint_eq(job_cpu(&j), 105);
+        put(CG "/cpu.stat", "usage_usec 200\n");
+        ck_assert_uint_eq(job_cpu(&j), 105); /* within the second: cached */
+        job_scope_sample(&j);
+        ck_assert_uint_eq(job_cpu(&j), 205);
+        put(CG "/cpu.stat", "usage_usec 300\n");
+        ck_assert_uint_eq(job_cpu(&j), 205);
+        /* The loop has not run: sd_event_now() is the clock's now. */
+        usleep(JOB_USAGE_MAX_AGE_USEC + 100000);
+        ck_assert_uint_eq(job_cpu(&j), 305);
+        put(CG "/cpu.stat", "usage_usec 400\n");
+        ck_assert(job_scope_end(&j));
+        ck_assert_ptr_null(j.cgroup);
+        ck_assert_ptr_null(j.run_usage);
+        ck_assert_uint_eq(j.status.cpu_usec, 405); /* the final reading, fresh */
+        ck_assert_uint_eq(job_cpu(&j), 405);
+        sd_event_unref(jobs.event);
+}
+END_TEST
+
 static Suite *scope_suite(void) {
         Suite *s = suite_create("scope");
         TCase *tc = tcase_create("core");
@@ -127,6 +169,7 @@ static Suite *scope_suite(void) {
         tcase_add_test(tc, test_hybrid_and_v1);
         tcase_add_test(tc, test_nothing_and_bad_paths);
         tcase_add_test(tc, test_no_manager_is_no_error);
+        tcase_add_test(tc, test_job_usage_cached);
         suite_add_tcase(s, tc);
         return s;
 }
