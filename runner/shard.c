@@ -33,6 +33,7 @@
 
 typedef struct Driver {
         char dir[4096];
+        char host[256];
         uint32_t index;
         int sfd;         /* the shard's directory */
         Checkpoint ck;
@@ -183,7 +184,8 @@ static int run_shard(Driver *d) {
                 return SHARD_EXIT_FAILED;
         if (d->ck.done == d->n_items)
                 return msg("shard %" PRIu32 " was done already", d->index), SHARD_EXIT_DONE;
-        (void) close(openat(d->sfd, "started", O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+        /* Where it ran, for status (and: it ran, for "resumed"). */
+        (void) write_file_atomic_at(d->sfd, "started", d->host, strlen(d->host), 0644);
         memfd = checkpoint_bitmap_memfd(&d->ck);
         if (memfd < 0)
                 return msg("cannot pass the committed set: %s", strerror(-memfd)), 1;
@@ -222,7 +224,7 @@ static int run_shard(Driver *d) {
 int shard_main(int argc, char **argv) {
         const char *idx = getenv("SLURM_ARRAY_TASK_ID");
         _cleanup_close_ int dirfd = -1;
-        char name[32], host[256] = "";
+        char name[32];
         Driver d = { .sfd = -1 };
         int r;
 
@@ -234,16 +236,16 @@ int shard_main(int argc, char **argv) {
                 return msg("no shard index ($SLURM_ARRAY_TASK_ID)"), 2;
         d.index = (uint32_t) strtoul(idx, NULL, 10);
         (void) snprintf(d.dir, sizeof(d.dir), "%s", argv[2]);
-        (void) gethostname(host, sizeof(host) - 1);
+        (void) gethostname(d.host, sizeof(d.host) - 1);
         umask(077);
         dirfd = open(d.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dirfd < 0)
-                return msg("the shared directory %s is not reachable on %s: %m", d.dir, host),
+                return msg("the shared directory %s is not reachable on %s: %m", d.dir, d.host),
                        SHARD_EXIT_UNREACHABLE;
         (void) snprintf(name, sizeof(name), "shard-%" PRIu32, d.index);
         d.sfd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (d.sfd < 0)
-                return msg("%s/%s is not reachable on %s: %m", d.dir, name, host), SHARD_EXIT_UNREACHABLE;
+                return msg("%s/%s is not reachable on %s: %m", d.dir, name, d.host), SHARD_EXIT_UNREACHABLE;
         r = run_shard(&d);
         checkpoint_close(&d.ck);
         (void) close(d.sfd);

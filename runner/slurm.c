@@ -531,6 +531,19 @@ static int copy_shard(Coord *c, uint32_t k, RunError *e) {
         return 0;
 }
 
+/* The node a shard's task ran on, from what its driver wrote (a task too
+ * short to be seen running in squeue). Only the characters of a host name
+ * are kept. */
+static void shard_node(char *node, size_t n, int sfd) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+
+        if (read_file_at(sfd, "started", 255, &text, &len) < 0)
+                return;
+        len = strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_");
+        (void) snprintf(node, n, "%.*s", (int) len, text);
+}
+
 /* What shard k's checkpoint has made durable. */
 static int peek_shard(Coord *c, uint32_t k) {
         char name[32];
@@ -542,6 +555,8 @@ static int peek_shard(Coord *c, uint32_t k) {
         sfd = openat(c->dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (sfd < 0)
                 return -errno;
+        if (!c->shards[k].node[0])
+                shard_node(c->shards[k].node, sizeof(c->shards[k].node), sfd);
         r = checkpoint_peek(&ck, sfd, c->shards[k].n);
         if (r < 0)
                 return r;

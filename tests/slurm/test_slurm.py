@@ -85,6 +85,17 @@ class Arrays(SlurmCase, DaemonTest):
         self.assertTrue(all(s["task"].startswith(st["cluster"]["array"] + "_") for s in shards), shards)
         self.assertEqual(squeue("mplock-%d-" % job), [])
 
+    def test_default_shards_are_4_per_node_and_status_shows_them(self):
+        job = self.slurm_job([str(i) for i in range(10)], self.path("out"), "--workers", "1")
+        rc, st = self.d.wait(job)
+        self.assertEqual(st["state"], "completed", st)
+        nodes = int(subprocess.run(["sinfo", "-h", "-o", "%D"], capture_output=True, text=True).stdout.split()[0])
+        self.assertEqual(len(st["cluster"]["shards"]), 4 * nodes)
+        text = self.d.ctl("status", job).stdout.decode()
+        self.assertIn("slurm:    array %s, %d shards" % (st["cluster"]["array"], 4 * nodes), text)
+        self.assertRegex(text, r"shard 0 +done +2/2 items, 0 failed, task %s_0 on \S+, attempt 1" %
+                         st["cluster"]["array"])
+
     def test_200000_items_in_8_shards(self):
         items = [str(i) for i in range(200000)]
         job = self.slurm_job(items, self.path("out"), "--shards", "8", "--workers", "1")
