@@ -62,7 +62,8 @@ def configure(host):
     mem = max(256, memory_mb() - 1024)
     write_marked(CONF, "\n".join([
         "ClusterName=mplocktest",
-        "SlurmctldHost=%s" % host,
+        # Addresses given: the host's name need not resolve.
+        "SlurmctldHost=%s(127.0.0.1)" % host,
         "SlurmUser=root",
         "AuthType=auth/munge",
         "ProctrackType=proctrack/linuxproc",
@@ -83,7 +84,7 @@ def configure(host):
         "JobAcctGatherType=jobacct_gather/none",
         "AccountingStorageType=accounting_storage/none",
         "MpiDefault=none",
-        "NodeName=%s CPUs=%d RealMemory=%d State=UNKNOWN" % (host, cpus, mem),
+        "NodeName=%s NodeAddr=127.0.0.1 CPUs=%d RealMemory=%d State=UNKNOWN" % (host, cpus, mem),
         "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
         ""]))
     write_marked(CGROUP_CONF, "CgroupPlugin=cgroup/v1\n")
