@@ -414,9 +414,11 @@ def test_status_accounts_the_jobs_cpu(c):
                       "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
                       "print(r.ru_utime + r.ru_stime)" % (n, LOOP)).stdout)
     print("    job's CPU %.2f s, the same commands alone %.2f s" % (used, ref))
-    # The commands are counted (not only the runner) and nothing else is
-    # (the runner's and worker's own share stays small).
-    assert 0.8 * ref <= used <= 1.3 * ref, (used, ref)
+    # The commands are counted (the runner alone would be a few hundredths
+    # of this) and not twice over. CPU time itself varies between two runs
+    # on a shared VM (CI saw the reference at 0.67x and 1.49x of the job's),
+    # so the bound is that of what is tested, not of the machine's noise.
+    assert 0.5 * ref <= used <= 2.0 * ref, (used, ref)
     # Kept in the job's state once it has ended (a restart reads it back).
     c.run("systemctl", "restart", "mplockd.service")
     assert abs(c.status(job)["usage"]["cpu_usec"] / 1e6 - used) < 0.01
