@@ -185,7 +185,9 @@ static int run_shard(Driver *d) {
         if (d->ck.done == d->n_items)
                 return msg("shard %" PRIu32 " was done already", d->index), SHARD_EXIT_DONE;
         /* Where it ran, for status (and: it ran, for "resumed"). */
-        (void) write_file_atomic_at(d->sfd, "started", d->host, strlen(d->host), 0644);
+        r = write_file_atomic_at(d->sfd, "started", d->host, strlen(d->host), 0644);
+        if (r < 0)
+                msg("cannot record that the shard started (status will not name its node): %s", strerror(-r));
         memfd = checkpoint_bitmap_memfd(&d->ck);
         if (memfd < 0)
                 return msg("cannot pass the committed set: %s", strerror(-memfd)), 1;
