@@ -80,14 +80,31 @@ static uint64_t loop_now(const Job *j) {
         return now;
 }
 
-/* A reading replaces the last one only when there is one: the cgroup of
- * a scope whose processes are gone may be removed any moment. r is the
- * job's, not const: a const Job's cache is still refreshed. */
+/* Each controller's reading replaces the last one only when it was read:
+ * the cgroup of a scope whose processes are gone may be removed any
+ * moment, also between two of its files (a reading of cpu.stat alone
+ * must not wipe the memory use read before). Counters only grow. r is
+ * the job's, not const: a const Job's cache is still refreshed. */
 static void read_usage(const Job *j, JobRunUsage *r) {
-        ScopeUsage u;
+        ScopeUsage u, *last = &r->usage;
 
-        if (scope_usage(j->cgroup, &u) == 0)
-                r->usage = u;
+        (void) scope_usage(j->cgroup, &u);
+        if (u.cpu) {
+                last->cpu = true;
+                last->cpu_usec = MAX(last->cpu_usec, u.cpu_usec);
+        }
+        if (u.memory) {
+                last->memory = true;
+                last->memory_current = u.memory_current;
+                /* Without memory.peak (before Linux 5.19), the most seen. */
+                last->memory_peak = MAX(last->memory_peak, MAX(u.memory_peak, u.memory_current));
+                last->oom_kills = MAX(last->oom_kills, u.oom_kills);
+        }
+        if (u.io) {
+                last->io = true;
+                last->io_read_bytes = MAX(last->io_read_bytes, u.io_read_bytes);
+                last->io_write_bytes = MAX(last->io_write_bytes, u.io_write_bytes);
+        }
         /* A failed read is not tried again at once either. */
         r->read_usec = loop_now(j) ?: 1;
 }
@@ -99,6 +116,12 @@ static void sample(Job *j) {
 
 void job_scope_sample(Job *j) {
         sample(j);
+}
+
+void job_scope_refresh(Job *j) {
+        ScopeUsage ignored;
+
+        (void) job_usage(j, &ignored);
 }
 
 bool job_scope_end(Job *j) {

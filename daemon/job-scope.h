@@ -23,6 +23,10 @@ void job_scope_place(Job *j);
 bool job_scope_end(Job *j); /* true: the job's use changed */
 /* Reads the scope's use now (the job is done: before the runner exits). */
 void job_scope_sample(Job *j);
+/* Reads it if the last reading is older than JOB_USAGE_MAX_AGE_USEC: as
+ * the job goes, so that its use does not hang on the last reading alone,
+ * taken as the scope may be going away. */
+void job_scope_refresh(Job *j);
 void job_scope_free(Job *j);
 
 /* The job's use over all its runs, the running one's at most

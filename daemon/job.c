@@ -371,6 +371,7 @@ static int on_commit(void *userdata, const IpcCommit *c, const IpcRange *ranges)
         j->status.failed = j->ckpt.failed;
         j->status.results_len = j->ckpt.results_len;
         j->processed = MAX(j->processed, j->status.done);
+        job_scope_refresh(j);
         update_rate(j);
         check_halt(j);
         jobs_emit(j->jobs, j, JOB_EVENT_PROGRESS);

@@ -41,6 +41,26 @@ def wait_for(what, cond, timeout=120):
     return common.wait_for(what, cond, timeout, 0.2)
 
 
+def ended_use(job, user=None):
+    """The ended job's status once it has its use (added as the runner's
+    exit is handled, which may come just after the reply to Wait); on a
+    time-out, the error says what the status and the job's log were."""
+    last = {}
+
+    def has_use():
+        last.update(status(job, user=user))
+        return last if "usage" in last else None
+    try:
+        return wait_for("job %d's use" % job, has_use, timeout=30)
+    except AssertionError as e:
+        try:
+            with open(last.get("log_path", "")) as f:
+                tail = f.readlines()[-20:]
+        except OSError:
+            tail = []
+        raise AssertionError("%s; last status %s; log:\n%s" % (e, json.dumps(last), "".join(tail))) from None
+
+
 # A command that burns CPU for about the given seconds of its own CPU time.
 BURN = "python3 -c 'import sys, time\nend = time.process_time() + float(sys.argv[1])\nwhile time.process_time() < end: pass' {}"
 
@@ -67,10 +87,8 @@ def test_a_job_over_its_memory_max_loses_a_process_not_the_job():
     other = submit_exec("sleep", ["2", "2"], "/tmp/mem-other")
     job = submit_exec(hold, [str(i) for i in range(5)], "/tmp/mem-out",
                       extra=("--workers", 3, "--memory-max", "128M", "--max-attempts", 20))
-    st = wait(job)
-    # The ended run's use is added to the status as the runner's exit is
-    # handled, which may come just after the reply to Wait.
-    st = wait_for("the job's use", lambda: (lambda s: s if "usage" in s else None)(status(job)), timeout=30)
+    wait(job)
+    st = ended_use(job)
     with open(st["log_path"]) as f:
         print("".join("    | " + line for line in f.readlines()[-12:]), end="", flush=True)
     # (oom_kills come from the scope's memory.events: it ran in its scope)
@@ -97,7 +115,7 @@ def test_cpu_quota_caps_the_job():
     job = submit_exec(BURN, ["3", "3"], "/tmp/quota-out", extra=("--workers", 2, "--cpu-quota", "50%"))
     wait(job)
     wall = time.monotonic() - t0
-    st = wait_for("the job's use", lambda: (lambda s: s if "usage" in s else None)(status(job)), timeout=30)
+    st = ended_use(job)
     share = st["usage"]["cpu_usec"] / 1e6 / wall
     print("    quota 50%%: %.2f CPUs over %.1f s" % (share, wall), flush=True)
     assert st["state"] == "completed" and share <= 0.65, (st, share)
@@ -116,7 +134,7 @@ def test_users_share_the_cpus_equally():
     wait_for("bob's job in its scope", lambda: status(b, user="bob").get("isolation") == "scope", timeout=30)
     wait(b, user="bob")
     wall = time.monotonic() - t0
-    sb = wait_for("bob's use", lambda: (lambda s: s if "usage" in s else None)(status(b, user="bob")), timeout=30)
+    sb = ended_use(b, user="bob")
     sa = status(a, user="alice")
     assert "usage" in sb, sb
     assert sa["state"] == "running", "alice's job ended before bob's: nothing was contended"
@@ -158,7 +176,7 @@ def main():
             failed += 1
             print("FAIL %s (%.1f s)" % (t.__name__, time.monotonic() - t0), flush=True)
             traceback.print_exc(file=sys.stdout)
-            print(run("journalctl", "-u", "mplockd", "-n", "30", "--no-pager", check=False).stdout, flush=True)
+            print(run("journalctl", "-u", "mplockd", "-n", "80", "--no-pager", check=False).stdout, flush=True)
     print("mplock-tests: %d passed, %d failed" % (passed, failed), flush=True)
     return 0
 

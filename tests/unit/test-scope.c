@@ -161,6 +161,43 @@ START_TEST(test_job_usage_cached) {
 }
 END_TEST
 
+/* The scope going away between two of its files: a last reading that got
+ * cpu.stat but no longer memory.current keeps the memory use read before
+ * (it once read as "no memory use" and lost the OOM kills). */
+START_TEST(test_partial_reading_keeps_the_rest) {
+        char path[512];
+        Jobs jobs = {};
+        Job j = {.jobs = &jobs, .scope_pidfd = -1};
+        ScopeUsage u;
+
+        setup();
+        ck_assert_int_ge(sd_event_new(&jobs.event), 0);
+        j.cgroup = strdup(CG);
+        j.run_usage = calloc(1, sizeof(JobRunUsage));
+        ck_assert(j.cgroup && j.run_usage);
+        put(CG "/cpu.stat", "usage_usec 100\n");
+        put(CG "/memory.current", "4096\n");
+        put(CG "/memory.peak", "134217728\n");
+        put(CG "/memory.events", "oom_kill 3\n");
+        put(CG "/io.stat", "8:0 rbytes=10 wbytes=20\n");
+        job_scope_sample(&j);
+        put(CG "/cpu.stat", "usage_usec 150\n");
+        for (const char *f = "memory.current\0memory.peak\0memory.events\0io.stat\0"; *f; f += strlen(f) + 1) {
+                (void) snprintf(path, sizeof(path), "%s%s/%s", root, CG, f);
+                ck_assert_int_eq(unlink(path), 0);
+        }
+        ck_assert(job_scope_end(&j));
+        ck_assert(job_usage(&j, &u));
+        ck_assert(u.cpu && u.memory && u.io);
+        ck_assert_uint_eq(u.cpu_usec, 150);
+        ck_assert_uint_eq(u.memory_peak, 134217728);
+        ck_assert_uint_eq(u.oom_kills, 3);
+        ck_assert_uint_eq(u.io_read_bytes, 10);
+        ck_assert_uint_eq(u.io_write_bytes, 20);
+        sd_event_unref(jobs.event);
+}
+END_TEST
+
 static Suite *scope_suite(void) {
         Suite *s = suite_create("scope");
         TCase *tc = tcase_create("core");
@@ -170,6 +207,7 @@ static Suite *scope_suite(void) {
         tcase_add_test(tc, test_nothing_and_bad_paths);
         tcase_add_test(tc, test_no_manager_is_no_error);
         tcase_add_test(tc, test_job_usage_cached);
+        tcase_add_test(tc, test_partial_reading_keeps_the_rest);
         suite_add_tcase(s, tc);
         return s;
 }
