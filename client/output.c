@@ -218,8 +218,9 @@ void print_job(const json_object *cjob) {
                        (unsigned long long) job_uint(job, "processed"), job_rate(job), e ? eta : "?",
                        (unsigned long long) job_uint(job, "live_workers"));
         } else if (job_ended(job) && json_get(job, "duration_seconds")) {
-                format_elapsed(json_object_get_double(json_get(job, "duration_seconds")), eta, sizeof(eta));
-                printf("  ran:      %s from start to end, %.0f items/s on average\n", eta, job_rate(job));
+                char ran[32];
+                format_elapsed(json_object_get_double(json_get(job, "duration_seconds")), ran, sizeof(ran));
+                printf("  ran:      %s from start to end, %.0f items/s on average\n", ran, job_rate(job));
         }
         printf("  module:   %s\n", job_str(job, "module"));
         printf("  input:    %s (%s-separated)\n", job_str(job, "input"), job_str(job, "separator"));

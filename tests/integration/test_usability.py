@@ -55,6 +55,8 @@ class List(DaemonTest):
 
 
 class Rate(DaemonTest):
+    daemon_args = ("--max-workers", "1")
+
     def test_an_ended_job_shows_its_average_rate_and_duration(self):
         path = self.write_items("items.txt", [str(i) for i in range(60)])
         job = self.d.submit(module("square"), path, self.path("out"), "--workers", 2,
@@ -87,8 +89,6 @@ class Rate(DaemonTest):
         self.assertNotIn("duration_seconds", st)
         self.assertNotIn("average_rate", st)
         self.assertNotIn("ran:", self.d.ctl("status", job).stdout.decode())
-
-    daemon_args = ("--max-workers", "1")
 
     def test_eta_is_never_zero_with_items_left(self):
         """840 items left at 931/s is 1 s, not 0: the ETA rounds up."""
