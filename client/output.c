@@ -177,8 +177,11 @@ static void print_cluster(json_object *job) {
 
         if (job_uint(job, "slurm")) {
                 const char *part = job_str(job, "partition"), *opts = job_str(job, "slurm_options");
-                printf("  slurm:    %s%s%s%s\n", part[0] ? "partition " : "the default partition", part,
-                       opts[0] ? ", sbatch options " : "", opts);
+                printf("  sbatch:   %s%s%s%s", part[0] ? "--partition=" : "(the default partition)", part,
+                       opts[0] ? " " : "", opts);
+                if (job_uint(job, "shards"))
+                        printf(", %llu shards asked for", (unsigned long long) job_uint(job, "shards"));
+                putchar('\n');
         }
         if (!c || !v)
                 return;
