@@ -234,7 +234,8 @@ void print_job(const json_object *cjob) {
                 printf(", timeout %llu s", (unsigned long long) job_uint(job, "timeout"));
         else
                 printf(", no timeout");
-        printf(", %llu attempts per item\n", (unsigned long long) job_uint(job, "max_attempts"));
+        printf(", %llu attempt%s per item\n", (unsigned long long) job_uint(job, "max_attempts"),
+               job_uint(job, "max_attempts") == 1 ? "" : "s");
         print_limits(job);
         if (job_uint(job, "retries") > 0)
                 printf("  retries:  %llu\n", (unsigned long long) job_uint(job, "retries"));
