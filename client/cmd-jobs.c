@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -120,16 +123,133 @@ static void summary(json_object *job) {
                 job_str(job, "error"));
 }
 
-int cmd_wait(Ctl *c, int argc, char **argv) {
-        json_object *job;
-        uint64_t id;
-        int r = job_call(c, argc, argv, MPLOCK_METHOD_WAIT, &id, &job);
+/* Waiting on several jobs at once needs a connection each (calls on one
+ * connection are answered one at a time): fewer than the daemon's default
+ * max-connections-per-uid, 64, so that other commands still get through. */
+#define WAIT_ANY_MAX 32
 
-        if (r != EXIT_OK)
-                return r;
-        if (!c->json)
+/* How bad a wait's exit code is: several jobs' wait exits with the worst. */
+static size_t wait_rank(int code) {
+        static const int order[] = { EXIT_OK, EXIT_JOB_PARTIAL, EXIT_JOB_PAUSED, EXIT_JOB_CANCELLED, EXIT_JOB_FAILED };
+
+        for (size_t i = 0; i < ELEMENTSOF(order); i++)
+                if (order[i] == code)
+                        return i;
+        return ELEMENTSOF(order); /* the request itself failed */
+}
+
+static int wait_print(Ctl *c, json_object *reply) {
+        json_object *job = json_get(reply, "job");
+
+        if (c->json)
+                print_json(job);
+        else
                 summary(job);
         return job_exit_code(job);
+}
+
+/* One job after the other on one connection: all have ended once the
+ * last call returns, whatever order they end in. */
+static int wait_all(Ctl *c, const uint64_t *ids, size_t n) {
+        int worst = EXIT_OK;
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *reply;
+                int r = ctl_call(c, MPLOCK_METHOD_WAIT, id_params(ids[i]), false, &reply, NULL);
+
+                if (r == EXIT_OK)
+                        r = wait_print(c, reply);
+                else if (r != EXIT_NO_JOB)
+                        return r; /* the connection may be gone: no use going on */
+                if (wait_rank(r) > wait_rank(worst))
+                        worst = r;
+        }
+        return worst;
+}
+
+/* A Wait call on a connection per job, and the first reply to come. */
+static int wait_any(Ctl *c, const uint64_t *ids, size_t n) {
+        Ctl w[WAIT_ANY_MAX];
+        struct pollfd p[WAIT_ANY_MAX];
+        size_t opened = 0;
+        int r = EXIT_OK;
+
+        for (; opened < n && r == EXIT_OK; opened++) {
+                w[opened] = (Ctl){ .fd = -1, .json = c->json, .system = c->system, .user = c->user };
+                if (c->socket_path && !(w[opened].socket_path = strdup(c->socket_path))) {
+                        fprintf(stderr, "mplockctl: out of memory\n");
+                        r = EXIT_ERROR;
+                } else
+                        r = ctl_send(&w[opened], MPLOCK_METHOD_WAIT, id_params(ids[opened]), false);
+                p[opened] = (struct pollfd){ .fd = w[opened].fd, .events = POLLIN };
+        }
+        while (r == EXIT_OK) {
+                size_t i = 0;
+
+                if (poll(p, n, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        fprintf(stderr, "mplockctl: poll: %s\n", strerror(errno));
+                        r = EXIT_ERROR;
+                        break;
+                }
+                while (i < n && p[i].revents == 0)
+                        i++;
+                if (i < n) {
+                        json_object *reply, *job;
+                        bool cont;
+                        r = ctl_next(&w[i], &reply, &cont);
+                        if (r != EXIT_OK)
+                                break;
+                        job = json_get(reply, "job");
+                        if (!c->json)
+                                printf("%llu %s\n", (unsigned long long) job_uint(job, "id"), job_str(job, "state"));
+                        r = wait_print(c, reply);
+                        break;
+                }
+        }
+        for (size_t i = 0; i < opened; i++)
+                ctl_close(&w[i]);
+        return r;
+}
+
+/* "[--json] [--any] JOB...": every job (or, with --any, the first) to end. */
+int cmd_wait(Ctl *c, int argc, char **argv) {
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "any", no_argument, NULL, 'a' },
+                {},
+        };
+        _cleanup_free_ uint64_t *ids = NULL;
+        bool any = false;
+        size_t n;
+        int opt;
+
+        while ((opt = getopt_long(argc, argv, "", options, NULL)) >= 0)
+                if (opt == 'j')
+                        c->json = true;
+                else if (opt == 'a')
+                        any = true;
+                else
+                        return EXIT_USAGE;
+        n = (size_t) (argc - optind);
+        if (n == 0) {
+                fprintf(stderr, "mplockctl wait: expected a job id\n");
+                return EXIT_USAGE;
+        }
+        if (any && n > WAIT_ANY_MAX) {
+                fprintf(stderr, "mplockctl wait: --any takes at most %d jobs\n", WAIT_ANY_MAX);
+                return EXIT_USAGE;
+        }
+        ids = calloc(n, sizeof(*ids));
+        if (!ids) {
+                fprintf(stderr, "mplockctl: out of memory\n");
+                return EXIT_ERROR;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (parse_job_id(argv[optind + i], &ids[i]) < 0)
+                        return EXIT_USAGE;
+        return any ? wait_any(c, ids, n) : wait_all(c, ids, n);
 }
 
 int cmd_watch(Ctl *c, int argc, char **argv) {

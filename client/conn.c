@@ -159,10 +159,9 @@ static int read_reply(Ctl *c, json_object **ret, bool *continues) {
         }
 }
 
-int ctl_call(Ctl *c, const char *method, json_object *params, bool more, json_object **ret, bool *continues) {
+int ctl_send(Ctl *c, const char *method, json_object *params, bool more) {
         size_t len;
         char *msg;
-        bool cont = false;
         int r;
 
         if (c->fd < 0) {
@@ -183,6 +182,15 @@ int ctl_call(Ctl *c, const char *method, json_object *params, bool more, json_ob
                 fprintf(stderr, "mplockctl: cannot send to mplockd: %s\n", strerror(-r));
                 return EXIT_UNREACHABLE;
         }
+        return EXIT_OK;
+}
+
+int ctl_call(Ctl *c, const char *method, json_object *params, bool more, json_object **ret, bool *continues) {
+        bool cont = false;
+        int r = ctl_send(c, method, params, more);
+
+        if (r != EXIT_OK)
+                return r;
         r = read_reply(c, ret, &cont);
         if (continues)
                 *continues = cont;

@@ -38,7 +38,10 @@ void ctl_close(Ctl *c);
  * code; on success *ret is the reply's parameters (owned by c). Varlink
  * errors are reported on stderr and mapped to exit codes. */
 int ctl_call(Ctl *c, const char *method, json_object *params, bool more, json_object **ret, bool *continues);
-/* The next reply of a "more" call. */
+/* Sends a call (takes params) without reading its reply, which ctl_next
+ * reads: for waiting on several connections at once. */
+int ctl_send(Ctl *c, const char *method, json_object *params, bool more);
+/* The next reply of a "more" call, or of ctl_send's call. */
 int ctl_next(Ctl *c, json_object **ret, bool *continues);
 
 /* output.c */

@@ -66,6 +66,84 @@ static void format_duration(uint64_t sec, char *buf, size_t n) {
                 (void) snprintf(buf, n, "%llus", (unsigned long long) sec);
 }
 
+/* An ended job's speed is its average over its run, not the last
+ * seconds' (which is 0 once it has stopped). */
+static double job_rate(json_object *job) {
+        json_object *rate = json_get(job, job_ended(job) ? "average_rate" : "rate");
+
+        return rate ? json_object_get_double(rate) : 0.0;
+}
+
+/* A run's length: tenths of a second under a minute (a short job's 0.3 s
+ * is not "0s"), whole seconds up (never less than it took) above. */
+static void format_elapsed(double sec, char *buf, size_t n) {
+        uint64_t whole;
+
+        if (!(sec >= 0))
+                sec = 0;
+        if (sec < 59.95) {
+                (void) snprintf(buf, n, "%.1fs", sec);
+                return;
+        }
+        whole = (uint64_t) sec;
+        format_duration(whole + ((double) whole < sec), buf, n);
+}
+
+/* Bytes as submitted: K, M, G, T (powers of 1024), exact when they are. */
+static void format_size(uint64_t bytes, char *buf, size_t n) {
+        static const char units[] = "KMGT";
+        int u = -1;
+        double v = (double) bytes;
+
+        while (u < 3 && v >= 1024.0) {
+                v /= 1024.0;
+                u++;
+        }
+        if (u < 0)
+                (void) snprintf(buf, n, "%llu", (unsigned long long) bytes);
+        else if (v == (double) (uint64_t) v)
+                (void) snprintf(buf, n, "%llu%c", (unsigned long long) v, units[u]);
+        else
+                (void) snprintf(buf, n, "%.1f%c", v, units[u]);
+}
+
+/* The limits given at submission, those that are set, on one line. */
+static void print_limits(json_object *job) {
+        static const struct {
+                const char *key, *label, *unit;
+                bool bytes;
+        } limits[] = {
+                { "memory_max", "memory max", "", true },
+                { "tasks_max", "tasks max", "", false },
+                { "cpu_weight", "CPU weight", "", false },
+                { "cpu_quota", "CPU quota", "%", false },
+                { "io_weight", "IO weight", "", false },
+                { "max_items_per_worker", "workers replaced after", " items", false },
+                { "max_worker_memory", "workers replaced past", " resident", true },
+        };
+        const char *halt = json_get_str(job, "halt_on_failure");
+        bool any = false;
+        char v[32];
+
+        if (halt && halt[0]) {
+                printf("  limits:   halt on failure %s", halt);
+                any = true;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(limits); i++) {
+                uint64_t x = job_uint(job, limits[i].key);
+                if (x == 0)
+                        continue;
+                if (limits[i].bytes)
+                        format_size(x, v, sizeof(v));
+                else
+                        (void) snprintf(v, sizeof(v), "%llu", (unsigned long long) x);
+                printf("%s%s %s%s", any ? ", " : "  limits:   ", limits[i].label, v, limits[i].unit);
+                any = true;
+        }
+        if (any)
+                putchar('\n');
+}
+
 /* Its scope and what it used (docs/systemd.md). */
 static void print_isolation(json_object *job) {
         json_object *u = json_get(job, "usage");
@@ -97,6 +175,14 @@ static void print_cluster(json_object *job) {
         json_object *c = json_get(job, "cluster"), *v = c ? json_get(c, "shards") : NULL;
         size_t n = v ? json_object_array_length(v) : 0;
 
+        if (job_uint(job, "slurm")) {
+                const char *part = job_str(job, "partition"), *opts = job_str(job, "slurm_options");
+                printf("  sbatch:   %s%s%s%s", part[0] ? "--partition=" : "(the default partition)", part,
+                       opts[0] ? " " : "", opts);
+                if (job_uint(job, "shards"))
+                        printf(", %llu shards asked for", (unsigned long long) job_uint(job, "shards"));
+                putchar('\n');
+        }
         if (!c || !v)
                 return;
         printf("  slurm:    array %s, %zu shards\n", job_str(c, "array"), n);
@@ -130,20 +216,29 @@ void print_job(const json_object *cjob) {
         printf("  items:    %llu done of %llu, %llu failed\n", (unsigned long long) job_uint(job, "done"),
                (unsigned long long) job_uint(job, "items"), (unsigned long long) job_uint(job, "failed"));
         if (streq(job_str(job, "state"), "running")) {
-                json_object *rate = json_get(job, "rate");
                 format_duration(e ? (uint64_t) json_object_get_int64(e) : 0, eta, sizeof(eta));
                 printf("  progress: %llu processed, %.0f items/s, %s left, %llu workers\n",
-                       (unsigned long long) job_uint(job, "processed"), rate ? json_object_get_double(rate) : 0.0,
-                       e ? eta : "?", (unsigned long long) job_uint(job, "live_workers"));
+                       (unsigned long long) job_uint(job, "processed"), job_rate(job), e ? eta : "?",
+                       (unsigned long long) job_uint(job, "live_workers"));
+        } else if (job_ended(job) && json_get(job, "duration_seconds")) {
+                char ran[32];
+                format_elapsed(json_object_get_double(json_get(job, "duration_seconds")), ran, sizeof(ran));
+                printf("  ran:      %s from start to end, %.0f items/s on average\n", ran, job_rate(job));
         }
         printf("  module:   %s\n", job_str(job, "module"));
         printf("  input:    %s (%s-separated)\n", job_str(job, "input"), job_str(job, "separator"));
-        printf("  output:   %s\n", job_str(job, "output"));
+        printf("  output:   %s (umask %04llo)\n", job_str(job, "output"), (unsigned long long) job_uint(job, "umask"));
         printf("  workers:  %llu, batch size %llu, save batch %llu", (unsigned long long) job_uint(job, "workers"),
                (unsigned long long) job_uint(job, "batch_size"), (unsigned long long) job_uint(job, "save_batch"));
         if (job_uint(job, "timeout") > 0)
                 printf(", timeout %llu s", (unsigned long long) job_uint(job, "timeout"));
-        putchar('\n');
+        else
+                printf(", no timeout");
+        printf(", %llu attempt%s per item\n", (unsigned long long) job_uint(job, "max_attempts"),
+               job_uint(job, "max_attempts") == 1 ? "" : "s");
+        print_limits(job);
+        if (job_uint(job, "retries") > 0)
+                printf("  retries:  %llu\n", (unsigned long long) job_uint(job, "retries"));
         printf("  created:  %s\n  started:  %s\n  finished: %s\n", created, started, finished);
         printf("  results:  %s\n  log:      %s\n", job_str(job, "results_path"), job_str(job, "log_path"));
         print_isolation(job);
@@ -152,18 +247,49 @@ void print_job(const json_object *cjob) {
                 printf("  error:    %s\n", job_str(job, "error"));
 }
 
+/* One row of the job table, as text: each column is as wide as its widest
+ * cell (a state like completed_with_failures, a large count). */
+typedef struct JobRow {
+        char id[24], done[48], failed[24], rate[32], time[32];
+        const char *state, *name;
+} JobRow;
+
+static void job_row(json_object *j, JobRow *row) {
+        json_object *d = json_get(j, "duration_seconds");
+
+        (void) snprintf(row->id, sizeof(row->id), "%llu", (unsigned long long) job_uint(j, "id"));
+        (void) snprintf(row->done, sizeof(row->done), "%llu/%llu", (unsigned long long) job_uint(j, "done"),
+                        (unsigned long long) job_uint(j, "items"));
+        (void) snprintf(row->failed, sizeof(row->failed), "%llu", (unsigned long long) job_uint(j, "failed"));
+        (void) snprintf(row->rate, sizeof(row->rate), "%.0f", job_rate(j));
+        if (d && job_ended(j))
+                format_elapsed(json_object_get_double(d), row->time, sizeof(row->time));
+        else
+                (void) snprintf(row->time, sizeof(row->time), "-");
+        row->state = job_str(j, "state");
+        row->name = job_str(j, "name");
+}
+
 void print_job_table(json_object *jobs) {
         size_t n = json_object_array_length(jobs);
+        int w_id = 2, w_state = 5, w_done = 10, w_failed = 6, w_rate = 6, w_time = 4;
+        JobRow row;
 
-        printf("%6s  %-9s  %21s  %8s  %9s  %s\n", "ID", "STATE", "DONE/ITEMS", "FAILED", "RATE/s", "NAME");
         for (size_t i = 0; i < n; i++) {
-                json_object *j = json_object_array_get_idx(jobs, i), *rate = json_get(j, "rate");
-                char done[48];
-                (void) snprintf(done, sizeof(done), "%llu/%llu", (unsigned long long) job_uint(j, "done"),
-                                (unsigned long long) job_uint(j, "items"));
-                printf("%6llu  %-9s  %21s  %8llu  %9.0f  %s\n", (unsigned long long) job_uint(j, "id"),
-                       job_str(j, "state"), done, (unsigned long long) job_uint(j, "failed"),
-                       rate ? json_object_get_double(rate) : 0.0, job_str(j, "name"));
+                job_row(json_object_array_get_idx(jobs, i), &row);
+                w_id = MAX(w_id, (int) strlen(row.id));
+                w_state = MAX(w_state, (int) strlen(row.state));
+                w_done = MAX(w_done, (int) strlen(row.done));
+                w_failed = MAX(w_failed, (int) strlen(row.failed));
+                w_rate = MAX(w_rate, (int) strlen(row.rate));
+                w_time = MAX(w_time, (int) strlen(row.time));
+        }
+        printf("%*s  %-*s  %*s  %*s  %*s  %*s  %s\n", w_id, "ID", w_state, "STATE", w_done, "DONE/ITEMS", w_failed,
+               "FAILED", w_rate, "RATE/s", w_time, "TIME", "NAME");
+        for (size_t i = 0; i < n; i++) {
+                job_row(json_object_array_get_idx(jobs, i), &row);
+                printf("%*s  %-*s  %*s  %*s  %*s  %*s  %s\n", w_id, row.id, w_state, row.state, w_done, row.done,
+                       w_failed, row.failed, w_rate, row.rate, w_time, row.time, row.name);
         }
 }
 

@@ -76,6 +76,15 @@ static int add_cluster(json_object *o, const Job *j) {
         return json_add(o, "cluster", c);
 }
 
+/* Seconds left at rate, rounded up: 840 items at 931/s is 1 s, not 0,
+ * so that a job with items left never shows 0. */
+static uint64_t eta_seconds(uint64_t left, double rate) {
+        double sec = (double) left / rate;
+        uint64_t whole = (uint64_t) sec;
+
+        return whole + ((double) whole < sec);
+}
+
 /* The spec's shown fields come from the schema; these are how it runs. */
 static int add_progress(json_object *o, const Job *j) {
         JobState s = job_state(j);
@@ -93,7 +102,13 @@ static int add_progress(json_object *o, const Job *j) {
         ADD("processed", json_object_new_int64((int64_t) processed));
         ADD("rate", json_object_new_double(s == JOB_RUNNING ? j->rate : 0.0));
         if (s == JOB_RUNNING && j->rate > 0.5)
-                ADD("eta_seconds", json_object_new_int64((int64_t) ((double) (j->spec.n_items - processed) / j->rate)));
+                ADD("eta_seconds", json_object_new_int64((int64_t) eta_seconds(j->spec.n_items - processed, j->rate)));
+        if (job_state_is_final(s) && j->status.started_usec && j->status.finished_usec >= j->status.started_usec) {
+                /* Once it has ended, its average over the whole run. */
+                double sec = (double) (j->status.finished_usec - j->status.started_usec) / 1e6;
+                ADD("duration_seconds", json_object_new_double(sec));
+                ADD("average_rate", json_object_new_double(sec > 0 ? (double) j->status.done / sec : 0.0));
+        }
         ADD("live_workers", json_object_new_int64(j->live_workers));
         if (j->status.started_usec)
                 ADD("started_usec", json_object_new_int64((int64_t) j->status.started_usec));

@@ -80,6 +80,12 @@ static bool add_outcome(ResultsBlock *block, int res_fd, const mplock_item *it, 
                 if (r < 0)
                         (void) snprintf(msg, sizeof(msg), "process failed with %d%s%s", r, r > -4096 ? ": " : "",
                                         r > -4096 ? strerror(-r) : "");
+                else if (r > 0)
+                        /* Positive returns are reserved and count as 0;
+                         * say so, since a module author may have meant an
+                         * errno. */
+                        (void) snprintf(msg, sizeof(msg), "process returned %d (positive: taken as 0) and set no "
+                                        "result for this item", r);
                 else
                         (void) snprintf(msg, sizeof(msg), "process set no result for this item");
                 rdata = msg;

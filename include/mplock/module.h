@@ -237,7 +237,8 @@ struct mplock_module {
         int (*init)(const mplock_ctx *ctx, void **state);
         /* n >= 1 items. An item left without result_set/result_error fails
          * with "no result". A negative return fails every item of the call
-         * that has no result yet, with the returned value as its code. */
+         * that has no result yet, with the returned value as its code; a
+         * positive one is reserved and counts as 0 (as for every callback). */
         int (*process)(const mplock_ctx *ctx, void *state, const mplock_item *items, size_t n,
                        mplock_results *out);
         void (*fini)(const mplock_ctx *ctx, void *state);

@@ -10,6 +10,8 @@
  *            per item and never frees them (a module that leaks)
  *   print    with shared "print" true, process prints "probe out <item>"
  *            on stdout and "probe err <item>" on stderr
+ *   return   with shared "return" N, process returns N and sets results
+ *            for the items of even index only
  *   save     appends "index<TAB>status<TAB>item<TAB>result" lines to
  *            OUTPUT/probe.saved, under a non-blocking flock: a second save
  *            running at the same time fails the job. */
@@ -75,11 +77,15 @@ static int probe_process(const mplock_ctx *ctx, void *state, const mplock_item *
                 fflush(stdout);
                 fprintf(stderr, "probe err %s\n", items[i].data);
         }
+        int64_t ret = 0;
+
+        (void) ctx->api->shared_int(ctx, "return", &ret);
         for (size_t i = 0; i < n; i++)
-                mplock_result_printf(out, i, "tag=%s|worker=%u|pid=%d|inits=%d|batch=%zu|first=%llu|item=%s", p->tag,
-                                     p->worker, (int) getpid(), inits, n, (unsigned long long) items[0].index,
-                                     items[i].data);
-        return 0;
+                if (ret == 0 || items[i].index % 2 == 0)
+                        mplock_result_printf(out, i, "tag=%s|worker=%u|pid=%d|inits=%d|batch=%zu|first=%llu|item=%s",
+                                             p->tag, p->worker, (int) getpid(), inits, n,
+                                             (unsigned long long) items[0].index, items[i].data);
+        return (int) ret;
 }
 
 static void probe_fini(const mplock_ctx *ctx, void *state) {
