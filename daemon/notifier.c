@@ -213,8 +213,8 @@ static void log_outcome(const Notification *x, int code, int status) {
         uint64_t took = (now_usec() - x->started_usec) / 1000000u;
 
         if (code == CLD_EXITED)
-                log_job(status == 0 ? LOG_INFO : LOG_WARNING, x->job, "On-end command exited with status %d after %llu s.",
-                        status, (unsigned long long) took);
+                log_job(status == 0 ? LOG_INFO : LOG_WARNING, x->job,
+                        "On-end command exited with status %d after %llu s.", status, (unsigned long long) took);
         else if (status == SIGKILL && took * 1000000u >= x->timeout_usec)
                 log_job(LOG_WARNING, x->job, "On-end command timed out after %llu s: killed.",
                         (unsigned long long) (x->timeout_usec / 1000000u));
@@ -251,9 +251,10 @@ static int deadline_handler(sd_event_source *s, uint64_t usec, void *userdata) {
 static int start(Notifier *n, Notification *x) {
         char num[5][24];
         const uint64_t v[5] = { x->job, x->done, x->failed, x->total, 0 };
-        const char *args[] = { "on-end",     "--job",   num[0],   "--name",    x->name,    "--state", x->state,
-                               "--done",     num[1],    "--failed", num[2],    "--total",  num[3],    "--output",
-                               x->output,    "--timeout", num[4], "--command", x->command };
+        const char *args[] = { "on-end",   "--job",    num[0],    "--name",   x->name,      "--state",
+                               x->state,   "--done",   num[1],    "--failed", num[2],       "--total",
+                               num[3],     "--output", x->output, "--timeout", num[4],      "--command",
+                               x->command };
         int r;
 
         x->timeout_usec = MAX(*n->timeout_usec, UINT64_C(1000000));
@@ -267,7 +268,8 @@ static int start(Notifier *n, Notification *x) {
                                  task_exited, x, &x->task);
         if (r < 0) {
                 x->deadline = sd_event_source_disable_unref(x->deadline);
-                return log_job_errno(LOG_WARNING, r, x->job, "Cannot start the on-end command, trying again in %llu s: %m",
+                return log_job_errno(LOG_WARNING, r, x->job,
+                                     "Cannot start the on-end command, trying again in %llu s: %m",
                                      (unsigned long long) (SPAWN_RETRY_USEC / 1000000u));
         }
         (void) sd_event_source_set_description(x->deadline, "on-end-timeout");
@@ -304,8 +306,8 @@ static int kick_handler(sd_event_source *s, void *userdata) {
                 list_remove(&n->waiting, x);
                 list_append(&n->running, x);
         }
-        if (failed && !n->retry &&
-            sd_event_add_time_relative(n->event, &n->retry, CLOCK_MONOTONIC, SPAWN_RETRY_USEC, 0, retry_handler, n) >= 0)
+        if (failed && !n->retry && sd_event_add_time_relative(n->event, &n->retry, CLOCK_MONOTONIC, SPAWN_RETRY_USEC,
+                                                              0, retry_handler, n) >= 0)
                 (void) sd_event_source_set_description(n->retry, "on-end-retry");
         return 0;
 }
