@@ -187,7 +187,7 @@ static int uint_opt(const char *name, const char *v, uint64_t *ret) {
 /* The job scope's limits (docs/systemd.md): the Submit field of each
  * option, 0 when not given (mplockd checks the bounds). */
 enum { OPT_TASKS_MAX = 0x100, OPT_CPU_WEIGHT, OPT_CPU_QUOTA, OPT_IO_WEIGHT, OPT_MAX_ITEMS_PER_WORKER,
-       OPT_MAX_WORKER_MEMORY, OPT_SLURM, OPT_PARTITION, OPT_SHARDS, OPT_SLURM_OPT };
+       OPT_MAX_WORKER_MEMORY, OPT_SLURM, OPT_PARTITION, OPT_SHARDS, OPT_SLURM_OPT, OPT_ON_END };
 static const char *const scope_fields[] = { "tasks_max", "cpu_weight", "cpu_quota", "io_weight" };
 
 static int scope_opt(int opt, const char *v, uint64_t limits[4]) {
@@ -235,11 +235,13 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 { "partition", required_argument, NULL, OPT_PARTITION },
                 { "shards", required_argument, NULL, OPT_SHARDS },
                 { "slurm-opt", required_argument, NULL, OPT_SLURM_OPT },
+                { "on-end", required_argument, NULL, OPT_ON_END },
                 {},
         };
         _cleanup_free_ char *module = NULL, *input = NULL, *output = NULL;
         int stdin_fd = -1;
-        const char *name = NULL, *input_arg = NULL, *halt = NULL, *exec_cmd = NULL, *partition = NULL;
+        const char *name = NULL, *input_arg = NULL, *halt = NULL, *exec_cmd = NULL, *partition = NULL,
+                   *on_end = NULL;
         char slurm_opts[1100] = "";
         uint64_t shards = 0;
         bool slurm = false;
@@ -369,6 +371,9 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                                 strcat(slurm_opts, " ");
                         strcat(slurm_opts, optarg);
                         break;
+                case OPT_ON_END:
+                        on_end = optarg; /* mplockd checks it */
+                        break;
                 default:
                         goto out;
                 }
@@ -457,6 +462,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
             (partition && json_add_str(params, "partition", partition) < 0) ||
             (shards && json_add_u64(params, "shards", shards) < 0) ||
             (slurm_opts[0] && json_add_str(params, "slurm_options", slurm_opts) < 0) ||
+            (on_end && json_add_str(params, "on_end", on_end) < 0) ||
             (shared && json_add(params, "shared", TAKE_PTR(shared)) < 0)) {
                 json_object_put(params);
                 fprintf(stderr, "mplockctl: out of memory\n");

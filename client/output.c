@@ -241,6 +241,9 @@ void print_job(const json_object *cjob) {
                 printf("  retries:  %llu\n", (unsigned long long) job_uint(job, "retries"));
         printf("  created:  %s\n  started:  %s\n  finished: %s\n", created, started, finished);
         printf("  results:  %s\n  log:      %s\n", job_str(job, "results_path"), job_str(job, "log_path"));
+        if (json_get_str(job, "on_end"))
+                printf("  on end:   %s%s\n", job_str(job, "on_end"),
+                       json_get_bool(job, "on_end_owed", false) ? " (owed: not run to its end yet)" : "");
         print_isolation(job);
         print_cluster(job);
         if (json_get_str(job, "error"))

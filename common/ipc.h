@@ -40,6 +40,7 @@ enum {
         AGENT_MODE_CHECK = 1, /* "mplock-runner check" */
         AGENT_MODE_RUN = 2,   /* "mplock-runner run" */
         AGENT_MODE_RESULTS = 3, /* "mplock-runner results" */
+        AGENT_MODE_ON_END = 4,  /* "mplock-runner on-end": a job's on-end command */
 };
 
 #define AGENT_ARGS_MAX 32

@@ -77,6 +77,7 @@ static const SchemaField spec_fields[] = {
         { "shards", SCHEMA_U32, SPEC(shards), P | R | S | OPT, 0, JOB_SHARDS_MAX },
         { "partition", SCHEMA_STRING, SPEC(partition), P | R | S | OPT },
         { "slurm_options", SCHEMA_STRING, SPEC(slurm_options), P | R | S | OPT },
+        { "on_end", SCHEMA_STRING, SPEC(on_end), P | S | OPT },
 };
 const Schema job_spec_schema = { spec_fields, ELEMENTSOF(spec_fields) };
 
@@ -96,6 +97,8 @@ static const SchemaField status_fields[] = {
         { "io_read_bytes", SCHEMA_U64, STATUS(io_read_bytes), P | OPT, 0, U64MAX },
         { "io_write_bytes", SCHEMA_U64, STATUS(io_write_bytes), P | OPT, 0, U64MAX },
         { "oom_kills", SCHEMA_U64, STATUS(oom_kills), P | OPT, 0, U64MAX },
+        { "ends", SCHEMA_U32, STATUS(ends), P | OPT, 0, U32MAX },
+        { "notified", SCHEMA_U32, STATUS(notified), P | OPT, 0, U32MAX },
 };
 const Schema job_status_schema = { status_fields, ELEMENTSOF(status_fields) };
 

@@ -70,6 +70,9 @@ typedef struct JobSpec {
          * "--name" or "--name=value"), or NULL. */
         uint32_t slurm, shards;
         char *partition, *slurm_options;
+        /* A shell command run as the owner each time the job ends
+         * (daemon/notifier.c), or NULL. */
+        char *on_end;
 } JobSpec;
 
 /* Where a job stands, as state.json keeps it. */
@@ -87,6 +90,10 @@ typedef struct JobStatus {
         /* What the runs that ended used, from their scopes' cgroups (the
          * peak: the highest of them); the running one's adds to it. */
         uint64_t cpu_usec, memory_peak, io_read_bytes, io_write_bytes, oom_kills;
+        /* A job with an on-end command: how many times it has ended, and
+         * the last end whose command has run. While they differ, the
+         * command is owed: it runs (again) at the next start. */
+        uint32_t ends, notified;
 } JobStatus;
 
 /* What a runner is told beside the spec: how far the job is, and the
@@ -134,5 +141,6 @@ void job_status_done(JobStatus *st);
 #define JOB_SHARDS_MAX 1024u
 #define JOB_SLURM_OPTIONS_MAX 1024u /* bytes */
 #define JOB_PARTITION_MAX 64u
+#define JOB_ON_END_MAX 4096u /* bytes of an on-end command */
 /* A job submitted without one (or stored before it was kept). */
 #define JOB_UMASK_DEFAULT 022u

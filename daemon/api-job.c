@@ -133,6 +133,8 @@ static int add_progress(json_object *o, const Job *j) {
         if (r >= 0)
                 r = add_cluster(o, j);
         ADD("retries", json_object_new_int64(j->status.results_gen));
+        if (j->spec.on_end)
+                ADD("on_end_owed", json_object_new_boolean(j->status.ends != j->status.notified));
 #undef ADD
         return r;
 }

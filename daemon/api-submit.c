@@ -33,6 +33,7 @@ const JsonField submit_fields[] = {
         { "max_worker_memory", JSON_KIND_UINT, false },
         { "slurm", JSON_KIND_BOOL, false },        { "shards", JSON_KIND_UINT, false },
         { "partition", JSON_KIND_STRING, false },  { "slurm_options", JSON_KIND_STRING, false },
+        { "on_end", JSON_KIND_STRING, false },
 };
 const size_t submit_n_fields = ELEMENTSOF(submit_fields);
 
@@ -244,6 +245,31 @@ static int read_slurm(json_object *p, JobSpec *spec, Refusal *f) {
         return (part && !spec->partition) || (opts && opts[0] && !spec->slurm_options) ? -ENOMEM : 0;
 }
 
+/* The on-end command: run by /bin/sh as the owner, never by us, so it
+ * only needs to be bounded text that logs and shows as one line (a
+ * newline could forge a log line): no NUL, no control character but tab. */
+static int read_on_end(json_object *p, JobSpec *spec, Refusal *f) {
+        json_object *v = json_get(p, "on_end");
+        const char *cmd;
+        size_t len;
+
+        if (!v)
+                return 0;
+        cmd = json_object_get_string(v);
+        len = (size_t) json_object_get_string_len(v);
+        if (len == 0)
+                return refuse(f, "on_end", "must not be empty");
+        if (len > JOB_ON_END_MAX)
+                return refuse(f, "on_end", "longer than %u bytes", JOB_ON_END_MAX);
+        if (strlen(cmd) != len)
+                return refuse(f, "on_end", "must not contain a NUL byte");
+        for (size_t i = 0; i < len; i++)
+                if (((unsigned char) cmd[i] < 0x20 && cmd[i] != '\t') || cmd[i] == 0x7f)
+                        return refuse(f, "on_end", "must not contain control characters (but tab)");
+        spec->on_end = strdup(cmd);
+        return spec->on_end ? 0 : -ENOMEM;
+}
+
 static int read_extras(json_object *p, const Settings *s, SubmitRequest *req, Refusal *f) {
         const char *halt = json_get_str(p, "halt_on_failure");
         json_object *shared = json_get(p, "shared");
@@ -378,6 +404,8 @@ static int read_request(Api *api, Call *call, SubmitRequest *req, char **items, 
                 r = read_slurm(p, &req->spec, f);
         if (r >= 0)
                 r = read_extras(p, api->settings, req, f);
+        if (r >= 0)
+                r = read_on_end(p, &req->spec, f);
         if (r >= 0 && json_get(p, "items"))
                 r = read_items(json_get(p, "items"), api->settings, items, req, f);
         req->spec.uid = call_uid(call);

@@ -98,6 +98,10 @@ static const SettingDef defs[] = {
           "largest --tasks-max a job may ask for, 0 for no bound" },
         { "max-cpu-quota", FIELD(max_cpu_quota), UNIT_COUNT, 0, JOB_CPU_QUOTA_MAX,
           "largest --cpu-quota (percent of one CPU) a job may ask for, 0 for no bound" },
+        { "on-end-timeout", FIELD(on_end_timeout_usec), UNIT_SECONDS, 1, 86400,
+          "seconds a job's on-end command may run before it is killed with its process group" },
+        { "max-on-end-per-uid", FIELD(max_on_end_per_uid), UNIT_COUNT, 1, 1024,
+          "on-end commands of one user running at once (the others wait)" },
 };
 
 void settings_defaults(Settings *s) {
@@ -135,6 +139,8 @@ void settings_defaults(Settings *s) {
                 .max_processes_per_uid = 4096,
                 .idle_timeout_usec = 300 * 1000000ULL,
                 .message_timeout_usec = 30 * 1000000ULL,
+                .on_end_timeout_usec = 300 * 1000000ULL,
+                .max_on_end_per_uid = 4,
         };
 }
 

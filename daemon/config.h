@@ -44,6 +44,10 @@ typedef struct Settings {
         uint64_t max_memory_per_job;  /* largest --memory-max; 0: no bound */
         uint64_t max_tasks_per_job;   /* largest --tasks-max; 0: no bound */
         uint32_t max_cpu_quota;       /* largest --cpu-quota, percent; 0: no bound */
+        /* On-end commands (submit --on-end): each for at most this long,
+         * this many of one user's at once. */
+        uint64_t on_end_timeout_usec;
+        uint32_t max_on_end_per_uid;
 } Settings;
 
 void settings_defaults(Settings *s);

@@ -17,6 +17,7 @@
 #include "jobs-journal.h"
 #include "log.h"
 #include "macro.h"
+#include "notifier.h"
 #include "runner-proc.h"
 #include "store.h"
 
@@ -244,6 +245,10 @@ int job_set_state(Job *j, JobState s, const char *error) {
                 j->status.started_usec = now_usec(CLOCK_REALTIME);
         if (job_state_is_final(s))
                 j->status.finished_usec = now_usec(CLOCK_REALTIME);
+        /* Owed from the write that makes the end durable: no crash can
+         * leave it ended on disk with its on-end command forgotten. */
+        if (job_state_is_final(s) && !job_state_is_final(old) && j->spec.on_end)
+                j->status.ends++;
         if (s != JOB_RUNNING) {
                 /* Only a running job holds workers or waits to restart; a
                  * completed one's runner holds them until it exits. */
@@ -270,11 +275,43 @@ int job_set_state(Job *j, JobState s, const char *error) {
         else if (s == JOB_COMPLETED || s == JOB_COMPLETED_WITH_FAILURES) {
                 jobs_emit(j->jobs, j, JOB_EVENT_STATE);
                 job_persist_later(j);
+                job_notify(j);
                 return 0;
         } else
                 r = job_persist(j);
         jobs_emit(j->jobs, j, JOB_EVENT_STATE);
+        job_notify(j);
         return r;
+}
+
+void job_notify(Job *j) {
+        NotifyRequest req = {
+                .job = j->spec.id,
+                .end = j->status.ends,
+                .uid = j->spec.uid,
+                .gid = j->spec.gid,
+                .command = j->spec.on_end,
+                .name = j->spec.name,
+                .state = job_state_to_string(job_state(j)),
+                .output = j->spec.output,
+                .done = j->status.done,
+                .failed = j->status.failed,
+                .total = j->spec.n_items,
+        };
+
+        if (!j->spec.on_end || !job_state_is_final(job_state(j)) || j->status.ends == j->status.notified)
+                return;
+        if (notifier_queue(j->jobs->notifier, &req) < 0)
+                log_job(LOG_ERR, j->spec.id, "Out of memory for the on-end command: it runs at the next start.");
+}
+
+void job_notified(Job *j, uint32_t end) {
+        if (end <= j->status.notified || end > j->status.ends)
+                return;
+        j->status.notified = end;
+        /* If this cannot be written, it is tried again (persist_retry);
+         * a crash meanwhile runs the command once more. */
+        (void) job_persist(j);
 }
 
 static JobState completed_state(const Job *j) {
@@ -697,6 +734,11 @@ int job_retry(Job *j) {
                 .started_usec = j->status.started_usec,
                 .results_gen = j->status.results_gen + 1,
                 .prev_results_len = j->status.results_len,
+                /* An on-end command still owed runs all the same (its
+                 * facts are the notifier's already); the next end owes
+                 * another. */
+                .ends = j->status.ends,
+                .notified = j->status.notified,
         };
         int r;
 

@@ -116,5 +116,10 @@ int job_set_state(Job *j, JobState s, const char *error);
 /* Starts a runner with the job's slots; -errno. */
 int job_start_runner(Job *j);
 void job_stop_runner(Job *j);
+/* An ended job whose on-end command is owed (JobStatus.ends is past
+ * .notified) has it run; job_set_state() does this at each end. */
+void job_notify(Job *j);
+/* The command of that end ran: no longer owed, on disk too. */
+void job_notified(Job *j, uint32_t end);
 /* Workers this job would take if it started now. */
 uint32_t job_slots_needed(const Job *j);

@@ -11,10 +11,19 @@
 #include "jobs-journal.h"
 #include "log.h"
 #include "macro.h"
+#include "notifier.h"
 #include "runner-proc.h"
 #include "store.h"
 
 static int schedule_handler(sd_event_source *s, void *userdata);
+
+static void on_end_delivered(uint64_t id, uint32_t end, void *userdata) {
+        Job *j = jobs_find(userdata, id);
+
+        /* A job removed meanwhile owes nothing any more. */
+        if (j)
+                job_notified(j, end);
+}
 
 int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd, int jobs_fd, int new_fd,
              Agents *agents, JobsObserver observer, void *userdata) {
@@ -26,8 +35,15 @@ int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd
         *jobs = (Jobs){ .event = event, .settings = settings, .state_fd = state_fd, .jobs_fd = jobs_fd,
                         .new_fd = new_fd, .agents = agents, .next_id = 1, .observer = observer,
                         .observer_userdata = userdata, .journal = { .fd = -1 } };
+        r = notifier_new(&jobs->notifier, agents, &settings->max_on_end_per_uid, &settings->on_end_timeout_usec,
+                         on_end_delivered, jobs);
+        if (r < 0) {
+                free(jobs);
+                return r;
+        }
         r = sd_event_add_defer(event, &jobs->schedule_source, schedule_handler, jobs);
         if (r < 0) {
+                notifier_free(jobs->notifier);
                 free(jobs);
                 return r;
         }
@@ -44,6 +60,9 @@ Jobs *jobs_free(Jobs *jobs) {
          * left void. */
         (void) jobs_checkpoint(jobs);
         jobs_journal_close(jobs);
+        /* What runs is killed: it is still owed on disk, and runs again at
+         * the next start. */
+        jobs->notifier = notifier_free(jobs->notifier);
         for (size_t i = 0; i < jobs->n_jobs; i++)
                 job_free(jobs->jobs[i]);
         free(jobs->jobs);
@@ -250,6 +269,10 @@ int jobs_load(Jobs *jobs) {
                 log_warning_errno(r, "Cannot read next-id, continuing from %llu: %m",
                                   (unsigned long long) jobs->next_id);
         jobs->next_id = MAX(jobs->next_id, saved);
+        /* Ended, and its on-end command owed: a crash (or a stop) came
+         * between the end and the command's exit. It runs (again). */
+        for (size_t i = 0; i < jobs->n_jobs; i++)
+                job_notify(jobs->jobs[i]);
         return 0;
 }
 

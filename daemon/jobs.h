@@ -47,6 +47,8 @@ struct Jobs {
         const char *python_bridge;
         /* The service manager, for each job's scope (scope.h). NULL: none. */
         struct Scopes *scopes;
+        /* The jobs' on-end commands (notifier.h). */
+        struct Notifier *notifier;
 };
 
 int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd, int jobs_fd, int new_fd,

@@ -17,6 +17,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "macro.h"
+#include "on-end.h"
 #include "results-page.h"
 #include "runner.h"
 
@@ -102,7 +103,11 @@ static int task_exited(sd_event_source *s, const siginfo_t *si, void *userdata) 
 /* In the child: the task itself, with the descriptors at 3, 4, ...; ps
  * and /proc/PID/cmdline say "mplock-runner run" or "... check". */
 static _Noreturn void task_run(char *title, uint32_t mode, char **argv, int argc) {
-        const char *name = mode == AGENT_MODE_CHECK ? "check" : mode == AGENT_MODE_RUN ? "run" : "pages";
+        /* At most as long as "agent", whose room it takes. */
+        const char *name = mode == AGENT_MODE_CHECK    ? "check"
+                           : mode == AGENT_MODE_RUN    ? "run"
+                           : mode == AGENT_MODE_ON_END ? "onend"
+                                                       : "pages";
         size_t room = strlen(title);
         int r = 127;
 
@@ -117,6 +122,8 @@ static _Noreturn void task_run(char *title, uint32_t mode, char **argv, int argc
                 r = run_main();
         else if (mode == AGENT_MODE_RESULTS)
                 r = results_page_main(argc, argv);
+        else if (mode == AGENT_MODE_ON_END)
+                r = on_end_main(argc, argv);
         (void) fflush(stdout);
         (void) fflush(stderr);
         _exit(r);
@@ -244,7 +251,8 @@ static void handle_spawn(Agent *a, const void *payload, size_t len, const int *f
         if (len < sizeof(sp))
                 agent_quit("short spawn request");
         memcpy(&sp, payload, sizeof(sp));
-        if ((sp.mode != AGENT_MODE_CHECK && sp.mode != AGENT_MODE_RUN && sp.mode != AGENT_MODE_RESULTS) ||
+        if ((sp.mode != AGENT_MODE_CHECK && sp.mode != AGENT_MODE_RUN && sp.mode != AGENT_MODE_RESULTS &&
+             sp.mode != AGENT_MODE_ON_END) ||
             parse_args((const char *) payload + sizeof(sp), len - sizeof(sp), sp.n_args, argv) < 0)
                 agent_quit("malformed spawn request");
         if (sp.mode == AGENT_MODE_CHECK) {

@@ -171,6 +171,21 @@ int output_prepare_results(Output *o, uint32_t gen, uint64_t committed_len, uint
         return r;
 }
 
+/* A line in the job's log, with the time (UTC, microseconds): the log has
+ * no other. */
+static void log_line(const Output *o, const char *msg) {
+        struct timespec ts;
+        struct tm tm;
+        char when[32] = "";
+
+        if (o->log_fd < 0)
+                return;
+        (void) clock_gettime(CLOCK_REALTIME, &ts);
+        if (gmtime_r(&ts.tv_sec, &tm))
+                (void) strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+        (void) dprintf(o->log_fd, "%s.%06ldZ mplock: %s\n", when, ts.tv_nsec / 1000, msg);
+}
+
 void output_log(const Output *o, int level, const char *fmt, ...) {
         char msg[1024];
         va_list ap;
@@ -179,15 +194,16 @@ void output_log(const Output *o, int level, const char *fmt, ...) {
         (void) vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
         log_job(level, o->job_id, "%s", msg);
-        /* And into the job's log, beside what the workers print, with the
-         * time (UTC, microseconds): the journal has its own. */
-        if (o->log_fd >= 0) {
-                struct timespec ts;
-                struct tm tm;
-                char when[32] = "";
-                (void) clock_gettime(CLOCK_REALTIME, &ts);
-                if (gmtime_r(&ts.tv_sec, &tm))
-                        (void) strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-                (void) dprintf(o->log_fd, "%s.%06ldZ mplock: %s\n", when, ts.tv_nsec / 1000, msg);
-        }
+        /* And into the job's log, beside what the workers print. */
+        log_line(o, msg);
+}
+
+void output_note(const Output *o, const char *fmt, ...) {
+        char msg[1024];
+        va_list ap;
+
+        va_start(ap, fmt);
+        (void) vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        log_line(o, msg);
 }

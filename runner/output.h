@@ -49,3 +49,5 @@ int output_prepare_results(Output *o, uint32_t gen, uint64_t committed_len, uint
 /* A notice for the journal (with the job's id) and the job log (with the
  * time, since the log has no other). */
 void output_log(const Output *o, int level, const char *fmt, ...) _printf_(3, 4);
+/* The same line in the job log only (mplockd logs to the journal itself). */
+void output_note(const Output *o, const char *fmt, ...) _printf_(2, 3);

@@ -247,7 +247,8 @@ class Client:
         file, read as the caller) or items (a list of str). Options are
         Submit's: workers, shared (a dict), save_batch, batch_size, name,
         timeout, memory_max, max_attempts, halt_on_failure, separator, umask
-        (default: the caller's). Returns the Job, durable on disk."""
+        (default: the caller's), on_end (a shell command run as the caller
+        each time the job ends). Returns the Job, durable on disk."""
         params = {"module": module, "output": output}
         if input is not None:
             params["input"] = input

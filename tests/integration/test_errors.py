@@ -258,6 +258,10 @@ class Protocol(DaemonTest):
         self.assert_invalid(self.submit_params(input=None, items=["a", 5]), "items")
         self.assert_invalid(self.submit_params(input=None, items=["a\u0000b"]), "items")
         self.assert_invalid(self.submit_params(input=None, items=["a"], separator="nul"), "separator")
+        self.assertIn("string", self.assert_invalid(self.submit_params(on_end=5), "on_end"))
+        self.assertIn("NUL", self.assert_invalid(self.submit_params(on_end="true\u0000rm"), "on_end"))
+        self.assertIn("control", self.assert_invalid(self.submit_params(on_end="true\rfalse"), "on_end"))
+        self.assertIn("4096", self.assert_invalid(self.submit_params(on_end="x" * 4097), "on_end"))
         self.assertEqual(os.listdir(os.path.join(self.d.state, "jobs")), [])
 
     def test_every_field_at_its_extremes_survives_a_restart(self):
@@ -279,7 +283,7 @@ class Protocol(DaemonTest):
         extremes = {"workers": 256, "batch_size": 65536, "save_batch": 1000000, "timeout": 604800,
                     "max_attempts": 1000, "memory_max": 2 ** 50, "halt_on_failure": str(limit), "name": "n" * 128,
                     "tasks_max": 4194304, "cpu_weight": 10000, "cpu_quota": 102400, "io_weight": 10000,
-                    "max_items_per_worker": 2 ** 40, "max_worker_memory": 2 ** 50}
+                    "max_items_per_worker": 2 ** 40, "max_worker_memory": 2 ** 50, "on_end": "#" * 4096}
         r = self.d.varlink("io.mplock.Manager.Submit", self.submit_params(**extremes))[0]
         self.assertNotIn("error", r, r)
         job = r["parameters"]["id"]
@@ -290,8 +294,9 @@ class Protocol(DaemonTest):
         after = self.d.status(job)
         for key in ("workers", "batch_size", "save_batch", "timeout", "max_attempts", "memory_max",
                     "halt_on_failure", "name", "state", "done", "tasks_max", "cpu_weight", "cpu_quota", "io_weight",
-                    "max_items_per_worker", "max_worker_memory"):
+                    "max_items_per_worker", "max_worker_memory", "on_end"):
             self.assertEqual(after.get(key), before.get(key), key)
+        self.assertEqual(after["on_end"], "#" * 4096)
         self.assertEqual(after["halt_on_failure"], str(limit))
         self.assertEqual(after["memory_max"], 2 ** 50)
         self.assertEqual(after["tasks_max"], 4194304)

@@ -18,7 +18,7 @@ LAYERS = {
             {"control", "submit", "jobs", "runners", "scopes", "config"}),
     "submit": ({"submit", "spares"}, {"jobs", "runners", "store", "config"}),
     "jobs": ({"jobs", "job", "job-scope", "jobs-journal"}, {"runners", "scopes", "store", "config"}),
-    "runners": ({"runner-proc", "agents", "agent-env", "results-reader"}, set()),
+    "runners": ({"runner-proc", "agents", "agent-env", "results-reader", "notifier"}, set()),
     "scopes": ({"scope"}, set()),
     "store": ({"store", "snapshot", "journal"}, set()),
     "config": ({"config"}, set()),
