@@ -10,7 +10,8 @@
 /* One entry per command: what follows its name on the usage line (a line
  * per form), what it does, and one line per option its parser takes.
  * man/mplockctl.1 and shell-completion/ list the same options, which
- * tests/integration/test_cli.py checks against the getopt tables. */
+ * tests/integration/test_cli.py checks against the getopt tables: a new
+ * command or option goes into all four. */
 static const CommandHelp helps[] = {
         {
                 .name = "submit",
@@ -38,7 +39,7 @@ static const CommandHelp helps[] = {
                            "      --name NAME               the job's name, for list and status\n"
                            "      --wait                    then follow the job to its end, with wait's exit codes\n"
                            "      --json                    print the reply as JSON\n"
-                           "      --exec 'CMD {}'           run CMD once per item, as GNU parallel does (docs/exec.md)\n"
+                           "      --exec 'CMD {}'           run CMD per item, as GNU parallel does (docs/exec.md)\n"
                            "      --max-output BYTES        with --exec: an item's result at most (default 1M)\n"
                            "      ::: ITEM...               with --exec: the items, instead of --input\n"
                            "      --slurm                   run the job as a Slurm job array (docs/slurm.md)\n"
@@ -177,8 +178,11 @@ int help_command(const char *name) {
         const CommandHelp *h = help_find(name);
         const char *line;
 
-        if (!h)
-                return EXIT_USAGE;
+        if (!h) {
+                /* A command added without its entry in helps[]. */
+                fprintf(stderr, "mplockctl: no help for \"%s\"\n", name);
+                return EXIT_ERROR;
+        }
         /* A line of usage for each form of the command. */
         line = h->args;
         for (bool first = true; line; first = false) {

@@ -71,8 +71,8 @@ typedef struct CommandHelp {
         const char *options; /* a line per option its parser takes */
 } CommandHelp;
 void help_overview(FILE *f);
-/* Shows the command's usage and options: EXIT_HELP, or EXIT_USAGE if there
- * is no such command. */
+/* Shows the command's usage and options: EXIT_HELP, or EXIT_ERROR if it
+ * has no entry. */
 int help_command(const char *name);
 /* After a usage error: where help is (name NULL: mplockctl's own).
  * Returns EXIT_USAGE. */

@@ -358,7 +358,8 @@ class Terminal:
                 return m
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError("waited %ds for %r; the terminal showed: %r" % (timeout, pattern, self.buf[-3000:]))
+                raise AssertionError("waited %ds for %r; the terminal showed: %r" %
+                                     (timeout, pattern, self.buf[-3000:]))
             if select.select([self.fd], [], [], min(left, 0.5))[0]:
                 try:
                     data = os.read(self.fd, 65536)
@@ -458,11 +459,15 @@ class CompletionInTerminal(DaemonTest):
         self.run_line(t, "mplockctl sub\t--help", r"Usage: mplockctl submit --module")
         self.run_line(t, "mplockctl logs --fol\t--help", r"Usage: mplockctl logs \[-f\|--follow\]")
         self.run_line(t, "mplockctl help wat\t", r"Usage: mplockctl watch")
-        self.assertEqual(self.buffer_after(t, "mplockctl submit --module m/\t"), "mplockctl submit --module m/square.so")
+        self.assertEqual(self.buffer_after(t, "mplockctl submit --module m/\t"),
+                         "mplockctl submit --module m/square.so")
         # zsh takes the slash back at Ctrl-A (auto_remove_slash).
         self.assertRegex(self.buffer_after(t, "mplockctl submit --output o/\t"), r"^mplockctl submit --output o/sub/?$")
         self.assertEqual(self.buffer_after(t, "mplockctl submit --shared @s/\t"),
                          "mplockctl submit --shared @s/shared.json")
+        # After ":::" everything is an item: files, -h too.
+        self.assertEqual(self.buffer_after(t, "mplockctl submit --exec 'echo {}' ::: -h m/sq\t"),
+                         "mplockctl submit --exec echo {} ::: -h m/square.so")  # echo drops the quotes
         # The instance the line names, not $MPLOCK_SOCKET's.
         t.type("unset MPLOCK_SOCKET\n")
         t.expect(PROMPT)
