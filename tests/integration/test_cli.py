@@ -469,10 +469,12 @@ class CompletionInTerminal(DaemonTest):
         self.assertEqual(self.buffer_after(t, "mplockctl submit --exec 'echo {}' ::: -h m/sq\t"),
                          "mplockctl submit --exec echo {} ::: -h m/square.so")  # echo drops the quotes
         # The instance the line names, not $MPLOCK_SOCKET's.
+        self.assertEqual(self.buffer_after(t, "mplockctl --socket /nonexistent/sock status \t"),
+                         "mplockctl --socket /nonexistent/sock status")
         t.type("unset MPLOCK_SOCKET\n")
         t.expect(PROMPT)
-        self.assertEqual(self.buffer_after(t, "mplockctl status \t"), "mplockctl status")
         self.run_line(t, "mplockctl --socket %s wait \t" % self.d.sock, r"Job %d completed" % self.job)
+        self.run_line(t, "mplockctl --socket=%s wait \t" % self.d.sock, r"Job %d completed" % self.job)
 
     def test_bash(self):
         self.completes("bash")
