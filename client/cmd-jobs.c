@@ -16,18 +16,21 @@
 static int one_job(Ctl *c, int argc, char **argv, uint64_t *id) {
         static const struct option options[] = {
                 { "json", no_argument, NULL, 'j' },
+                { "help", no_argument, NULL, 'h' },
                 {},
         };
         int opt;
 
-        while ((opt = getopt_long(argc, argv, "", options, NULL)) >= 0)
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 if (opt == 'j')
                         c->json = true;
+                else if (opt == 'h')
+                        return help_command(c->command);
                 else
-                        return EXIT_USAGE;
+                        return help_hint(c->command);
         if (optind + 1 != argc) {
-                fprintf(stderr, "mplockctl %s: expected one job id\n", argv[0]);
-                return EXIT_USAGE;
+                fprintf(stderr, "mplockctl %s: expected one job id\n", c->command);
+                return help_hint(c->command);
         }
         if (parse_job_id(argv[optind], id) < 0)
                 return EXIT_USAGE;
@@ -74,19 +77,22 @@ int cmd_status(Ctl *c, int argc, char **argv) {
 int cmd_list(Ctl *c, int argc, char **argv) {
         static const struct option options[] = {
                 { "json", no_argument, NULL, 'j' },
+                { "help", no_argument, NULL, 'h' },
                 {},
         };
         json_object *reply, *jobs;
         int opt, r;
 
-        while ((opt = getopt_long(argc, argv, "", options, NULL)) >= 0)
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 if (opt == 'j')
                         c->json = true;
+                else if (opt == 'h')
+                        return help_command(c->command);
                 else
-                        return EXIT_USAGE;
+                        return help_hint(c->command);
         if (optind != argc) {
                 fprintf(stderr, "mplockctl list: unexpected argument \"%s\"\n", argv[optind]);
-                return EXIT_USAGE;
+                return help_hint(c->command);
         }
         r = ctl_call(c, MPLOCK_METHOD_LIST, NULL, false, &reply, NULL);
         if (r != EXIT_OK)
@@ -218,6 +224,7 @@ int cmd_wait(Ctl *c, int argc, char **argv) {
         static const struct option options[] = {
                 { "json", no_argument, NULL, 'j' },
                 { "any", no_argument, NULL, 'a' },
+                { "help", no_argument, NULL, 'h' },
                 {},
         };
         _cleanup_free_ uint64_t *ids = NULL;
@@ -225,17 +232,19 @@ int cmd_wait(Ctl *c, int argc, char **argv) {
         size_t n;
         int opt;
 
-        while ((opt = getopt_long(argc, argv, "", options, NULL)) >= 0)
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 if (opt == 'j')
                         c->json = true;
                 else if (opt == 'a')
                         any = true;
+                else if (opt == 'h')
+                        return help_command(c->command);
                 else
-                        return EXIT_USAGE;
+                        return help_hint(c->command);
         n = (size_t) (argc - optind);
         if (n == 0) {
                 fprintf(stderr, "mplockctl wait: expected a job id\n");
-                return EXIT_USAGE;
+                return help_hint(c->command);
         }
         if (any && n > WAIT_ANY_MAX) {
                 fprintf(stderr, "mplockctl wait: --any takes at most %d jobs\n", WAIT_ANY_MAX);

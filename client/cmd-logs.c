@@ -53,6 +53,7 @@ static int job_state(Ctl *c, uint64_t id, json_object **job) {
 int cmd_logs(Ctl *c, int argc, char **argv) {
         static const struct option options[] = {
                 { "follow", no_argument, NULL, 'f' },
+                { "help", no_argument, NULL, 'h' },
                 {},
         };
         bool follow = false;
@@ -63,14 +64,16 @@ int cmd_logs(Ctl *c, int argc, char **argv) {
         uint64_t id;
         int opt, r;
 
-        while ((opt = getopt_long(argc, argv, "f", options, NULL)) >= 0)
+        while ((opt = getopt_long(argc, argv, "fh", options, NULL)) >= 0)
                 if (opt == 'f')
                         follow = true;
+                else if (opt == 'h')
+                        return help_command(c->command);
                 else
-                        return EXIT_USAGE;
+                        return help_hint(c->command);
         if (optind + 1 != argc) {
                 fprintf(stderr, "mplockctl logs: expected one job id\n");
-                return EXIT_USAGE;
+                return help_hint(c->command);
         }
         if (parse_job_id(argv[optind], &id) < 0)
                 return EXIT_USAGE;

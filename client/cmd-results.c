@@ -242,6 +242,7 @@ static int results_or_failed(Ctl *c, int argc, char **argv, bool only_failed) {
                 { "json", no_argument, NULL, 'j' },
                 { "null", no_argument, NULL, '0' },
                 { "via-daemon", no_argument, NULL, 'd' },
+                { "help", no_argument, NULL, 'h' },
                 {},
         };
         static char obuf[1 << 20];
@@ -252,7 +253,7 @@ static int results_or_failed(Ctl *c, int argc, char **argv, bool only_failed) {
         const char *state;
         int opt, r;
 
-        while ((opt = getopt_long(argc, argv, "0", options, NULL)) >= 0)
+        while ((opt = getopt_long(argc, argv, "0h", options, NULL)) >= 0)
                 switch (opt) {
                 case 'j':
                         c->json = true;
@@ -263,12 +264,14 @@ static int results_or_failed(Ctl *c, int argc, char **argv, bool only_failed) {
                 case 'd':
                         daemon = true;
                         break;
+                case 'h':
+                        return help_command(c->command);
                 default:
-                        return EXIT_USAGE;
+                        return help_hint(c->command);
                 }
         if (optind + 1 != argc) {
-                fprintf(stderr, "mplockctl results: expected one job id\n");
-                return EXIT_USAGE;
+                fprintf(stderr, "mplockctl %s: expected one job id\n", c->command);
+                return help_hint(c->command);
         }
         if (parse_job_id(argv[optind], &id) < 0)
                 return EXIT_USAGE;

@@ -236,6 +236,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 { "shards", required_argument, NULL, OPT_SHARDS },
                 { "slurm-opt", required_argument, NULL, OPT_SLURM_OPT },
                 { "on-end", required_argument, NULL, OPT_ON_END },
+                { "help", no_argument, NULL, 'h' },
                 {},
         };
         _cleanup_free_ char *module = NULL, *input = NULL, *output = NULL;
@@ -253,8 +254,8 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
         int opt, r = EXIT_USAGE;
 
         /* "+": options end at ":::", after which everything is an item,
-         * "-n" too. */
-        while ((opt = getopt_long(argc, argv, "+m:i:o:w:0", options, NULL)) >= 0)
+         * "-n" and "--help" too. */
+        while ((opt = getopt_long(argc, argv, "+m:i:o:w:0h", options, NULL)) >= 0)
                 switch (opt) {
                 case 'm':
                         free(module);
@@ -374,7 +375,11 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 case OPT_ON_END:
                         on_end = optarg; /* mplockd checks it */
                         break;
+                case 'h':
+                        r = help_command(c->command);
+                        goto out;
                 default:
+                        r = help_hint(c->command);
                         goto out;
                 }
         if ((partition || shards || slurm_opts[0]) && !slurm) {
@@ -391,6 +396,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
         }
         if (optind < argc) {
                 fprintf(stderr, "mplockctl submit: unexpected argument \"%s\"\n", argv[optind]);
+                r = help_hint(c->command);
                 goto out;
         }
         if (exec_cmd) {
@@ -420,6 +426,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
         if (!module || (!input_arg == !items) || !output) {
                 fprintf(stderr, "mplockctl submit: --module (or --exec), --input (or ::: ITEMS) and --output are "
                                 "required\n");
+                r = help_hint(c->command);
                 goto out;
         }
         if (items)

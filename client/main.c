@@ -9,43 +9,6 @@
 #include "mplockctl.h"
 #include "paths.h"
 
-static void help(void) {
-        printf("Usage: mplockctl [--socket PATH | --system | --user] [--json] COMMAND ...\n\n"
-               "Commands:\n"
-               "  submit --module M.so --input FILE|- --output DIR [--workers N] [--shared JSON|@FILE]\n"
-               "         [--save-batch N] [--batch-size N] [--max-attempts N] [--timeout SEC]\n"
-               "         [--memory-max BYTES] [--halt-on-failure N|P%%]\n"
-               "         [--tasks-max N] [--cpu-weight W] [--cpu-quota P%%] [--io-weight W]\n"
-               "         [--max-items-per-worker N] [--max-worker-memory BYTES]\n"
-               "         [--name NAME] [--null] [--wait] [--on-end 'CMD']\n"
-               "  submit --exec 'CMD {}' [--input FILE|- | ::: ITEM...] [--output DIR] [--max-output BYTES]\n"
-               "         [the options above]\n"
-               "                        submit a job; prints its id (--wait: and follows it to its end,\n"
-               "                        exiting with wait's codes); --exec runs CMD per item (docs/exec.md);\n"
-               "                        --on-end runs CMD (sh -c, as you) each time the job ends\n"
-               "  status JOB            show a job\n"
-               "  list                  list your jobs\n"
-               "  cancel JOB            stop a job; returns once its workers are gone\n"
-               "  wait [--any] JOB...   wait until the jobs end (--any: the first of them);\n"
-               "                        the exit code tells how\n"
-               "  watch JOB             show progress, rate and ETA until the job ends\n"
-               "  results JOB [--null] [--via-daemon]\n"
-               "                        print results in input order, one per line\n"
-               "  failed JOB            the failed items: index, code, message, item\n"
-               "  retry JOB             run an ended job's failed and unfinished items again\n"
-               "  pause JOB             stop handing out items (also across restarts)\n"
-               "  resume JOB            let a paused job go on\n"
-               "  logs JOB [-f]         what the job's workers printed (-f: follow until it ends)\n"
-               "  remove JOB            forget an ended job (its output directory stays)\n\n"
-               "Options:\n"
-               "  --socket PATH         talk to mplockd there ($MPLOCK_SOCKET)\n"
-               "  --system, --user      the system or the user instance\n"
-               "  --json                machine-readable output\n\n"
-               "Exit codes: 0 ok, 1 error, 2 usage, 3 job failed, 4 job cancelled,\n"
-               "5 job completed with failed items, 6 no such job, 7 mplockd unreachable,\n"
-               "8 job paused by a fault (see status; resume it once fixed).\n");
-}
-
 static const struct {
         const char *name;
         int (*fn)(Ctl *c, int argc, char **argv);
@@ -53,7 +16,7 @@ static const struct {
         { "submit", cmd_submit }, { "status", cmd_status }, { "list", cmd_list },       { "cancel", cmd_cancel },
         { "wait", cmd_wait },     { "watch", cmd_watch },   { "results", cmd_results }, { "remove", cmd_remove },
         { "logs", cmd_logs },     { "pause", cmd_pause },   { "resume", cmd_resume },   { "failed", cmd_failed },
-        { "retry", cmd_retry },
+        { "retry", cmd_retry },   { "help", cmd_help },
 };
 
 int main(int argc, char **argv) {
@@ -63,10 +26,13 @@ int main(int argc, char **argv) {
                 { "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
                 {},
         };
+        static char name[] = "mplockctl";
         Ctl c = { .fd = -1 };
         int opt, r;
 
         log_setup("mplockctl");
+        /* getopt's messages name argv[0]: ours, however we were called. */
+        argv[0] = name;
         /* Global options come before the command ("+": stop at it). */
         while ((opt = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
                 switch (opt) {
@@ -85,25 +51,34 @@ int main(int argc, char **argv) {
                         c.user = true;
                         break;
                 case 'h':
-                        help();
+                        help_overview(stdout);
                         return EXIT_OK;
                 case 'V':
                         printf("mplockctl %s\n", MPLOCK_VERSION);
                         return EXIT_OK;
                 default:
-                        return EXIT_USAGE;
+                        return help_hint(NULL);
                 }
         if (optind >= argc) {
-                help();
+                help_overview(stderr);
                 return EXIT_USAGE;
         }
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
                 if (streq(commands[i].name, argv[optind])) {
-                        /* Commands parse their own options; reset getopt. */
+                        /* Commands parse their own options; reset getopt.
+                         * getopt names argv[0] in its messages: the
+                         * command's, "mplockctl submit: unrecognized
+                         * option". */
                         int cargc = argc - optind;
                         char **cargv = argv + optind;
+                        char prog[64];
+                        (void) snprintf(prog, sizeof(prog), "mplockctl %s", commands[i].name);
+                        cargv[0] = prog;
+                        c.command = commands[i].name;
                         optind = 0;
                         r = commands[i].fn(&c, cargc, cargv);
+                        if (r == EXIT_HELP)
+                                r = EXIT_OK;
                         if (fflush(stdout) != 0 && r == EXIT_OK) {
                                 perror("mplockctl: stdout");
                                 r = EXIT_ERROR;
@@ -111,7 +86,7 @@ int main(int argc, char **argv) {
                         ctl_close(&c);
                         return r;
                 }
-        fprintf(stderr, "mplockctl: unknown command \"%s\"; see mplockctl --help\n", argv[optind]);
+        fprintf(stderr, "mplockctl: unknown command \"%s\"\n", argv[optind]);
         ctl_close(&c);
-        return EXIT_USAGE;
+        return help_hint(NULL);
 }

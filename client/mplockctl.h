@@ -4,6 +4,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "varlink.h"
 
@@ -19,9 +20,11 @@ enum {
         EXIT_UNREACHABLE = 7,  /* cannot reach mplockd */
         EXIT_JOB_PAUSED = 8,   /* wait/watch: paused by a fault (a full disk) */
         EXIT_INCOMPLETE = 9,   /* results: some items have no committed record */
+        EXIT_HELP = -1,        /* not an exit code: --help was shown; mplockctl exits 0 */
 };
 
 typedef struct Ctl {
+        const char *command; /* the command's name, for its messages */
         char *socket_path;
         bool json;
         bool system;  /* --system given */
@@ -62,6 +65,22 @@ bool job_ended(json_object *job);
 void fputs_json_string(const char *s, size_t len, FILE *f);
 int parse_job_id(const char *s, uint64_t *ret);
 
+/* help.c: a command's usage, summary and option lines, one entry each;
+ * a new command gets its entry there. */
+typedef struct CommandHelp {
+        const char *name;
+        const char *args;    /* what follows the name; a line per form */
+        const char *summary; /* a line for the overview */
+        const char *options; /* a line per option its parser takes */
+} CommandHelp;
+void help_overview(FILE *f);
+/* Shows the command's usage and options: EXIT_HELP, or EXIT_ERROR if it
+ * has no entry. */
+int help_command(const char *name);
+/* After a usage error: where help is (name NULL: mplockctl's own).
+ * Returns EXIT_USAGE. */
+int help_hint(const char *name);
+
 /* commands */
 int cmd_submit(Ctl *c, int argc, char **argv);
 int cmd_status(Ctl *c, int argc, char **argv);
@@ -76,3 +95,4 @@ int cmd_pause(Ctl *c, int argc, char **argv);
 int cmd_resume(Ctl *c, int argc, char **argv);
 int cmd_failed(Ctl *c, int argc, char **argv);
 int cmd_retry(Ctl *c, int argc, char **argv);
+int cmd_help(Ctl *c, int argc, char **argv);

@@ -11,10 +11,12 @@ set -eu
 # systemd-container for the tests under a real systemd (tests/systemd),
 # qemu-system-x86 and e2fsprogs for the same in a VM with cgroup v2
 # (tests/systemd/vm.py: the scope limits, which a container here cannot show),
-# slurm-wlm and munge for the Slurm tests' cluster (tests/slurm), and clang
-# with its sanitizer and libFuzzer runtimes for the fuzz targets.
+# slurm-wlm and munge for the Slurm tests' cluster (tests/slurm), clang
+# with its sanitizer and libFuzzer runtimes for the fuzz targets, and
+# bash-completion and zsh (tests/integration/test_cli.py types into both).
 PACKAGES="gcc libc6-dev meson ninja-build pkg-config libsystemd-dev libjson-c-dev check python3 python3-dev python3-cloudpickle python3-pytest
-          python3-numpy procps passwd systemd debootstrap systemd-container qemu-system-x86 e2fsprogs slurm-wlm munge clang libclang-rt-14-dev"
+          python3-numpy procps passwd systemd debootstrap systemd-container qemu-system-x86 e2fsprogs slurm-wlm munge clang libclang-rt-14-dev
+          bash-completion zsh"
 
 missing=""
 for p in $PACKAGES; do
