@@ -187,7 +187,8 @@ static int uint_opt(const char *name, const char *v, uint64_t *ret) {
 /* The job scope's limits (docs/systemd.md): the Submit field of each
  * option, 0 when not given (mplockd checks the bounds). */
 enum { OPT_TASKS_MAX = 0x100, OPT_CPU_WEIGHT, OPT_CPU_QUOTA, OPT_IO_WEIGHT, OPT_MAX_ITEMS_PER_WORKER,
-       OPT_MAX_WORKER_MEMORY, OPT_SLURM, OPT_PARTITION, OPT_SHARDS, OPT_SLURM_OPT, OPT_ON_END };
+       OPT_MAX_WORKER_MEMORY, OPT_SLURM, OPT_PARTITION, OPT_SHARDS, OPT_SLURM_OPT, OPT_ON_END,
+       OPT_REUSE };
 static const char *const scope_fields[] = { "tasks_max", "cpu_weight", "cpu_quota", "io_weight" };
 
 static int scope_opt(int opt, const char *v, uint64_t limits[4]) {
@@ -236,6 +237,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 { "shards", required_argument, NULL, OPT_SHARDS },
                 { "slurm-opt", required_argument, NULL, OPT_SLURM_OPT },
                 { "on-end", required_argument, NULL, OPT_ON_END },
+                { "reuse", required_argument, NULL, OPT_REUSE },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -248,7 +250,8 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
         bool slurm = false;
         json_object *shared = NULL, *items = NULL, *params, *reply;
         uint64_t workers = 0, save_batch = 0, batch_size = 0, timeout = UINT64_MAX, memory_max = UINT64_MAX,
-                 attempts = 0, max_output = 0, job_id = 0, limits[4] = {}, recycle_items = 0, recycle_memory = 0;
+                 attempts = 0, max_output = 0, job_id = 0, limits[4] = {}, recycle_items = 0, recycle_memory = 0,
+                 reuse = 0;
         bool nul = false, wait_end = false;
         mode_t caller_umask;
         int opt, r = EXIT_USAGE;
@@ -375,6 +378,10 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
                 case OPT_ON_END:
                         on_end = optarg; /* mplockd checks it */
                         break;
+                case OPT_REUSE:
+                        if (parse_job_id(optarg, &reuse) < 0)
+                                goto out;
+                        break;
                 case 'h':
                         r = help_command(c->command);
                         goto out;
@@ -470,6 +477,7 @@ int cmd_submit(Ctl *c, int argc, char **argv) {
             (shards && json_add_u64(params, "shards", shards) < 0) ||
             (slurm_opts[0] && json_add_str(params, "slurm_options", slurm_opts) < 0) ||
             (on_end && json_add_str(params, "on_end", on_end) < 0) ||
+            (reuse && json_add_u64(params, "reuse", reuse) < 0) ||
             (shared && json_add(params, "shared", TAKE_PTR(shared)) < 0)) {
                 json_object_put(params);
                 fprintf(stderr, "mplockctl: out of memory\n");

@@ -47,6 +47,7 @@ static const CommandHelp helps[] = {
                            "      --partition P             with --slurm: the partition\n"
                            "      --slurm-opt 'OPTIONS'     with --slurm: more sbatch options (repeatable)\n"
                            "      --on-end 'CMD'            run CMD (sh -c, as you) each time the job ends\n"
+                           "      --reuse JOB               take JOB's results for equal items instead of running them\n"
                            "  -h, --help                    show this help\n",
         },
         {

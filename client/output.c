@@ -239,6 +239,9 @@ void print_job(const json_object *cjob) {
         print_limits(job);
         if (job_uint(job, "retries") > 0)
                 printf("  retries:  %llu\n", (unsigned long long) job_uint(job, "retries"));
+        if (job_uint(job, "reuse_job") > 0)
+                printf("  reused:   %llu results of job %llu\n", (unsigned long long) job_uint(job, "reused"),
+                       (unsigned long long) job_uint(job, "reuse_job"));
         printf("  created:  %s\n  started:  %s\n  finished: %s\n", created, started, finished);
         printf("  results:  %s\n  log:      %s\n", job_str(job, "results_path"), job_str(job, "log_path"));
         if (json_get_str(job, "on_end"))

@@ -25,6 +25,7 @@ enum {
         IPC_FAIL = 19,   /* payload: IpcFail + message text; the job cannot go on */
         IPC_PROGRESS = 20, /* payload: IpcProgress; informational */
         IPC_SHARDS = 21,   /* payload: IpcShards + IpcShard[n]; a Slurm job's shards, informational */
+        IPC_REUSED = 22,   /* payload: IpcReused; results taken from the --reuse job, committed */
 };
 
 /* mplockd <-> an agent (runner/agent.c): a user's warm helper that forks
@@ -104,6 +105,11 @@ typedef struct IpcCommit {
         uint32_t reserved;
         /* IpcRange ranges[n_ranges]; */
 } IpcCommit;
+
+/* Sent after the commits of the results it counts. */
+typedef struct IpcReused {
+        uint64_t count;
+} IpcReused;
 
 typedef struct IpcProgress {
         uint64_t processed; /* items with results, committed or not */

@@ -78,6 +78,12 @@ static const SchemaField spec_fields[] = {
         { "partition", SCHEMA_STRING, SPEC(partition), P | R | S | OPT },
         { "slurm_options", SCHEMA_STRING, SPEC(slurm_options), P | R | S | OPT },
         { "on_end", SCHEMA_STRING, SPEC(on_end), P | S | OPT },
+        { "reuse_job", SCHEMA_U64, SPEC(reuse_job), P | R | S | OPT, 0, U64MAX },
+        { "reuse_output", SCHEMA_STRING, SPEC(reuse_output), P | R | OPT },
+        { "reuse_len", SCHEMA_U64, SPEC(reuse_len), P | R | OPT, 0, U64MAX },
+        { "reuse_items", SCHEMA_U64, SPEC(reuse_items), P | R | OPT, 0, JOB_ITEMS_MAX },
+        { "reuse_gen", SCHEMA_U32, SPEC(reuse_gen), P | R | OPT, 0, U32MAX },
+        { "reuse_stamp", SCHEMA_STRING, SPEC(reuse_stamp), P | R | OPT },
 };
 const Schema job_spec_schema = { spec_fields, ELEMENTSOF(spec_fields) };
 
@@ -99,6 +105,7 @@ static const SchemaField status_fields[] = {
         { "oom_kills", SCHEMA_U64, STATUS(oom_kills), P | OPT, 0, U64MAX },
         { "ends", SCHEMA_U32, STATUS(ends), P | OPT, 0, U32MAX },
         { "notified", SCHEMA_U32, STATUS(notified), P | OPT, 0, U32MAX },
+        { "reused", SCHEMA_U64, STATUS(reused), P | OPT, 0, U64MAX },
 };
 const Schema job_status_schema = { status_fields, ELEMENTSOF(status_fields) };
 

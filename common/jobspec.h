@@ -73,6 +73,17 @@ typedef struct JobSpec {
         /* A shell command run as the owner each time the job ends
          * (daemon/notifier.c), or NULL. */
         char *on_end;
+        /* --reuse (docs/architecture.md): an ended job of the same owner,
+         * module and shared data whose successful results are taken for
+         * the items of equal text; 0: none. Its results file's directory,
+         * committed length, generation and items, and its module stamp, as
+         * they were at submission: the runner checks them before it copies
+         * anything. */
+        uint64_t reuse_job;
+        char *reuse_output;
+        uint64_t reuse_len, reuse_items;
+        uint32_t reuse_gen;
+        char *reuse_stamp;
 } JobSpec;
 
 /* Where a job stands, as state.json keeps it. */
@@ -94,6 +105,8 @@ typedef struct JobStatus {
          * the last end whose command has run. While they differ, the
          * command is owed: it runs (again) at the next start. */
         uint32_t ends, notified;
+        /* Results taken from the --reuse job instead of running. */
+        uint64_t reused;
 } JobStatus;
 
 /* What a runner is told beside the spec: how far the job is, and the

@@ -109,6 +109,8 @@ static int add_progress(json_object *o, const Job *j) {
                 ADD("duration_seconds", json_object_new_double(sec));
                 ADD("average_rate", json_object_new_double(sec > 0 ? (double) j->status.done / sec : 0.0));
         }
+        if (j->spec.reuse_job)
+                ADD("reused", json_object_new_int64((int64_t) j->status.reused));
         ADD("live_workers", json_object_new_int64(j->live_workers));
         if (j->status.started_usec)
                 ADD("started_usec", json_object_new_int64((int64_t) j->status.started_usec));

@@ -33,7 +33,7 @@ const JsonField submit_fields[] = {
         { "max_worker_memory", JSON_KIND_UINT, false },
         { "slurm", JSON_KIND_BOOL, false },        { "shards", JSON_KIND_UINT, false },
         { "partition", JSON_KIND_STRING, false },  { "slurm_options", JSON_KIND_STRING, false },
-        { "on_end", JSON_KIND_STRING, false },
+        { "on_end", JSON_KIND_STRING, false },     { "reuse", JSON_KIND_UINT, false },
 };
 const size_t submit_n_fields = ELEMENTSOF(submit_fields);
 
@@ -270,6 +270,42 @@ static int read_on_end(json_object *p, JobSpec *spec, Refusal *f) {
         return spec->on_end ? 0 : -ENOMEM;
 }
 
+/* --reuse: an ended job of the caller's, of the same module and shared
+ * data (what makes equal items give equal results). Its results file is
+ * the owner's, read by the new job's runner as the owner; what is noted
+ * here is what the runner checks the file against. */
+static int read_reuse(json_object *p, Jobs *jobs, uid_t uid, JobSpec *spec, Refusal *f) {
+        json_object *v = json_get(p, "reuse");
+        uint64_t id = json_get_uint(p, "reuse", 0);
+        const Job *old;
+
+        if (!v)
+                return 0;
+        old = id > 0 ? jobs_find(jobs, id) : NULL;
+        /* Another user's job is not told from a missing one. */
+        if (!old || old->spec.uid != uid)
+                return refuse(f, "reuse", "no job %llu of yours", (unsigned long long) id);
+        if (!job_state_is_final(job_state(old)))
+                return refuse(f, "reuse", "job %llu has not ended", (unsigned long long) id);
+        if (spec->slurm)
+                return refuse(f, "reuse", "is not for a Slurm job");
+        if (!streq(old->spec.module, spec->module))
+                return refuse(f, "reuse", "job %llu ran another module (%s)", (unsigned long long) id,
+                              old->spec.module);
+        if (!streq_ptr(old->spec.shared_json, spec->shared_json))
+                return refuse(f, "reuse",
+                              "job %llu had other shared data (for --exec: the command, its directory or "
+                              "environment)",
+                              (unsigned long long) id);
+        spec->reuse_job = id;
+        spec->reuse_len = old->status.results_len;
+        spec->reuse_items = old->spec.n_items;
+        spec->reuse_gen = old->status.results_gen;
+        spec->reuse_output = strdup(old->spec.output);
+        spec->reuse_stamp = old->spec.module_stamp ? strdup(old->spec.module_stamp) : NULL;
+        return spec->reuse_output && (!old->spec.module_stamp || spec->reuse_stamp) ? 0 : -ENOMEM;
+}
+
 static int read_extras(json_object *p, const Settings *s, SubmitRequest *req, Refusal *f) {
         const char *halt = json_get_str(p, "halt_on_failure");
         json_object *shared = json_get(p, "shared");
@@ -406,6 +442,8 @@ static int read_request(Api *api, Call *call, SubmitRequest *req, char **items, 
                 r = read_extras(p, api->settings, req, f);
         if (r >= 0)
                 r = read_on_end(p, &req->spec, f);
+        if (r >= 0)
+                r = read_reuse(p, api->jobs, call_uid(call), &req->spec, f);
         if (r >= 0 && json_get(p, "items"))
                 r = read_items(json_get(p, "items"), api->settings, items, req, f);
         req->spec.uid = call_uid(call);

@@ -555,6 +555,20 @@ static void on_exited(void *userdata, int code, int status) {
         jobs_emit(j->jobs, j, JOB_EVENT_RUNNER_EXITED);
 }
 
+/* Counted once the runner has committed them (a crash of mplockd between
+ * the commit and this loses the count of that run, not a result). */
+static int on_reused(void *userdata, uint64_t count) {
+        Job *j = userdata;
+
+        if (j->spec.reuse_job == 0 || count > j->spec.n_items || j->status.reused > j->spec.n_items - count)
+                return -EINVAL;
+        j->status.reused += count;
+        log_job(LOG_INFO, j->spec.id, "%llu results reused from job %llu.", (unsigned long long) count,
+                (unsigned long long) j->spec.reuse_job);
+        (void) job_persist(j);
+        return 0;
+}
+
 static const RunnerEvents runner_events = {
         .ready = on_ready,
         .commit = on_commit,
@@ -562,6 +576,7 @@ static const RunnerEvents runner_events = {
         .fail = on_fail,
         .progress = on_progress,
         .shards = on_shards,
+        .reused = on_reused,
         .exited = on_exited,
 };
 

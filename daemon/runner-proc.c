@@ -205,6 +205,7 @@ static void handle_shards(RunnerProc *p, const void *payload, size_t len) {
 }
 
 static void handle_message(RunnerProc *p, uint32_t type, const void *payload, size_t len, const struct ucred *cred) {
+        IpcReused ru;
         IpcProgress pr;
 
         switch (type) {
@@ -233,6 +234,15 @@ static void handle_message(RunnerProc *p, uint32_t type, const void *payload, si
                 break;
         case IPC_SHARDS:
                 handle_shards(p, payload, len);
+                break;
+        case IPC_REUSED:
+                if (len != sizeof(IpcReused)) {
+                        protocol_error(p, "reused count of the wrong length");
+                        break;
+                }
+                memcpy(&ru, payload, sizeof(ru));
+                if (!p->ev->reused || p->ev->reused(p->userdata, ru.count) < 0)
+                        protocol_error(p, "more results reused than the job has items");
                 break;
         default:
                 protocol_error(p, "unknown message type");

@@ -32,6 +32,9 @@ typedef struct RunnerEvents {
         void (*progress)(void *userdata, uint64_t processed, uint32_t workers);
         /* A Slurm job's shards, checked (printable ids, counts in bounds). */
         void (*shards)(void *userdata, const char *array, const IpcShard *v, uint32_t n);
+        /* count results were taken from the --reuse job; -EINVAL if that
+         * cannot be (more than the job's items). */
+        int (*reused)(void *userdata, uint64_t count);
         /* The runner is gone (siginfo code and status) and so are all the
          * processes of its group; the RunnerProc may be freed now. */
         void (*exited)(void *userdata, int code, int status);

@@ -11,6 +11,7 @@
 
 #include "bitset.h"
 #include "carry.h"
+#include "reuse.h"
 #include "check-cache.h"
 #include "commit.h"
 #include "dispatch.h"
@@ -444,13 +445,36 @@ static void runner_free(Runner *r) {
         start_job_free(&r->job);
 }
 
+/* --reuse, before any item is handed out: the copied records are given
+ * to save and committed like any, and mplockd is told how many there
+ * were once they are (reuse.h). */
+static int reuse_earlier(Runner *r, RunError *e) {
+        uint64_t copied;
+        IpcReused msg;
+        int q;
+
+        q = reuse_copy(&r->job, &r->items, &r->commit, &r->out, &copied, e);
+        if (q < 0 || copied == 0)
+                return q;
+        q = commit_save(&r->commit, true, false, e);
+        if (q >= 0)
+                q = commit_all(&r->commit, e);
+        if (q < 0)
+                return q;
+        output_log(&r->out, LOG_INFO, "Reused %llu results of job %llu.", (unsigned long long) copied,
+                   (unsigned long long) r->job.reuse_job);
+        msg = (IpcReused){ .count = copied };
+        (void) ipc_send(IPC_FD, IPC_REUSED, &msg, sizeof(msg));
+        return 0;
+}
+
 /* What runs user code in processes of its own: after the move into the
  * job's scope, when mplockd makes one, so that each of them is in it. */
 static void start_work(Runner *r) {
         RunError e;
 
         r->started = true;
-        if (save_start(r, &e) < 0 || setup_pool(r, &e) < 0)
+        if (save_start(r, &e) < 0 || reuse_earlier(r, &e) < 0 || setup_pool(r, &e) < 0)
                 fail(r, &e);
         finish_if_done(r);
 }

@@ -57,6 +57,12 @@ static void job_from_spec(Job *job, JobSpec *spec, const RunnerStart *st) {
                 .shards = spec->shards,
                 .partition = TAKE_PTR(spec->partition),
                 .slurm_options = TAKE_PTR(spec->slurm_options),
+                .reuse_job = spec->reuse_job,
+                .reuse_len = spec->reuse_len,
+                .reuse_items = spec->reuse_items,
+                .reuse_gen = spec->reuse_gen,
+                .reuse_output = TAKE_PTR(spec->reuse_output),
+                .reuse_stamp = TAKE_PTR(spec->reuse_stamp),
         };
 }
 
@@ -103,6 +109,8 @@ void start_job_free(Job *job) {
         free(job->shared);
         free(job->partition);
         free(job->slurm_options);
+        free(job->reuse_output);
+        free(job->reuse_stamp);
         free(job->start_json);
         *job = (Job){};
 }

@@ -37,6 +37,11 @@ typedef struct Job {
         bool slurm;
         uint32_t shards;
         char *partition, *slurm_options;
+        /* --reuse: the earlier job's results file, as mplockd found it at
+         * submission (reuse.h); reuse_job 0: none. */
+        uint64_t reuse_job, reuse_len, reuse_items;
+        uint32_t reuse_gen;
+        char *reuse_output, *reuse_stamp;
         char *start_json; /* the start message as received, for the shards' */
         size_t start_json_len;
 } Job;
