@@ -26,7 +26,10 @@ static void help(void) {
                "  list                  list your jobs\n"
                "  cancel JOB            stop a job; returns once its workers are gone\n"
                "  wait JOB              wait until a job ends; the exit code tells how\n"
-               "  watch JOB             show progress, rate and ETA until the job ends\n"
+               "  watch [JOB...]        progress bars, rate and ETA until the jobs end (no JOB: your\n"
+               "                        active jobs); exit code: wait's, the worst of them for several\n"
+               "  top                   live table of your jobs (all, for an admin); keys: up/down or\n"
+               "                        k/j select, p pause, r resume, c cancel, q quit\n"
                "  results JOB [--null] [--via-daemon]\n"
                "                        print results in input order, one per line\n"
                "  failed JOB            the failed items: index, code, message, item\n"
@@ -51,7 +54,7 @@ static const struct {
         { "submit", cmd_submit }, { "status", cmd_status }, { "list", cmd_list },       { "cancel", cmd_cancel },
         { "wait", cmd_wait },     { "watch", cmd_watch },   { "results", cmd_results }, { "remove", cmd_remove },
         { "logs", cmd_logs },     { "pause", cmd_pause },   { "resume", cmd_resume },   { "failed", cmd_failed },
-        { "retry", cmd_retry },
+        { "retry", cmd_retry },   { "top", cmd_top },
 };
 
 int main(int argc, char **argv) {

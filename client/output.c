@@ -56,16 +56,6 @@ static void format_time(uint64_t usec, char *buf, size_t n) {
                 (void) snprintf(buf, n, "-");
 }
 
-static void format_duration(uint64_t sec, char *buf, size_t n) {
-        if (sec >= 3600)
-                (void) snprintf(buf, n, "%lluh%02llum", (unsigned long long) (sec / 3600),
-                                (unsigned long long) (sec % 3600 / 60));
-        else if (sec >= 60)
-                (void) snprintf(buf, n, "%llum%02llus", (unsigned long long) (sec / 60), (unsigned long long) (sec % 60));
-        else
-                (void) snprintf(buf, n, "%llus", (unsigned long long) sec);
-}
-
 /* Its scope and what it used (docs/systemd.md). */
 static void print_isolation(json_object *job) {
         json_object *u = json_get(job, "usage");
@@ -165,6 +155,14 @@ void print_job_table(json_object *jobs) {
                        job_str(j, "state"), done, (unsigned long long) job_uint(j, "failed"),
                        rate ? json_object_get_double(rate) : 0.0, job_str(j, "name"));
         }
+}
+
+void print_job_summary(json_object *job) {
+        fprintf(stderr, "Job %llu %s: %llu of %llu items done, %llu failed%s%s\n",
+                (unsigned long long) job_uint(job, "id"), job_str(job, "state"),
+                (unsigned long long) job_uint(job, "done"), (unsigned long long) job_uint(job, "items"),
+                (unsigned long long) job_uint(job, "failed"), json_get_str(job, "error") ? ": " : "",
+                job_str(job, "error"));
 }
 
 void print_json(json_object *o) {
