@@ -84,10 +84,12 @@ static void watch_line(Line *l, uint64_t id, json_object *job) {
         format_rate(rate ? json_object_get_double(rate) : 0.0, r, sizeof(r));
         if (eta)
                 format_duration((uint64_t) MAX(json_object_get_int64(eta), 0), e, sizeof(e));
-        (void) snprintf(head, sizeof(head), "job %llu %-9s ", (unsigned long long) id, job ? job_str(job, "state") : "?");
+        if (!eta && streq(job_str(job, "state"), "running"))
+                strcpy(e, "-"); /* not known yet */
+        (void) snprintf(head, sizeof(head), "job %llu %-9s ", (unsigned long long) id, job_str(job, "state"));
         (void) snprintf(tail, sizeof(tail), " %6s %llu/%llu, %llu failed, %s%s%s", pct, (unsigned long long) done,
                         (unsigned long long) items, (unsigned long long) job_uint(job, "failed"), r,
-                        eta ? ", ETA " : streq(job_str(job, "state"), "running") ? ", ETA -" : "", e);
+                        e[0] ? ", ETA " : "", e);
         room = l->max - MIN(l->max, text_width(head, l->utf8) + text_width(tail, l->utf8));
         bar = MIN(room, 50u);
         line_put(l, head, 0);

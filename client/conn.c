@@ -53,7 +53,8 @@ int ctl_connect(Ctl *c) {
 
         r = pick_socket(c);
         if (r < 0) {
-                fprintf(ctl_err(c), "mplockctl: cannot tell where mplockd listens (no $XDG_RUNTIME_DIR?); use --socket.\n");
+                fprintf(ctl_err(c),
+                        "mplockctl: cannot tell where mplockd listens (no $XDG_RUNTIME_DIR?); use --socket.\n");
                 return EXIT_UNREACHABLE;
         }
         if (strlen(c->socket_path) >= sizeof(sa.un.sun_path)) {
@@ -94,36 +95,37 @@ static void print_error(Ctl *c, const char *error, json_object *params) {
         const char *reason = json_get_str(params, "reason");
         const char *param = json_get_str(params, "parameter");
         json_object *id = json_get(params, "id");
+        FILE *f = ctl_err(c);
 
         if (streq(error, MPLOCK_ERROR_NO_SUCH_JOB))
-                fprintf(ctl_err(c), "mplockctl: no such job: %s\n", id ? json_object_get_string(id) : "?");
+                fprintf(f, "mplockctl: no such job: %s\n", id ? json_object_get_string(id) : "?");
         else if (streq(error, MPLOCK_ERROR_PERMISSION_DENIED))
-                fprintf(ctl_err(c), "mplockctl: permission denied: job %s belongs to another user\n",
+                fprintf(f, "mplockctl: permission denied: job %s belongs to another user\n",
                         id ? json_object_get_string(id) : "?");
         else if (streq(error, MPLOCK_ERROR_INVALID_PARAMETER))
-                fprintf(ctl_err(c), "mplockctl: invalid %s: %s\n", param ? param : "parameter", reason ? reason : "refused");
+                fprintf(f, "mplockctl: invalid %s: %s\n", param ? param : "parameter", reason ? reason : "refused");
         else if (streq(error, MPLOCK_ERROR_JOB_NOT_ACTIVE))
-                fprintf(ctl_err(c), "mplockctl: job %s has already ended (%s)\n", id ? json_object_get_string(id) : "?",
+                fprintf(f, "mplockctl: job %s has already ended (%s)\n", id ? json_object_get_string(id) : "?",
                         strna(json_get_str(params, "state")));
         else if (streq(error, MPLOCK_ERROR_JOB_ACTIVE))
-                fprintf(ctl_err(c), "mplockctl: job %s is still %s; cancel it first\n", id ? json_object_get_string(id) : "?",
+                fprintf(f, "mplockctl: job %s is still %s; cancel it first\n", id ? json_object_get_string(id) : "?",
                         strna(json_get_str(params, "state")));
         else if (streq(error, MPLOCK_ERROR_JOB_NOT_PAUSED))
-                fprintf(ctl_err(c), "mplockctl: job %s is not paused (%s)\n", id ? json_object_get_string(id) : "?",
+                fprintf(f, "mplockctl: job %s is not paused (%s)\n", id ? json_object_get_string(id) : "?",
                         strna(json_get_str(params, "state")));
         else if (streq(error, MPLOCK_ERROR_NOTHING_TO_RETRY))
-                fprintf(ctl_err(c), "mplockctl: job %s has nothing to retry (%s)\n", id ? json_object_get_string(id) : "?",
+                fprintf(f, "mplockctl: job %s has nothing to retry (%s)\n", id ? json_object_get_string(id) : "?",
                         strna(json_get_str(params, "state")));
         else if (streq(error, MPLOCK_ERROR_TOO_MANY_JOBS))
-                fprintf(ctl_err(c), "mplockctl: too many jobs%s (limit %s); try again later\n",
+                fprintf(f, "mplockctl: too many jobs%s (limit %s); try again later\n",
                         streq_ptr(json_get_str(params, "scope"), "user") ? " of yours" : "",
                         json_get(params, "limit") ? json_object_get_string(json_get(params, "limit")) : "?");
         else if (streq(error, MPLOCK_ERROR_SHUTTING_DOWN))
-                fprintf(ctl_err(c), "mplockctl: mplockd is shutting down; try again\n");
+                fprintf(f, "mplockctl: mplockd is shutting down; try again\n");
         else if (reason)
-                fprintf(ctl_err(c), "mplockctl: %s: %s\n", error, reason);
+                fprintf(f, "mplockctl: %s: %s\n", error, reason);
         else
-                fprintf(ctl_err(c), "mplockctl: %s\n", error);
+                fprintf(f, "mplockctl: %s\n", error);
 }
 
 static int read_reply(Ctl *c, json_object **ret, bool *continues) {

@@ -40,7 +40,8 @@ void format_percent(uint64_t done, uint64_t total, char *buf, size_t n) {
 
         if (permille >= 1000 && done < total)
                 permille = 999;
-        (void) snprintf(buf, n, "%llu.%llu%%", (unsigned long long) (permille / 10), (unsigned long long) (permille % 10));
+        (void) snprintf(buf, n, "%llu.%llu%%", (unsigned long long) (permille / 10),
+                        (unsigned long long) (permille % 10));
 }
 
 void format_rate(double rate, char *buf, size_t n) {
@@ -64,7 +65,8 @@ void format_duration(uint64_t sec, char *buf, size_t n) {
                 (void) snprintf(buf, n, "%lluh%02llum", (unsigned long long) (sec / 3600),
                                 (unsigned long long) (sec % 3600 / 60));
         else if (sec >= 60)
-                (void) snprintf(buf, n, "%llum%02llus", (unsigned long long) (sec / 60), (unsigned long long) (sec % 60));
+                (void) snprintf(buf, n, "%llum%02llus", (unsigned long long) (sec / 60),
+                                (unsigned long long) (sec % 60));
         else
                 (void) snprintf(buf, n, "%llus", (unsigned long long) sec);
 }
