@@ -20,10 +20,11 @@ from harness import MPLOCKCTL, DaemonTest, main  # noqa: E402
 
 
 class Pane:
-    """A shell in a tmux pane of 120x30, on a server of its own."""
+    """A shell in a tmux pane of 120x30, on a server of its own (its socket
+    in the test's directory, so that it goes with it)."""
 
-    def __init__(self, env):
-        self.tmux = ["tmux", "-L", "mplock-tui-%d-%d" % (os.getpid(), time.monotonic_ns()), "-f", "/dev/null"]
+    def __init__(self, env, sock):
+        self.tmux = ["tmux", "-S", sock, "-f", "/dev/null"]
         subprocess.run(self.tmux + ["new-session", "-d", "-x", "120", "-y", "30", "-s", "t", "sh"], env=env,
                        check=True)
 
@@ -63,7 +64,7 @@ class Tui(DaemonTest):
         super().setUp()
         env = dict(os.environ, LANG="C.UTF-8", LC_ALL="C.UTF-8", PS1="$ ", HOME=self.tmp)
         env.pop("TMUX", None)
-        self.pane = Pane(env)
+        self.pane = Pane(env, self.path("tmux"))
         self.addCleanup(self.pane.close)
         self.ctl = "%s --socket %s" % (shlex.quote(MPLOCKCTL), shlex.quote(self.d.sock))
 
