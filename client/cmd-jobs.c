@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "json-util.h"
 #include "macro.h"
@@ -37,7 +36,7 @@ static int one_job(Ctl *c, int argc, char **argv, uint64_t *id) {
         return EXIT_OK;
 }
 
-static json_object *id_params(uint64_t id) {
+json_object *id_params(uint64_t id) {
         json_object *p = json_object_new_object();
 
         if (p && json_add_u64(p, "id", id) < 0) {
@@ -121,14 +120,6 @@ int cmd_cancel(Ctl *c, int argc, char **argv) {
         return r;
 }
 
-static void summary(json_object *job) {
-        fprintf(stderr, "Job %llu %s: %llu of %llu items done, %llu failed%s%s\n",
-                (unsigned long long) job_uint(job, "id"), job_str(job, "state"),
-                (unsigned long long) job_uint(job, "done"), (unsigned long long) job_uint(job, "items"),
-                (unsigned long long) job_uint(job, "failed"), json_get_str(job, "error") ? ": " : "",
-                job_str(job, "error"));
-}
-
 /* Waiting on several jobs at once needs a connection each (calls on one
  * connection are answered one at a time): fewer than the daemon's default
  * max-connections-per-uid, 64, so that other commands still get through. */
@@ -150,7 +141,7 @@ static int wait_print(Ctl *c, json_object *reply) {
         if (c->json)
                 print_json(job);
         else
-                summary(job);
+                print_job_summary(job);
         return job_exit_code(job);
 }
 
@@ -259,52 +250,6 @@ int cmd_wait(Ctl *c, int argc, char **argv) {
                 if (parse_job_id(argv[optind + i], &ids[i]) < 0)
                         return EXIT_USAGE;
         return any ? wait_any(c, ids, n) : wait_all(c, ids, n);
-}
-
-int cmd_watch(Ctl *c, int argc, char **argv) {
-        bool tty = isatty(STDOUT_FILENO), cont = true;
-        json_object *reply, *job = NULL;
-        uint64_t id;
-        int r = one_job(c, argc, argv, &id);
-
-        if (r != EXIT_OK)
-                return r;
-        r = ctl_call(c, MPLOCK_METHOD_WAIT, id_params(id), true, &reply, &cont);
-        while (r == EXIT_OK) {
-                json_object *rate;
-                job = json_get(reply, "job");
-                rate = json_get(job, "rate");
-                if (c->json)
-                        print_json(job);
-                else {
-                        /* Progress counts processed items; results exist
-                         * once committed ("done"). */
-                        uint64_t items = job_uint(job, "items"), done = MAX(job_uint(job, "processed"), job_uint(job, "done"));
-                        json_object *eta = json_get(job, "eta_seconds");
-                        char eta_text[32] = "";
-                        if (eta)
-                                (void) snprintf(eta_text, sizeof(eta_text), ", ETA %llds",
-                                                (long long) json_object_get_int64(eta));
-                        printf("%s[job %llu %s] %llu/%llu items (%.1f%%), %llu failed, %.0f/s%s%s",
-                               tty ? "\r" : "", (unsigned long long) id, job_str(job, "state"),
-                               (unsigned long long) done, (unsigned long long) items,
-                               items ? 100.0 * (double) done / (double) items : 100.0,
-                               (unsigned long long) job_uint(job, "failed"), rate ? json_object_get_double(rate) : 0.0,
-                               eta_text, tty ? "\033[K" : "\n");
-                }
-                fflush(stdout);
-                if (!cont)
-                        break;
-                r = ctl_next(c, &reply, &cont);
-        }
-        if (r != EXIT_OK)
-                return r;
-        if (!c->json) {
-                if (tty)
-                        putchar('\n');
-                summary(job);
-        }
-        return job_exit_code(job);
 }
 
 int cmd_remove(Ctl *c, int argc, char **argv) {

@@ -40,6 +40,10 @@ static int pick_socket(Ctl *c) {
         return paths_socket(true, &c->socket_path);
 }
 
+FILE *ctl_err(Ctl *c) {
+        return c->err ? c->err : stderr;
+}
+
 int ctl_connect(Ctl *c) {
         union {
                 struct sockaddr sa;
@@ -49,21 +53,22 @@ int ctl_connect(Ctl *c) {
 
         r = pick_socket(c);
         if (r < 0) {
-                fprintf(stderr, "mplockctl: cannot tell where mplockd listens (no $XDG_RUNTIME_DIR?); use --socket.\n");
+                fprintf(ctl_err(c),
+                        "mplockctl: cannot tell where mplockd listens (no $XDG_RUNTIME_DIR?); use --socket.\n");
                 return EXIT_UNREACHABLE;
         }
         if (strlen(c->socket_path) >= sizeof(sa.un.sun_path)) {
-                fprintf(stderr, "mplockctl: socket path too long: %s\n", c->socket_path);
+                fprintf(ctl_err(c), "mplockctl: socket path too long: %s\n", c->socket_path);
                 return EXIT_USAGE;
         }
         strcpy(sa.un.sun_path, c->socket_path);
         c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (c->fd < 0) {
-                fprintf(stderr, "mplockctl: socket: %s\n", strerror(errno));
+                fprintf(ctl_err(c), "mplockctl: socket: %s\n", strerror(errno));
                 return EXIT_UNREACHABLE;
         }
         if (connect(c->fd, &sa.sa, sizeof(sa.un)) < 0) {
-                fprintf(stderr, "mplockctl: cannot reach mplockd at %s: %s\n", c->socket_path, strerror(errno));
+                fprintf(ctl_err(c), "mplockctl: cannot reach mplockd at %s: %s\n", c->socket_path, strerror(errno));
                 c->fd = safe_close(c->fd);
                 return EXIT_UNREACHABLE;
         }
@@ -86,40 +91,41 @@ static int error_exit_code(const char *error) {
         return EXIT_ERROR;
 }
 
-static void print_error(const char *error, json_object *params) {
+static void print_error(Ctl *c, const char *error, json_object *params) {
         const char *reason = json_get_str(params, "reason");
         const char *param = json_get_str(params, "parameter");
         json_object *id = json_get(params, "id");
+        FILE *f = ctl_err(c);
 
         if (streq(error, MPLOCK_ERROR_NO_SUCH_JOB))
-                fprintf(stderr, "mplockctl: no such job: %s\n", id ? json_object_get_string(id) : "?");
+                fprintf(f, "mplockctl: no such job: %s\n", id ? json_object_get_string(id) : "?");
         else if (streq(error, MPLOCK_ERROR_PERMISSION_DENIED))
-                fprintf(stderr, "mplockctl: permission denied: job %s belongs to another user\n",
+                fprintf(f, "mplockctl: permission denied: job %s belongs to another user\n",
                         id ? json_object_get_string(id) : "?");
         else if (streq(error, MPLOCK_ERROR_INVALID_PARAMETER))
-                fprintf(stderr, "mplockctl: invalid %s: %s\n", param ? param : "parameter", reason ? reason : "refused");
+                fprintf(f, "mplockctl: invalid %s: %s\n", param ? param : "parameter", reason ? reason : "refused");
         else if (streq(error, MPLOCK_ERROR_JOB_NOT_ACTIVE))
-                fprintf(stderr, "mplockctl: job %s has already ended (%s)\n", id ? json_object_get_string(id) : "?",
+                fprintf(f, "mplockctl: job %s has already ended (%s)\n", id ? json_object_get_string(id) : "?",
                         strna(json_get_str(params, "state")));
         else if (streq(error, MPLOCK_ERROR_JOB_ACTIVE))
-                fprintf(stderr, "mplockctl: job %s is still %s; cancel it first\n", id ? json_object_get_string(id) : "?",
+                fprintf(f, "mplockctl: job %s is still %s; cancel it first\n", id ? json_object_get_string(id) : "?",
                         strna(json_get_str(params, "state")));
         else if (streq(error, MPLOCK_ERROR_JOB_NOT_PAUSED))
-                fprintf(stderr, "mplockctl: job %s is not paused (%s)\n", id ? json_object_get_string(id) : "?",
+                fprintf(f, "mplockctl: job %s is not paused (%s)\n", id ? json_object_get_string(id) : "?",
                         strna(json_get_str(params, "state")));
         else if (streq(error, MPLOCK_ERROR_NOTHING_TO_RETRY))
-                fprintf(stderr, "mplockctl: job %s has nothing to retry (%s)\n", id ? json_object_get_string(id) : "?",
+                fprintf(f, "mplockctl: job %s has nothing to retry (%s)\n", id ? json_object_get_string(id) : "?",
                         strna(json_get_str(params, "state")));
         else if (streq(error, MPLOCK_ERROR_TOO_MANY_JOBS))
-                fprintf(stderr, "mplockctl: too many jobs%s (limit %s); try again later\n",
+                fprintf(f, "mplockctl: too many jobs%s (limit %s); try again later\n",
                         streq_ptr(json_get_str(params, "scope"), "user") ? " of yours" : "",
                         json_get(params, "limit") ? json_object_get_string(json_get(params, "limit")) : "?");
         else if (streq(error, MPLOCK_ERROR_SHUTTING_DOWN))
-                fprintf(stderr, "mplockctl: mplockd is shutting down; try again\n");
+                fprintf(f, "mplockctl: mplockd is shutting down; try again\n");
         else if (reason)
-                fprintf(stderr, "mplockctl: %s: %s\n", error, reason);
+                fprintf(f, "mplockctl: %s: %s\n", error, reason);
         else
-                fprintf(stderr, "mplockctl: %s\n", error);
+                fprintf(f, "mplockctl: %s\n", error);
 }
 
 static int read_reply(Ctl *c, json_object **ret, bool *continues) {
@@ -130,7 +136,7 @@ static int read_reply(Ctl *c, json_object **ret, bool *continues) {
                 int r = vbuf_next(&c->in, REPLY_MAX, &msg, &len);
 
                 if (r < 0) {
-                        fprintf(stderr, "mplockctl: reply from mplockd too large\n");
+                        fprintf(ctl_err(c), "mplockctl: reply from mplockd too large\n");
                         return EXIT_ERROR;
                 }
                 if (r > 0) {
@@ -138,11 +144,11 @@ static int read_reply(Ctl *c, json_object **ret, bool *continues) {
                                 json_object_put(c->reply);
                         c->reply = NULL;
                         if (varlink_reply_parse(msg, len, &c->reply, &params, &error, continues) < 0) {
-                                fprintf(stderr, "mplockctl: malformed reply from mplockd\n");
+                                fprintf(ctl_err(c), "mplockctl: malformed reply from mplockd\n");
                                 return EXIT_ERROR;
                         }
                         if (error) {
-                                print_error(error, params);
+                                print_error(c, error, params);
                                 return error_exit_code(error);
                         }
                         *ret = params;
@@ -152,7 +158,7 @@ static int read_reply(Ctl *c, json_object **ret, bool *continues) {
                 if (n == -EINTR)
                         continue;
                 if (n <= 0) {
-                        fprintf(stderr, "mplockctl: mplockd closed the connection%s%s\n", n < 0 ? ": " : "",
+                        fprintf(ctl_err(c), "mplockctl: mplockd closed the connection%s%s\n", n < 0 ? ": " : "",
                                 n < 0 ? strerror((int) -n) : "");
                         return EXIT_UNREACHABLE;
                 }
@@ -173,13 +179,13 @@ int ctl_send(Ctl *c, const char *method, json_object *params, bool more) {
         }
         msg = varlink_build_call(method, params, more, &len);
         if (!msg) {
-                fprintf(stderr, "mplockctl: out of memory\n");
+                fprintf(ctl_err(c), "mplockctl: out of memory\n");
                 return EXIT_ERROR;
         }
         r = write_full(c->fd, msg, len);
         free(msg);
         if (r < 0) {
-                fprintf(stderr, "mplockctl: cannot send to mplockd: %s\n", strerror(-r));
+                fprintf(ctl_err(c), "mplockctl: cannot send to mplockd: %s\n", strerror(-r));
                 return EXIT_UNREACHABLE;
         }
         return EXIT_OK;

@@ -81,10 +81,16 @@ static const CommandHelp helps[] = {
         },
         {
                 .name = "watch",
-                .args = "[--json] JOB",
-                .summary = "show progress, rate and ETA until the job ends",
-                .options = "      --json                    the job as JSON at every change\n"
+                .args = "[--json] [JOB...]",
+                .summary = "progress bars, rate and ETA until the jobs end (no JOB: your active jobs)",
+                .options = "      --json                    each update as JSON, one object a line\n"
                            "  -h, --help                    show this help\n",
+        },
+        {
+                .name = "top",
+                .args = "",
+                .summary = "a live table of your jobs; keys: up/down k/j select, p pause, r resume, c cancel, q quit",
+                .options = "  -h, --help                    show this help\n",
         },
         {
                 .name = "results",

@@ -16,7 +16,7 @@ static const struct {
         { "submit", cmd_submit }, { "status", cmd_status }, { "list", cmd_list },       { "cancel", cmd_cancel },
         { "wait", cmd_wait },     { "watch", cmd_watch },   { "results", cmd_results }, { "remove", cmd_remove },
         { "logs", cmd_logs },     { "pause", cmd_pause },   { "resume", cmd_resume },   { "failed", cmd_failed },
-        { "retry", cmd_retry },   { "help", cmd_help },
+        { "retry", cmd_retry },   { "help", cmd_help },      { "top", cmd_top },
 };
 
 int main(int argc, char **argv) {

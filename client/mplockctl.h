@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "macro.h"
 #include "varlink.h"
 
 /* Exit codes, documented in mplockctl(1). */
@@ -32,11 +33,13 @@ typedef struct Ctl {
         int fd;
         VarlinkBuf in;
         json_object *reply; /* last reply, owned */
+        FILE *err;          /* where errors are told; stderr if NULL (top: its status line) */
 } Ctl;
 
 /* conn.c */
 int ctl_connect(Ctl *c);
 void ctl_close(Ctl *c);
+FILE *ctl_err(Ctl *c);
 /* Sends a call (takes params) and reads its first reply. Returns an exit
  * code; on success *ret is the reply's parameters (owned by c). Varlink
  * errors are reported on stderr and mapped to exit codes. */
@@ -51,8 +54,38 @@ int ctl_next(Ctl *c, json_object **ret, bool *continues);
 void print_job(const json_object *job);
 void print_job_table(json_object *jobs);
 void print_json(json_object *o);
+/* "Job 12 completed: 10 of 10 items done, 0 failed", on stderr. */
+void print_job_summary(json_object *job);
 const char *job_str(json_object *job, const char *key);
 uint64_t job_uint(json_object *job, const char *key);
+
+/* progress.c: what watch and top draw with. A Line is text of at most
+ * max terminal columns, printable only: control characters and bytes that
+ * are not text in this locale show as "?", so that a job's name cannot
+ * move the cursor or change the terminal. */
+#define PROGRESS_COLS_MAX 1024u
+typedef struct Line {
+        char buf[PROGRESS_COLS_MAX * 4 + 1];
+        size_t len;
+        unsigned cols, max;
+        bool utf8;
+} Line;
+
+/* Takes LC_CTYPE from the environment; whether it is UTF-8. */
+bool progress_utf8(void);
+double progress_fraction(uint64_t done, uint64_t total);
+void format_percent(uint64_t done, uint64_t total, char *buf, size_t n);
+void format_rate(double rate, char *buf, size_t n);
+void format_duration(uint64_t sec, char *buf, size_t n);
+void format_size(uint64_t bytes, char *buf, size_t n);
+unsigned text_width(const char *s, bool utf8);
+void line_init(Line *l, unsigned max_cols, bool utf8);
+/* s in width columns: right-aligned if width > 0, left-aligned (padded)
+ * if < 0, as it is if 0; cut at width and at the line's end. */
+void line_put(Line *l, const char *s, int width);
+void line_printf(Line *l, int width, const char *fmt, ...) _printf_(3, 4);
+/* "[####----]" in width columns (blocks, to an eighth, in UTF-8). */
+void line_bar(Line *l, double fraction, unsigned width);
 
 /* jobfile.c: a job's results or log, opened for reading only if it is its
  * owner's own regular file (no symlink, FIFO or device): -EPERM if not,
@@ -81,6 +114,18 @@ int help_command(const char *name);
  * Returns EXIT_USAGE. */
 int help_hint(const char *name);
 
+/* cmd-jobs.c: {"id": id}, NULL when out of memory. */
+json_object *id_params(uint64_t id);
+
+/* cmd-watch.c, shared with top */
+void terminal_size(int fd, unsigned *cols, unsigned *rows);
+/* SIGWINCH sets a flag (no SA_RESTART: it cuts a wait short); whether it
+ * was set since the last call. */
+int watch_on_winch(void);
+bool watch_winched(void);
+/* Items processed: a running job's progress, committed or not. */
+uint64_t job_progress(json_object *job);
+
 /* commands */
 int cmd_submit(Ctl *c, int argc, char **argv);
 int cmd_status(Ctl *c, int argc, char **argv);
@@ -96,3 +141,4 @@ int cmd_resume(Ctl *c, int argc, char **argv);
 int cmd_failed(Ctl *c, int argc, char **argv);
 int cmd_retry(Ctl *c, int argc, char **argv);
 int cmd_help(Ctl *c, int argc, char **argv);
+int cmd_top(Ctl *c, int argc, char **argv);

@@ -56,16 +56,6 @@ static void format_time(uint64_t usec, char *buf, size_t n) {
                 (void) snprintf(buf, n, "-");
 }
 
-static void format_duration(uint64_t sec, char *buf, size_t n) {
-        if (sec >= 3600)
-                (void) snprintf(buf, n, "%lluh%02llum", (unsigned long long) (sec / 3600),
-                                (unsigned long long) (sec % 3600 / 60));
-        else if (sec >= 60)
-                (void) snprintf(buf, n, "%llum%02llus", (unsigned long long) (sec / 60), (unsigned long long) (sec % 60));
-        else
-                (void) snprintf(buf, n, "%llus", (unsigned long long) sec);
-}
-
 /* An ended job's speed is its average over its run, not the last
  * seconds' (which is 0 once it has stopped). */
 static double job_rate(json_object *job) {
@@ -90,7 +80,7 @@ static void format_elapsed(double sec, char *buf, size_t n) {
 }
 
 /* Bytes as submitted: K, M, G, T (powers of 1024), exact when they are. */
-static void format_size(uint64_t bytes, char *buf, size_t n) {
+static void format_limit_size(uint64_t bytes, char *buf, size_t n) {
         static const char units[] = "KMGT";
         int u = -1;
         double v = (double) bytes;
@@ -134,7 +124,7 @@ static void print_limits(json_object *job) {
                 if (x == 0)
                         continue;
                 if (limits[i].bytes)
-                        format_size(x, v, sizeof(v));
+                        format_limit_size(x, v, sizeof(v));
                 else
                         (void) snprintf(v, sizeof(v), "%llu", (unsigned long long) x);
                 printf("%s%s %s%s", any ? ", " : "  limits:   ", limits[i].label, v, limits[i].unit);
@@ -297,6 +287,14 @@ void print_job_table(json_object *jobs) {
                 printf("%*s  %-*s  %*s  %*s  %*s  %*s  %s\n", w_id, row.id, w_state, row.state, w_done, row.done,
                        w_failed, row.failed, w_rate, row.rate, w_time, row.time, row.name);
         }
+}
+
+void print_job_summary(json_object *job) {
+        fprintf(stderr, "Job %llu %s: %llu of %llu items done, %llu failed%s%s\n",
+                (unsigned long long) job_uint(job, "id"), job_str(job, "state"),
+                (unsigned long long) job_uint(job, "done"), (unsigned long long) job_uint(job, "items"),
+                (unsigned long long) job_uint(job, "failed"), json_get_str(job, "error") ? ": " : "",
+                job_str(job, "error"));
 }
 
 void print_json(json_object *o) {

@@ -6,7 +6,7 @@ set -eu
 # Build: compiler, meson, libsystemd, json-c, python3-dev (the Python bridge
 # embeds libpython) and python3-cloudpickle (it pickles the callbacks).
 # Tests: Check, python3, python3-pytest and python3-numpy (the Python
-# package's tests), procps
+# package's tests), tmux (a terminal for the tests of watch and top), procps
 # (pgrep), passwd (useradd, for the shared-machine tests), debootstrap +
 # systemd-container for the tests under a real systemd (tests/systemd),
 # qemu-system-x86 and e2fsprogs for the same in a VM with cgroup v2
@@ -15,7 +15,7 @@ set -eu
 # with its sanitizer and libFuzzer runtimes for the fuzz targets, and
 # bash-completion and zsh (tests/integration/test_cli.py types into both).
 PACKAGES="gcc libc6-dev meson ninja-build pkg-config libsystemd-dev libjson-c-dev check python3 python3-dev python3-cloudpickle python3-pytest
-          python3-numpy procps passwd systemd debootstrap systemd-container qemu-system-x86 e2fsprogs slurm-wlm munge clang libclang-rt-14-dev
+          python3-numpy tmux procps passwd systemd debootstrap systemd-container qemu-system-x86 e2fsprogs slurm-wlm munge clang libclang-rt-14-dev
           bash-completion zsh"
 
 missing=""
