@@ -34,6 +34,8 @@ static void help(void) {
                "  pause JOB             stop handing out items (also across restarts)\n"
                "  resume JOB            let a paused job go on\n"
                "  logs JOB [-f]         what the job's workers printed (-f: follow until it ends)\n"
+               "  stats JOB             where the job's time went: init, processing, waiting, saving,\n"
+               "                        items per second, the slowest items\n"
                "  remove JOB            forget an ended job (its output directory stays)\n\n"
                "Options:\n"
                "  --socket PATH         talk to mplockd there ($MPLOCK_SOCKET)\n"
@@ -51,7 +53,7 @@ static const struct {
         { "submit", cmd_submit }, { "status", cmd_status }, { "list", cmd_list },       { "cancel", cmd_cancel },
         { "wait", cmd_wait },     { "watch", cmd_watch },   { "results", cmd_results }, { "remove", cmd_remove },
         { "logs", cmd_logs },     { "pause", cmd_pause },   { "resume", cmd_resume },   { "failed", cmd_failed },
-        { "retry", cmd_retry },
+        { "retry", cmd_retry },   { "stats", cmd_stats },
 };
 
 int main(int argc, char **argv) {

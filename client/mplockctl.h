@@ -73,3 +73,4 @@ int cmd_pause(Ctl *c, int argc, char **argv);
 int cmd_resume(Ctl *c, int argc, char **argv);
 int cmd_failed(Ctl *c, int argc, char **argv);
 int cmd_retry(Ctl *c, int argc, char **argv);
+int cmd_stats(Ctl *c, int argc, char **argv);

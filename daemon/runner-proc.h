@@ -32,6 +32,9 @@ typedef struct RunnerEvents {
         void (*progress)(void *userdata, uint64_t processed, uint32_t workers);
         /* A Slurm job's shards, checked (printable ids, counts in bounds). */
         void (*shards)(void *userdata, const char *array, const IpcShard *v, uint32_t n);
+        /* Where the run's time went: an IpcStats of len bytes, of the
+         * right form (stats_msg_check); -EINVAL if it does not fit the job. */
+        int (*stats)(void *userdata, const void *payload, size_t len);
         /* The runner is gone (siginfo code and status) and so are all the
          * processes of its group; the RunnerProc may be freed now. */
         void (*exited)(void *userdata, int code, int status);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fileio.h"
 #include "macro.h"
 #include "items.h"
@@ -12,6 +13,7 @@
 #include "module.h"
 #include "results.h"
 #include "runner.h"
+#include "stats.h"
 #include "worker.h"
 
 /* A worker: init once, then run chunks of items as the runner hands them
@@ -115,16 +117,52 @@ typedef struct WorkerCall {
         ResultsBlock *block;
         int res_fd;
         WorkerProgress *progress;
+        /* The worker's slowest items, and those of them new in this chunk,
+         * for the runner (WORKER_FRAME_SLOW). */
+        StatsTop slowest, fresh;
 } WorkerCall;
+
+/* A slot's counter, added to: its worker is the only writer. */
+static void progress_add(uint64_t *v, uint64_t d) {
+        __atomic_store_n(v, __atomic_load_n(v, __ATOMIC_RELAXED) + d, __ATOMIC_RELAXED);
+}
+
+/* One call's time, its share for each item: the floor of the slowest
+ * kept is all most calls are compared with. */
+static void note_call(WorkerCall *w, uint64_t usec, size_t nb) {
+        uint64_t per = usec / nb;
+
+        if (per <= stats_top_floor(&w->slowest))
+                return;
+        for (size_t k = 0; k < nb; k++)
+                if (stats_top_add(&w->slowest, w->batch_items[k].index, per))
+                        (void) stats_top_add(&w->fresh, w->batch_items[k].index, per);
+}
+
+/* The chunk's time and items into the slot; its newcomers to the slowest
+ * to the runner. */
+static void chunk_done(WorkerCall *w, uint64_t busy, uint64_t items) {
+        StatsSlow v[STATS_SLOW_MAX];
+        uint32_t n;
+
+        progress_add(&w->progress->busy_usec, busy);
+        progress_add(&w->progress->items, items);
+        if (w->fresh.n == 0)
+                return;
+        n = stats_top_sorted(&w->fresh, v);
+        w->fresh.n = 0;
+        send_frame_bytes(w->res_fd, WORKER_FRAME_SLOW, 0, v, n * sizeof(v[0]));
+}
 
 /* The items of a chunk, a call of process per batch, their outcomes into
  * blocks. */
 static void run_chunk(WorkerCall *w, const WorkerCmd *cmd) {
-        uint64_t off = cmd->offset, i;
+        uint64_t off = cmd->offset, i, start = now_usec(), t = start;
 
         results_block_begin(w->block, cmd->first);
         for (i = 0; i < cmd->count;) {
                 size_t nb = (size_t) MIN((uint64_t) w->batch, cmd->count - i);
+                uint64_t now;
                 bool failed;
                 int r;
 
@@ -140,6 +178,11 @@ static void run_chunk(WorkerCall *w, const WorkerCmd *cmd) {
                 r = w->def->process(w->ctx, w->state, w->batch_items, nb, w->res);
                 /* One store a call: the runner's timeout watch. */
                 __atomic_store_n(&w->progress->calls, w->progress->calls + 1, __ATOMIC_RELAXED);
+                /* One clock read a call: from the previous one, so that a
+                 * call's time holds the previous one's results too. */
+                now = now_usec();
+                note_call(w, now - t, nb);
+                t = now;
                 send_finals(w->res_fd, w->slots, w->batch_items, nb);
                 failed = false;
                 for (size_t k = 0; k < nb; k++)
@@ -152,6 +195,7 @@ static void run_chunk(WorkerCall *w, const WorkerCmd *cmd) {
                 if (i < cmd->count && __atomic_load_n(&w->progress->cut, __ATOMIC_RELAXED)) {
                         if (w->block->count > 0)
                                 block_send(w->block, w->res_fd);
+                        chunk_done(w, now_usec() - start, i);
                         worker_exit(0);
                 }
                 if (results_block_payload(w->block) >= RESULTS_BLOCK_TARGET && i < cmd->count) {
@@ -161,6 +205,7 @@ static void run_chunk(WorkerCall *w, const WorkerCmd *cmd) {
         }
         if (w->block->count > 0)
                 block_send(w->block, w->res_fd);
+        chunk_done(w, now_usec() - start, cmd->count);
 }
 
 /* init, with its reason when it fails. */
@@ -191,6 +236,7 @@ _Noreturn void worker_main(const Module *mod, const Items *items, Host *host, ui
         ResultSlots slots = {};
         mplock_results res = { .api = &host_api, .host = &slots };
         ResultsBlock block = {};
+        uint64_t t0 = now_usec();
         WorkerCall w = { .def = mod->def, .items = items, .ctx = &ctx, .batch = batch, .slots = &slots,
                          .res = &res, .block = &block, .res_fd = res_fd, .progress = progress };
 
@@ -203,10 +249,12 @@ _Noreturn void worker_main(const Module *mod, const Items *items, Host *host, ui
                 worker_exit(1);
         }
         w.state = worker_init(mod->def, &ctx, host, worker_no, res_fd);
+        progress_add(&progress->init_usec, now_usec() - t0);
         send_frame(res_fd, WORKER_FRAME_INIT_OK, 0, NULL);
 
         for (;;) {
                 WorkerCmd cmd;
+                uint64_t t = now_usec();
                 ssize_t n = read_full(cmd_fd, &cmd, sizeof(cmd));
 
                 if (n != (ssize_t) sizeof(cmd))
@@ -219,6 +267,9 @@ _Noreturn void worker_main(const Module *mod, const Items *items, Host *host, ui
                 if (cmd.op != WORKER_CMD_RUN || cmd.count == 0 || cmd.first >= items->n ||
                     cmd.count > items->n - cmd.first || cmd.offset >= items->size)
                         worker_exit(1);
+                /* Waiting for work is waiting for a chunk that came: the
+                 * time after the last one is not. */
+                progress_add(&progress->wait_usec, now_usec() - t);
                 run_chunk(&w, &cmd);
         }
 }
