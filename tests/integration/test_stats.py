@@ -116,8 +116,12 @@ class Stats(DaemonTest):
         self.assertEqual(r[0].get("parameters"), {}, r)
         self.assertEqual(json.loads(self.d.ctl("stats", "--json", job).stdout), {})
         self.assertIn(b"has not run yet", self.d.ctl("stats", job).stdout)
+        # Once it has run, it has them.
         self.d.ctl("cancel", busy)
-        self.d.ctl("cancel", job)
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"]), (0, "completed"), st)
+        s = self.stats(job)
+        self.assertEqual((s["items"], len(s["workers"]), s["slowest"][0]["index"]), (1, 1, 0), s)
 
 
 def slow_index(s):
