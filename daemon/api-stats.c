@@ -126,7 +126,7 @@ static int add_slowest(json_object *o, const IpcStats *h) {
         return json_add(o, "slowest", a);
 }
 
-static json_object *stats_json(const Job *j, const char *payload) {
+static json_object *stats_json(const char *payload, bool live) {
         json_object *o = json_object_new_object(), *total = json_object_new_object();
         IpcStatsWorker sum;
         IpcStats h;
@@ -138,7 +138,7 @@ static json_object *stats_json(const Job *j, const char *payload) {
         if (r >= 0)
                 r = json_add_u64(o, "elapsed_usec", h.elapsed_usec);
         if (r >= 0)
-                r = json_add(o, "running", json_object_new_boolean(j->runner != NULL));
+                r = json_add(o, "running", json_object_new_boolean(live));
         if (r >= 0)
                 r = json_add_u64(o, "items", h.items);
         if (r >= 0)
@@ -164,6 +164,7 @@ void method_stats(Api *api, Call *call) {
         Job *j = lookup_job(api, call, fields, ELEMENTSOF(fields));
         _cleanup_free_ void *buf = NULL;
         json_object *p;
+        bool live;
         size_t len;
         int r;
 
@@ -174,7 +175,7 @@ void method_stats(Api *api, Call *call) {
                 call_error(call, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                 return;
         }
-        r = job_read_stats(j, &buf, &len);
+        r = job_read_stats(j, &buf, &len, &live);
         if (r == -ENOMEM) {
                 json_object_put(p);
                 call_error(call, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
@@ -182,7 +183,7 @@ void method_stats(Api *api, Call *call) {
         }
         /* None yet (it has not run), or a damaged file: no stats, said so
          * by their absence. */
-        if (r >= 0 && json_add(p, "stats", stats_json(j, buf)) < 0) {
+        if (r >= 0 && json_add(p, "stats", stats_json(buf, live)) < 0) {
                 json_object_put(p);
                 call_error(call, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                 return;

@@ -462,7 +462,8 @@ static void job_save_stats(Job *j) {
         j->stats_len = 0;
 }
 
-int job_read_stats(const Job *j, void **ret, size_t *ret_len) {
+int job_read_stats(const Job *j, void **ret, size_t *ret_len, bool *ret_live) {
+        *ret_live = j->stats && j->runner;
         if (!j->stats)
                 return j->damaged ? -ENOENT : store_load_stats(j->dirfd, ret, ret_len);
         *ret = memdup(j->stats, j->stats_len);

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILD, MPLOCKCTL, DaemonTest, main  # noqa: E402
@@ -95,6 +96,28 @@ class Stats(DaemonTest):
         self.assertEqual(self.stats(job), before)
         with open(os.path.join(self.d.state, "jobs", str(job), "stats"), "rb") as f:
             self.assertGreater(len(f.read()), 0)
+
+    def test_stats_while_it_runs(self):
+        # The runner tells every 2 s: a job of 10 s of work, asked until
+        # the first word comes.
+        items = self.write_items("items", ["50"] * 400)
+        os.mkdir(self.path("out"))
+        job = self.d.submit(BURNMS, items, self.path("out"), "--workers", "2")
+        deadline = time.monotonic() + 30
+        while True:
+            s = json.loads(self.d.ctl("stats", "--json", job).stdout)
+            if s or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertTrue(s.get("running"), s)
+        self.assertGreater(s["elapsed_usec"], 1500000)
+        self.assertLess(s["items"], 400)
+        self.assertEqual(len(s["workers"]), 2)
+        self.d.ctl("cancel", job)
+        # What it had told is kept, not running any more.
+        s = self.stats(job)
+        self.assertFalse(s["running"])
+        self.assertLess(s["items"], 400)
 
     def test_unknown_job(self):
         p = self.d.ctl("stats", 999, check=False)
