@@ -15,6 +15,12 @@
 /* Stats: where a job's last run's time went, from the IpcStats its runner
  * sent (checked when it came, and again when read from its file). */
 
+/* Drops o: NULL, for a return. */
+static json_object *json_put_null(json_object *o) {
+        json_object_put(o);
+        return NULL;
+}
+
 static double share(uint64_t part, uint64_t whole) {
         return whole ? (double) part / (double) whole : 0.0;
 }
@@ -49,7 +55,7 @@ static json_object *worker_json(uint32_t no, const IpcStatsWorker *w) {
         if (!o || json_add_u64(o, "worker", no) < 0 || json_add_u64(o, "processes", w->spawns) < 0 ||
             json_add_u64(o, "items", w->items) < 0 || json_add_u64(o, "life_usec", w->life_usec) < 0 ||
             add_times(o, w->init_usec, w->busy_usec, w->wait_usec, NULL) < 0)
-                return json_object_put(o), NULL;
+                return json_put_null(o);
         return o;
 }
 
@@ -109,7 +115,7 @@ static json_object *slow_json(const IpcStatsSlow *s) {
         if (!o || !text || json_add_u64(o, "index", s->index) < 0 || json_add_str(o, "item", text) < 0 ||
             json_add(o, "item_truncated", json_object_new_boolean(s->len > strlen(s->text))) < 0 ||
             json_add_u64(o, "duration_usec", s->usec) < 0)
-                return json_object_put(o), NULL;
+                return json_put_null(o);
         return o;
 }
 
@@ -155,7 +161,7 @@ static json_object *stats_json(const char *payload, bool live) {
                 r = add_slowest(o, &h);
         json_object_put(total);
         if (r < 0)
-                return json_object_put(o), NULL;
+                return json_put_null(o);
         return o;
 }
 
