@@ -87,6 +87,13 @@ static const CommandHelp helps[] = {
                            "  -h, --help                    show this help\n",
         },
         {
+                .name = "stats",
+                .args = "[--json] JOB",
+                .summary = "where the job's time went: init, processing, waiting, saving; rate; slowest items",
+                .options = "      --json                    the Stats object as JSON\n"
+                           "  -h, --help                    show this help\n",
+        },
+        {
                 .name = "top",
                 .args = "",
                 .summary = "a live table of your jobs; keys: up/down k/j select, p pause, r resume, c cancel, q quit",

@@ -17,6 +17,7 @@ static const struct {
         { "wait", cmd_wait },     { "watch", cmd_watch },   { "results", cmd_results }, { "remove", cmd_remove },
         { "logs", cmd_logs },     { "pause", cmd_pause },   { "resume", cmd_resume },   { "failed", cmd_failed },
         { "retry", cmd_retry },   { "help", cmd_help },      { "top", cmd_top },
+        { "stats", cmd_stats },
 };
 
 int main(int argc, char **argv) {

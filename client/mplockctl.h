@@ -142,3 +142,4 @@ int cmd_failed(Ctl *c, int argc, char **argv);
 int cmd_retry(Ctl *c, int argc, char **argv);
 int cmd_help(Ctl *c, int argc, char **argv);
 int cmd_top(Ctl *c, int argc, char **argv);
+int cmd_stats(Ctl *c, int argc, char **argv);

@@ -25,7 +25,8 @@ enum {
         IPC_FAIL = 19,   /* payload: IpcFail + message text; the job cannot go on */
         IPC_PROGRESS = 20, /* payload: IpcProgress; informational */
         IPC_SHARDS = 21,   /* payload: IpcShards + IpcShard[n]; a Slurm job's shards, informational */
-        IPC_REUSED = 22,   /* payload: IpcReused; results taken from the --reuse job, committed */
+        IPC_STATS = 22,    /* payload: IpcStats + IpcStatsWorker[n]; where the run's time went, informational */
+        IPC_REUSED = 23,   /* payload: IpcReused; results taken from the --reuse job, committed */
 };
 
 /* mplockd <-> an agent (runner/agent.c): a user's warm helper that forks
@@ -147,6 +148,51 @@ typedef struct IpcShard {
 } IpcShard;
 
 _Static_assert(sizeof(IpcShards) + IPC_SHARDS_MAX * sizeof(IpcShard) <= IPC_MSG_MAX - 8, "shards fit a message");
+
+/* Where a run's time went (common/stats.h), as its runner sends it every
+ * few seconds and before DONE; mplockd keeps the last one with the job
+ * (jobs/<id>/stats, this same layout) and checks it as it checks any
+ * runner message: stats_msg_check(). Times in microseconds. */
+#define IPC_STATS_MAGIC 0x5354504du /* "MPTS" */
+#define IPC_STATS_SLOTS 10u         /* STATS_SLOW_MAX */
+#define IPC_STATS_BUCKETS 120u      /* STATS_BUCKETS_MAX */
+#define IPC_STATS_TEXT_MAX 64u      /* an item's first bytes, NUL-terminated */
+#define IPC_STATS_WORKERS_MAX 1024u
+
+typedef struct IpcStatsSlow {
+        uint64_t index;
+        uint64_t usec; /* its call of process (its share of it, in a batch) */
+        uint64_t len;  /* the item's bytes: more than strlen(text) when cut */
+        char text[IPC_STATS_TEXT_MAX];
+} IpcStatsSlow;
+
+typedef struct IpcStatsWorker {
+        uint64_t life_usec; /* its processes alive, spawn to exit */
+        uint64_t init_usec; /* in init (and its setup) */
+        uint64_t busy_usec; /* in its chunks: process and the results */
+        uint64_t wait_usec; /* waiting for a chunk that then came */
+        uint64_t items;
+        uint32_t spawns; /* processes in this slot: replacements after a crash or recycling */
+        uint32_t reserved;
+} IpcStatsWorker;
+
+typedef struct IpcStats {
+        uint32_t magic;
+        uint32_t n_workers; /* IpcStatsWorker entries that follow, one per worker slot */
+        uint32_t n_buckets; /* of buckets in use */
+        uint32_t n_slow;    /* of slow in use, slowest first */
+        uint64_t started_usec; /* CLOCK_REALTIME at the run's start */
+        uint64_t elapsed_usec; /* since then, when this was sent */
+        uint64_t items;        /* finished in this run */
+        uint64_t save_usec, save_calls; /* in the module's save callback */
+        uint64_t bucket_usec;  /* items per bucket of this width since the start */
+        uint64_t buckets[IPC_STATS_BUCKETS];
+        IpcStatsSlow slow[IPC_STATS_SLOTS];
+} IpcStats;
+
+_Static_assert(sizeof(IpcStats) % 8 == 0 && sizeof(IpcStatsWorker) % 8 == 0, "stats stay aligned");
+_Static_assert(sizeof(IpcStats) + IPC_STATS_WORKERS_MAX * sizeof(IpcStatsWorker) <= IPC_MSG_MAX - 8,
+               "stats fit a message");
 
 enum {
         IPC_FAIL_PERMANENT = 1, /* do not retry: module refused, bad output... */

@@ -46,6 +46,13 @@ static inline void *mfree(void *p) {
         return NULL;
 }
 
+/* A malloc'd copy of p[0..n); NULL when out of memory. */
+static inline void *memdup(const void *p, size_t n) {
+        void *q = malloc(n ? n : 1);
+
+        return q ? memcpy(q, p, n) : NULL;
+}
+
 static inline void freep(void *p) {
         free(*(void **) p);
 }

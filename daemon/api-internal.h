@@ -39,3 +39,5 @@ bool api_admit(Api *api, Call *call, uid_t uid, bool new_job);
 /* api-submit.c, api-results.c */
 void method_submit(Api *api, Call *call);
 void method_results(Api *api, Call *call);
+/* api-stats.c */
+void method_stats(Api *api, Call *call);

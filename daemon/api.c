@@ -402,6 +402,7 @@ static const struct {
         { MPLOCK_METHOD_PAUSE, method_pause },
         { MPLOCK_METHOD_RESUME, method_resume },
         { MPLOCK_METHOD_RETRY, method_retry },
+        { MPLOCK_METHOD_STATS, method_stats },
 };
 
 static void method_unknown(Call *call) {

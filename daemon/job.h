@@ -71,6 +71,12 @@ typedef struct Job {
         IpcShard *shards;
         uint32_t n_shards;
 
+        /* Where its run's time went, as its runner last told (an
+         * IpcStats message, checked); written to the job's stats file
+         * when the runner has ended, then dropped from memory. */
+        void *stats;
+        size_t stats_len;
+
         /* Items per second over recent commits, for status. */
         uint64_t rate_done, rate_usec;
         double rate;
@@ -105,6 +111,13 @@ void job_resume(Job *j);
 /* -errno if the new results generation could not be started; the job is
  * then unchanged. */
 int job_retry(Job *j);
+
+/* A copy of its last run's stats (an IpcStats message, malloc'd): the
+ * running one's as last told (*ret_live), else the stats file's (an ended
+ * run's, until a new runner's first message). -ENOENT if it has none (it
+ * never ran, or ran before mplock kept them), -EBADMSG if the file is
+ * damaged, -ENOMEM. */
+int job_read_stats(const Job *j, void **ret, size_t *ret_len, bool *ret_live);
 
 /* For jobs.c: loading, scheduling, starting and stopping. */
 Job *job_new(Jobs *jobs);

@@ -13,6 +13,7 @@
 #include "agents.h"
 #include "log.h"
 #include "macro.h"
+#include "stats.h"
 
 /* Runners are told at most 64 messages' worth per wakeup, so that one busy
  * runner cannot keep the loop from everybody else. */
@@ -204,6 +205,15 @@ static void handle_shards(RunnerProc *p, const void *payload, size_t len) {
                 p->ev->shards(p->userdata, h.array, v, h.n);
 }
 
+static void handle_stats(RunnerProc *p, const void *payload, size_t len) {
+        if (stats_msg_check(payload, len) < 0) {
+                protocol_error(p, "stats message of the wrong form");
+                return;
+        }
+        if (p->ev->stats && p->ev->stats(p->userdata, payload, len) == -EINVAL)
+                protocol_error(p, "stats of items or workers the job does not have");
+}
+
 static void handle_message(RunnerProc *p, uint32_t type, const void *payload, size_t len, const struct ucred *cred) {
         IpcReused ru;
         IpcProgress pr;
@@ -243,6 +253,9 @@ static void handle_message(RunnerProc *p, uint32_t type, const void *payload, si
                 memcpy(&ru, payload, sizeof(ru));
                 if (!p->ev->reused || p->ev->reused(p->userdata, ru.count) < 0)
                         protocol_error(p, "more results reused than the job has items");
+                break;
+        case IPC_STATS:
+                handle_stats(p, payload, len);
                 break;
         default:
                 protocol_error(p, "unknown message type");

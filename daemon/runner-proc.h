@@ -35,6 +35,9 @@ typedef struct RunnerEvents {
         /* count results were taken from the --reuse job; -EINVAL if that
          * cannot be (more than the job's items). */
         int (*reused)(void *userdata, uint64_t count);
+        /* Where the run's time went: an IpcStats of len bytes, of the
+         * right form (stats_msg_check); -EINVAL if it does not fit the job. */
+        int (*stats)(void *userdata, const void *payload, size_t len);
         /* The runner is gone (siginfo code and status) and so are all the
          * processes of its group; the RunnerProc may be freed now. */
         void (*exited)(void *userdata, int code, int status);

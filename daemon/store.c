@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "ipc.h"
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "parse.h"
+#include "stats.h"
 #include "varlink.h"
 
 #define JOB_JSON_MAX (4u * 1024u * 1024u)
@@ -405,6 +407,30 @@ int store_load_status(int dirfd, JobStatus *st) {
         if (r < 0)
                 job_status_done(st);
         return r;
+}
+
+int store_write_stats(int dirfd, const void *data, size_t len) {
+        return write_file_atomic_at(dirfd, "stats", data, len, 0600);
+}
+
+int store_load_stats(int dirfd, void **ret, size_t *ret_len) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        int r;
+
+        r = read_file_at(dirfd, "stats", sizeof(IpcStats) + IPC_STATS_WORKERS_MAX * sizeof(IpcStatsWorker), &buf,
+                         &len);
+        if (r == -EFBIG)
+                return -EBADMSG;
+        if (r < 0)
+                return r;
+        /* malloc'd: aligned for the IpcStats it holds. */
+        r = stats_msg_check(buf, len);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
 }
 
 int store_new_job_dir(int new_fd, char name[static STORE_NEW_NAME_MAX], int *ret_dirfd) {

@@ -15,6 +15,9 @@
  *   STATE/jobs/<id>/input       the input snapshot, NUL-terminated items; its
  *                               runner holds a flock() of it (the job's lock)
  *   STATE/jobs/<id>/ckpt.*      the checkpoint (checkpoint.h)
+ *   STATE/jobs/<id>/stats       where the last run's time went: an IpcStats
+ *                               message as its runner sent it (ipc.h),
+ *                               written when the runner has ended
  *   STATE/jobs/.new-*           submissions in progress; removed at start
  *   STATE/next-id               the next job id, written when a job is
  *                               removed (the job directories carry the others)
@@ -73,6 +76,11 @@ int store_load_spec(int dirfd, uint64_t id, JobSpec *spec);
  * whose job.json does not load): -EBADMSG if it names none. */
 int store_peek_uid(int dirfd, uint32_t *ret_uid);
 int store_write_status(int dirfd, const JobStatus *st);
+/* The last run's stats (an IpcStats message), replaced; read back into a
+ * malloc'd buffer and checked (stats_msg_check): -ENOENT if there are
+ * none, -EBADMSG if damaged. */
+int store_write_stats(int dirfd, const void *data, size_t len);
+int store_load_stats(int dirfd, void **ret, size_t *ret_len);
 /* No state.json is a job that has never changed state since it was
  * submitted: queued, nothing done. */
 int store_load_status(int dirfd, JobStatus *st);

@@ -26,6 +26,8 @@
 #include "record.h"
 #include "results.h"
 #include "run-error.h"
+#include "stats.h"
+#include "run-stats.h"
 #include "worker.h"
 
 /* An event handler's failure: the top reports it and exits. */
@@ -218,6 +220,7 @@ static int worker_watch(Pool *p, Worker *w, pid_t pid, int cmd_fd, int res_fd, i
         w->ready = w->exiting = w->timed_out = w->init_timed_out = w->broken = w->recycling = false;
         w->items_given = 0;
         w->spawned_usec = now_usec();
+        w->spawns++;
         r = fcntl(w->res_fd, F_SETFL, O_NONBLOCK) < 0 ? -errno : 0;
         if (r >= 0)
                 r = sd_event_add_io(p->event, &w->io, w->res_fd, EPOLLIN, worker_io, w);
@@ -292,6 +295,20 @@ static int worker_finals(Worker *w, const char *data, uint32_t len, RunError *e)
         return 0;
 }
 
+/* Items that joined the worker's slowest, into the job's. */
+static int worker_slow(Pool *p, Worker *w, const char *data, uint32_t len, RunError *e) {
+        if (len % sizeof(StatsSlow) != 0 || len / sizeof(StatsSlow) > STATS_SLOW_MAX)
+                return run_error(e, IPC_FAIL_TEMPORARY, -EBADMSG, "worker %u sent a malformed frame", w->no);
+        for (size_t k = 0; k < len / sizeof(StatsSlow); k++) {
+                StatsSlow v;
+                memcpy(&v, data + k * sizeof(v), sizeof(v));
+                if (v.index >= p->n_items)
+                        return run_error(e, IPC_FAIL_TEMPORARY, -EBADMSG, "worker %u sent a malformed frame", w->no);
+                (void) stats_top_add(&p->stats->slowest, v.index, v.usec);
+        }
+        return 0;
+}
+
 static int worker_frame(Pool *p, Worker *w, const WorkerFrame *f, const char *text, RunError *e) {
         if (f->type == WORKER_FRAME_LOG) {
                 output_log(p->out, f->code >= LOG_ERR && f->code <= LOG_DEBUG ? f->code : LOG_INFO,
@@ -300,6 +317,8 @@ static int worker_frame(Pool *p, Worker *w, const WorkerFrame *f, const char *te
         }
         if (f->type == WORKER_FRAME_FINAL)
                 return worker_finals(w, text, f->len, e);
+        if (f->type == WORKER_FRAME_SLOW)
+                return worker_slow(p, w, text, f->len, e);
         if (f->type == WORKER_FRAME_INIT_OK) {
                 w->ready = true;
                 p->init_failures = 0;
@@ -326,6 +345,7 @@ static ssize_t parse_block(Pool *p, Worker *w, const char *buf, size_t len, RunE
         r = record_block(p, w, buf, sizeof(h) + h.payload_len, e);
         if (r < 0)
                 return r;
+        run_stats_recorded(p->stats, h.count);
         pool_check_halt(p);
         return (ssize_t) (sizeof(h) + h.payload_len);
 }
@@ -540,6 +560,7 @@ static int worker_gone(Pool *p, Worker *w, const siginfo_t *si, RunError *e) {
         }
         (void) capture_read(&w->out);
         describe_exit(p, w, si, how, sizeof(how));
+        w->life_usec += now_usec() - w->spawned_usec;
         worker_detach(w);
 
         if (w->recycling && si->si_code == CLD_EXITED && si->si_status == 0 && w->nq == 0 && !p->stopping &&

@@ -17,6 +17,7 @@ typedef struct Items Items;
 typedef struct Module Module;
 typedef struct Output Output;
 typedef struct RunError RunError;
+typedef struct RunStats RunStats;
 typedef struct WorkerProgress WorkerProgress;
 
 /* pool.c: the worker processes. Spawning them, handing them chunks,
@@ -58,6 +59,9 @@ typedef struct Worker {
          * change for timeout_sec while it has work means it is stuck. */
         uint64_t seen_calls, seen_usec;
         uint64_t spawned_usec;
+        /* Its slot's processes so far, and how long they lived (stats). */
+        uint64_t life_usec;
+        uint32_t spawns;
         bool init_timed_out;
         bool timed_out;
         char *buf; /* what it sent, not parsed yet */
@@ -93,6 +97,7 @@ struct Pool {
         Bitset *done;
         Dispatch *dispatch;
         Commit *commit;
+        RunStats *stats;
         uint64_t n_items, memory_max;
         /* Recycling: a worker given this many items, or this large (RSS),
          * gets no more, ends what it has and is replaced; 0: never. */

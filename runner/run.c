@@ -13,6 +13,7 @@
 #include "carry.h"
 #include "reuse.h"
 #include "check-cache.h"
+#include "clock.h"
 #include "commit.h"
 #include "dispatch.h"
 #include "ipc.h"
@@ -24,6 +25,7 @@
 #include "output.h"
 #include "pool.h"
 #include "run-error.h"
+#include "run-stats.h"
 #include "runner.h"
 #include "slurm.h"
 #include "start.h"
@@ -66,6 +68,7 @@ typedef struct Runner {
         Dispatch dispatch;
         Commit commit;
         Pool pool;
+        RunStats stats;
         sd_event_source *ipc_source, *commit_timer;
         void *save_state; /* from the module's save_init */
         uint64_t save_seq;
@@ -79,6 +82,9 @@ static _Noreturn void fail(Runner *r, const RunError *e) {
         IpcFail f = { .kind = e->kind };
 
         if (e->kind != RUN_ERROR_GONE) {
+                /* Where the time went, up to the failure. */
+                if (r && r->started)
+                        run_stats_send(&r->stats, &r->pool, &r->items, IPC_FD, true);
                 if (r)
                         output_log(&r->out, LOG_ERR, "%s", e->msg);
                 else
@@ -116,6 +122,7 @@ static int run_save(void *userdata, const mplock_entry *entries, size_t n, bool 
                 .n = n,
         };
 
+        uint64_t t = now_usec();
         int q = 0;
 
         watchdog_arm("the save callback", r->job.callback_timeout_sec);
@@ -124,6 +131,8 @@ static int run_save(void *userdata, const mplock_entry *entries, size_t n, bool 
         else if (n > 0)
                 q = def->save(&r->host.ctx, entries, n);
         watchdog_disarm();
+        r->stats.save_usec += now_usec() - t;
+        r->stats.save_calls++;
         return q;
 }
 
@@ -195,6 +204,8 @@ static int finish(Runner *r, RunError *e) {
  * save_fini) must have returned by then. Only our exit is left. */
 static void send_done(Runner *r) {
         save_end(r);
+        /* Before DONE: whoever waits for the job may ask for them next. */
+        run_stats_send(&r->stats, &r->pool, &r->items, IPC_FD, true);
         (void) ipc_send(IPC_FD, IPC_DONE, NULL, 0);
         r->done_sent = true;
 }
@@ -216,8 +227,11 @@ static void finish_if_done(Runner *r) {
         }
         if (r->finished && !r->done_sent && pool_gone(&r->pool))
                 send_done(r);
-        if ((r->done_sent || r->finishing) && pool_gone(&r->pool))
+        if ((r->done_sent || r->finishing) && pool_gone(&r->pool)) {
+                if (!r->done_sent)
+                        run_stats_send(&r->stats, &r->pool, &r->items, IPC_FD, true);
                 (void) sd_event_exit(r->event, 0);
+        }
 }
 
 static void pool_changed(void *userdata) {
@@ -246,6 +260,8 @@ static int commit_timer_handler(sd_event_source *s, uint64_t usec, void *userdat
                 fail(r, &e);
         p.workers = pool_alive(&r->pool);
         (void) ipc_send(IPC_FD, IPC_PROGRESS, &p, sizeof(p));
+        if (r->started)
+                run_stats_send(&r->stats, &r->pool, &r->items, IPC_FD, false);
         (void) sd_event_source_set_time_relative(s, (uint64_t) r->job.commit_interval_ms * 1000u);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
         return 0;
@@ -416,6 +432,7 @@ static int setup_pool(Runner *r, RunError *e) {
                 .done = &r->done,
                 .dispatch = &r->dispatch,
                 .commit = &r->commit,
+                .stats = &r->stats,
                 .n_items = r->job.n_items,
                 .memory_max = r->job.memory_max,
                 .max_items_per_worker = r->job.max_items_per_worker,
@@ -474,6 +491,7 @@ static void start_work(Runner *r) {
         RunError e;
 
         r->started = true;
+        run_stats_init(&r->stats);
         if (save_start(r, &e) < 0 || reuse_earlier(r, &e) < 0 || setup_pool(r, &e) < 0)
                 fail(r, &e);
         finish_if_done(r);

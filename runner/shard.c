@@ -98,6 +98,7 @@ static int on_message(Driver *d, uint32_t type, const void *payload, size_t len)
         switch (type) {
         case IPC_READY:
         case IPC_PROGRESS:
+        case IPC_STATS: /* a shard's own: not shown (yet) */
                 return 0;
         case IPC_COMMIT:
                 if (len < sizeof(c))

@@ -27,6 +27,7 @@ typedef struct WorkerCmd {
 #define WORKER_FRAME_INIT_FAIL 2u
 #define WORKER_FRAME_LOG 3u   /* code: the level; the text follows */
 #define WORKER_FRAME_FINAL 4u /* uint64_t indices follow: errors not to retry, in the next block */
+#define WORKER_FRAME_SLOW 5u  /* StatsSlow entries follow: items that joined the worker's slowest */
 /* Text and index lists in one frame, at most. */
 #define WORKER_FRAME_MAX 4096u
 
@@ -48,8 +49,13 @@ typedef struct WorkerProgress {
          * is sent at once, not with the rest of its block, so that the
          * runner counts failures as they happen. */
         uint32_t send_failures;
-        char pad[48];
+        /* Where the slot's workers' time went (IpcStatsWorker), added to
+         * by the worker in it once per chunk; a replacement goes on adding. */
+        uint64_t init_usec, busy_usec, wait_usec, items;
+        char pad[16];
 } WorkerProgress;
+
+_Static_assert(sizeof(WorkerProgress) == 64, "one cache line");
 
 _Noreturn void worker_main(const Module *mod, const Items *items, Host *host, uint32_t worker_no, int cmd_fd,
                            int res_fd, WorkerProgress *progress);

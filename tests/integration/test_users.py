@@ -110,7 +110,8 @@ class SharedMachine(UsersTest):
         job = self.alice_job(n=200, shared='{"sleep_us": 1}')
         bob_list = self.as_user("mplock-bob", "--json", "list").stdout
         self.assertEqual(bob_list, b"")
-        for cmd in ("status", "results", "failed", "cancel", "pause", "resume", "retry", "remove", "wait", "logs"):
+        for cmd in ("status", "results", "failed", "cancel", "pause", "resume", "retry", "remove", "wait", "logs",
+                    "stats"):
             p = self.as_user("mplock-bob", cmd, job, check=False)
             self.assertEqual(p.returncode, 6, (cmd, p.stderr))
             self.assertIn("permission denied: job %d belongs to another user" % job, p.stderr.decode(), cmd)

@@ -14,7 +14,7 @@ import sys
 LAYERS = {
     "main": ({"main"}, {"control", "api", "submit", "jobs", "runners", "scopes", "store", "config"}),
     "control": ({"control"}, {"config"}),
-    "api": ({"api", "api-internal", "api-job", "api-submit", "api-results"},
+    "api": ({"api", "api-internal", "api-job", "api-submit", "api-results", "api-stats"},
             {"control", "submit", "jobs", "runners", "scopes", "config"}),
     "submit": ({"submit", "spares"}, {"jobs", "runners", "store", "config"}),
     "jobs": ({"jobs", "job", "job-scope", "jobs-journal"}, {"runners", "scopes", "store", "config"}),
