@@ -55,8 +55,16 @@ static void put_json_bytes(const char *name, const char *data, size_t len) {
         fputs_json_string(b64 ? b64 : "", b64 ? n : 0, stdout);
 }
 
+/* ,"attempts":N,"worker":W,"run_usec":U where the record has them. */
+static void put_json_joblog(const ResultsMeta *m) {
+        if (m->attempts == 0)
+                return;
+        printf(",\"attempts\":%u,\"worker\":%u,\"run_usec\":%llu", m->attempts, m->worker,
+               (unsigned long long) m->run_usec);
+}
+
 static void print_one(Printer *p, uint64_t index, const char *item, size_t item_len, const char *result,
-                      size_t result_len, int32_t status) {
+                      size_t result_len, int32_t status, const ResultsMeta *meta) {
         print_gap(p, index);
         p->next_index = index + 1;
         p->printed++;
@@ -92,6 +100,7 @@ static void print_one(Printer *p, uint64_t index, const char *item, size_t item_
                         fputs_json_string(msg ? msg : "", msg ? n : 0, stdout);
                         putc_unlocked('}', stdout);
                 }
+                put_json_joblog(meta);
                 fputs_unlocked("}\n", stdout);
                 return;
         }
@@ -140,7 +149,8 @@ static int from_file(Printer *p, json_object *job) {
                 }
                 results_item_iter_init(&it, &h, payload);
                 while (results_item_iter_next(&it, &item))
-                        print_one(p, item.index, item.item, item.item_len, item.result, item.result_len, item.status);
+                        print_one(p, item.index, item.item, item.item_len, item.result, item.result_len, item.status,
+                                  &item.meta);
         }
         results_file_close(&f);
         safe_close(fd);
@@ -168,6 +178,11 @@ static int print_reply_result(Printer *p, json_object *o) {
         json_object *e = json_get(o, "error");
         _cleanup_free_ char *item = NULL, *res = NULL;
         size_t item_len = 0, res_len = 0;
+        ResultsMeta meta = {
+                .attempts = (uint32_t) MIN(json_get_uint(o, "attempts", 0), (uint64_t) UINT32_MAX),
+                .worker = (uint32_t) MIN(json_get_uint(o, "worker", 0), (uint64_t) UINT32_MAX),
+                .run_usec = json_get_uint(o, "run_usec", 0),
+        };
 
         if (reply_bytes(o, "item", &item, &item_len) < 0 ||
             (e ? reply_bytes(e, "message", &res, &res_len) : reply_bytes(o, "result", &res, &res_len)) < 0) {
@@ -175,7 +190,7 @@ static int print_reply_result(Printer *p, json_object *o) {
                 return EXIT_ERROR;
         }
         print_one(p, json_get_uint(o, "index", 0), item, item_len, res, res_len,
-                  e ? (int32_t) json_object_get_int(json_get(e, "code")) : 0);
+                  e ? (int32_t) json_object_get_int(json_get(e, "code")) : 0, &meta);
         return EXIT_OK;
 }
 

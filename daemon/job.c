@@ -576,6 +576,8 @@ static char *start_message(Job *j, size_t *len) {
                 .failed = j->ckpt.failed,
                 .results_gen = j->status.results_gen,
                 .prev_results_len = j->status.prev_results_len,
+                .retry_codes = j->status.retry_codes,
+                .retry_items = j->status.retry_items,
                 .commit_interval_usec = s->commit_interval_usec,
                 .commit_items = s->commit_items,
                 .retry_delay_usec = s->retry_delay_usec,

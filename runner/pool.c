@@ -479,6 +479,8 @@ static void describe_exit(const Pool *p, const Worker *w, const siginfo_t *si, c
 /* The worker died on the one item it had: an attempt, and the item fails
  * once it has had them all. */
 static int suspect_died(Pool *p, Worker *w, uint64_t index, const char *how, RunError *e) {
+        uint64_t start = w->q[0].start_usec;
+        ResultsMeta meta = { .worker = w->no, .run_usec = start > 0 ? now_usec() - start : 0 };
         char msg[160];
         uint32_t n;
         int r;
@@ -492,7 +494,8 @@ static int suspect_died(Pool *p, Worker *w, uint64_t index, const char *how, Run
         }
         (void) snprintf(msg, sizeof(msg), "worker died on this item %u times (last: %s)", n, how);
         output_log(p->out, LOG_WARNING, "Item %llu failed: %s.", (unsigned long long) index, msg);
-        r = record_failure(p, index, msg, e);
+        meta.attempts = n;
+        r = record_failure(p, index, msg, &meta, e);
         if (r >= 0)
                 pool_check_halt(p);
         return r;

@@ -72,7 +72,8 @@ static int record_items(Pool *p, Worker *w, const char *block, ResultsBlock *b, 
                         open = true;
                         failed = 0;
                 }
-                if (results_block_add(b, item.item, item.item_len, item.result, item.result_len, item.status) < 0)
+                if (results_block_add(b, item.item, item.item_len, item.result, item.result_len, item.status,
+                                      &item.meta) < 0)
                         return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
                 failed += item.status != 0;
         }
@@ -134,13 +135,13 @@ int record_block(Pool *p, Worker *w, const char *block, size_t len, RunError *e)
         return commit_recorded(p->commit, e);
 }
 
-int record_failure(Pool *p, uint64_t index, const char *msg, RunError *e) {
+int record_failure(Pool *p, uint64_t index, const char *msg, const ResultsMeta *meta, RunError *e) {
         const char *item = p->items->map + items_offset(p->items, index);
         ResultsBlock b = {};
         int r;
 
         results_block_begin(&b, index);
-        if (results_block_add(&b, item, strlen(item), msg, strlen(msg), MPLOCK_ERR_CRASHED) < 0)
+        if (results_block_add(&b, item, strlen(item), msg, strlen(msg), MPLOCK_ERR_CRASHED, meta) < 0)
                 r = run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
         else {
                 results_block_finish(&b);

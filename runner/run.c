@@ -380,7 +380,8 @@ static int setup_pipeline(Runner *r, uint64_t results_end, RunError *e) {
                                   .done = &r->done };
         if (commit_init(&r->commit, &cfg) < 0)
                 return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
-        return carry_copy(&r->out, &r->commit, r->job.results_gen, r->job.prev_results_len, r->job.n_items, e);
+        return carry_copy(&r->out, &r->commit, r->job.results_gen, r->job.prev_results_len, r->job.n_items,
+                          r->job.retry, e);
 }
 
 static int setup_loop(Runner *r, RunError *e) {

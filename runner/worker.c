@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fileio.h"
 #include "macro.h"
 #include "items.h"
@@ -67,9 +68,10 @@ static void block_send(ResultsBlock *b, int fd) {
                 worker_exit(1);
 }
 
-/* One item's outcome into the block (sent first if it would overflow). */
-/* Adds one item's outcome to block: whether it failed. */
-static bool add_outcome(ResultsBlock *block, int res_fd, const mplock_item *it, const ResultSlot *s, int r) {
+/* Adds one item's outcome and joblog to block (sent first if it would
+ * overflow): whether it failed. */
+static bool add_outcome(ResultsBlock *block, int res_fd, const mplock_item *it, const ResultSlot *s, int r,
+                        const ResultsMeta *meta) {
         char msg[160];
         const char *rdata = s->data;
         size_t rlen = s->len;
@@ -93,16 +95,16 @@ static bool add_outcome(ResultsBlock *block, int res_fd, const mplock_item *it, 
                 status = r < 0 ? r : MPLOCK_ERR_NO_RESULT;
         }
         if (results_block_payload(block) > 0 &&
-            results_block_payload(block) + rlen + it->len + sizeof(ResultsItemHeader) > RESULTS_BLOCK_PAYLOAD_MAX) {
+            results_block_payload(block) + rlen + it->len + sizeof(ResultsItemHeaderV2) > RESULTS_BLOCK_PAYLOAD_MAX) {
                 block_send(block, res_fd);
                 results_block_begin(block, it->index);
         }
-        q = results_block_add(block, it->data, it->len, rdata, rlen, status);
+        q = results_block_add(block, it->data, it->len, rdata, rlen, status, meta);
         if (q == -E2BIG) {
                 /* Item and result together do not fit any block: record the
                  * failure without them. */
                 static const char big[] = "item and result too large for a results block";
-                q = results_block_add(block, it->data, 0, big, sizeof(big) - 1, MPLOCK_ERR_TOO_LARGE);
+                q = results_block_add(block, it->data, 0, big, sizeof(big) - 1, MPLOCK_ERR_TOO_LARGE, meta);
         }
         if (q < 0)
                 worker_exit(1);
@@ -120,6 +122,7 @@ typedef struct WorkerCall {
         mplock_results *res;
         ResultsBlock *block;
         int res_fd;
+        uint32_t worker_no;
         WorkerProgress *progress;
 } WorkerCall;
 
@@ -131,6 +134,8 @@ static void run_chunk(WorkerCall *w, const WorkerCmd *cmd) {
         results_block_begin(w->block, cmd->first);
         for (i = 0; i < cmd->count;) {
                 size_t nb = (size_t) MIN((uint64_t) w->batch, cmd->count - i);
+                ResultsMeta meta = { .attempts = cmd->attempt, .worker = w->worker_no };
+                uint64_t t0;
                 bool failed;
                 int r;
 
@@ -143,13 +148,18 @@ static void run_chunk(WorkerCall *w, const WorkerCmd *cmd) {
                 if (result_slots_reset(w->slots, nb) < 0)
                         worker_exit(1);
                 w->slots->attempt = cmd->attempt;
+                /* One clock pair a call: a batch's time is shared out
+                 * evenly over its items. */
+                t0 = now_usec();
                 r = w->def->process(w->ctx, w->state, w->batch_items, nb, w->res);
+                meta.run_usec = (now_usec() - t0) / nb;
                 /* One store a call: the runner's timeout watch. */
                 __atomic_store_n(&w->progress->calls, w->progress->calls + 1, __ATOMIC_RELAXED);
                 send_finals(w->res_fd, w->slots, w->batch_items, nb);
                 failed = false;
                 for (size_t k = 0; k < nb; k++)
-                        failed |= add_outcome(w->block, w->res_fd, &w->batch_items[k], &w->slots->slots[k], r);
+                        failed |= add_outcome(w->block, w->res_fd, &w->batch_items[k], &w->slots->slots[k], r,
+                                              &meta);
                 i += nb;
                 if (failed && i < cmd->count && __atomic_load_n(&w->progress->send_failures, __ATOMIC_RELAXED)) {
                         block_send(w->block, w->res_fd);
@@ -198,7 +208,8 @@ _Noreturn void worker_main(const Module *mod, const Items *items, Host *host, ui
         mplock_results res = { .api = &host_api, .host = &slots };
         ResultsBlock block = {};
         WorkerCall w = { .def = mod->def, .items = items, .ctx = &ctx, .batch = batch, .slots = &slots,
-                         .res = &res, .block = &block, .res_fd = res_fd, .progress = progress };
+                         .res = &res, .block = &block, .res_fd = res_fd, .worker_no = worker_no,
+                         .progress = progress };
 
         ctx.worker = worker_no;
         host->log = worker_log;

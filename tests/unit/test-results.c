@@ -35,7 +35,7 @@ static void build_block(ResultsBlock *b, uint64_t first, uint32_t count) {
                 int32_t st;
 
                 item_of(k, item, &il, result, &rl, &st);
-                ck_assert_int_eq(results_block_add(b, item, il, result, rl, st), 0);
+                ck_assert_int_eq(results_block_add(b, item, il, result, rl, st, NULL), 0);
         }
         results_block_finish(b);
         ck_assert_uint_eq(b->count, count);
@@ -183,8 +183,8 @@ START_TEST(test_block_empty_items) {
         ResultsItem ri;
 
         results_block_begin(&b, 5);
-        ck_assert_int_eq(results_block_add(&b, NULL, 0, NULL, 0, 0), 0);
-        ck_assert_int_eq(results_block_add(&b, "", 0, "", 0, -3), 0);
+        ck_assert_int_eq(results_block_add(&b, NULL, 0, NULL, 0, 0, NULL), 0);
+        ck_assert_int_eq(results_block_add(&b, "", 0, "", 0, -3, NULL), 0);
         results_block_finish(&b);
         ck_assert_uint_eq(b.len, sizeof(h) + 2 * sizeof(ResultsItemHeader));
         ck_assert_int_eq(results_block_verify(b.buf, b.len, N_ITEMS), 0);
@@ -208,10 +208,10 @@ START_TEST(test_block_add_limits) {
         char small[4] = "abc";
 
         results_block_begin(&b, 0);
-        ck_assert_int_eq(results_block_add(&b, small, (size_t) UINT32_MAX + 1, small, 1, 0), -E2BIG);
-        ck_assert_int_eq(results_block_add(&b, small, 1, small, (size_t) UINT32_MAX + 1, 0), -E2BIG);
-        ck_assert_int_eq(results_block_add(&b, small, 1, small, RESULTS_BLOCK_PAYLOAD_MAX, 0), -E2BIG);
-        ck_assert_int_eq(results_block_add(&b, small, 1, small, SIZE_MAX / 2, 0), -E2BIG);
+        ck_assert_int_eq(results_block_add(&b, small, (size_t) UINT32_MAX + 1, small, 1, 0, NULL), -E2BIG);
+        ck_assert_int_eq(results_block_add(&b, small, 1, small, (size_t) UINT32_MAX + 1, 0, NULL), -E2BIG);
+        ck_assert_int_eq(results_block_add(&b, small, 1, small, RESULTS_BLOCK_PAYLOAD_MAX, 0, NULL), -E2BIG);
+        ck_assert_int_eq(results_block_add(&b, small, 1, small, SIZE_MAX / 2, 0, NULL), -E2BIG);
         ck_assert_uint_eq(b.count, 0);
         ck_assert_uint_eq(results_block_payload(&b), 0);
 
@@ -221,9 +221,9 @@ START_TEST(test_block_add_limits) {
                 char *big = calloc(1, max_result + 1);
 
                 ck_assert_ptr_nonnull(big);
-                ck_assert_int_eq(results_block_add(&b, "x", 1, big, max_result, 0), 0);
+                ck_assert_int_eq(results_block_add(&b, "x", 1, big, max_result, 0, NULL), 0);
                 ck_assert_uint_eq(results_block_payload(&b), RESULTS_BLOCK_PAYLOAD_MAX);
-                ck_assert_int_eq(results_block_add(&b, NULL, 0, NULL, 0, 0), -E2BIG);
+                ck_assert_int_eq(results_block_add(&b, NULL, 0, NULL, 0, 0, NULL), -E2BIG);
                 results_block_finish(&b);
                 ck_assert_int_eq(results_block_verify(b.buf, b.len, N_ITEMS), 0);
                 free(big);
