@@ -16,6 +16,7 @@
  * the jobs' observer (jobs.h): never a socket, never JSON. */
 
 typedef struct Jobs Jobs;
+typedef struct RetrySel RetrySel;
 typedef struct RunnerProc RunnerProc;
 
 typedef struct Job {
@@ -104,7 +105,7 @@ void job_hold(Job *j);
 void job_resume(Job *j);
 /* -errno if the new results generation could not be started; the job is
  * then unchanged. */
-int job_retry(Job *j);
+int job_retry(Job *j, const RetrySel *sel);
 
 /* For jobs.c: loading, scheduling, starting and stopping. */
 Job *job_new(Jobs *jobs);
