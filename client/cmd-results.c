@@ -11,6 +11,7 @@
 #include "macro.h"
 #include "mplockctl.h"
 #include "results.h"
+#include "retrysel.h"
 #include "text.h"
 #include "varlink-names.h"
 
@@ -22,6 +23,8 @@
 typedef struct Printer {
         bool json, nul;
         bool only_failed; /* mplockctl failed: the failed items, with their errors */
+        const RetrySel *count; /* mplockctl retry: prints nothing, counts the failed items it chooses */
+        uint64_t matched;
         uint64_t printed, failed, missing;
         uint64_t too_large; /* via the daemon: results it could not send */
         uint64_t next_index; /* for gaps: items without a committed result */
@@ -33,7 +36,7 @@ static void print_gap(Printer *p, uint64_t index) {
         if (index <= p->next_index)
                 return;
         p->missing += index - p->next_index;
-        if (!p->json && !p->only_failed)
+        if (!p->json && !p->only_failed && !p->count)
                 for (uint64_t i = p->next_index; i < index; i++)
                         putc_unlocked(p->nul ? '\0' : '\n', stdout);
         p->next_index = index;
@@ -70,6 +73,10 @@ static void print_one(Printer *p, uint64_t index, const char *item, size_t item_
         p->printed++;
         if (status != 0)
                 p->failed++;
+        if (p->count) {
+                p->matched += status != 0 && retry_sel_wants(p->count, index, status);
+                return;
+        }
         if (p->only_failed) {
                 if (status == 0)
                         return;
@@ -225,7 +232,7 @@ static int via_daemon(Ctl *c, Printer *p, uint64_t id) {
                                 p->too_large++;
                                 /* Its line stays, empty: line N is item N. */
                                 print_gap(p, json_get_uint(o, "index", 0));
-                                if (!p->json && !p->only_failed)
+                                if (!p->json && !p->only_failed && !p->count)
                                         putc_unlocked(p->nul ? '\0' : '\n', stdout);
                                 p->next_index++;
                                 continue;
@@ -337,4 +344,20 @@ static int results_or_failed(Ctl *c, int argc, char **argv, bool only_failed) {
                         (unsigned long long) p.failed, (unsigned long long) id);
         json_object_put(job);
         return p.missing > 0 && !only_failed ? EXIT_INCOMPLETE : EXIT_OK;
+}
+
+int results_count_chosen(Ctl *c, json_object *job, const RetrySel *sel, uint64_t *ret) {
+        Printer p = { .only_failed = true, .count = sel };
+        int r = from_file(&p, job);
+
+        if (r == -EBADMSG)
+                return EXIT_ERROR;
+        if (r < 0) {
+                p = (Printer){ .only_failed = true, .count = sel };
+                r = via_daemon(c, &p, job_uint(job, "id"));
+                if (r != EXIT_OK)
+                        return r;
+        }
+        *ret = p.matched;
+        return EXIT_OK;
 }
