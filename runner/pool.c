@@ -26,6 +26,7 @@
 #include "record.h"
 #include "results.h"
 #include "run-error.h"
+#include "runner.h"
 #include "worker.h"
 
 /* An event handler's failure: the top reports it and exits. */
@@ -488,12 +489,14 @@ static int suspect_died(Pool *p, Worker *w, uint64_t index, const char *how, Run
         if (dispatch_attempt(p->dispatch, index, &n) < 0)
                 return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
         if (n < p->max_attempts) {
-                output_log(p->out, LOG_WARNING, "Worker %u %s on item %llu (attempt %u of %u).", w->no, how,
-                           (unsigned long long) index, n, p->max_attempts);
+                itemlog(&p->itemlog, LOG_WARNING, "item %llu attempt %u failed (worker %u %s), again in %llu ms",
+                        (unsigned long long) index, n, w->no, how,
+                        (unsigned long long) (dispatch_retry_delay(p->dispatch, n) / 1000));
                 return pool_retry_later(p, index, n, e);
         }
         (void) snprintf(msg, sizeof(msg), "worker died on this item %u times (last: %s)", n, how);
-        output_log(p->out, LOG_WARNING, "Item %llu failed: %s.", (unsigned long long) index, msg);
+        itemlog(&p->itemlog, LOG_WARNING, "item %llu failed after %u attempt%s (%d: %s)", (unsigned long long) index,
+                n, n == 1 ? "" : "s", MPLOCK_ERR_CRASHED, msg);
         meta.attempts = n;
         r = record_failure(p, index, msg, &meta, e);
         if (r >= 0)
@@ -683,6 +686,7 @@ uint32_t pool_alive(const Pool *p) {
 int pool_start(Pool *p, RunError *e) {
         int r;
 
+        p->itemlog = (ItemLog){ .out = p->out };
         p->workers = calloc(p->n_workers, sizeof(*p->workers));
         if (!p->workers)
                 return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
@@ -713,6 +717,8 @@ int pool_start(Pool *p, RunError *e) {
 }
 
 void pool_free(Pool *p) {
+        if (p->itemlog.out)
+                itemlog_flush(&p->itemlog);
         for (uint32_t i = 0; p->workers && i < p->n_workers; i++) {
                 worker_detach(&p->workers[i]);
                 free(p->workers[i].buf);
