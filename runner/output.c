@@ -194,19 +194,26 @@ int output_prepare_results(Output *o, uint32_t gen, uint64_t committed_len, uint
         return r;
 }
 
-/* A line in the job's log, with the time (UTC, microseconds): the log has
- * no other. */
-static void log_line(const Output *o, const char *msg) {
+void output_timestamp(char buf[static OUTPUT_TIMESTAMP_MAX]) {
         struct timespec ts;
         struct tm tm;
         char when[32] = "";
 
-        if (o->log_fd < 0)
-                return;
         (void) clock_gettime(CLOCK_REALTIME, &ts);
         if (gmtime_r(&ts.tv_sec, &tm))
                 (void) strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-        (void) dprintf(o->log_fd, "%s.%06ldZ mplock: %s\n", when, ts.tv_nsec / 1000, msg);
+        (void) snprintf(buf, OUTPUT_TIMESTAMP_MAX, "%s.%06ldZ", when, ts.tv_nsec / 1000);
+}
+
+/* A line in the job's log, with the time (UTC, microseconds): the log has
+ * no other. */
+static void log_line(const Output *o, const char *msg) {
+        char when[OUTPUT_TIMESTAMP_MAX];
+
+        if (o->log_fd < 0)
+                return;
+        output_timestamp(when);
+        (void) dprintf(o->log_fd, "%s mplock: %s\n", when, msg);
 }
 
 void output_log(const Output *o, int level, const char *fmt, ...) {

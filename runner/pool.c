@@ -224,7 +224,7 @@ static int worker_watch(Pool *p, Worker *w, pid_t pid, int cmd_fd, int res_fd, i
                 r = sd_event_add_io(p->event, &w->io, w->res_fd, EPOLLIN, worker_io, w);
         /* The capture owns out_fd once started, even if that fails. */
         if (r >= 0)
-                r = capture_start(&w->out, p->event, out_fd, p->out, w->no);
+                r = capture_start(&w->out, p->event, out_fd, p->out, w->no, &p->progress[w->no]);
         else
                 safe_close(out_fd);
         if (r >= 0)
@@ -350,7 +350,8 @@ static ssize_t worker_parse_one(Pool *p, Worker *w, const char *buf, size_t len,
         uint32_t magic;
 
         memcpy(&magic, buf, sizeof(magic));
-        if (magic == RESULTS_BLOCK_MAGIC)
+        /* Workers write blocks of this version only. */
+        if (magic == RESULTS_BLOCK_MAGIC_V2)
                 return parse_block(p, w, buf, len, e);
         if (magic == WORKER_FRAME_MAGIC)
                 return parse_frame(p, w, buf, len, e);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -18,6 +19,66 @@
 /* A worker: init once, then run chunks of items as the runner hands them
  * out, sending result blocks back as they fill. Items are read straight
  * from the shared snapshot mapping; nothing per item crosses a pipe. */
+
+/* The items of the call in progress (count 0: none), for the marks on
+ * what the module prints. */
+static struct {
+        uint64_t first;
+        uint32_t count;
+} current;
+
+/* A write of the module's stdout or stderr: the mark, then the bytes, to
+ * the job log's pipe, in one writev. */
+static ssize_t marked_write(void *cookie, const char *buf, size_t size) {
+        int fd = *(const int *) cookie;
+        char mark[WORKER_MARK_MAX];
+        struct iovec iov[2];
+        size_t n = (size_t) snprintf(mark, sizeof(mark), "%c%llu %u %zu\n", WORKER_MARK,
+                                     (unsigned long long) current.first, current.count, size);
+        ssize_t k;
+
+        iov[0] = (struct iovec){ mark, n };
+        iov[1] = (struct iovec){ (void *) UNCONST(buf), size };
+        do
+                k = writev(fd, iov, 2);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -1;
+        /* A short write (a signal): the rest must follow, or the span is torn. */
+        if ((size_t) k < n && write_full(fd, mark + k, n - (size_t) k) < 0)
+                return -1;
+        if ((size_t) k < n + size && write_full(fd, buf + (k > (ssize_t) n ? (size_t) k - n : 0),
+                                                size - (k > (ssize_t) n ? (size_t) k - n : 0)) < 0)
+                return -1;
+        return (ssize_t) size;
+}
+
+/* stdout and stderr as the module sees them: streams that mark what they
+ * write (worker.h), so that the job log names the item a line was printed
+ * for. Bytes written past stdio (write(2), a child process) are named by
+ * the runner after the call it sees in progress. */
+static void mark_stdio(void) {
+        static const int fds[2] = { STDOUT_FILENO, STDERR_FILENO };
+        static const cookie_io_functions_t io = { .write = marked_write };
+        FILE *out, *err;
+
+        (void) fflush(stdout);
+        (void) fflush(stderr);
+        out = fopencookie((void *) UNCONST(&fds[0]), "w", io);
+        err = fopencookie((void *) UNCONST(&fds[1]), "w", io);
+        if (!out || !err) {
+                if (out)
+                        (void) fclose(out);
+                if (err)
+                        (void) fclose(err);
+                return; /* unmarked: named after the call in progress */
+        }
+        /* As the runner set them: lines of different workers stay apart. */
+        (void) setvbuf(out, NULL, _IOLBF, 0);
+        (void) setvbuf(err, NULL, _IONBF, 0);
+        stdout = out;
+        stderr = err;
+}
 
 static _Noreturn void worker_exit(int code) {
         /* Flush the module's stdio into the job log before leaving. */
@@ -38,9 +99,19 @@ static void send_frame(int fd, uint32_t type, int32_t code, const char *msg) {
         send_frame_bytes(fd, type, code, msg, msg ? strlen(msg) : 0);
 }
 
-/* A module's log line, for the runner to write where the job's go. */
+/* A module's log line, for the runner to write where the job's go, after
+ * the items of the call it came from. */
 static void worker_log(void *userdata, int level, const char *message) {
-        send_frame(*(const int *) userdata, WORKER_FRAME_LOG, level, message);
+        char text[WORKER_FRAME_MAX + 1];
+
+        if (current.count == 1)
+                (void) snprintf(text, sizeof(text), "item %llu: %s", (unsigned long long) current.first, message);
+        else if (current.count > 1)
+                (void) snprintf(text, sizeof(text), "items %llu..%llu: %s", (unsigned long long) current.first,
+                                (unsigned long long) (current.first + current.count - 1), message);
+        else
+                (void) snprintf(text, sizeof(text), "%s", message);
+        send_frame(*(const int *) userdata, WORKER_FRAME_LOG, level, text);
 }
 
 /* The items of the call whose errors are final: the runner must know
@@ -150,9 +221,17 @@ static void run_chunk(WorkerCall *w, const WorkerCmd *cmd) {
                 w->slots->attempt = cmd->attempt;
                 /* One clock pair a call: a batch's time is shared out
                  * evenly over its items. */
+                current.first = cmd->first + i;
+                current.count = (uint32_t) nb;
+                __atomic_store_n(&w->progress->item_first, current.first, __ATOMIC_RELAXED);
+                __atomic_store_n(&w->progress->item_count, current.count, __ATOMIC_RELEASE);
                 t0 = now_usec();
                 r = w->def->process(w->ctx, w->state, w->batch_items, nb, w->res);
                 meta.run_usec = (now_usec() - t0) / nb;
+                /* What it left in stdout's buffer belongs to this call. */
+                (void) fflush(stdout);
+                current.count = 0;
+                __atomic_store_n(&w->progress->item_count, 0, __ATOMIC_RELEASE);
                 /* One store a call: the runner's timeout watch. */
                 __atomic_store_n(&w->progress->calls, w->progress->calls + 1, __ATOMIC_RELAXED);
                 send_finals(w->res_fd, w->slots, w->batch_items, nb);
@@ -212,6 +291,7 @@ _Noreturn void worker_main(const Module *mod, const Items *items, Host *host, ui
                          .progress = progress };
 
         ctx.worker = worker_no;
+        mark_stdio();
         host->log = worker_log;
         host->log_userdata = &w.res_fd;
         w.batch_items = calloc(batch, sizeof(*w.batch_items));
