@@ -376,7 +376,7 @@ static void describe_choice(const RetrySel *sel, char *buf, size_t size) {
  * itself does not read the results. */
 static int retry_check_choice(Ctl *c, uint64_t id, const RetrySel *sel) {
         json_object *reply, *job;
-        uint64_t matched = 0;
+        uint64_t matched = 0, items;
         char what[256];
         int r;
 
@@ -384,6 +384,14 @@ static int retry_check_choice(Ctl *c, uint64_t id, const RetrySel *sel) {
         if (r != EXIT_OK)
                 return r;
         job = json_object_get(json_get(reply, "job"));
+        items = job_uint(job, "items");
+        if (sel->n_ranges > 0 && sel->ranges[sel->n_ranges - 1].last >= items) {
+                fprintf(stderr, "mplockctl retry: --items %llu: job %llu has %llu items (indices 0 to %llu)\n",
+                        (unsigned long long) sel->ranges[sel->n_ranges - 1].last, (unsigned long long) id,
+                        (unsigned long long) items, (unsigned long long) (items ? items - 1 : 0));
+                json_object_put(job);
+                return EXIT_USAGE;
+        }
         r = results_count_chosen(c, job, sel, &matched);
         json_object_put(job);
         if (r != EXIT_OK)
