@@ -47,6 +47,7 @@ typedef struct Carry {
         bool open;
         uint32_t run_failed;       /* of the open run */
         uint64_t copied, kept_failed; /* of them, failed records kept as they are */
+        uint64_t kept_failed_all;  /* failed records not chosen, committed before too */
 } Carry;
 
 /* Appends the open run, if any, as records saved before. */
@@ -73,6 +74,7 @@ static int copy_block(Carry *k, const ResultsBlockHeader *h, const char *payload
 
         results_item_iter_init(&it, h, payload);
         while (results_item_iter_next(&it, &item)) {
+                k->kept_failed_all += item.status != 0 && carried(k, &item);
                 if (!carried(k, &item) || bitset_test(k->commit->done, item.index)) {
                         r = flush_run(k, e);
                         if (r < 0)
@@ -115,7 +117,7 @@ static int copy_file(ResultsFile *f, Carry *k, const char *prev, RunError *e) {
 }
 
 int carry_copy(const Output *o, Commit *c, uint32_t gen, uint64_t prev_len, uint64_t n_items, const RetrySel *sel,
-               RunError *e) {
+               uint64_t *ret_kept_failed, RunError *e) {
         char prev[OUTPUT_PATH_MAX];
         _cleanup_close_ int fd = -1;
         Carry k = { .commit = c, .sel = sel };
@@ -142,6 +144,7 @@ int carry_copy(const Output *o, Commit *c, uint32_t gen, uint64_t prev_len, uint
         results_block_free(&k.b);
         if (r < 0)
                 return r;
+        *ret_kept_failed = k.kept_failed_all;
         if (k.copied > k.kept_failed)
                 output_log(o, LOG_INFO, "Retry: %llu results carried over from the previous run.",
                            (unsigned long long) (k.copied - k.kept_failed));

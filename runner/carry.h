@@ -25,8 +25,9 @@ int carry_set_aside(Output *o, uint32_t gen, uint64_t committed_len, RunError *e
 /* Carries the records of the previous generation's file, up to its
  * committed length prev_len, that are not in c->done and succeeded (or
  * failed, and sel does not choose them: NULL chooses every failed item),
- * and commits them. */
+ * and commits them. *ret_kept_failed: the failed records of the file sel
+ * does not choose, committed now or before. */
 int carry_copy(const Output *o, Commit *c, uint32_t gen, uint64_t prev_len, uint64_t n_items, const RetrySel *sel,
-               RunError *e);
+               uint64_t *ret_kept_failed, RunError *e);
 /* Once the new generation holds every item. A failure is logged. */
 void carry_remove(const Output *o, uint32_t gen);

@@ -224,6 +224,20 @@ class SubsetRetry(DaemonTest):
         self.assertEqual(self.runs(), [1] * 10)
 
 
+class SubsetRetryHalt(DaemonTest):
+    def test_kept_failures_do_not_count_toward_the_halt(self):
+        names = ["fail:7"] * 3 + ["ok%d" % i for i in range(7)]
+        job = self.d.submit(PROBE, self.write_items("items.txt", names), self.path("out"), "--workers", 1,
+                            "--max-attempts", 1, "--halt-on-failure", 3)
+        rc, st = self.d.wait(job)
+        self.assertEqual((st["state"], st["failed"]), ("failed", 3), st)
+        # Item 0 runs again and fails again: one failure of this run, two
+        # kept; the items never done complete the job.
+        self.d.ctl("retry", job, "--items", "0")
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["state"], st["done"], st["failed"]), (5, "completed_with_failures", 10, 3), st)
+
+
 class Version1(DaemonTest):
     """A results file written before version 2 (by an earlier mplock) reads
     as before, and a retry carries its records over."""
