@@ -118,7 +118,8 @@ def test_results_too_large_for_a_page_are_reported_by_size(daemon):
         job = c.submit(module("echo"), os.path.join(daemon.tmp, "out"), items=["x" * 10000, "y"])
         job.wait()
         res = list(job.results())
-        assert res[0] == {"index": 0, "too_large": 20000}
+        assert {k: res[0][k] for k in ("index", "too_large", "attempts")} == {"index": 0, "too_large": 20000,
+                                                                                  "attempts": 1}
         assert res[1]["result"] == "y"
 
 
@@ -165,5 +166,7 @@ def test_bytes_that_are_not_utf8_come_base64_encoded(daemon):
     for via in ([], ["--via-daemon"]):
         out = daemon.ctl("results", "--json", *via, job.id).stdout.decode("utf-8", "strict")
         lines = [json.loads(line) for line in out.splitlines()]
+        joblog = {k: lines[1].pop(k) for k in ("attempts", "worker", "run_usec")}
         assert lines[1] == {"index": 1, "item_base64": "//5B", "result_base64": "//5B"}
+        assert joblog["attempts"] == 1
         assert lines[0]["result"] == "caf\u00e9" and lines[3]["item"] == "plain"
