@@ -75,6 +75,24 @@ def test_pause_resume_cancel_retry_remove(daemon):
         assert e.value.parameters["id"] == job.id
 
 
+def test_retry_of_some_failed_items(daemon):
+    with mplock.Client(daemon.sock) as c:
+        job = c.submit(module("flaky"), os.path.join(daemon.tmp, "o"), items=["a", "b", "c"],
+                       shared={"fail": ["b"]}, max_attempts=1)
+        assert job.wait()["state"] == "completed_with_failures"
+        with pytest.raises(mplock.InvalidParameter) as e:
+            job.retry(items=[(0, 3)])
+        assert e.value.parameter == "items"
+        with pytest.raises(mplock.InvalidParameter) as e:
+            job.retry(codes=[0])
+        assert e.value.parameter == "codes"
+        assert job.retry(codes=[42], items=[(1, 1)])["state"] in ("queued", "running")
+        info = job.wait()
+        assert (info["state"], info["failed"], info["retries"]) == ("completed_with_failures", 1, 1)
+        failed = [r for r in job.results() if "error" in r]
+        assert [(r["index"], r["error"]["code"], r["attempts"]) for r in failed] == [(1, 42, 1)]
+
+
 def test_errors_are_raised_by_name(daemon):
     with mplock.Client(daemon.sock) as c:
         with pytest.raises(mplock.InvalidParameter) as e:
