@@ -8,6 +8,7 @@ import os
 import re
 import struct
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
@@ -240,7 +241,9 @@ class SubsetRetryHalt(DaemonTest):
 
 class Version1(DaemonTest):
     """A results file written before version 2 (by an earlier mplock) reads
-    as before, and a retry carries its records over."""
+    as before, a retry carries its records over, and a job resumed on one
+    goes on in it."""
+    daemon_args = ("--commit-interval", "20")
 
     def v1_of(self, path, pad_index):
         """The file rewritten in version 1's layout, as long as before (one
@@ -251,6 +254,7 @@ class Version1(DaemonTest):
         struct.pack_into("=I", header, 8, 1)
         struct.pack_into("=I", header, 28, crc32c(bytes(header[:28])))
         recs = sorted(mres.parse_blocks(data, 32), key=lambda r: r.index)
+        self.assertEqual([r.index for r in recs], list(range(len(recs))))
         # One block of 12-byte item headers, where there were blocks of
         # 32-byte ones.
         pad = b"=" * (len(data) - 32 - 24 - sum(12 + len(r.item) + len(r.data) for r in recs))
@@ -291,6 +295,32 @@ class Version1(DaemonTest):
         self.assertEqual((res[1]["error"]["code"], res[1]["attempts"]), (7, 1))
         with open(st["results_path"], "rb") as f:
             self.assertEqual(struct.unpack_from("=I", f.read(12), 8)[0], 2)
+
+    def test_a_job_resumed_on_a_version_1_file_goes_on_in_it(self):
+        n = 200
+        items = self.write_items("items.txt", ["i%d" % i for i in range(n)])
+        job = self.d.submit(PROBE, items, self.path("out"), "--workers", 1, "--save-batch", 1,
+                            "--shared", '{"sleep_ms": 5}')
+        deadline = time.monotonic() + 60
+        while self.d.status(job)["done"] < 20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        st = json.loads(self.d.ctl("--json", "pause", job).stdout)
+        self.assertEqual(st["state"], "paused")
+        done = st["done"]
+        self.assertLess(done, n)
+        self.v1_of(st["results_path"], 0)
+        self.d.ctl("resume", job)
+        rc, st = self.d.wait(job)
+        self.assertEqual((rc, st["done"]), (0, n))
+        # The header says version 2 now; the records from before have no
+        # joblog, the rest do; every index once.
+        with open(st["results_path"], "rb") as f:
+            self.assertEqual(struct.unpack_from("=I", f.read(12), 8)[0], 2)
+        res = self.d.results_json(job)
+        self.assertEqual([r["index"] for r in res], list(range(n)))
+        self.assertEqual([i for i, r in enumerate(res) if "attempts" not in r], list(range(done)))
+        self.assertTrue(res[0]["result"].endswith("="))
+        self.assertEqual(mres.read_results(st["results_path"], st["results_committed"])[n - 1].attempts, 1)
 
 
 if __name__ == "__main__":
