@@ -85,7 +85,7 @@ static void capture_line(Capture *c, const char *line, size_t len) {
                                        "(at most %u a second): they are in the job's log",
                                        (unsigned long long) c->out->job_id,
                                        (unsigned long long) journal_budget.suppressed, CAPTURE_JOURNAL_RATE,
-                                       "PRIORITY=%i", LOG_NOTICE, "SYSLOG_IDENTIFIER=mplock-worker",
+                                       "PRIORITY=%i", LOG_NOTICE, "SYSLOG_IDENTIFIER=mplock-runner",
                                        "MPLOCK_JOB=%llu", (unsigned long long) c->out->job_id, NULL);
                 journal_budget.suppressed = 0;
         }
@@ -144,8 +144,10 @@ static void capture_mark(Capture *c) {
         if (sscanf(c->mark + 1, "%llu %u %llu%c", &first, &count, &len, &end) == 3) {
                 c->span = (CaptureItems){ first, count };
                 c->span_left = len;
-        } else
+        } else {
                 capture_text(c, c->mark, c->mark_len, false);
+                capture_text(c, "\n", 1, false); /* the end of the line it took for a mark's */
+        }
         c->mark_len = 0;
 }
 
