@@ -99,8 +99,8 @@ static const CommandHelp helps[] = {
                 .name = "failed",
                 .args = "[--json] [-0|--null] [--via-daemon] JOB",
                 .summary = "the failed items: index, code, message, item",
-                .options = "      --json                    one object per line: index, item, error, attempts, worker,\n"
-                           "                                run_usec\n"
+                .options = "      --json                    one object per line: index, item, error, attempts,\n"
+                           "                                worker, run_usec\n"
                            "  -0, --null                    accepted, as by results (the lines are tab-separated)\n"
                            "      --via-daemon              ask mplockd, not the results file\n"
                            "  -h, --help                    show this help\n",

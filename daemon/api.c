@@ -260,7 +260,8 @@ static bool retry_selection(Call *call, const Job *j, RetrySel *sel) {
                 { "first", JSON_KIND_UINT, true },
                 { "last", JSON_KIND_UINT, true },
         };
-        json_object *codes = json_get(call_parameters(call), "codes"), *items = json_get(call_parameters(call), "items");
+        json_object *codes = json_get(call_parameters(call), "codes");
+        json_object *items = json_get(call_parameters(call), "items");
         char why[160];
         JsonError err;
 

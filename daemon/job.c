@@ -768,7 +768,8 @@ int job_retry(Job *j, const RetrySel *sel) {
         j->halt_reason = mfree(j->halt_reason);
         log_job(LOG_INFO, j->spec.id, "Retrying%s%s%s%s: generation %u starts from %llu bytes of results.",
                 next.retry_codes ? " codes " : "", next.retry_codes ? next.retry_codes : "",
-                next.retry_items ? " items " : "", next.retry_items ? next.retry_items : "", next.results_gen, (unsigned long long) next.prev_results_len);
+                next.retry_items ? " items " : "", next.retry_items ? next.retry_items : "", next.results_gen,
+                (unsigned long long) next.prev_results_len);
         jobs_emit(j->jobs, j, JOB_EVENT_STATE);
         jobs_schedule(j->jobs);
         return 0;

@@ -45,7 +45,7 @@ static int wants_retry(Pool *p, Worker *w, const ResultsItem *item, uint32_t *re
         return *ret_attempts < p->max_attempts;
 }
 
-/* The log's line about a failed attempt: tried again (after delay_usec),
+/* The log's line about a failed attempt: tried again (after its backoff),
  * or the item's last. */
 static void log_attempt(Pool *p, const ResultsItem *item, uint32_t attempts, bool again) {
         char msg[ITEMLOG_MESSAGE_MAX + 4];
