@@ -9,6 +9,7 @@
 #include "json-util.h"
 #include "macro.h"
 #include "mplockctl.h"
+#include "retrysel.h"
 #include "varlink-names.h"
 
 /* Parses "[--json] JOB" for the commands that take one job. */
@@ -281,12 +282,143 @@ int cmd_resume(Ctl *c, int argc, char **argv) {
         return pause_or_resume(c, argc, argv, MPLOCK_METHOD_RESUME, "resumed");
 }
 
-int cmd_retry(Ctl *c, int argc, char **argv) {
-        json_object *job;
-        uint64_t id;
-        int r = job_call(c, argc, argv, MPLOCK_METHOD_RETRY, &id, &job);
+/* --code and --items: what they say, in the Retry call's terms. */
+static int retry_params(uint64_t id, const RetrySel *sel, json_object **ret) {
+        json_object *p = id_params(id), *codes = NULL, *items = NULL;
 
-        if (r == EXIT_OK && !c->json)
+        if (!p)
+                return -ENOMEM;
+        if (sel->n_codes > 0 && json_add(p, "codes", codes = json_object_new_array()) < 0)
+                goto fail;
+        for (size_t i = 0; i < sel->n_codes; i++)
+                if (json_object_array_add(codes, json_object_new_int(sel->codes[i])) < 0)
+                        goto fail;
+        if (sel->n_ranges > 0 && json_add(p, "items", items = json_object_new_array()) < 0)
+                goto fail;
+        for (size_t i = 0; i < sel->n_ranges; i++) {
+                json_object *g = json_object_new_object();
+                if (json_object_array_add(items, g) < 0 || json_add_u64(g, "first", sel->ranges[i].first) < 0 ||
+                    json_add_u64(g, "last", sel->ranges[i].last) < 0)
+                        goto fail;
+        }
+        *ret = p;
+        return 0;
+fail:
+        json_object_put(p);
+        return -ENOMEM;
+}
+
+/* What the choice is, for people: "code 7", "an index in 2-4", both. */
+static void describe_choice(const RetrySel *sel, char *buf, size_t size) {
+        _cleanup_free_ char *codes = retry_sel_codes_text(sel), *items = retry_sel_items_text(sel);
+
+        (void) snprintf(buf, size, "%s%s%s%s%s", codes ? (sel->n_codes > 1 ? "a code of " : "code ") : "",
+                        codes ? codes : "", codes && items ? " and " : "", items ? "an index in " : "",
+                        items ? items : "");
+}
+
+/* A choice that matches no failed item is refused here, with why: Retry
+ * itself does not read the results. */
+static int retry_check_choice(Ctl *c, uint64_t id, const RetrySel *sel) {
+        json_object *reply, *job;
+        uint64_t matched = 0, items;
+        char what[256];
+        int r;
+
+        r = ctl_call(c, MPLOCK_METHOD_STATUS, id_params(id), false, &reply, NULL);
+        if (r != EXIT_OK)
+                return r;
+        job = json_object_get(json_get(reply, "job"));
+        items = job_uint(job, "items");
+        if (sel->n_ranges > 0 && sel->ranges[sel->n_ranges - 1].last >= items) {
+                fprintf(stderr, "mplockctl retry: --items %llu: job %llu has %llu items (indices 0 to %llu)\n",
+                        (unsigned long long) sel->ranges[sel->n_ranges - 1].last, (unsigned long long) id,
+                        (unsigned long long) items, (unsigned long long) (items ? items - 1 : 0));
+                json_object_put(job);
+                return EXIT_USAGE;
+        }
+        r = results_count_chosen(c, job, sel, &matched);
+        json_object_put(job);
+        if (r != EXIT_OK)
+                return r;
+        if (matched > 0)
+                return EXIT_OK;
+        describe_choice(sel, what, sizeof(what));
+        fprintf(stderr, "mplockctl retry: no failed item of job %llu has %s; nothing retried\n",
+                (unsigned long long) id, what);
+        return EXIT_ERROR;
+}
+
+int cmd_retry(Ctl *c, int argc, char **argv) {
+        static const struct option options[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "code", required_argument, NULL, 'c' },
+                { "items", required_argument, NULL, 'i' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_free_ RetrySel *sel = calloc(1, sizeof(*sel));
+        json_object *params = NULL, *reply, *job;
+        uint64_t id;
+        int opt, r;
+
+        if (!sel) {
+                fprintf(stderr, "mplockctl: out of memory\n");
+                return EXIT_ERROR;
+        }
+        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (opt) {
+                case 'j':
+                        c->json = true;
+                        break;
+                case 'c':
+                case 'i':
+                        /* Indices are checked against the job by mplockd. */
+                        r = opt == 'c' ? retry_sel_parse_codes(sel, optarg)
+                                       : retry_sel_parse_items(sel, optarg, UINT64_MAX);
+                        if (r < 0) {
+                                fprintf(stderr, "mplockctl retry: --%s %s: %s\n", opt == 'c' ? "code" : "items",
+                                        optarg,
+                                        r == -E2BIG ? "more than 1024 of them"
+                                        : opt == 'c' ? "expected nonzero error codes, comma-separated (7,503)"
+                                                     : "expected indices and ranges, comma-separated (3,10-20)");
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case 'h':
+                        return help_command(c->command);
+                default:
+                        return help_hint(c->command);
+                }
+        if (optind + 1 != argc) {
+                fprintf(stderr, "mplockctl %s: expected one job id\n", c->command);
+                return help_hint(c->command);
+        }
+        if (parse_job_id(argv[optind], &id) < 0)
+                return EXIT_USAGE;
+        retry_sel_normalize(sel);
+        if (!retry_sel_all(sel)) {
+                r = retry_check_choice(c, id, sel);
+                if (r != EXIT_OK)
+                        return r;
+        }
+        if (retry_params(id, sel, &params) < 0) {
+                fprintf(stderr, "mplockctl: out of memory\n");
+                return EXIT_ERROR;
+        }
+        r = ctl_call(c, MPLOCK_METHOD_RETRY, params, false, &reply, NULL);
+        if (r != EXIT_OK)
+                return r;
+        job = json_get(reply, "job");
+        if (c->json)
+                print_json(job);
+        else if (retry_sel_all(sel))
                 printf("Job %llu queued again for its failed and unfinished items.\n", (unsigned long long) id);
-        return r;
+        else {
+                char what[256];
+                describe_choice(sel, what, sizeof(what));
+                printf("Job %llu queued again for its failed items with %s, and its unfinished items.\n",
+                       (unsigned long long) id, what);
+        }
+        return EXIT_OK;
 }

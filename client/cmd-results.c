@@ -11,6 +11,7 @@
 #include "macro.h"
 #include "mplockctl.h"
 #include "results.h"
+#include "retrysel.h"
 #include "text.h"
 #include "varlink-names.h"
 
@@ -22,6 +23,8 @@
 typedef struct Printer {
         bool json, nul;
         bool only_failed; /* mplockctl failed: the failed items, with their errors */
+        const RetrySel *count; /* mplockctl retry: prints nothing, counts the failed items it chooses */
+        uint64_t matched;
         uint64_t printed, failed, missing;
         uint64_t too_large; /* via the daemon: results it could not send */
         uint64_t next_index; /* for gaps: items without a committed result */
@@ -33,7 +36,7 @@ static void print_gap(Printer *p, uint64_t index) {
         if (index <= p->next_index)
                 return;
         p->missing += index - p->next_index;
-        if (!p->json && !p->only_failed)
+        if (!p->json && !p->only_failed && !p->count)
                 for (uint64_t i = p->next_index; i < index; i++)
                         putc_unlocked(p->nul ? '\0' : '\n', stdout);
         p->next_index = index;
@@ -55,13 +58,25 @@ static void put_json_bytes(const char *name, const char *data, size_t len) {
         fputs_json_string(b64 ? b64 : "", b64 ? n : 0, stdout);
 }
 
+/* ,"attempts":N,"worker":W,"run_usec":U where the record has them. */
+static void put_json_joblog(const ResultsMeta *m) {
+        if (m->attempts == 0)
+                return;
+        printf(",\"attempts\":%u,\"worker\":%u,\"run_usec\":%llu", m->attempts, m->worker,
+               (unsigned long long) m->run_usec);
+}
+
 static void print_one(Printer *p, uint64_t index, const char *item, size_t item_len, const char *result,
-                      size_t result_len, int32_t status) {
+                      size_t result_len, int32_t status, const ResultsMeta *meta) {
         print_gap(p, index);
         p->next_index = index + 1;
         p->printed++;
         if (status != 0)
                 p->failed++;
+        if (p->count) {
+                p->matched += status != 0 && retry_sel_wants(p->count, index, status);
+                return;
+        }
         if (p->only_failed) {
                 if (status == 0)
                         return;
@@ -92,6 +107,7 @@ static void print_one(Printer *p, uint64_t index, const char *item, size_t item_
                         fputs_json_string(msg ? msg : "", msg ? n : 0, stdout);
                         putc_unlocked('}', stdout);
                 }
+                put_json_joblog(meta);
                 fputs_unlocked("}\n", stdout);
                 return;
         }
@@ -140,7 +156,8 @@ static int from_file(Printer *p, json_object *job) {
                 }
                 results_item_iter_init(&it, &h, payload);
                 while (results_item_iter_next(&it, &item))
-                        print_one(p, item.index, item.item, item.item_len, item.result, item.result_len, item.status);
+                        print_one(p, item.index, item.item, item.item_len, item.result, item.result_len, item.status,
+                                  &item.meta);
         }
         results_file_close(&f);
         safe_close(fd);
@@ -168,6 +185,11 @@ static int print_reply_result(Printer *p, json_object *o) {
         json_object *e = json_get(o, "error");
         _cleanup_free_ char *item = NULL, *res = NULL;
         size_t item_len = 0, res_len = 0;
+        ResultsMeta meta = {
+                .attempts = (uint32_t) MIN(json_get_uint(o, "attempts", 0), (uint64_t) UINT32_MAX),
+                .worker = (uint32_t) MIN(json_get_uint(o, "worker", 0), (uint64_t) UINT32_MAX),
+                .run_usec = json_get_uint(o, "run_usec", 0),
+        };
 
         if (reply_bytes(o, "item", &item, &item_len) < 0 ||
             (e ? reply_bytes(e, "message", &res, &res_len) : reply_bytes(o, "result", &res, &res_len)) < 0) {
@@ -175,7 +197,7 @@ static int print_reply_result(Printer *p, json_object *o) {
                 return EXIT_ERROR;
         }
         print_one(p, json_get_uint(o, "index", 0), item, item_len, res, res_len,
-                  e ? (int32_t) json_object_get_int(json_get(e, "code")) : 0);
+                  e ? (int32_t) json_object_get_int(json_get(e, "code")) : 0, &meta);
         return EXIT_OK;
 }
 
@@ -210,7 +232,7 @@ static int via_daemon(Ctl *c, Printer *p, uint64_t id) {
                                 p->too_large++;
                                 /* Its line stays, empty: line N is item N. */
                                 print_gap(p, json_get_uint(o, "index", 0));
-                                if (!p->json && !p->only_failed)
+                                if (!p->json && !p->only_failed && !p->count)
                                         putc_unlocked(p->nul ? '\0' : '\n', stdout);
                                 p->next_index++;
                                 continue;
@@ -322,4 +344,20 @@ static int results_or_failed(Ctl *c, int argc, char **argv, bool only_failed) {
                         (unsigned long long) p.failed, (unsigned long long) id);
         json_object_put(job);
         return p.missing > 0 && !only_failed ? EXIT_INCOMPLETE : EXIT_OK;
+}
+
+int results_count_chosen(Ctl *c, json_object *job, const RetrySel *sel, uint64_t *ret) {
+        Printer p = { .only_failed = true, .count = sel };
+        int r = from_file(&p, job);
+
+        if (r == -EBADMSG)
+                return EXIT_ERROR;
+        if (r < 0) {
+                p = (Printer){ .only_failed = true, .count = sel };
+                r = via_daemon(c, &p, job_uint(job, "id"));
+                if (r != EXIT_OK)
+                        return r;
+        }
+        *ret = p.matched;
+        return EXIT_OK;
 }

@@ -103,7 +103,8 @@ static const CommandHelp helps[] = {
                 .name = "results",
                 .args = "[--json] [-0|--null] [--via-daemon] JOB",
                 .summary = "print the results in input order, one per line",
-                .options = "      --json                    one object per line: index, item, result or error\n"
+                .options = "      --json                    one object per line: index, item, result or error, and\n"
+                           "                                attempts, worker, run_usec\n"
                            "  -0, --null                    end each result with a NUL byte, not a newline\n"
                            "      --via-daemon              ask mplockd, not the results file\n"
                            "  -h, --help                    show this help\n",
@@ -112,16 +113,19 @@ static const CommandHelp helps[] = {
                 .name = "failed",
                 .args = "[--json] [-0|--null] [--via-daemon] JOB",
                 .summary = "the failed items: index, code, message, item",
-                .options = "      --json                    one object per line: index, item, error\n"
+                .options = "      --json                    one object per line: index, item, error, attempts,\n"
+                           "                                worker, run_usec\n"
                            "  -0, --null                    accepted, as by results (the lines are tab-separated)\n"
                            "      --via-daemon              ask mplockd, not the results file\n"
                            "  -h, --help                    show this help\n",
         },
         {
                 .name = "retry",
-                .args = "[--json] JOB",
+                .args = "[--json] [--code N[,N...]]... [--items RANGE[,RANGE...]]... JOB",
                 .summary = "run an ended job's failed and unfinished items again",
                 .options = "      --json                    the job as JSON\n"
+                           "      --code N,...              only the failed items whose error code is one of these\n"
+                           "      --items RANGE,...         only the failed items among these indices (3,10-20)\n"
                            "  -h, --help                    show this help\n",
         },
         {

@@ -139,6 +139,10 @@ int cmd_logs(Ctl *c, int argc, char **argv);
 int cmd_pause(Ctl *c, int argc, char **argv);
 int cmd_resume(Ctl *c, int argc, char **argv);
 int cmd_failed(Ctl *c, int argc, char **argv);
+/* The failed items of job (a Status reply's) that sel chooses, counted
+ * from the results file or, failing that, through mplockd. */
+typedef struct RetrySel RetrySel;
+int results_count_chosen(Ctl *c, json_object *job, const RetrySel *sel, uint64_t *ret);
 int cmd_retry(Ctl *c, int argc, char **argv);
 int cmd_help(Ctl *c, int argc, char **argv);
 int cmd_top(Ctl *c, int argc, char **argv);

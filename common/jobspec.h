@@ -98,6 +98,9 @@ typedef struct JobStatus {
          * whose successful records the new generation starts from. */
         uint32_t results_gen;
         uint64_t prev_results_len;
+        /* A retry of some failed items only (retrysel.h): their codes and
+         * index ranges as canonical text, NULL: every failed item. */
+        char *retry_codes, *retry_items;
         /* What the runs that ended used, from their scopes' cgroups (the
          * peak: the highest of them); the running one's adds to it. */
         uint64_t cpu_usec, memory_peak, io_read_bytes, io_write_bytes, oom_kills;
@@ -116,6 +119,7 @@ typedef struct RunnerStart {
         uint64_t results_len, done, failed;
         uint32_t results_gen;
         uint64_t prev_results_len;
+        char *retry_codes, *retry_items; /* as JobStatus's */
         uint64_t commit_interval_usec;
         uint32_t commit_items;
         uint64_t retry_delay_usec;

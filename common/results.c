@@ -21,7 +21,8 @@ void results_file_header_init(ResultsFileHeader *h, uint64_t job_id, uint32_t ge
 }
 
 int results_file_header_check(const ResultsFileHeader *h) {
-        if (memcmp(h->magic, RESULTS_FILE_MAGIC, 8) != 0 || h->version != RESULTS_VERSION ||
+        if (memcmp(h->magic, RESULTS_FILE_MAGIC, 8) != 0 || h->version < RESULTS_VERSION_MIN ||
+            h->version > RESULTS_VERSION ||
             h->header_size != sizeof(*h) || h->crc != crc32c(0, h, offsetof(ResultsFileHeader, crc)))
                 return -EBADMSG;
         return 0;
@@ -54,8 +55,8 @@ void results_block_begin(ResultsBlock *b, uint64_t first) {
 }
 
 int results_block_add(ResultsBlock *b, const void *item, size_t item_len, const void *result,
-                      size_t result_len, int32_t status) {
-        ResultsItemHeader ih;
+                      size_t result_len, int32_t status, const ResultsMeta *meta) {
+        ResultsItemHeaderV2 ih;
         size_t add = sizeof(ih) + item_len + result_len;
         int r;
 
@@ -65,7 +66,13 @@ int results_block_add(ResultsBlock *b, const void *item, size_t item_len, const 
         r = block_reserve(b, add);
         if (r < 0)
                 return r;
-        ih = (ResultsItemHeader){ .item_len = (uint32_t) item_len, .result_len = (uint32_t) result_len, .status = status };
+        ih = (ResultsItemHeaderV2){ .item_len = (uint32_t) item_len, .result_len = (uint32_t) result_len,
+                                    .status = status };
+        if (meta) {
+                ih.attempts = meta->attempts;
+                ih.worker = meta->worker;
+                ih.run_usec = meta->run_usec;
+        }
         memcpy(b->buf + b->len, &ih, sizeof(ih));
         b->len += sizeof(ih);
         if (item_len) {
@@ -82,7 +89,7 @@ int results_block_add(ResultsBlock *b, const void *item, size_t item_len, const 
 
 void results_block_finish(ResultsBlock *b) {
         ResultsBlockHeader h = {
-                .magic = RESULTS_BLOCK_MAGIC,
+                .magic = RESULTS_BLOCK_MAGIC_V2,
                 .count = b->count,
                 .first = b->first,
                 .payload_len = (uint32_t) results_block_payload(b),
@@ -99,8 +106,10 @@ void results_block_finish(ResultsBlock *b) {
 }
 
 int results_block_header_check(const ResultsBlockHeader *h, uint64_t n_items) {
-        if (h->magic != RESULTS_BLOCK_MAGIC || h->count == 0 || h->payload_len > RESULTS_BLOCK_PAYLOAD_MAX ||
-            (uint64_t) h->count * sizeof(ResultsItemHeader) > h->payload_len || h->first >= n_items ||
+        size_t ih = results_item_header_size(h->magic);
+
+        if (ih == 0 || h->count == 0 || h->payload_len > RESULTS_BLOCK_PAYLOAD_MAX ||
+            (uint64_t) h->count * ih > h->payload_len || h->first >= n_items ||
             h->count > n_items - h->first)
                 return -EBADMSG;
         return 0;
@@ -115,6 +124,7 @@ int results_block_verify_count(const void *block, size_t len, uint64_t n_items, 
         ResultsBlockHeader h;
         const char *p, *end;
         uint32_t crc, failed = 0, n_special = 0;
+        size_t ihs;
 
         if (len < sizeof(h))
                 return -EBADMSG;
@@ -128,13 +138,14 @@ int results_block_verify_count(const void *block, size_t len, uint64_t n_items, 
 
         p = (const char *) block + sizeof(h);
         end = p + h.payload_len;
+        ihs = results_item_header_size(h.magic);
         for (uint32_t i = 0; i < h.count; i++) {
-                ResultsItemHeader ih;
-                if ((size_t) (end - p) < sizeof(ih))
+                ResultsItemHeaderV2 ih = {};
+                if ((size_t) (end - p) < ihs)
                         return -EBADMSG;
-                memcpy(&ih, p, sizeof(ih));
-                p += sizeof(ih);
-                if ((uint64_t) ih.item_len + ih.result_len > (uint64_t) (end - p))
+                memcpy(&ih, p, ihs); /* a version-1 header is the first 12 bytes */
+                p += ihs;
+                if ((uint64_t) ih.item_len + ih.result_len > (uint64_t) (end - p) || ih.reserved != 0)
                         return -EBADMSG;
                 p += (size_t) ih.item_len + ih.result_len;
                 failed += ih.status != 0;
@@ -153,15 +164,17 @@ void results_item_iter_init(ResultsItemIter *it, const ResultsBlockHeader *h, co
         it->p = payload;
         it->end = (const char *) payload + h->payload_len;
         it->next_index = h->first;
+        it->v2 = h->magic == RESULTS_BLOCK_MAGIC_V2;
 }
 
 bool results_item_iter_next(ResultsItemIter *it, ResultsItem *ret) {
-        ResultsItemHeader ih;
+        size_t ihs = it->v2 ? sizeof(ResultsItemHeaderV2) : sizeof(ResultsItemHeader);
+        ResultsItemHeaderV2 ih = {};
 
-        if ((size_t) (it->end - it->p) < sizeof(ih))
+        if ((size_t) (it->end - it->p) < ihs)
                 return false;
-        memcpy(&ih, it->p, sizeof(ih));
-        it->p += sizeof(ih);
+        memcpy(&ih, it->p, ihs);
+        it->p += ihs;
         ret->index = it->next_index++;
         ret->item = it->p;
         ret->item_len = ih.item_len;
@@ -170,6 +183,7 @@ bool results_item_iter_next(ResultsItemIter *it, ResultsItem *ret) {
         ret->result_len = ih.result_len;
         it->p += ih.result_len;
         ret->status = ih.status;
+        ret->meta = (ResultsMeta){ .attempts = ih.attempts, .worker = ih.worker, .run_usec = ih.run_usec };
         return true;
 }
 

@@ -9,9 +9,18 @@
  *
  *   file header   ResultsFileHeader (32 bytes)
  *   blocks        each a ResultsBlockHeader and a payload of `count` items
- *                 with consecutive indices first, first+1, ...; per item a
- *                 ResultsItemHeader, the item bytes, then the result bytes
- *                 (the error message when status != 0).
+ *                 with consecutive indices first, first+1, ...; per item an
+ *                 item header, the item bytes, then the result bytes (the
+ *                 error message when status != 0).
+ *
+ * Version 2 added what a joblog says of each item: its attempts, the
+ * worker that ran it and how long the call took. Its blocks have their own
+ * magic (RESULTS_BLOCK_MAGIC_V2) and a ResultsItemHeaderV2 per item; a
+ * block of either kind says by its magic how its items are laid out, so
+ * every reader takes both, in a file of either version: a version-1 file
+ * (an earlier mplock's, or a retry's carried file) reads as before, and a
+ * version-1 file a newer runner resumes is upgraded in place (its header
+ * says version 2 from the first block that runner appends).
  *
  * Blocks are in completion order, not input order; each is covered by a
  * CRC-32C. Integers are in host byte order. The runner appends blocks; a
@@ -20,8 +29,10 @@
  * exactly one record and nothing else is in the file. */
 
 #define RESULTS_FILE_MAGIC "MPLRES\0\1"
-#define RESULTS_BLOCK_MAGIC 0x424c504du /* "MPLB" */
-#define RESULTS_VERSION 1u
+#define RESULTS_BLOCK_MAGIC 0x424c504du    /* "MPLB": items with a ResultsItemHeader */
+#define RESULTS_BLOCK_MAGIC_V2 0x324c504du /* "MPL2": items with a ResultsItemHeaderV2 */
+#define RESULTS_VERSION 2u
+#define RESULTS_VERSION_MIN 1u
 /* A block holds at most this much payload (one item's result can be up to
  * MPLOCK_RESULT_MAX, plus its item). */
 #define RESULTS_BLOCK_PAYLOAD_MAX (64u * 1024u * 1024u)
@@ -51,15 +62,33 @@ typedef struct ResultsItemHeader {
         int32_t status; /* 0, or the item's error code */
 } ResultsItemHeader;
 
+/* The joblog of an item (version 2). */
+typedef struct ResultsMeta {
+        uint32_t attempts; /* the attempt whose outcome this is (1, 2, ...); 0: not known (version 1) */
+        uint32_t worker;   /* its worker's number (slot) */
+        uint64_t run_usec; /* its call of process, wall clock */
+} ResultsMeta;
+
+typedef struct ResultsItemHeaderV2 {
+        uint32_t item_len;
+        uint32_t result_len;
+        int32_t status;
+        uint32_t attempts;
+        uint32_t worker;
+        uint32_t reserved; /* 0 */
+        uint64_t run_usec;
+} ResultsItemHeaderV2;
+
 _Static_assert(sizeof(ResultsFileHeader) == 32, "file header layout");
 _Static_assert(sizeof(ResultsBlockHeader) == 24, "block header layout");
 _Static_assert(sizeof(ResultsItemHeader) == 12, "item header layout");
+_Static_assert(sizeof(ResultsItemHeaderV2) == 32, "item header layout, version 2");
 
 void results_file_header_init(ResultsFileHeader *h, uint64_t job_id, uint32_t gen);
-/* 0 if valid, -EBADMSG otherwise. */
+/* 0 if valid (either version), -EBADMSG otherwise. */
 int results_file_header_check(const ResultsFileHeader *h);
 
-/* Builds one block in memory (used by workers). */
+/* Builds one block in memory (used by workers), always of version 2. */
 typedef struct ResultsBlock {
         char *buf; /* header + payload */
         size_t len, cap;
@@ -69,18 +98,26 @@ typedef struct ResultsBlock {
 
 void results_block_free(ResultsBlock *b);
 void results_block_begin(ResultsBlock *b, uint64_t first);
-/* Appends the next index (first + count). -E2BIG if the payload would pass
- * RESULTS_BLOCK_PAYLOAD_MAX, -ENOMEM. */
+/* Appends the next index (first + count), with its joblog (NULL: not
+ * known). -E2BIG if the payload would pass RESULTS_BLOCK_PAYLOAD_MAX,
+ * -ENOMEM. */
 int results_block_add(ResultsBlock *b, const void *item, size_t item_len, const void *result,
-                      size_t result_len, int32_t status);
+                      size_t result_len, int32_t status, const ResultsMeta *meta);
 /* Fills in the header and checksum; the block is then b->buf[0..b->len). */
 void results_block_finish(ResultsBlock *b);
 static inline size_t results_block_payload(const ResultsBlock *b) {
         return b->len - sizeof(ResultsBlockHeader);
 }
 
+/* Bytes of an item's header in a block with this magic; 0 if it is none. */
+static inline size_t results_item_header_size(uint32_t magic) {
+        return magic == RESULTS_BLOCK_MAGIC_V2 ? sizeof(ResultsItemHeaderV2)
+               : magic == RESULTS_BLOCK_MAGIC  ? sizeof(ResultsItemHeader)
+                                               : 0;
+}
+
 /* Checks a block header's fields before anything is read or allocated for
- * it: magic, count >= 1, payload length within limits, first + count within
+ * it: magic (either version), count >= 1, payload length within limits, first + count within
  * n_items. -EBADMSG if not. */
 int results_block_header_check(const ResultsBlockHeader *h, uint64_t n_items);
 /* Checks a whole block (header then payload, contiguous): CRC and that the
@@ -100,11 +137,13 @@ typedef struct ResultsItem {
         const char *result;
         size_t result_len;
         int32_t status;
+        ResultsMeta meta; /* zeros in a version-1 block */
 } ResultsItem;
 
 typedef struct ResultsItemIter {
         const char *p, *end;
         uint64_t next_index;
+        bool v2;
 } ResultsItemIter;
 
 void results_item_iter_init(ResultsItemIter *it, const ResultsBlockHeader *h, const void *payload);

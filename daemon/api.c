@@ -11,6 +11,7 @@
 #include "control.h"
 #include "log.h"
 #include "macro.h"
+#include "retrysel.h"
 #include "submit.h"
 #include "varlink-names.h"
 
@@ -252,12 +253,70 @@ static void method_resume(Api *api, Call *call) {
                 reply_job(call, j);
 }
 
+/* Retry's codes and items: each in bounds, at most RETRY_SEL_MAX of
+ * each; false once the call is answered. */
+static bool retry_selection(Call *call, const Job *j, RetrySel *sel) {
+        static const JsonField range_fields[] = {
+                { "first", JSON_KIND_UINT, true },
+                { "last", JSON_KIND_UINT, true },
+        };
+        json_object *codes = json_get(call_parameters(call), "codes");
+        json_object *items = json_get(call_parameters(call), "items");
+        char why[160];
+        JsonError err;
+
+        for (size_t i = 0; codes && i < json_object_array_length(codes); i++) {
+                json_object *c = json_object_array_get_idx(codes, i);
+                int r = json_object_is_type(c, json_type_int) ? retry_sel_add_code(sel, json_object_get_int64(c))
+                                                             : -EINVAL;
+                if (r < 0) {
+                        call_error_param(call, "codes", r == -E2BIG ? "more than 1024 codes"
+                                                                    : "each code is a nonzero 32-bit integer");
+                        return false;
+                }
+        }
+        for (size_t i = 0; items && i < json_object_array_length(items); i++) {
+                json_object *g = json_object_array_get_idx(items, i);
+                int r;
+
+                if (json_validate(g, range_fields, ELEMENTSOF(range_fields), &err) < 0) {
+                        call_error_param(call, "items", "each range is {first, last}");
+                        return false;
+                }
+                r = retry_sel_add_range(sel, json_get_uint(g, "first", 0), json_get_uint(g, "last", 0),
+                                        j->spec.n_items);
+                if (r < 0) {
+                        (void) snprintf(why, sizeof(why), "%s",
+                                        r == -E2BIG    ? "more than 1024 ranges"
+                                        : r == -ERANGE ? "an index past the job's last item"
+                                                       : "a range whose first index is after its last");
+                        call_error_param(call, "items", why);
+                        return false;
+                }
+        }
+        retry_sel_normalize(sel);
+        return true;
+}
+
 static void method_retry(Api *api, Call *call) {
-        Job *j = lookup_job(api, call, id_only, ELEMENTSOF(id_only));
+        static const JsonField fields[] = {
+                { "id", JSON_KIND_UINT, true },
+                { "codes", JSON_KIND_ARRAY, false },
+                { "items", JSON_KIND_ARRAY, false },
+        };
+        Job *j = lookup_job(api, call, fields, ELEMENTSOF(fields));
+        _cleanup_free_ RetrySel *sel = NULL;
         char why[256];
         int r;
 
         if (!j || refuse_damaged(call, j))
+                return;
+        sel = calloc(1, sizeof(*sel));
+        if (!sel) {
+                call_error(call, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
+                return;
+        }
+        if (!retry_selection(call, j, sel))
                 return;
         /* Ended with something left to do: failed items, or items never
          * done (a failed or cancelled job). */
@@ -274,7 +333,7 @@ static void method_retry(Api *api, Call *call) {
         /* Active again: within its owner's limits, as a new job would be. */
         if (!api_admit(api, call, j->spec.uid, false))
                 return;
-        r = job_retry(j);
+        r = job_retry(j, sel);
         if (r < 0) {
                 (void) snprintf(why, sizeof(why), "cannot start the retry: %s", strerror(-r));
                 call_error_reason(call, MPLOCK_ERROR_STORAGE_ERROR, why);

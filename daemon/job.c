@@ -18,6 +18,7 @@
 #include "log.h"
 #include "macro.h"
 #include "notifier.h"
+#include "retrysel.h"
 #include "runner-proc.h"
 #include "stats.h"
 #include "store.h"
@@ -642,6 +643,8 @@ static char *start_message(Job *j, size_t *len) {
                 .failed = j->ckpt.failed,
                 .results_gen = j->status.results_gen,
                 .prev_results_len = j->status.prev_results_len,
+                .retry_codes = j->status.retry_codes,
+                .retry_items = j->status.retry_items,
                 .commit_interval_usec = s->commit_interval_usec,
                 .commit_items = s->commit_items,
                 .retry_delay_usec = s->retry_delay_usec,
@@ -793,8 +796,9 @@ void job_resume(Job *j) {
  * new results generation: the runner carries the successful records over,
  * through ordinary commits, then processes the rest. The new generation's
  * empty checkpoint first, state.json last: until that is written the job
- * is still the ended old one, on disk and here. */
-int job_retry(Job *j) {
+ * is still the ended old one, on disk and here. sel (normalized) may choose
+ * some failed items only: the runner carries the others' records over. */
+int job_retry(Job *j, const RetrySel *sel) {
         JobStatus next = {
                 .state = JOB_QUEUED,
                 .started_usec = j->status.started_usec,
@@ -805,23 +809,33 @@ int job_retry(Job *j) {
                  * another. */
                 .ends = j->status.ends,
                 .notified = j->status.notified,
+                .retry_codes = retry_sel_codes_text(sel),
+                .retry_items = retry_sel_items_text(sel),
         };
         int r;
 
+        if ((sel->n_codes > 0 && !next.retry_codes) || (sel->n_ranges > 0 && !next.retry_items)) {
+                job_status_done(&next);
+                return -ENOMEM;
+        }
         job_unload_checkpoint(j);
         r = checkpoint_restart(j->dirfd, j->spec.n_items, next.results_gen);
         if (r >= 0)
                 r = store_write_status(j->dirfd, &next);
-        if (r < 0)
+        if (r < 0) {
+                job_status_done(&next);
                 return log_job_errno(LOG_ERR, r, j->spec.id, "Cannot start a retry: %m");
+        }
         job_status_done(&j->status);
         j->status = next;
         j->processed = 0;
         j->crashes = 0;
         j->cancel_requested = j->pause_requested = false;
         j->halt_reason = mfree(j->halt_reason);
-        log_job(LOG_INFO, j->spec.id, "Retrying: generation %u starts from %llu bytes of results.",
-                next.results_gen, (unsigned long long) next.prev_results_len);
+        log_job(LOG_INFO, j->spec.id, "Retrying%s%s%s%s: generation %u starts from %llu bytes of results.",
+                next.retry_codes ? " codes " : "", next.retry_codes ? next.retry_codes : "",
+                next.retry_items ? " items " : "", next.retry_items ? next.retry_items : "", next.results_gen,
+                (unsigned long long) next.prev_results_len);
         jobs_emit(j->jobs, j, JOB_EVENT_STATE);
         jobs_schedule(j->jobs);
         return 0;

@@ -16,6 +16,7 @@
  * the jobs' observer (jobs.h): never a socket, never JSON. */
 
 typedef struct Jobs Jobs;
+typedef struct RetrySel RetrySel;
 typedef struct RunnerProc RunnerProc;
 
 typedef struct Job {
@@ -110,7 +111,7 @@ void job_hold(Job *j);
 void job_resume(Job *j);
 /* -errno if the new results generation could not be started; the job is
  * then unchanged. */
-int job_retry(Job *j);
+int job_retry(Job *j, const RetrySel *sel);
 
 /* A copy of its last run's stats (an IpcStats message, malloc'd): the
  * running one's as last told (*ret_live), else the stats file's (an ended

@@ -59,6 +59,9 @@ static bool result_ok(json_object *o) {
                 { "result_base64", JSON_KIND_STRING, false },
                 { "error", JSON_KIND_OBJECT, false },
                 { "too_large", JSON_KIND_UINT, false },
+                { "attempts", JSON_KIND_UINT, false },
+                { "worker", JSON_KIND_UINT, false },
+                { "run_usec", JSON_KIND_UINT, false },
         };
         static const JsonField error_fields[] = {
                 { "code", JSON_KIND_INT, true },
@@ -69,6 +72,9 @@ static bool result_ok(json_object *o) {
              has_result = json_get(o, "result") || json_get(o, "result_base64"), has_error = json_get(o, "error");
 
         if (json_validate(o, fields, ELEMENTSOF(fields), &err) < 0)
+                return false;
+        /* The joblog comes whole or not at all (a record of version 1). */
+        if (!json_get(o, "attempts") != !json_get(o, "worker") || !json_get(o, "attempts") != !json_get(o, "run_usec"))
                 return false;
         if (json_get(o, "too_large"))
                 return !has_item && !has_result && !has_error;

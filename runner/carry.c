@@ -13,6 +13,7 @@
 #include "log.h"
 #include "output.h"
 #include "results.h"
+#include "retrysel.h"
 #include "run-error.h"
 
 #define PREV_SUFFIX ".prev.results"
@@ -38,69 +39,88 @@ int carry_set_aside(Output *o, uint32_t gen, uint64_t committed_len, RunError *e
         return 0;
 }
 
-/* Appends the run of b, if one is open, as records saved before. */
-static int flush_run(Commit *c, ResultsBlock *b, bool *open, RunError *e) {
-        if (!*open)
+/* What a carry-over copies and counts. */
+typedef struct Carry {
+        Commit *commit;
+        const RetrySel *sel;
+        ResultsBlock b;
+        bool open;
+        uint32_t run_failed;       /* of the open run */
+        uint64_t copied, kept_failed; /* of them, failed records kept as they are */
+        uint64_t kept_failed_all;  /* failed records not chosen, committed before too */
+} Carry;
+
+/* Appends the open run, if any, as records saved before. */
+static int flush_run(Carry *k, RunError *e) {
+        if (!k->open)
                 return 0;
-        *open = false;
-        results_block_finish(b);
-        return commit_append(c, b->buf, b->len, 0, true, e);
+        k->open = false;
+        results_block_finish(&k->b);
+        return commit_append(k->commit, k->b.buf, k->b.len, k->run_failed, true, e);
 }
 
-/* One block of the previous file: its successful items not in done, in
- * runs of consecutive indices (a block holds consecutive items only). */
-static int copy_block(Commit *c, const ResultsBlockHeader *h, const char *payload, ResultsBlock *b,
-                      uint64_t *copied, RunError *e) {
+/* A failed record stays unless this retry runs its item again. */
+static bool carried(const Carry *k, const ResultsItem *item) {
+        return item->status == 0 || (k->sel && !retry_sel_wants(k->sel, item->index, item->status));
+}
+
+/* One block of the previous file: its records to carry, not in done, in
+ * runs of consecutive indices (a block holds consecutive items only), each
+ * with its joblog as it was. */
+static int copy_block(Carry *k, const ResultsBlockHeader *h, const char *payload, RunError *e) {
         ResultsItemIter it;
         ResultsItem item;
-        bool open = false;
         int r;
 
         results_item_iter_init(&it, h, payload);
         while (results_item_iter_next(&it, &item)) {
-                if (item.status != 0 || bitset_test(c->done, item.index)) {
-                        r = flush_run(c, b, &open, e);
+                k->kept_failed_all += item.status != 0 && carried(k, &item);
+                if (!carried(k, &item) || bitset_test(k->commit->done, item.index)) {
+                        r = flush_run(k, e);
                         if (r < 0)
                                 return r;
                         continue;
                 }
-                if (!open) {
-                        results_block_begin(b, item.index);
-                        open = true;
+                if (!k->open) {
+                        results_block_begin(&k->b, item.index);
+                        k->open = true;
+                        k->run_failed = 0;
                 }
-                if (results_block_add(b, item.item, item.item_len, item.result, item.result_len, 0) < 0)
+                if (results_block_add(&k->b, item.item, item.item_len, item.result, item.result_len, item.status,
+                                      &item.meta) < 0)
                         return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
-                (*copied)++;
+                k->copied++;
+                k->run_failed += item.status != 0;
+                k->kept_failed += item.status != 0;
         }
-        return flush_run(c, b, &open, e);
+        return flush_run(k, e);
 }
 
-static int copy_file(ResultsFile *f, Commit *c, const char *prev, uint64_t *copied, RunError *e) {
-        ResultsBlock b = {};
+static int copy_file(ResultsFile *f, Carry *k, const char *prev, RunError *e) {
         int r = 0;
 
-        for (size_t k = 0; k < f->n_blocks && r >= 0; k++) {
+        for (size_t i = 0; i < f->n_blocks && r >= 0; i++) {
                 ResultsBlockHeader h;
                 const char *payload;
 
-                r = results_file_read_block(f, k, &h, &payload);
+                r = results_file_read_block(f, i, &h, &payload);
                 if (r < 0) {
                         r = run_error(e, IPC_FAIL_PERMANENT, r, "previous results %s are damaged: %s", prev,
                                       strerror(-r));
                         break;
                 }
-                r = copy_block(c, &h, payload, &b, copied, e);
-                if (r >= 0 && c->n_pending >= IPC_COMMIT_RANGES_MAX)
-                        r = commit_flush(c, e);
+                r = copy_block(k, &h, payload, e);
+                if (r >= 0 && k->commit->n_pending >= IPC_COMMIT_RANGES_MAX)
+                        r = commit_flush(k->commit, e);
         }
-        results_block_free(&b);
-        return r < 0 ? r : commit_all(c, e);
+        return r < 0 ? r : commit_all(k->commit, e);
 }
 
-int carry_copy(const Output *o, Commit *c, uint32_t gen, uint64_t prev_len, uint64_t n_items, RunError *e) {
+int carry_copy(const Output *o, Commit *c, uint32_t gen, uint64_t prev_len, uint64_t n_items, const RetrySel *sel,
+               uint64_t *ret_kept_failed, RunError *e) {
         char prev[OUTPUT_PATH_MAX];
         _cleanup_close_ int fd = -1;
-        uint64_t copied = 0;
+        Carry k = { .commit = c, .sel = sel };
         ResultsFile f;
         int r;
 
@@ -119,13 +139,18 @@ int carry_copy(const Output *o, Commit *c, uint32_t gen, uint64_t prev_len, uint
         if (r < 0)
                 return run_error(e, IPC_FAIL_PERMANENT, r, "previous results %s are damaged: %s", prev,
                                  strerror(-r));
-        r = copy_file(&f, c, prev, &copied, e);
+        r = copy_file(&f, &k, prev, e);
         results_file_close(&f);
+        results_block_free(&k.b);
         if (r < 0)
                 return r;
-        if (copied > 0)
+        *ret_kept_failed = k.kept_failed_all;
+        if (k.copied > k.kept_failed)
                 output_log(o, LOG_INFO, "Retry: %llu results carried over from the previous run.",
-                           (unsigned long long) copied);
+                           (unsigned long long) (k.copied - k.kept_failed));
+        if (k.kept_failed > 0)
+                output_log(o, LOG_INFO, "Retry: %llu failed items are not chosen (--code, --items): their errors "
+                           "are kept.", (unsigned long long) k.kept_failed);
         return 0;
 }
 

@@ -131,9 +131,29 @@ static int results_fresh(Output *o, uint32_t gen, const char *path, uint64_t *re
         return 0;
 }
 
+/* A file an earlier mplock began gets blocks of version 2 from us: its
+ * header says so first, so that a reader of version 1 refuses the file
+ * instead of taking the new blocks for damage. One sector, rewritten in
+ * place: either header is valid, and the next commit syncs it. */
+static int results_upgrade(Output *o, const char *path, RunError *e) {
+        ResultsFileHeader h;
+        int r;
+
+        if (pread_full(o->results_fd, &h, sizeof(h), 0) != (ssize_t) sizeof(h))
+                return run_error_io(e, -EIO, "cannot read %s", path);
+        if (h.version == RESULTS_VERSION)
+                return 0;
+        results_file_header_init(&h, h.job_id, h.gen);
+        r = pwrite_full(o->results_fd, &h, sizeof(h), 0);
+        if (r < 0)
+                return run_error_io(e, r, "cannot write %s: %s", path, strerror(-r));
+        return 0;
+}
+
 /* The committed part must be there, and ours; the rest goes. */
 static int results_cut(Output *o, uint32_t gen, uint64_t committed_len, const char *path, RunError *e) {
         struct stat st;
+        int r;
 
         if (fstat(o->results_fd, &st) < 0)
                 return run_error(e, IPC_FAIL_TEMPORARY, -errno, "cannot stat %s: %s", path, strerror(errno));
@@ -146,6 +166,9 @@ static int results_cut(Output *o, uint32_t gen, uint64_t committed_len, const ch
                 return run_error(e, IPC_FAIL_PERMANENT, -EBADMSG,
                                  "results file %s does not belong to job %llu (generation %u)", path,
                                  (unsigned long long) o->job_id, gen);
+        r = results_upgrade(o, path, e);
+        if (r < 0)
+                return r;
         if ((uint64_t) st.st_size > committed_len) {
                 output_log(o, LOG_INFO, "Cutting %llu uncommitted bytes off the results file.",
                            (unsigned long long) (st.st_size - (off_t) committed_len));
@@ -171,19 +194,26 @@ int output_prepare_results(Output *o, uint32_t gen, uint64_t committed_len, uint
         return r;
 }
 
-/* A line in the job's log, with the time (UTC, microseconds): the log has
- * no other. */
-static void log_line(const Output *o, const char *msg) {
+void output_timestamp(char buf[static OUTPUT_TIMESTAMP_MAX]) {
         struct timespec ts;
         struct tm tm;
         char when[32] = "";
 
-        if (o->log_fd < 0)
-                return;
         (void) clock_gettime(CLOCK_REALTIME, &ts);
         if (gmtime_r(&ts.tv_sec, &tm))
                 (void) strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-        (void) dprintf(o->log_fd, "%s.%06ldZ mplock: %s\n", when, ts.tv_nsec / 1000, msg);
+        (void) snprintf(buf, OUTPUT_TIMESTAMP_MAX, "%s.%06ldZ", when, ts.tv_nsec / 1000);
+}
+
+/* A line in the job's log, with the time (UTC, microseconds): the log has
+ * no other. */
+static void log_line(const Output *o, const char *msg) {
+        char when[OUTPUT_TIMESTAMP_MAX];
+
+        if (o->log_fd < 0)
+                return;
+        output_timestamp(when);
+        (void) dprintf(o->log_fd, "%s mplock: %s\n", when, msg);
 }
 
 void output_log(const Output *o, int level, const char *fmt, ...) {

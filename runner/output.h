@@ -51,3 +51,6 @@ int output_prepare_results(Output *o, uint32_t gen, uint64_t committed_len, uint
 void output_log(const Output *o, int level, const char *fmt, ...) _printf_(3, 4);
 /* The same line in the job log only (mplockd logs to the journal itself). */
 void output_note(const Output *o, const char *fmt, ...) _printf_(2, 3);
+/* The time as the job log's lines begin: 2026-01-02T03:04:05.123456Z. */
+#define OUTPUT_TIMESTAMP_MAX 48
+void output_timestamp(char buf[static OUTPUT_TIMESTAMP_MAX]);

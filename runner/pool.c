@@ -28,6 +28,7 @@
 #include "run-error.h"
 #include "stats.h"
 #include "run-stats.h"
+#include "runner.h"
 #include "worker.h"
 
 /* An event handler's failure: the top reports it and exits. */
@@ -226,7 +227,7 @@ static int worker_watch(Pool *p, Worker *w, pid_t pid, int cmd_fd, int res_fd, i
                 r = sd_event_add_io(p->event, &w->io, w->res_fd, EPOLLIN, worker_io, w);
         /* The capture owns out_fd once started, even if that fails. */
         if (r >= 0)
-                r = capture_start(&w->out, p->event, out_fd, p->out, w->no);
+                r = capture_start(&w->out, p->event, out_fd, p->out, w->no, &p->progress[w->no]);
         else
                 safe_close(out_fd);
         if (r >= 0)
@@ -369,7 +370,8 @@ static ssize_t worker_parse_one(Pool *p, Worker *w, const char *buf, size_t len,
         uint32_t magic;
 
         memcpy(&magic, buf, sizeof(magic));
-        if (magic == RESULTS_BLOCK_MAGIC)
+        /* Workers write blocks of this version only. */
+        if (magic == RESULTS_BLOCK_MAGIC_V2)
                 return parse_block(p, w, buf, len, e);
         if (magic == WORKER_FRAME_MAGIC)
                 return parse_frame(p, w, buf, len, e);
@@ -499,6 +501,8 @@ static void describe_exit(const Pool *p, const Worker *w, const siginfo_t *si, c
 /* The worker died on the one item it had: an attempt, and the item fails
  * once it has had them all. */
 static int suspect_died(Pool *p, Worker *w, uint64_t index, const char *how, RunError *e) {
+        uint64_t start = w->q[0].start_usec;
+        ResultsMeta meta = { .worker = w->no, .run_usec = start > 0 ? now_usec() - start : 0 };
         char msg[160];
         uint32_t n;
         int r;
@@ -506,13 +510,16 @@ static int suspect_died(Pool *p, Worker *w, uint64_t index, const char *how, Run
         if (dispatch_attempt(p->dispatch, index, &n) < 0)
                 return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
         if (n < p->max_attempts) {
-                output_log(p->out, LOG_WARNING, "Worker %u %s on item %llu (attempt %u of %u).", w->no, how,
-                           (unsigned long long) index, n, p->max_attempts);
+                itemlog(&p->itemlog, LOG_WARNING, "item %llu attempt %u failed (worker %u %s), again in %llu ms",
+                        (unsigned long long) index, n, w->no, how,
+                        (unsigned long long) (dispatch_retry_delay(p->dispatch, n) / 1000));
                 return pool_retry_later(p, index, n, e);
         }
         (void) snprintf(msg, sizeof(msg), "worker died on this item %u times (last: %s)", n, how);
-        output_log(p->out, LOG_WARNING, "Item %llu failed: %s.", (unsigned long long) index, msg);
-        r = record_failure(p, index, msg, e);
+        itemlog(&p->itemlog, LOG_WARNING, "item %llu failed after %u attempt%s (%d: %s)", (unsigned long long) index,
+                n, n == 1 ? "" : "s", MPLOCK_ERR_CRASHED, msg);
+        meta.attempts = n;
+        r = record_failure(p, index, msg, &meta, e);
         if (r >= 0)
                 pool_check_halt(p);
         return r;
@@ -701,6 +708,7 @@ uint32_t pool_alive(const Pool *p) {
 int pool_start(Pool *p, RunError *e) {
         int r;
 
+        p->itemlog = (ItemLog){ .out = p->out };
         p->workers = calloc(p->n_workers, sizeof(*p->workers));
         if (!p->workers)
                 return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
@@ -731,6 +739,8 @@ int pool_start(Pool *p, RunError *e) {
 }
 
 void pool_free(Pool *p) {
+        if (p->itemlog.out)
+                itemlog_flush(&p->itemlog);
         for (uint32_t i = 0; p->workers && i < p->n_workers; i++) {
                 worker_detach(&p->workers[i]);
                 free(p->workers[i].buf);

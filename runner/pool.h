@@ -8,6 +8,7 @@
 #include <systemd/sd-event.h>
 
 #include "capture.h"
+#include "itemlog.h"
 
 typedef struct Bitset Bitset;
 typedef struct Commit Commit;
@@ -110,6 +111,7 @@ struct Pool {
         Worker *workers;
         WorkerProgress *progress; /* shared with the workers, one slot each */
         uint32_t init_failures;
+        ItemLog itemlog; /* lines about single items' attempts, rate-limited */
         uint64_t recycled; /* workers replaced by recycling */
         uint64_t outstanding; /* items handed out, not recorded */
         bool stopping;        /* set by the top: hand out nothing, replace no one */

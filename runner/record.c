@@ -7,7 +7,9 @@
 #include "commit.h"
 #include "dispatch.h"
 #include "ipc.h"
+#include "itemlog.h"
 #include "items.h"
+#include "log.h"
 #include "pool.h"
 #include "record.h"
 #include "results.h"
@@ -43,6 +45,21 @@ static int wants_retry(Pool *p, Worker *w, const ResultsItem *item, uint32_t *re
         return *ret_attempts < p->max_attempts;
 }
 
+/* The log's line about a failed attempt: tried again (after its backoff),
+ * or the item's last. */
+static void log_attempt(Pool *p, const ResultsItem *item, uint32_t attempts, bool again) {
+        char msg[ITEMLOG_MESSAGE_MAX + 4];
+
+        itemlog_message(item->result, item->result_len, msg);
+        if (again)
+                itemlog(&p->itemlog, LOG_NOTICE, "item %llu attempt %u failed (%d: %s), again in %llu ms",
+                        (unsigned long long) item->index, attempts, item->status, msg,
+                        (unsigned long long) (dispatch_retry_delay(p->dispatch, attempts) / 1000));
+        else
+                itemlog(&p->itemlog, LOG_WARNING, "item %llu failed after %u attempt%s (%d: %s)",
+                        (unsigned long long) item->index, attempts, attempts == 1 ? "" : "s", item->status, msg);
+}
+
 static int record_items(Pool *p, Worker *w, const char *block, ResultsBlock *b, RunError *e) {
         ResultsBlockHeader h;
         ResultsItemIter it;
@@ -59,6 +76,8 @@ static int record_items(Pool *p, Worker *w, const char *block, ResultsBlock *b, 
                 r = wants_retry(p, w, &item, &n, e);
                 if (r < 0)
                         return r;
+                if (item.status != 0)
+                        log_attempt(p, &item, n ? n : MAX(item.meta.attempts, 1u), r > 0);
                 if (r > 0) {
                         r = flush_run(p, b, &open, failed, e);
                         if (r >= 0)
@@ -72,7 +91,8 @@ static int record_items(Pool *p, Worker *w, const char *block, ResultsBlock *b, 
                         open = true;
                         failed = 0;
                 }
-                if (results_block_add(b, item.item, item.item_len, item.result, item.result_len, item.status) < 0)
+                if (results_block_add(b, item.item, item.item_len, item.result, item.result_len, item.status,
+                                      &item.meta) < 0)
                         return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
                 failed += item.status != 0;
         }
@@ -134,13 +154,13 @@ int record_block(Pool *p, Worker *w, const char *block, size_t len, RunError *e)
         return commit_recorded(p->commit, e);
 }
 
-int record_failure(Pool *p, uint64_t index, const char *msg, RunError *e) {
+int record_failure(Pool *p, uint64_t index, const char *msg, const ResultsMeta *meta, RunError *e) {
         const char *item = p->items->map + items_offset(p->items, index);
         ResultsBlock b = {};
         int r;
 
         results_block_begin(&b, index);
-        if (results_block_add(&b, item, strlen(item), msg, strlen(msg), MPLOCK_ERR_CRASHED) < 0)
+        if (results_block_add(&b, item, strlen(item), msg, strlen(msg), MPLOCK_ERR_CRASHED, meta) < 0)
                 r = run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
         else {
                 results_block_finish(&b);

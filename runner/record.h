@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 typedef struct Pool Pool;
+typedef struct ResultsMeta ResultsMeta;
 typedef struct RunError RunError;
 typedef struct Worker Worker;
 
@@ -15,5 +16,6 @@ typedef struct Worker Worker;
 
 /* A complete block (len bytes) from w. */
 int record_block(Pool *p, Worker *w, const char *block, size_t len, RunError *e);
-/* The final failure of an item its workers died on. */
-int record_failure(Pool *p, uint64_t index, const char *msg, RunError *e);
+/* The final failure of an item its workers died on, with the joblog of
+ * its last attempt. */
+int record_failure(Pool *p, uint64_t index, const char *msg, const ResultsMeta *meta, RunError *e);

@@ -68,6 +68,20 @@ static int add_outcome(json_object *o, const ResultsItem *it) {
         return r;
 }
 
+/* How the record came about, where the file says (version 2). */
+static int add_joblog(json_object *o, const ResultsMeta *m) {
+        int r;
+
+        if (m->attempts == 0)
+                return 0;
+        r = json_add_u64(o, "attempts", m->attempts);
+        if (r >= 0)
+                r = json_add_u64(o, "worker", m->worker);
+        if (r >= 0)
+                r = json_add_u64(o, "run_usec", m->run_usec);
+        return r;
+}
+
 static json_object *result_to_json(const ResultsItem *it, bool too_large) {
         json_object *o = json_object_new_object();
         int r;
@@ -81,6 +95,8 @@ static json_object *result_to_json(const ResultsItem *it, bool too_large) {
                 r = add_bytes(o, "item", it->item, it->item_len);
         if (r >= 0 && !too_large)
                 r = add_outcome(o, it);
+        if (r >= 0)
+                r = add_joblog(o, &it->meta);
         if (r < 0) {
                 json_object_put(o);
                 return NULL;

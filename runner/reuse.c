@@ -98,7 +98,8 @@ static int copy_to(Copy *cp, uint64_t index, const ResultsItem *it, RunError *e)
                 results_block_begin(&cp->b, index);
                 cp->open = true;
         }
-        if (results_block_add(&cp->b, it->item, it->item_len, it->result, it->result_len, 0) < 0)
+        /* As it was made in the earlier job: attempts, worker, run time. */
+        if (results_block_add(&cp->b, it->item, it->item_len, it->result, it->result_len, 0, &it->meta) < 0)
                 return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
         cp->next = index + 1;
         cp->copied++;

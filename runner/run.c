@@ -74,6 +74,7 @@ typedef struct Runner {
         uint64_t save_seq;
         bool finishing, finished, done_sent, save_started;
         bool started; /* save_init and the workers: after IPC_PLACED when waiting */
+        uint64_t kept_failed; /* a retry's failed records not chosen again (not toward a halt) */
 } Runner;
 
 /* Reports e to mplockd and exits, taking the workers along. r is NULL
@@ -397,7 +398,8 @@ static int setup_pipeline(Runner *r, uint64_t results_end, RunError *e) {
                                   .done = &r->done };
         if (commit_init(&r->commit, &cfg) < 0)
                 return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
-        return carry_copy(&r->out, &r->commit, r->job.results_gen, r->job.prev_results_len, r->job.n_items, e);
+        return carry_copy(&r->out, &r->commit, r->job.results_gen, r->job.prev_results_len, r->job.n_items,
+                          r->job.retry, &r->kept_failed, e);
 }
 
 static int setup_loop(Runner *r, RunError *e) {
@@ -437,7 +439,8 @@ static int setup_pool(Runner *r, RunError *e) {
                 .memory_max = r->job.memory_max,
                 .max_items_per_worker = r->job.max_items_per_worker,
                 .max_worker_memory = r->job.max_worker_memory,
-                .halt_failures = r->job.halt_failures,
+                /* Failures a retry keeps were not this generation's. */
+                .halt_failures = r->job.halt_failures ? r->job.halt_failures + r->kept_failed : 0,
                 .n_workers = r->job.n_workers,
                 .max_attempts = r->job.max_attempts,
                 .timeout_sec = r->job.timeout_sec,

@@ -482,7 +482,8 @@ static int copy_block(Coord *c, const Shard *s, const ResultsBlockHeader *h, con
                         results_block_begin(&b, s->first + item.index);
                         open = true;
                 }
-                if (results_block_add(&b, item.item, item.item_len, item.result, item.result_len, item.status) < 0)
+                if (results_block_add(&b, item.item, item.item_len, item.result, item.result_len, item.status,
+                                      &item.meta) < 0)
                         r = run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
                 failed += item.status != 0;
         }

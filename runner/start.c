@@ -13,12 +13,36 @@
 #include "jobspec.h"
 #include "json-util.h"
 #include "macro.h"
+#include "retrysel.h"
 #include "run-error.h"
 #include "start.h"
 
 static void json_putp(json_object **o) {
         if (*o)
                 json_object_put(*o);
+}
+
+static void start_done(RunnerStart *st) {
+        schema_done(&runner_start_schema, st);
+}
+
+/* A subset retry's choice, as mplockd checked it: anything else is its bug. */
+static int job_retry_sel(Job *job, const RunnerStart *st, RunError *e) {
+        int r = 0;
+
+        if (!st->retry_codes && !st->retry_items)
+                return 0;
+        job->retry = calloc(1, sizeof(*job->retry));
+        if (!job->retry)
+                return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
+        if (st->retry_codes)
+                r = retry_sel_parse_codes(job->retry, st->retry_codes);
+        if (r >= 0 && st->retry_items)
+                r = retry_sel_parse_items(job->retry, st->retry_items, job->n_items);
+        if (r < 0)
+                return run_error(e, IPC_FAIL_PERMANENT, r, "bad retry selection from mplockd");
+        retry_sel_normalize(job->retry);
+        return 0;
 }
 
 /* The fields a runner uses, in its units; the strings are taken. */
@@ -71,7 +95,7 @@ int start_read(Job *job, int ipc_fd, RunError *e) {
         static char buf[IPC_MSG_MAX] __attribute__((aligned(8)));
         _cleanup_(job_spec_done) JobSpec spec = { .max_attempts = 3, .umask = JOB_UMASK_DEFAULT };
         _cleanup_(json_putp) json_object *o = NULL;
-        RunnerStart st = {};
+        _cleanup_(start_done) RunnerStart st = {};
         const void *payload;
         const char *why = NULL;
         uint32_t type;
@@ -93,6 +117,9 @@ int start_read(Job *job, int ipc_fd, RunError *e) {
         job_from_spec(job, &spec, &st);
         if (job->committed > job->n_items)
                 return run_error(e, IPC_FAIL_PERMANENT, -EBADMSG, "bad job description from mplockd");
+        r = job_retry_sel(job, &st, e);
+        if (r < 0)
+                return r;
         if (job->slurm) {
                 job->start_json = strndup(payload, len);
                 if (!job->start_json)
@@ -112,6 +139,7 @@ void start_job_free(Job *job) {
         free(job->reuse_output);
         free(job->reuse_stamp);
         free(job->start_json);
+        free(job->retry);
         *job = (Job){};
 }
 

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 typedef struct Bitset Bitset;
+typedef struct RetrySel RetrySel;
 typedef struct RunError RunError;
 
 /* start.c: what mplockd hands a new runner: the job description
@@ -24,6 +25,7 @@ typedef struct Job {
         uint32_t callback_timeout_sec; /* init and the save callbacks; 0: none */
         uint32_t results_gen;      /* 0, then one more per retry */
         uint64_t prev_results_len; /* committed length of the previous generation */
+        RetrySel *retry;           /* the failed items this retry runs; NULL: all */
         bool resumed;              /* an earlier run may have given items to save */
         bool wait_placed;          /* no process before IPC_PLACED */
         uint64_t n_items, input_bytes, memory_max;

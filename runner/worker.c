@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <x86intrin.h>
@@ -24,6 +25,66 @@
  * out, sending result blocks back as they fill. Items are read straight
  * from the shared snapshot mapping; nothing per item crosses a pipe. */
 
+/* The items of the call in progress (count 0: none), for the marks on
+ * what the module prints. */
+static struct {
+        uint64_t first;
+        uint32_t count;
+} current;
+
+/* A write of the module's stdout or stderr: the mark, then the bytes, to
+ * the job log's pipe, in one writev. */
+static ssize_t marked_write(void *cookie, const char *buf, size_t size) {
+        int fd = *(const int *) cookie;
+        char mark[WORKER_MARK_MAX];
+        struct iovec iov[2];
+        size_t n = (size_t) snprintf(mark, sizeof(mark), "%c%llu %u %zu\n", WORKER_MARK,
+                                     (unsigned long long) current.first, current.count, size);
+        ssize_t k;
+
+        iov[0] = (struct iovec){ mark, n };
+        iov[1] = (struct iovec){ (void *) UNCONST(buf), size };
+        do
+                k = writev(fd, iov, 2);
+        while (k < 0 && errno == EINTR);
+        if (k < 0)
+                return -1;
+        /* A short write (a signal): the rest must follow, or the span is torn. */
+        if ((size_t) k < n && write_full(fd, mark + k, n - (size_t) k) < 0)
+                return -1;
+        if ((size_t) k < n + size && write_full(fd, buf + (k > (ssize_t) n ? (size_t) k - n : 0),
+                                                size - (k > (ssize_t) n ? (size_t) k - n : 0)) < 0)
+                return -1;
+        return (ssize_t) size;
+}
+
+/* stdout and stderr as the module sees them: streams that mark what they
+ * write (worker.h), so that the job log names the item a line was printed
+ * for. Bytes written past stdio (write(2), a child process) are named by
+ * the runner after the call it sees in progress. */
+static void mark_stdio(void) {
+        static const int fds[2] = { STDOUT_FILENO, STDERR_FILENO };
+        static const cookie_io_functions_t io = { .write = marked_write };
+        FILE *out, *err;
+
+        (void) fflush(stdout);
+        (void) fflush(stderr);
+        out = fopencookie((void *) UNCONST(&fds[0]), "w", io);
+        err = fopencookie((void *) UNCONST(&fds[1]), "w", io);
+        if (!out || !err) {
+                if (out)
+                        (void) fclose(out);
+                if (err)
+                        (void) fclose(err);
+                return; /* unmarked: named after the call in progress */
+        }
+        /* As the runner set them: lines of different workers stay apart. */
+        (void) setvbuf(out, NULL, _IOLBF, 0);
+        (void) setvbuf(err, NULL, _IONBF, 0);
+        stdout = out;
+        stderr = err;
+}
+
 static _Noreturn void worker_exit(int code) {
         /* Flush the module's stdio into the job log before leaving. */
         (void) fflush(stdout);
@@ -43,9 +104,19 @@ static void send_frame(int fd, uint32_t type, int32_t code, const char *msg) {
         send_frame_bytes(fd, type, code, msg, msg ? strlen(msg) : 0);
 }
 
-/* A module's log line, for the runner to write where the job's go. */
+/* A module's log line, for the runner to write where the job's go, after
+ * the items of the call it came from. */
 static void worker_log(void *userdata, int level, const char *message) {
-        send_frame(*(const int *) userdata, WORKER_FRAME_LOG, level, message);
+        char text[WORKER_FRAME_MAX + 1];
+
+        if (current.count == 1)
+                (void) snprintf(text, sizeof(text), "item %llu: %s", (unsigned long long) current.first, message);
+        else if (current.count > 1)
+                (void) snprintf(text, sizeof(text), "items %llu..%llu: %s", (unsigned long long) current.first,
+                                (unsigned long long) (current.first + current.count - 1), message);
+        else
+                (void) snprintf(text, sizeof(text), "%s", message);
+        send_frame(*(const int *) userdata, WORKER_FRAME_LOG, level, text);
 }
 
 /* The items of the call whose errors are final: the runner must know
@@ -73,9 +144,10 @@ static void block_send(ResultsBlock *b, int fd) {
                 worker_exit(1);
 }
 
-/* One item's outcome into the block (sent first if it would overflow). */
-/* Adds one item's outcome to block: whether it failed. */
-static bool add_outcome(ResultsBlock *block, int res_fd, const mplock_item *it, const ResultSlot *s, int r) {
+/* Adds one item's outcome and joblog to block (sent first if it would
+ * overflow): whether it failed. */
+static bool add_outcome(ResultsBlock *block, int res_fd, const mplock_item *it, const ResultSlot *s, int r,
+                        const ResultsMeta *meta) {
         char msg[160];
         const char *rdata = s->data;
         size_t rlen = s->len;
@@ -99,16 +171,16 @@ static bool add_outcome(ResultsBlock *block, int res_fd, const mplock_item *it, 
                 status = r < 0 ? r : MPLOCK_ERR_NO_RESULT;
         }
         if (results_block_payload(block) > 0 &&
-            results_block_payload(block) + rlen + it->len + sizeof(ResultsItemHeader) > RESULTS_BLOCK_PAYLOAD_MAX) {
+            results_block_payload(block) + rlen + it->len + sizeof(ResultsItemHeaderV2) > RESULTS_BLOCK_PAYLOAD_MAX) {
                 block_send(block, res_fd);
                 results_block_begin(block, it->index);
         }
-        q = results_block_add(block, it->data, it->len, rdata, rlen, status);
+        q = results_block_add(block, it->data, it->len, rdata, rlen, status, meta);
         if (q == -E2BIG) {
                 /* Item and result together do not fit any block: record the
                  * failure without them. */
                 static const char big[] = "item and result too large for a results block";
-                q = results_block_add(block, it->data, 0, big, sizeof(big) - 1, MPLOCK_ERR_TOO_LARGE);
+                q = results_block_add(block, it->data, 0, big, sizeof(big) - 1, MPLOCK_ERR_TOO_LARGE, meta);
         }
         if (q < 0)
                 worker_exit(1);
@@ -126,12 +198,14 @@ typedef struct WorkerCall {
         mplock_results *res;
         ResultsBlock *block;
         int res_fd;
+        uint32_t worker_no;
         WorkerProgress *progress;
         /* The worker's slowest items, and those of them new in this chunk,
          * for the runner (WORKER_FRAME_SLOW), timed in ticks (below); and
          * the ticks and microseconds of its chunks so far, to convert. */
         StatsTop slowest, fresh;
         uint64_t ticks, usec;
+        double usec_per_tick; /* measured at the start, refined by the chunks */
 } WorkerCall;
 
 /* The clock of a call: the TSC where there is one (11 ns a read here,
@@ -148,6 +222,18 @@ static inline uint64_t ticks_now(void) {
         (void) clock_gettime(CLOCK_MONOTONIC, &ts);
         return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 #endif
+}
+
+/* The ticks' length, before the first chunk: a spin of 50 us against
+ * the monotonic clock (a worker's fork costs far more). */
+static double ticks_calibrate(void) {
+        uint64_t u0 = now_usec(), t0 = ticks_now(), u, t;
+
+        do
+                u = now_usec();
+        while (u - u0 < 50);
+        t = ticks_now();
+        return t > t0 ? (double) (u - u0) / (double) (t - t0) : 0.0;
 }
 
 /* A slot's counter, added to: its worker is the only writer. */
@@ -173,20 +259,21 @@ static void note_call(WorkerCall *w, uint64_t ticks, size_t nb) {
 static void chunk_done(WorkerCall *w, uint64_t start_usec, uint64_t start_ticks, uint64_t items) {
         uint64_t busy = now_usec() - start_usec, t = ticks_now();
         StatsSlow v[STATS_SLOW_MAX];
-        double per_usec;
         uint32_t n;
 
         progress_add(&w->progress->busy_usec, busy);
         progress_add(&w->progress->items, items);
         w->usec += busy;
         w->ticks += t > start_ticks ? t - start_ticks : 0;
+        /* Over 10 ms of chunks the ratio is better than the spin's. */
+        if (w->usec >= 10000 && w->ticks > 0)
+                w->usec_per_tick = (double) w->usec / (double) w->ticks;
         if (w->fresh.n == 0)
                 return;
-        per_usec = w->usec > 0 && w->ticks > 0 ? (double) w->ticks / (double) w->usec : 1.0;
         n = stats_top_sorted(&w->fresh, v);
         w->fresh.n = 0;
         for (uint32_t k = 0; k < n; k++)
-                v[k].usec = (uint64_t) ((double) v[k].usec / per_usec);
+                v[k].usec = (uint64_t) ((double) v[k].usec * w->usec_per_tick);
         send_frame_bytes(w->res_fd, WORKER_FRAME_SLOW, 0, v, n * sizeof(v[0]));
 }
 
@@ -198,7 +285,8 @@ static void run_chunk(WorkerCall *w, const WorkerCmd *cmd) {
         results_block_begin(w->block, cmd->first);
         for (i = 0; i < cmd->count;) {
                 size_t nb = (size_t) MIN((uint64_t) w->batch, cmd->count - i);
-                uint64_t now;
+                ResultsMeta meta = { .attempts = cmd->attempt, .worker = w->worker_no };
+                uint64_t now, call;
                 bool failed;
                 int r;
 
@@ -211,19 +299,32 @@ static void run_chunk(WorkerCall *w, const WorkerCmd *cmd) {
                 if (result_slots_reset(w->slots, nb) < 0)
                         worker_exit(1);
                 w->slots->attempt = cmd->attempt;
+                current.first = cmd->first + i;
+                current.count = (uint32_t) nb;
+                __atomic_store_n(&w->progress->item_first, current.first, __ATOMIC_RELAXED);
+                __atomic_store_n(&w->progress->item_count, current.count, __ATOMIC_RELEASE);
                 r = w->def->process(w->ctx, w->state, w->batch_items, nb, w->res);
+                /* What it left in stdout's buffer belongs to this call. */
+                (void) fflush(stdout);
+                current.count = 0;
+                __atomic_store_n(&w->progress->item_count, 0, __ATOMIC_RELEASE);
                 /* One store a call: the runner's timeout watch. */
                 __atomic_store_n(&w->progress->calls, w->progress->calls + 1, __ATOMIC_RELAXED);
-                /* One clock read a call: from the previous one, so that a
-                 * call's time holds the previous one's results too (and a
-                 * CPU whose TSC is behind another's makes it 0). */
+                /* One clock read a call, for the joblog's run time and the
+                 * slowest items: from the previous one, so that a call's
+                 * time holds the previous one's results too (and a CPU
+                 * whose TSC is behind another's makes it 0); a batch's
+                 * time is shared out evenly over its items. */
                 now = ticks_now();
-                note_call(w, now > t ? now - t : 0, nb);
+                call = now > t ? now - t : 0;
                 t = now;
+                meta.run_usec = (uint64_t) ((double) call * w->usec_per_tick) / nb;
+                note_call(w, call, nb);
                 send_finals(w->res_fd, w->slots, w->batch_items, nb);
                 failed = false;
                 for (size_t k = 0; k < nb; k++)
-                        failed |= add_outcome(w->block, w->res_fd, &w->batch_items[k], &w->slots->slots[k], r);
+                        failed |= add_outcome(w->block, w->res_fd, &w->batch_items[k], &w->slots->slots[k], r,
+                                              &meta);
                 i += nb;
                 if (failed && i < cmd->count && __atomic_load_n(&w->progress->send_failures, __ATOMIC_RELAXED)) {
                         block_send(w->block, w->res_fd);
@@ -275,9 +376,11 @@ _Noreturn void worker_main(const Module *mod, const Items *items, Host *host, ui
         ResultsBlock block = {};
         uint64_t t0 = now_usec();
         WorkerCall w = { .def = mod->def, .items = items, .ctx = &ctx, .batch = batch, .slots = &slots,
-                         .res = &res, .block = &block, .res_fd = res_fd, .progress = progress };
+                         .res = &res, .block = &block, .res_fd = res_fd, .worker_no = worker_no,
+                         .progress = progress };
 
         ctx.worker = worker_no;
+        mark_stdio();
         host->log = worker_log;
         host->log_userdata = &w.res_fd;
         w.batch_items = calloc(batch, sizeof(*w.batch_items));
@@ -285,6 +388,7 @@ _Noreturn void worker_main(const Module *mod, const Items *items, Host *host, ui
                 send_frame(res_fd, WORKER_FRAME_INIT_FAIL, -ENOMEM, "out of memory");
                 worker_exit(1);
         }
+        w.usec_per_tick = ticks_calibrate();
         w.state = worker_init(mod->def, &ctx, host, worker_no, res_fd);
         progress_add(&progress->init_usec, now_usec() - t0);
         send_frame(res_fd, WORKER_FRAME_INIT_OK, 0, NULL);

@@ -38,10 +38,21 @@ typedef struct WorkerFrame {
         uint32_t len; /* message bytes that follow */
 } WorkerFrame;
 
+/* What the worker prints through stdio comes in spans, each after a mark
+ * naming the items of the call it was printed in (capture.c takes it
+ * off): WORKER_MARK, then "FIRST COUNT LENGTH\n" in decimal, then LENGTH
+ * bytes. COUNT 0: outside a call (init, fini). One writev, no extra
+ * system call. */
+#define WORKER_MARK '\036'
+#define WORKER_MARK_MAX 64u
+
 /* Shared with the runner: how many calls of process the worker has made,
- * for the item timeout. One cache line each. */
+ * for the item timeout, and the items of the call in progress (count 0:
+ * none), for what it prints past stdio. One cache line each. */
 typedef struct WorkerProgress {
         uint64_t calls;
+        uint64_t item_first;
+        uint32_t item_count;
         /* Set by the runner (a halt): end the chunk after this call, send
          * what it has and exit; the rest of the chunk is not done. */
         uint32_t cut;
@@ -49,10 +60,10 @@ typedef struct WorkerProgress {
          * is sent at once, not with the rest of its block, so that the
          * runner counts failures as they happen. */
         uint32_t send_failures;
+        uint32_t reserved; /* aligns what follows */
         /* Where the slot's workers' time went (IpcStatsWorker), added to
          * by the worker in it once per chunk; a replacement goes on adding. */
         uint64_t init_usec, busy_usec, wait_usec, items;
-        char pad[16];
 } WorkerProgress;
 
 _Static_assert(sizeof(WorkerProgress) == 64, "one cache line");

@@ -171,8 +171,16 @@ class Job:
     def resume(self):
         return self._update(self.client.call("Resume", {"id": self.id}))
 
-    def retry(self):
-        return self._update(self.client.call("Retry", {"id": self.id}))
+    def retry(self, codes=None, items=None):
+        """Runs the failed (and unfinished) items again; with codes (error
+        codes) or items ((first, last) index pairs, both included), only
+        the failed items that match (Retry in docs/protocol.md)."""
+        params = {"id": self.id}
+        if codes:
+            params["codes"] = [int(c) for c in codes]
+        if items:
+            params["items"] = [{"first": int(a), "last": int(b)} for a, b in items]
+        return self._update(self.client.call("Retry", params))
 
     def remove(self):
         self.client.call("Remove", {"id": self.id})

@@ -2,10 +2,12 @@
 """The built-in results file (common/results.h), read straight from disk.
 
 A job's results file holds a 32-byte header, then blocks in completion
-order; each block is a ResultsBlockHeader (magic "MPLB", count, first,
-payload_len, crc) and `count` records of consecutive indices first,
-first+1, ..., each a ResultsItemHeader (item_len, result_len, status), the
-item bytes and the result bytes (the error message when status != 0). All
+order; each block is a ResultsBlockHeader (magic "MPLB" or, from version
+2, "MPL2"; count, first, payload_len, crc) and `count` records of
+consecutive indices first, first+1, ..., each an item header (in an "MPLB"
+block: item_len, result_len, status; in an "MPL2" block also attempts,
+worker, a reserved word and run_usec), the item bytes and the result
+bytes (the error message when status != 0). All
 integers are in host byte order. Only the first `results_committed` bytes
 (as Status reports them) are committed: what lies past them may be torn or
 undone by a recovery, so it is never read.
@@ -23,10 +25,14 @@ FILE_MAGIC = b"MPLRES\0\1"
 FILE_HEADER = struct.Struct("=8sIIQII")   # magic, version, header_size, job_id, gen, crc
 BLOCK_HEADER = struct.Struct("=IIQII")    # magic, count, first, payload_len, crc
 ITEM_HEADER = struct.Struct("=IIi")       # item_len, result_len, status
+ITEM_HEADER_V2 = struct.Struct("=IIiIIIQ")  # the same, attempts, worker, reserved, run_usec
 BLOCK_MAGIC = 0x424C504D                  # "MPLB"
+BLOCK_MAGIC_V2 = 0x324C504D               # "MPL2"
 BLOCK_PAYLOAD_MAX = 64 << 20              # RESULTS_BLOCK_PAYLOAD_MAX
+VERSIONS = (1, 2)
 
 assert FILE_HEADER.size == 32 and BLOCK_HEADER.size == 24 and ITEM_HEADER.size == 12
+assert ITEM_HEADER_V2.size == 32
 
 
 class ResultsFormatError(ValueError):
@@ -40,6 +46,11 @@ class Record(NamedTuple):
     item: bytes
     status: int
     data: bytes
+    # The joblog (version 2): the attempt that made this record, its
+    # worker and the call's time; attempts 0 where the file does not say.
+    attempts: int = 0
+    worker: int = 0
+    run_usec: int = 0
 
     @property
     def ok(self) -> bool:
@@ -51,7 +62,7 @@ def parse_file_header(raw: bytes) -> Tuple[int, int, int]:
     if len(raw) < FILE_HEADER.size:
         raise ResultsFormatError("results file header is short (%d bytes)" % len(raw))
     magic, version, header_size, job_id, gen, _crc = FILE_HEADER.unpack_from(raw)
-    if magic != FILE_MAGIC or version != 1 or header_size < FILE_HEADER.size:
+    if magic != FILE_MAGIC or version not in VERSIONS or header_size < FILE_HEADER.size:
         raise ResultsFormatError("not an mplock results file (magic %r, version %d)" % (magic, version))
     return header_size, job_id, gen
 
@@ -64,22 +75,27 @@ def parse_blocks(buf: bytes, start: int = 0) -> Iterator[Record]:
         if end - off < BLOCK_HEADER.size:
             raise ResultsFormatError("torn block header at byte %d" % off)
         magic, count, first, payload_len, _crc = BLOCK_HEADER.unpack_from(buf, off)
-        if magic != BLOCK_MAGIC or count == 0 or payload_len > BLOCK_PAYLOAD_MAX:
+        if magic not in (BLOCK_MAGIC, BLOCK_MAGIC_V2) or count == 0 or payload_len > BLOCK_PAYLOAD_MAX:
             raise ResultsFormatError("bad block header at byte %d" % off)
+        ih = ITEM_HEADER_V2 if magic == BLOCK_MAGIC_V2 else ITEM_HEADER
         p = off + BLOCK_HEADER.size
         block_end = p + payload_len
         if block_end > end:
             raise ResultsFormatError("block at byte %d runs past the committed length" % off)
         for index in range(first, first + count):
-            if block_end - p < ITEM_HEADER.size:
+            if block_end - p < ih.size:
                 raise ResultsFormatError("block at byte %d holds fewer records than it says" % off)
-            item_len, result_len, status = ITEM_HEADER.unpack_from(buf, p)
-            p += ITEM_HEADER.size
+            attempts = worker = run_usec = 0
+            if ih is ITEM_HEADER_V2:
+                item_len, result_len, status, attempts, worker, _reserved, run_usec = ih.unpack_from(buf, p)
+            else:
+                item_len, result_len, status = ih.unpack_from(buf, p)
+            p += ih.size
             if item_len + result_len > block_end - p:
                 raise ResultsFormatError("record %d overruns its block" % index)
             item = buf[p:p + item_len]
             p += item_len
-            yield Record(index, item, status, buf[p:p + result_len])
+            yield Record(index, item, status, buf[p:p + result_len], attempts, worker, run_usec)
             p += result_len
         if p != block_end:
             raise ResultsFormatError("block at byte %d has %d bytes past its records" % (off, block_end - p))

@@ -73,8 +73,8 @@ def checkpoint():
 
 
 def results():
-    def file_header(job=1, gen=0):
-        h = b"MPLRES\0\1" + struct.pack("<IIQI", 1, 32, job, gen)
+    def file_header(job=1, gen=0, version=1):
+        h = b"MPLRES\0\1" + struct.pack("<IIQI", version, 32, job, gen)
         return h + struct.pack("<I", crc32c(h))
 
     def block(first, items):
@@ -83,10 +83,21 @@ def results():
         crc = crc32c(h + payload)
         return struct.pack("<IIQII", 0x424C504D, len(items), first, len(payload), crc) + payload
 
+    # Version 2: "MPL2" blocks, each item also with attempts, worker, 0, run_usec.
+    def block_v2(first, items):
+        payload = b"".join(struct.pack("<IIiIIIQ", len(it), len(res), st, att, 1, 0, 1500) + it + res
+                           for it, res, st, att in items)
+        h = struct.pack("<IIQII", 0x324C504D, len(items), first, len(payload), 0)
+        crc = crc32c(h + payload)
+        return struct.pack("<IIQII", 0x324C504D, len(items), first, len(payload), crc) + payload
+
     data = file_header() + block(5, [(b"5", b"25", 0), (b"6", b"36", 0)]) + \
         block(0, [(b"0", b"0", 0), (b"1", b"oops", 42)])
     write("results", "two-blocks", data)
     write("results", "torn", data[:-3])
+    data = file_header(version=2) + block(5, [(b"5", b"25", 0)]) + \
+        block_v2(0, [(b"0", b"0", 0, 1), (b"1", b"oops", 42, 3)])
+    write("results", "v2-mixed", data)
 
 
 def config():

@@ -12,6 +12,11 @@
  *            on stdout and "probe err <item>" on stderr
  *   return   with shared "return" N, process returns N and sets results
  *            for the items of even index only
+ *   runs     with shared "count_runs" true, each call appends a byte per
+ *            item to OUTPUT/probe-run.<index> (how many times it ran); with
+ *            "fail_times" N too, an item fails (code 503) while it has run
+ *            N times or fewer
+ *   fail:N   an item whose text is "fail:N" always fails with code N
  *   save     appends "index<TAB>status<TAB>item<TAB>result" lines to
  *            OUTPUT/probe.saved, under a non-blocking flock: a second save
  *            running at the same time fails the job. */
@@ -52,6 +57,25 @@ static int probe_init(const mplock_ctx *ctx, void **state) {
         return 0;
 }
 
+/* One more run of index, counted in its file: how many it has had. */
+static long count_run(const mplock_ctx *ctx, uint64_t index) {
+        char path[4096];
+        off_t size;
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/probe-run.%llu", ctx->output_dir, (unsigned long long) index);
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return -1;
+        if (write(fd, "x", 1) != 1) {
+                close(fd);
+                return -1;
+        }
+        size = lseek(fd, 0, SEEK_END);
+        close(fd);
+        return (long) size;
+}
+
 static int probe_process(const mplock_ctx *ctx, void *state, const mplock_item *items, size_t n,
                          mplock_results *out) {
         const Probe *p = state;
@@ -77,14 +101,32 @@ static int probe_process(const mplock_ctx *ctx, void *state, const mplock_item *
                 fflush(stdout);
                 fprintf(stderr, "probe err %s\n", items[i].data);
         }
-        int64_t ret = 0;
+        int64_t ret = 0, fail_times = 0;
+        int count_runs = 0;
 
         (void) ctx->api->shared_int(ctx, "return", &ret);
-        for (size_t i = 0; i < n; i++)
+        (void) ctx->api->shared_int(ctx, "fail_times", &fail_times);
+        (void) ctx->api->shared_bool(ctx, "count_runs", &count_runs);
+        for (size_t i = 0; i < n; i++) {
+                long runs = count_runs ? count_run(ctx, items[i].index) : 0;
+                char msg[128];
+
+                if (strncmp(items[i].data, "fail:", 5) == 0) {
+                        int code = atoi(items[i].data + 5);
+                        snprintf(msg, sizeof(msg), "probe fails with %d", code);
+                        mplock_result_error(out, i, code, msg);
+                        continue;
+                }
+                if (count_runs && runs >= 0 && runs <= fail_times) {
+                        snprintf(msg, sizeof(msg), "probe fails run %ld of %s", runs, items[i].data);
+                        mplock_result_error(out, i, 503, msg);
+                        continue;
+                }
                 if (ret == 0 || items[i].index % 2 == 0)
                         mplock_result_printf(out, i, "tag=%s|worker=%u|pid=%d|inits=%d|batch=%zu|first=%llu|item=%s",
                                              p->tag, p->worker, (int) getpid(), inits, n,
                                              (unsigned long long) items[0].index, items[i].data);
+        }
         return (int) ret;
 }
 

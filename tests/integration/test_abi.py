@@ -56,7 +56,8 @@ class Abi11(DaemonTest):
         self.assertNotIn("attempt 2 of perm", log)
         for k in (1, 2, 3):
             self.assertIn("attempt %d of retry" % k, log)
-        self.assertIn("module (worker 0): attempt 1 of a", log)
+        # A module's log line names its worker and the item of the call.
+        self.assertIn("module (worker 0): item 0: attempt 1 of a", log)
         self.assertIn("module (saver): saved batch 1", log)
         # One save state; batches numbered from 1; the last one says so; a
         # first run is not a resumed one.

@@ -423,9 +423,18 @@ class Logs(DaemonTest):
         self.assertEqual(followed, log)
         self.assertEqual(self.d.ctl("logs", job).stdout.decode(), log)
         lines = log.splitlines()
-        for i in range(n):
-            self.assertIn("probe out %d" % i, lines)
-            self.assertIn("probe err %d" % i, lines)
+        # Each line the module prints says when, which worker, and which
+        # item it was printed for.
+        printed = {}
+        for line in lines:
+            m = re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z worker ([01]) item (\d+): probe (out|err) (\d+)",
+                             line)
+            if m:
+                self.assertEqual(m.group(2), m.group(4), line)
+                printed[(int(m.group(4)), m.group(3))] = line
+            else:
+                self.assertRegex(line, r" mplock: ", "a line neither the runner's nor prefixed")
+        self.assertEqual(sorted(printed), sorted((i, s) for i in range(n) for s in ("out", "err")))
         # The runner's own lines carry a UTC timestamp.
         self.assertTrue(any(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z mplock: All %d items done "
                                          r"\(0 failed\)\." % n, line) for line in lines), lines[-3:])

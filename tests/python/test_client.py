@@ -75,6 +75,24 @@ def test_pause_resume_cancel_retry_remove(daemon):
         assert e.value.parameters["id"] == job.id
 
 
+def test_retry_of_some_failed_items(daemon):
+    with mplock.Client(daemon.sock) as c:
+        job = c.submit(module("flaky"), os.path.join(daemon.tmp, "o"), items=["a", "b", "c"],
+                       shared={"fail": ["b"]}, max_attempts=1)
+        assert job.wait()["state"] == "completed_with_failures"
+        with pytest.raises(mplock.InvalidParameter) as e:
+            job.retry(items=[(0, 3)])
+        assert e.value.parameter == "items"
+        with pytest.raises(mplock.InvalidParameter) as e:
+            job.retry(codes=[0])
+        assert e.value.parameter == "codes"
+        assert job.retry(codes=[42], items=[(1, 1)])["state"] in ("queued", "running")
+        info = job.wait()
+        assert (info["state"], info["failed"], info["retries"]) == ("completed_with_failures", 1, 1)
+        failed = [r for r in job.results() if "error" in r]
+        assert [(r["index"], r["error"]["code"], r["attempts"]) for r in failed] == [(1, 42, 1)]
+
+
 def test_errors_are_raised_by_name(daemon):
     with mplock.Client(daemon.sock) as c:
         with pytest.raises(mplock.InvalidParameter) as e:
@@ -118,7 +136,8 @@ def test_results_too_large_for_a_page_are_reported_by_size(daemon):
         job = c.submit(module("echo"), os.path.join(daemon.tmp, "out"), items=["x" * 10000, "y"])
         job.wait()
         res = list(job.results())
-        assert res[0] == {"index": 0, "too_large": 20000}
+        assert {k: res[0][k] for k in ("index", "too_large", "attempts")} == {"index": 0, "too_large": 20000,
+                                                                                  "attempts": 1}
         assert res[1]["result"] == "y"
 
 
@@ -165,5 +184,7 @@ def test_bytes_that_are_not_utf8_come_base64_encoded(daemon):
     for via in ([], ["--via-daemon"]):
         out = daemon.ctl("results", "--json", *via, job.id).stdout.decode("utf-8", "strict")
         lines = [json.loads(line) for line in out.splitlines()]
+        joblog = {k: lines[1].pop(k) for k in ("attempts", "worker", "run_usec")}
         assert lines[1] == {"index": 1, "item_base64": "//5B", "result_base64": "//5B"}
+        assert joblog["attempts"] == 1
         assert lines[0]["result"] == "caf\u00e9" and lines[3]["item"] == "plain"

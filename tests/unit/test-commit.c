@@ -183,7 +183,7 @@ static uint32_t make_block(ResultsBlock *b, uint64_t first, uint32_t count, unsi
                 bool bad = fail_mod && i % fail_mod == 0;
                 int il = snprintf(item, sizeof(item), "item-%llu", (unsigned long long) i);
                 int rl = snprintf(result, sizeof(result), "%s-%llu", bad ? "bad" : "result", (unsigned long long) i);
-                ck_assert_int_eq(results_block_add(b, item, (size_t) il, result, (size_t) rl, bad ? -5 : 0), 0);
+                ck_assert_int_eq(results_block_add(b, item, (size_t) il, result, (size_t) rl, bad ? -5 : 0, NULL), 0);
                 failed += bad;
         }
         results_block_finish(b);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,12 @@ static void item_of(uint64_t k, char *item, size_t *item_len, char *result, size
         *status = k % 3 == 0 ? -(int32_t) (k + 1) : 0;
 }
 
+/* The joblog of item k in the test data. */
+static ResultsMeta meta_of(uint64_t k) {
+        return (ResultsMeta){ .attempts = (uint32_t) (k % 4 + 1), .worker = (uint32_t) (k % 3),
+                              .run_usec = k * 1000003u };
+}
+
 static void build_block(ResultsBlock *b, uint64_t first, uint32_t count) {
         results_block_begin(b, first);
         for (uint64_t k = first; k < first + count; k++) {
@@ -34,8 +41,10 @@ static void build_block(ResultsBlock *b, uint64_t first, uint32_t count) {
                 size_t il, rl;
                 int32_t st;
 
+                ResultsMeta m = meta_of(k);
+
                 item_of(k, item, &il, result, &rl, &st);
-                ck_assert_int_eq(results_block_add(b, item, il, result, rl, st), 0);
+                ck_assert_int_eq(results_block_add(b, item, il, result, rl, st, &m), 0);
         }
         results_block_finish(b);
         ck_assert_uint_eq(b->count, count);
@@ -62,6 +71,13 @@ static void check_items(const ResultsBlockHeader *h, const char *payload, uint64
                 ck_assert_uint_eq(ri.result_len, rl);
                 ck_assert_mem_eq(ri.result, result, rl);
                 ck_assert_int_eq(ri.status, st);
+                if (h->magic == RESULTS_BLOCK_MAGIC_V2) {
+                        ResultsMeta m = meta_of(first + n);
+                        ck_assert_uint_eq(ri.meta.attempts, m.attempts);
+                        ck_assert_uint_eq(ri.meta.worker, m.worker);
+                        ck_assert_uint_eq(ri.meta.run_usec, m.run_usec);
+                } else
+                        ck_assert_uint_eq(ri.meta.attempts + ri.meta.worker + ri.meta.run_usec, 0);
                 n++;
         }
         ck_assert_uint_eq(n, count);
@@ -75,6 +91,17 @@ START_TEST(test_file_header) {
         ck_assert_mem_eq(h.magic, RESULTS_FILE_MAGIC, 8);
         ck_assert_uint_eq(h.header_size, sizeof(h));
         ck_assert_uint_eq(h.job_id, JOB_ID);
+        ck_assert_uint_eq(h.version, RESULTS_VERSION);
+        {
+                /* Versions 1 and 2 are read; no other. */
+                static const uint32_t versions[] = { 0, 1, 2, 3 };
+                for (size_t i = 0; i < ELEMENTSOF(versions); i++) {
+                        ResultsFileHeader v = h;
+                        v.version = versions[i];
+                        v.crc = crc32c(0, &v, offsetof(ResultsFileHeader, crc));
+                        ck_assert_int_eq(results_file_header_check(&v), versions[i] == 1 || versions[i] == 2 ? 0 : -EBADMSG);
+                }
+        }
         for (size_t i = 0; i < sizeof(h); i++) {
                 ResultsFileHeader bad = h;
 
@@ -96,7 +123,7 @@ START_TEST(test_block_build_and_verify) {
                 int32_t st;
 
                 item_of(k, item, &il, result, &rl, &st);
-                payload += sizeof(ResultsItemHeader) + il + rl;
+                payload += sizeof(ResultsItemHeaderV2) + il + rl;
         }
         ck_assert_uint_eq(results_block_payload(&b), payload);
         ck_assert_uint_eq(b.len, sizeof(ResultsBlockHeader) + payload);
@@ -116,7 +143,7 @@ START_TEST(test_block_build_and_verify) {
         }
 
         memcpy(&h, b.buf, sizeof(h));
-        ck_assert_uint_eq(h.magic, RESULTS_BLOCK_MAGIC);
+        ck_assert_uint_eq(h.magic, RESULTS_BLOCK_MAGIC_V2);
         ck_assert_uint_eq(h.payload_len, payload);
         check_items(&h, b.buf + sizeof(h), 10, 20);
 
@@ -183,10 +210,10 @@ START_TEST(test_block_empty_items) {
         ResultsItem ri;
 
         results_block_begin(&b, 5);
-        ck_assert_int_eq(results_block_add(&b, NULL, 0, NULL, 0, 0), 0);
-        ck_assert_int_eq(results_block_add(&b, "", 0, "", 0, -3), 0);
+        ck_assert_int_eq(results_block_add(&b, NULL, 0, NULL, 0, 0, NULL), 0);
+        ck_assert_int_eq(results_block_add(&b, "", 0, "", 0, -3, NULL), 0);
         results_block_finish(&b);
-        ck_assert_uint_eq(b.len, sizeof(h) + 2 * sizeof(ResultsItemHeader));
+        ck_assert_uint_eq(b.len, sizeof(h) + 2 * sizeof(ResultsItemHeaderV2));
         ck_assert_int_eq(results_block_verify(b.buf, b.len, N_ITEMS), 0);
         memcpy(&h, b.buf, sizeof(h));
         results_item_iter_init(&it, &h, b.buf + sizeof(h));
@@ -208,22 +235,22 @@ START_TEST(test_block_add_limits) {
         char small[4] = "abc";
 
         results_block_begin(&b, 0);
-        ck_assert_int_eq(results_block_add(&b, small, (size_t) UINT32_MAX + 1, small, 1, 0), -E2BIG);
-        ck_assert_int_eq(results_block_add(&b, small, 1, small, (size_t) UINT32_MAX + 1, 0), -E2BIG);
-        ck_assert_int_eq(results_block_add(&b, small, 1, small, RESULTS_BLOCK_PAYLOAD_MAX, 0), -E2BIG);
-        ck_assert_int_eq(results_block_add(&b, small, 1, small, SIZE_MAX / 2, 0), -E2BIG);
+        ck_assert_int_eq(results_block_add(&b, small, (size_t) UINT32_MAX + 1, small, 1, 0, NULL), -E2BIG);
+        ck_assert_int_eq(results_block_add(&b, small, 1, small, (size_t) UINT32_MAX + 1, 0, NULL), -E2BIG);
+        ck_assert_int_eq(results_block_add(&b, small, 1, small, RESULTS_BLOCK_PAYLOAD_MAX, 0, NULL), -E2BIG);
+        ck_assert_int_eq(results_block_add(&b, small, 1, small, SIZE_MAX / 2, 0, NULL), -E2BIG);
         ck_assert_uint_eq(b.count, 0);
         ck_assert_uint_eq(results_block_payload(&b), 0);
 
         /* The payload limit is inclusive. */
         {
-                size_t max_result = RESULTS_BLOCK_PAYLOAD_MAX - sizeof(ResultsItemHeader) - 1;
+                size_t max_result = RESULTS_BLOCK_PAYLOAD_MAX - sizeof(ResultsItemHeaderV2) - 1;
                 char *big = calloc(1, max_result + 1);
 
                 ck_assert_ptr_nonnull(big);
-                ck_assert_int_eq(results_block_add(&b, "x", 1, big, max_result, 0), 0);
+                ck_assert_int_eq(results_block_add(&b, "x", 1, big, max_result, 0, NULL), 0);
                 ck_assert_uint_eq(results_block_payload(&b), RESULTS_BLOCK_PAYLOAD_MAX);
-                ck_assert_int_eq(results_block_add(&b, NULL, 0, NULL, 0, 0), -E2BIG);
+                ck_assert_int_eq(results_block_add(&b, NULL, 0, NULL, 0, 0, NULL), -E2BIG);
                 results_block_finish(&b);
                 ck_assert_int_eq(results_block_verify(b.buf, b.len, N_ITEMS), 0);
                 free(big);
@@ -260,6 +287,79 @@ START_TEST(test_block_header_check) {
         ck_assert_int_eq(results_block_header_check(&good, 100), 0);
         ck_assert_int_eq(results_block_header_check(&good, 99), -EBADMSG);
         ck_assert_int_eq(results_block_header_check(&good, 0), -EBADMSG);
+        /* A version-2 block's item headers are larger. */
+        h = good, h.magic = RESULTS_BLOCK_MAGIC_V2;
+        ck_assert_int_eq(results_block_header_check(&h, N_ITEMS), -EBADMSG);
+        h.payload_len = 10 * sizeof(ResultsItemHeaderV2);
+        ck_assert_int_eq(results_block_header_check(&h, N_ITEMS), 0);
+}
+END_TEST
+
+/* A block as mplock before version 2 wrote it: 12-byte item headers. */
+static void build_block_v1(ResultsBlock *b, uint64_t first, uint32_t count) {
+        ResultsBlockHeader h = { .magic = RESULTS_BLOCK_MAGIC, .count = count, .first = first };
+        size_t len = sizeof(h);
+
+        b->buf = realloc(b->buf, sizeof(h) + count * (sizeof(ResultsItemHeader) + 64 + 128));
+        ck_assert_ptr_nonnull(b->buf);
+        for (uint64_t k = first; k < first + count; k++) {
+                char item[64], result[128];
+                ResultsItemHeader ih;
+                size_t il, rl;
+                int32_t st;
+
+                item_of(k, item, &il, result, &rl, &st);
+                ih = (ResultsItemHeader){ (uint32_t) il, (uint32_t) rl, st };
+                memcpy(b->buf + len, &ih, sizeof(ih));
+                memcpy(b->buf + len + sizeof(ih), item, il);
+                memcpy(b->buf + len + sizeof(ih) + il, result, rl);
+                len += sizeof(ih) + il + rl;
+        }
+        h.payload_len = (uint32_t) (len - sizeof(h));
+        h.crc = crc32c(crc32c(0, &h, sizeof(h)), b->buf + sizeof(h), h.payload_len);
+        memcpy(b->buf, &h, sizeof(h));
+        b->len = b->cap = len;
+        b->first = first;
+        b->count = count;
+}
+
+START_TEST(test_block_v1) {
+        ResultsBlock b = {};
+        ResultsBlockHeader h;
+        uint32_t failed = 0, special = 0;
+
+        build_block_v1(&b, 10, 20);
+        ck_assert_int_eq(results_block_verify_count(b.buf, b.len, N_ITEMS, -16, &failed, &special), 0);
+        ck_assert_uint_eq(failed, 6);
+        ck_assert_uint_eq(special, 1);
+        memcpy(&h, b.buf, sizeof(h));
+        check_items(&h, b.buf + sizeof(h), 10, 20);
+        /* Taken for a version-2 block, its items would not fill it. */
+        h.magic = RESULTS_BLOCK_MAGIC_V2;
+        h.crc = 0;
+        h.crc = crc32c(crc32c(0, &h, sizeof(h)), b.buf + sizeof(h), h.payload_len);
+        memcpy(b.buf, &h, sizeof(h));
+        ck_assert_int_eq(results_block_verify(b.buf, b.len, N_ITEMS), -EBADMSG);
+        results_block_free(&b);
+}
+END_TEST
+
+START_TEST(test_block_v2_reserved) {
+        /* The reserved word is 0: anything else is not a block we wrote. */
+        ResultsBlock b = {};
+        ResultsItemHeaderV2 ih;
+        ResultsBlockHeader h;
+
+        build_block(&b, 0, 2);
+        memcpy(&ih, b.buf + sizeof(h), sizeof(ih));
+        ih.reserved = 1;
+        memcpy(b.buf + sizeof(h), &ih, sizeof(ih));
+        memcpy(&h, b.buf, sizeof(h));
+        h.crc = 0;
+        h.crc = crc32c(crc32c(0, &h, sizeof(h)), b.buf + sizeof(h), h.payload_len);
+        memcpy(b.buf, &h, sizeof(h));
+        ck_assert_int_eq(results_block_verify(b.buf, b.len, N_ITEMS), -EBADMSG);
+        results_block_free(&b);
 }
 END_TEST
 
@@ -333,6 +433,54 @@ static void check_file(ResultsFile *f, uint64_t valid_end) {
                 check_items(&h, payload, sorted[k].first, sorted[k].count);
         }
 }
+
+/* A file as mplock before version 2 wrote it (the header of version 1,
+ * blocks with 12-byte item headers), then one block of version 2, as a
+ * newer runner that resumed it appends. */
+START_TEST(test_file_v1) {
+        char path[PATH_MAX];
+        int dirfd = test_tmpdir(path, sizeof(path)), fd;
+        ResultsFileHeader fh;
+        ResultsBlock b = {};
+        ResultsFile f;
+        off_t size = sizeof(fh);
+
+        fd = openat(dirfd, "v1", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        ck_assert_int_ge(fd, 0);
+        results_file_header_init(&fh, JOB_ID, 3);
+        fh.version = 1;
+        fh.crc = crc32c(0, &fh, offsetof(ResultsFileHeader, crc));
+        ck_assert_int_eq(results_file_header_check(&fh), 0);
+        ck_assert_int_eq(write(fd, &fh, sizeof(fh)), (ssize_t) sizeof(fh));
+        for (size_t i = 0; i < ELEMENTSOF(spans); i++) {
+                build_block_v1(&b, spans[i].first, spans[i].count);
+                ck_assert_int_eq(write(fd, b.buf, b.len), (ssize_t) b.len);
+                size += (off_t) b.len;
+        }
+        ck_assert_int_eq(results_file_open(&f, fd, (uint64_t) size, N_ITEMS), 0);
+        check_file(&f, (uint64_t) size);
+        results_file_close(&f);
+
+        results_block_free(&b);
+        build_block(&b, 18, 12);
+        ck_assert_int_eq(write(fd, b.buf, b.len), (ssize_t) b.len);
+        size += (off_t) b.len;
+        ck_assert_int_eq(results_file_open(&f, fd, (uint64_t) size, N_ITEMS), 0);
+        ck_assert_uint_eq(f.n_blocks, ELEMENTSOF(spans) + 1);
+        for (size_t k = 0; k < f.n_blocks; k++) {
+                ResultsBlockHeader h;
+                const char *payload;
+
+                ck_assert_int_eq(results_file_read_block(&f, k, &h, &payload), 0);
+                check_items(&h, payload, f.blocks[k].first, f.blocks[k].count);
+                ck_assert_uint_eq(h.magic, f.blocks[k].first == 18 ? RESULTS_BLOCK_MAGIC_V2 : RESULTS_BLOCK_MAGIC);
+        }
+        results_file_close(&f);
+        results_block_free(&b);
+        close(fd);
+        close(dirfd);
+}
+END_TEST
 
 START_TEST(test_file_read) {
         char path[PATH_MAX];
@@ -590,6 +738,9 @@ static Suite *results_suite(void) {
         tcase_add_test(tc, test_block_empty_items);
         tcase_add_test(tc, test_block_add_limits);
         tcase_add_test(tc, test_block_header_check);
+        tcase_add_test(tc, test_block_v1);
+        tcase_add_test(tc, test_block_v2_reserved);
+        tcase_add_test(tc, test_file_v1);
         tcase_add_test(tc, test_file_read);
         tcase_add_test(tc, test_file_torn_block);
         tcase_add_test(tc, test_file_corrupt_payload);
