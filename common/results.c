@@ -2,6 +2,7 @@
 #include "results.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -54,11 +55,54 @@ void results_block_begin(ResultsBlock *b, uint64_t first) {
         b->len = sizeof(ResultsBlockHeader);
 }
 
+static size_t put_varint(char *p, uint64_t v) {
+        size_t n = 0;
+
+        for (; v >= 0x80; v >>= 7)
+                p[n++] = (char) (v | 0x80);
+        p[n++] = (char) v;
+        return n;
+}
+
+/* false: it runs past end, or past 64 bits. */
+static bool get_varint(const char **p, const char *end, uint64_t *ret) {
+        uint64_t v = 0;
+
+        for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+                uint8_t b = (uint8_t) *(*p)++;
+
+                v |= (uint64_t) (b & 0x7f) << shift;
+                if (!(b & 0x80)) {
+                        *ret = v;
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* The joblog after a version-2 item's first 12 bytes. */
+static bool get_meta(const char **p, const char *end, ResultsMeta *m) {
+        uint64_t attempts, worker;
+
+        if (!get_varint(p, end, &attempts) || !get_varint(p, end, &worker) || !get_varint(p, end, &m->run_usec) ||
+            attempts > UINT16_MAX || worker > UINT16_MAX)
+                return false;
+        m->attempts = (uint32_t) attempts;
+        m->worker = (uint32_t) worker;
+        return true;
+}
+
 int results_block_add(ResultsBlock *b, const void *item, size_t item_len, const void *result,
                       size_t result_len, int32_t status, const ResultsMeta *meta) {
-        ResultsItemHeaderV2 ih;
-        size_t add = sizeof(ih) + item_len + result_len;
+        ResultsItemHeader ih;
+        char m[RESULTS_ITEM_HEADER_V2_MAX - sizeof(ResultsItemHeader)];
+        size_t mn = 0, add;
         int r;
+
+        mn += put_varint(m + mn, meta ? MIN(meta->attempts, (uint32_t) UINT16_MAX) : 0);
+        mn += put_varint(m + mn, meta ? MIN(meta->worker, (uint32_t) UINT16_MAX) : 0);
+        mn += put_varint(m + mn, meta ? meta->run_usec : 0);
+        add = sizeof(ih) + mn + item_len + result_len;
 
         if (item_len > UINT32_MAX || result_len > UINT32_MAX ||
             results_block_payload(b) + add > RESULTS_BLOCK_PAYLOAD_MAX)
@@ -66,15 +110,12 @@ int results_block_add(ResultsBlock *b, const void *item, size_t item_len, const 
         r = block_reserve(b, add);
         if (r < 0)
                 return r;
-        ih = (ResultsItemHeaderV2){ .item_len = (uint32_t) item_len, .result_len = (uint32_t) result_len,
-                                    .status = status };
-        if (meta) {
-                ih.attempts = meta->attempts;
-                ih.worker = meta->worker;
-                ih.run_usec = meta->run_usec;
-        }
+        ih = (ResultsItemHeader){ .item_len = (uint32_t) item_len, .result_len = (uint32_t) result_len,
+                                  .status = status };
         memcpy(b->buf + b->len, &ih, sizeof(ih));
         b->len += sizeof(ih);
+        memcpy(b->buf + b->len, m, mn);
+        b->len += mn;
         if (item_len) {
                 memcpy(b->buf + b->len, item, item_len);
                 b->len += item_len;
@@ -124,7 +165,7 @@ int results_block_verify_count(const void *block, size_t len, uint64_t n_items, 
         ResultsBlockHeader h;
         const char *p, *end;
         uint32_t crc, failed = 0, n_special = 0;
-        size_t ihs;
+        bool v2;
 
         if (len < sizeof(h))
                 return -EBADMSG;
@@ -138,14 +179,17 @@ int results_block_verify_count(const void *block, size_t len, uint64_t n_items, 
 
         p = (const char *) block + sizeof(h);
         end = p + h.payload_len;
-        ihs = results_item_header_size(h.magic);
+        v2 = h.magic == RESULTS_BLOCK_MAGIC_V2;
         for (uint32_t i = 0; i < h.count; i++) {
-                ResultsItemHeaderV2 ih = {};
-                if ((size_t) (end - p) < ihs)
+                ResultsItemHeader ih;
+                ResultsMeta m;
+                if ((size_t) (end - p) < sizeof(ih))
                         return -EBADMSG;
-                memcpy(&ih, p, ihs); /* a version-1 header is the first 12 bytes */
-                p += ihs;
-                if ((uint64_t) ih.item_len + ih.result_len > (uint64_t) (end - p) || ih.reserved != 0)
+                memcpy(&ih, p, sizeof(ih));
+                p += sizeof(ih);
+                if (v2 && !get_meta(&p, end, &m))
+                        return -EBADMSG;
+                if ((uint64_t) ih.item_len + ih.result_len > (uint64_t) (end - p))
                         return -EBADMSG;
                 p += (size_t) ih.item_len + ih.result_len;
                 failed += ih.status != 0;
@@ -168,13 +212,16 @@ void results_item_iter_init(ResultsItemIter *it, const ResultsBlockHeader *h, co
 }
 
 bool results_item_iter_next(ResultsItemIter *it, ResultsItem *ret) {
-        size_t ihs = it->v2 ? sizeof(ResultsItemHeaderV2) : sizeof(ResultsItemHeader);
-        ResultsItemHeaderV2 ih = {};
+        ResultsItemHeader ih;
 
-        if ((size_t) (it->end - it->p) < ihs)
+        if ((size_t) (it->end - it->p) < sizeof(ih))
                 return false;
-        memcpy(&ih, it->p, ihs);
-        it->p += ihs;
+        memcpy(&ih, it->p, sizeof(ih));
+        it->p += sizeof(ih);
+        ret->meta = (ResultsMeta){};
+        /* Only verified blocks are walked: the joblog is whole. */
+        if (it->v2 && !get_meta(&it->p, it->end, &ret->meta))
+                return false;
         ret->index = it->next_index++;
         ret->item = it->p;
         ret->item_len = ih.item_len;
@@ -183,7 +230,6 @@ bool results_item_iter_next(ResultsItemIter *it, ResultsItem *ret) {
         ret->result_len = ih.result_len;
         it->p += ih.result_len;
         ret->status = ih.status;
-        ret->meta = (ResultsMeta){ .attempts = ih.attempts, .worker = ih.worker, .run_usec = ih.run_usec };
         return true;
 }
 

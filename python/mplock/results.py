@@ -6,7 +6,7 @@ order; each block is a ResultsBlockHeader (magic "MPLB" or, from version
 2, "MPL2"; count, first, payload_len, crc) and `count` records of
 consecutive indices first, first+1, ..., each an item header (in an "MPLB"
 block: item_len, result_len, status; in an "MPL2" block also attempts,
-worker, a reserved word and run_usec), the item bytes and the result
+worker and run_usec, each a LEB128 varint), the item bytes and the result
 bytes (the error message when status != 0). All
 integers are in host byte order. Only the first `results_committed` bytes
 (as Status reports them) are committed: what lies past them may be torn or
@@ -25,14 +25,12 @@ FILE_MAGIC = b"MPLRES\0\1"
 FILE_HEADER = struct.Struct("=8sIIQII")   # magic, version, header_size, job_id, gen, crc
 BLOCK_HEADER = struct.Struct("=IIQII")    # magic, count, first, payload_len, crc
 ITEM_HEADER = struct.Struct("=IIi")       # item_len, result_len, status
-ITEM_HEADER_V2 = struct.Struct("=IIiIIIQ")  # the same, attempts, worker, reserved, run_usec
 BLOCK_MAGIC = 0x424C504D                  # "MPLB"
 BLOCK_MAGIC_V2 = 0x324C504D               # "MPL2"
 BLOCK_PAYLOAD_MAX = 64 << 20              # RESULTS_BLOCK_PAYLOAD_MAX
 VERSIONS = (1, 2)
 
 assert FILE_HEADER.size == 32 and BLOCK_HEADER.size == 24 and ITEM_HEADER.size == 12
-assert ITEM_HEADER_V2.size == 32
 
 
 class ResultsFormatError(ValueError):
@@ -67,6 +65,19 @@ def parse_file_header(raw: bytes) -> Tuple[int, int, int]:
     return header_size, job_id, gen
 
 
+
+def _varint(buf, p, end, off):
+    """A LEB128 varint at p (a version-2 record's joblog): (value, next p)."""
+    v = shift = 0
+    while p < end and shift < 64:
+        b = buf[p]
+        p += 1
+        v |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return v, p
+        shift += 7
+    raise ResultsFormatError("a record's joblog in the block at byte %d runs past it" % off)
+
 def parse_blocks(buf: bytes, start: int = 0) -> Iterator[Record]:
     """The records of the whole blocks in buf[start:], which must end on a
     block boundary (the committed length always does)."""
@@ -77,7 +88,8 @@ def parse_blocks(buf: bytes, start: int = 0) -> Iterator[Record]:
         magic, count, first, payload_len, _crc = BLOCK_HEADER.unpack_from(buf, off)
         if magic not in (BLOCK_MAGIC, BLOCK_MAGIC_V2) or count == 0 or payload_len > BLOCK_PAYLOAD_MAX:
             raise ResultsFormatError("bad block header at byte %d" % off)
-        ih = ITEM_HEADER_V2 if magic == BLOCK_MAGIC_V2 else ITEM_HEADER
+        v2 = magic == BLOCK_MAGIC_V2
+        ih = ITEM_HEADER
         p = off + BLOCK_HEADER.size
         block_end = p + payload_len
         if block_end > end:
@@ -86,11 +98,14 @@ def parse_blocks(buf: bytes, start: int = 0) -> Iterator[Record]:
             if block_end - p < ih.size:
                 raise ResultsFormatError("block at byte %d holds fewer records than it says" % off)
             attempts = worker = run_usec = 0
-            if ih is ITEM_HEADER_V2:
-                item_len, result_len, status, attempts, worker, _reserved, run_usec = ih.unpack_from(buf, p)
-            else:
-                item_len, result_len, status = ih.unpack_from(buf, p)
+            item_len, result_len, status = ih.unpack_from(buf, p)
             p += ih.size
+            if v2:
+                attempts, p = _varint(buf, p, block_end, off)
+                worker, p = _varint(buf, p, block_end, off)
+                run_usec, p = _varint(buf, p, block_end, off)
+                if attempts > 0xFFFF or worker > 0xFFFF:
+                    raise ResultsFormatError("record %d of the block at byte %d has a bad joblog" % (index, off))
             if item_len + result_len > block_end - p:
                 raise ResultsFormatError("record %d overruns its block" % index)
             item = buf[p:p + item_len]

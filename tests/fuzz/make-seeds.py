@@ -83,10 +83,18 @@ def results():
         crc = crc32c(h + payload)
         return struct.pack("<IIQII", 0x424C504D, len(items), first, len(payload), crc) + payload
 
-    # Version 2: "MPL2" blocks, each item also with attempts, worker, 0, run_usec.
+    # Version 2: "MPL2" blocks, each item also with attempts, worker and
+    # run_usec as LEB128 varints.
+    def varint(v):
+        out = b""
+        while v >= 0x80:
+            out += bytes([(v & 0x7F) | 0x80])
+            v >>= 7
+        return out + bytes([v])
+
     def block_v2(first, items):
-        payload = b"".join(struct.pack("<IIiIIIQ", len(it), len(res), st, att, 1, 0, 1500) + it + res
-                           for it, res, st, att in items)
+        payload = b"".join(struct.pack("<IIi", len(it), len(res), st) + varint(att) + varint(1) + varint(1500) +
+                           it + res for it, res, st, att in items)
         h = struct.pack("<IIQII", 0x324C504D, len(items), first, len(payload), 0)
         crc = crc32c(h + payload)
         return struct.pack("<IIQII", 0x324C504D, len(items), first, len(payload), crc) + payload

@@ -28,6 +28,15 @@ static void item_of(uint64_t k, char *item, size_t *item_len, char *result, size
         *status = k % 3 == 0 ? -(int32_t) (k + 1) : 0;
 }
 
+/* Bytes of a LEB128 varint. */
+static size_t varint_len(uint64_t v) {
+        size_t n = 1;
+
+        for (; v >= 0x80; v >>= 7)
+                n++;
+        return n;
+}
+
 /* The joblog of item k in the test data. */
 static ResultsMeta meta_of(uint64_t k) {
         return (ResultsMeta){ .attempts = (uint32_t) (k % 4 + 1), .worker = (uint32_t) (k % 3),
@@ -123,7 +132,8 @@ START_TEST(test_block_build_and_verify) {
                 int32_t st;
 
                 item_of(k, item, &il, result, &rl, &st);
-                payload += sizeof(ResultsItemHeaderV2) + il + rl;
+                payload += sizeof(ResultsItemHeader) + varint_len(meta_of(k).attempts) +
+                           varint_len(meta_of(k).worker) + varint_len(meta_of(k).run_usec) + il + rl;
         }
         ck_assert_uint_eq(results_block_payload(&b), payload);
         ck_assert_uint_eq(b.len, sizeof(ResultsBlockHeader) + payload);
@@ -213,7 +223,7 @@ START_TEST(test_block_empty_items) {
         ck_assert_int_eq(results_block_add(&b, NULL, 0, NULL, 0, 0, NULL), 0);
         ck_assert_int_eq(results_block_add(&b, "", 0, "", 0, -3, NULL), 0);
         results_block_finish(&b);
-        ck_assert_uint_eq(b.len, sizeof(h) + 2 * sizeof(ResultsItemHeaderV2));
+        ck_assert_uint_eq(b.len, sizeof(h) + 2 * RESULTS_ITEM_HEADER_V2_MIN);
         ck_assert_int_eq(results_block_verify(b.buf, b.len, N_ITEMS), 0);
         memcpy(&h, b.buf, sizeof(h));
         results_item_iter_init(&it, &h, b.buf + sizeof(h));
@@ -244,7 +254,7 @@ START_TEST(test_block_add_limits) {
 
         /* The payload limit is inclusive. */
         {
-                size_t max_result = RESULTS_BLOCK_PAYLOAD_MAX - sizeof(ResultsItemHeaderV2) - 1;
+                size_t max_result = RESULTS_BLOCK_PAYLOAD_MAX - RESULTS_ITEM_HEADER_V2_MIN - 1;
                 char *big = calloc(1, max_result + 1);
 
                 ck_assert_ptr_nonnull(big);
@@ -290,7 +300,7 @@ START_TEST(test_block_header_check) {
         /* A version-2 block's item headers are larger. */
         h = good, h.magic = RESULTS_BLOCK_MAGIC_V2;
         ck_assert_int_eq(results_block_header_check(&h, N_ITEMS), -EBADMSG);
-        h.payload_len = 10 * sizeof(ResultsItemHeaderV2);
+        h.payload_len = 10 * RESULTS_ITEM_HEADER_V2_MIN;
         ck_assert_int_eq(results_block_header_check(&h, N_ITEMS), 0);
 }
 END_TEST
@@ -344,17 +354,30 @@ START_TEST(test_block_v1) {
 }
 END_TEST
 
-START_TEST(test_block_v2_reserved) {
-        /* The reserved word is 0: anything else is not a block we wrote. */
+START_TEST(test_joblog_bounds) {
+        /* Any run time round trips; attempts and workers past 16 bits are
+         * kept at the most; a varint that runs past the block is damage. */
+        ResultsMeta big = { .attempts = 70000, .worker = UINT32_MAX, .run_usec = UINT64_MAX };
         ResultsBlock b = {};
-        ResultsItemHeaderV2 ih;
         ResultsBlockHeader h;
+        ResultsItemIter it;
+        ResultsItem ri;
 
-        build_block(&b, 0, 2);
-        memcpy(&ih, b.buf + sizeof(h), sizeof(ih));
-        ih.reserved = 1;
-        memcpy(b.buf + sizeof(h), &ih, sizeof(ih));
+        results_block_begin(&b, 0);
+        ck_assert_int_eq(results_block_add(&b, "x", 1, "y", 1, 0, &big), 0);
+        results_block_finish(&b);
+        ck_assert_int_eq(results_block_verify(b.buf, b.len, N_ITEMS), 0);
         memcpy(&h, b.buf, sizeof(h));
+        results_item_iter_init(&it, &h, b.buf + sizeof(h));
+        ck_assert(results_item_iter_next(&it, &ri));
+        ck_assert_uint_eq(ri.meta.attempts, UINT16_MAX);
+        ck_assert_uint_eq(ri.meta.worker, UINT16_MAX);
+        ck_assert_uint_eq(ri.meta.run_usec, UINT64_MAX);
+        ck_assert_uint_eq(ri.item_len, 1);
+        ck_assert_uint_eq(ri.result[0], 'y');
+        /* The run time's last byte with its continuation bit set: it runs
+         * into the item and on, to the end. */
+        b.buf[sizeof(h) + sizeof(ResultsItemHeader) + 3 + 3 + 9] |= (char) 0x80;
         h.crc = 0;
         h.crc = crc32c(crc32c(0, &h, sizeof(h)), b.buf + sizeof(h), h.payload_len);
         memcpy(b.buf, &h, sizeof(h));
@@ -739,7 +762,7 @@ static Suite *results_suite(void) {
         tcase_add_test(tc, test_block_add_limits);
         tcase_add_test(tc, test_block_header_check);
         tcase_add_test(tc, test_block_v1);
-        tcase_add_test(tc, test_block_v2_reserved);
+        tcase_add_test(tc, test_joblog_bounds);
         tcase_add_test(tc, test_file_v1);
         tcase_add_test(tc, test_file_read);
         tcase_add_test(tc, test_file_torn_block);
