@@ -231,7 +231,7 @@ static void top_heads(Line *l, unsigned bar) {
 
 static void top_row(Line *l, json_object *job, unsigned bar, bool selected) {
         uint64_t items = job_uint(job, "items"), done = job_progress(job);
-        json_object *u = json_get(job, "usage"), *eta = json_get(job, "eta_seconds"), *rate = json_get(job, "rate");
+        json_object *u = json_get(job, "usage"), *eta = json_get(job, "eta_seconds");
         bool running = streq(job_str(job, "state"), "running");
         char buf[64], owner[32];
 
@@ -248,9 +248,10 @@ static void top_row(Line *l, json_object *job, unsigned bar, bool selected) {
         format_percent(done, items, buf, sizeof(buf));
         line_put(l, buf, 7);
         line_printf(l, 14, "%llu/%llu", (unsigned long long) done, (unsigned long long) items);
-        if (running)
-                format_rate(rate ? json_object_get_double(rate) : 0.0, buf, sizeof(buf));
-        line_put(l, running ? buf : "-", 9);
+        /* An ended job's average; nothing for one queued or paused. */
+        if (running || job_ended(job))
+                format_rate(job_rate(job), buf, sizeof(buf));
+        line_put(l, running || job_ended(job) ? buf : "-", 9);
         if (eta)
                 format_duration((uint64_t) MAX(json_object_get_int64(eta), 0), buf, sizeof(buf));
         line_put(l, eta ? buf : "-", 8);

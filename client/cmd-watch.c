@@ -76,12 +76,12 @@ typedef struct Screen {
 /* "job 12 running [#####-----] 45.2% 450/1000 items, 3 failed, 12/s, ETA 1m05s" */
 static void watch_line(Line *l, uint64_t id, json_object *job) {
         uint64_t items = job_uint(job, "items"), done = job_progress(job);
-        json_object *rate = json_get(job, "rate"), *eta = json_get(job, "eta_seconds");
+        json_object *eta = json_get(job, "eta_seconds");
         char pct[16], r[32], e[32] = "", head[96], tail[192];
         unsigned room, bar;
 
         format_percent(done, items, pct, sizeof(pct));
-        format_rate(rate ? json_object_get_double(rate) : 0.0, r, sizeof(r));
+        format_rate(job_rate(job), r, sizeof(r));
         if (eta)
                 format_duration((uint64_t) MAX(json_object_get_int64(eta), 0), e, sizeof(e));
         if (!eta && streq(job_str(job, "state"), "running"))
@@ -101,11 +101,11 @@ static void watch_line(Line *l, uint64_t id, json_object *job) {
 /* Not a terminal: the line of old, without a bar. */
 static void watch_plain(uint64_t id, json_object *job) {
         uint64_t items = job_uint(job, "items"), done = job_progress(job);
-        json_object *rate = json_get(job, "rate"), *eta = json_get(job, "eta_seconds");
+        json_object *eta = json_get(job, "eta_seconds");
         char pct[16], r[32], e[32] = "";
 
         format_percent(done, items, pct, sizeof(pct));
-        format_rate(rate ? json_object_get_double(rate) : 0.0, r, sizeof(r));
+        format_rate(job_rate(job), r, sizeof(r));
         if (eta)
                 format_duration((uint64_t) MAX(json_object_get_int64(eta), 0), e, sizeof(e));
         printf("[job %llu %s] %llu/%llu items (%s), %llu failed, %s%s%s\n", (unsigned long long) id,

@@ -52,6 +52,8 @@ int ctl_next(Ctl *c, json_object **ret, bool *continues);
 
 /* output.c */
 void print_job(const json_object *job);
+/* Items per second: a running job's current rate, an ended job's average. */
+double job_rate(json_object *job);
 void print_job_table(json_object *jobs);
 void print_json(json_object *o);
 /* "Job 12 completed: 10 of 10 items done, 0 failed", on stderr. */

@@ -58,7 +58,7 @@ static void format_time(uint64_t usec, char *buf, size_t n) {
 
 /* An ended job's speed is its average over its run, not the last
  * seconds' (which is 0 once it has stopped). */
-static double job_rate(json_object *job) {
+double job_rate(json_object *job) {
         json_object *rate = json_get(job, job_ended(job) ? "average_rate" : "rate");
 
         return rate ? json_object_get_double(rate) : 0.0;

@@ -139,6 +139,9 @@ class Tui(DaemonTest):
         for line in lines:
             self.assertTrue(line.startswith("[job %d " % job), line)
         self.assertTrue(lines[-1].startswith("[job %d completed] 8/8 items (100.0%%)" % job), lines[-1])
+        # Once it has ended, its average rate, not the last seconds' 0/s.
+        self.assertNotIn(" 0/s", lines[-1])
+        self.assertRegex(lines[-1], r", [0-9.]+k?/s")
         self.assertIn(b"Job %d completed" % job, p.stderr)
 
     def test_watch_of_several_exits_with_the_worst_code(self):
