@@ -385,6 +385,7 @@ bool api_admit(Api *api, Call *call, uid_t uid, bool new_job) {
 }
 
 typedef struct PendingSubmit {
+        Api *api;
         Call *call;
         Submission *submission;
 } PendingSubmit;
@@ -405,8 +406,11 @@ static void submit_done(const SubmitResult *res, void *userdata) {
 
         call_on_gone(call, NULL, NULL);
         if (res->outcome == SUBMIT_OK) {
+                /* The new job too: what a client would ask Status next. */
+                const Job *j = jobs_find(ps->api->jobs, res->id);
+
                 p = json_object_new_object();
-                if (p && json_add_u64(p, "id", res->id) == 0)
+                if (p && json_add_u64(p, "id", res->id) == 0 && (!j || json_add(p, "job", job_to_json(j)) == 0))
                         call_reply(call, p);
                 else {
                         json_object_put(p);
@@ -482,6 +486,7 @@ void method_submit(Api *api, Call *call) {
                 call_error(call, MPLOCK_ERROR_INTERNAL_ERROR, NULL);
                 return;
         }
+        ps->api = api;
         ps->call = call_ref(call);
         call_on_gone(call, submit_gone, ps);
         /* NULL: already answered, and ps is gone with it. */

@@ -268,7 +268,8 @@ class Client:
             options["umask"] = mask
         params.update({k: v for k, v in options.items() if v is not None})
         reply = self.call("Submit", params)
-        return Job(self, self.call("Status", {"id": reply["id"]})["job"])
+        # mplockd of before the reply carried it: ask.
+        return Job(self, reply.get("job") or self.call("Status", {"id": reply["id"]})["job"])
 
     def job(self, job_id):
         return Job(self, self.call("Status", {"id": job_id})["job"])
