@@ -244,7 +244,11 @@ static void log_line(const mplock_ctx *ctx, Run *run, uint64_t index) {
         if (run->line_len == 0)
                 return;
         run->line[run->line_len] = '\0';
-        ctx->api->log(ctx, MPLOCK_LOG_INFO, "item %llu: %s", (unsigned long long) index, run->line);
+        /* The log names the call's item itself; in a batch, which one. */
+        if (ctx->batch_size > 1)
+                ctx->api->log(ctx, MPLOCK_LOG_INFO, "item %llu: %s", (unsigned long long) index, run->line);
+        else
+                ctx->api->log(ctx, MPLOCK_LOG_INFO, "%s", run->line);
         memcpy(run->last, run->line, run->line_len + 1);
         run->line_len = 0;
 }
