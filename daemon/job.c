@@ -502,7 +502,9 @@ static void job_save_stats(Job *j) {
 }
 
 int job_read_stats(const Job *j, void **ret, size_t *ret_len, bool *ret_live) {
-        *ret_live = j->stats && j->runner;
+        /* Its runner sends them before DONE: once done, they are final
+         * although the runner may not have exited yet. */
+        *ret_live = j->stats && j->runner && !j->runner_done;
         if (!j->stats)
                 return j->damaged ? -ENOENT : store_load_stats(j->dirfd, ret, ret_len);
         *ret = memdup(j->stats, j->stats_len);
