@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* burn: spins the CPU for shared "ms" milliseconds (default 5) per item, or
- * "us" microseconds if given, then returns the item. For measuring how well
- * work is spread. */
+ * "us" microseconds if given, or with shared "per_item" true for as many
+ * milliseconds as the item says ("20"), then returns the item. For
+ * measuring how well work is spread, and items of known durations. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
@@ -10,6 +11,7 @@
 
 typedef struct {
         int64_t ns;
+        int per_item; /* shared_bool's */
 } Burn;
 
 static int burn_init(const mplock_ctx *ctx, void **state) {
@@ -18,9 +20,10 @@ static int burn_init(const mplock_ctx *ctx, void **state) {
 
         if (!b)
                 return -12;
-        if (ctx->api->shared_int(ctx, "ms", &ms) == -22 || ms < 0 || ctx->api->shared_int(ctx, "us", &us) == -22) {
+        if (ctx->api->shared_int(ctx, "ms", &ms) == -22 || ms < 0 || ctx->api->shared_int(ctx, "us", &us) == -22 ||
+            ctx->api->shared_bool(ctx, "per_item", &b->per_item) == -22) {
                 free(b);
-                return -22; /* "ms" and "us" must be non-negative integers */
+                return -22; /* "ms" and "us" must be non-negative integers, "per_item" a boolean */
         }
         b->ns = us >= 0 ? us * 1000 : ms * 1000000;
         *state = b;
@@ -43,7 +46,7 @@ static int burn_process(const mplock_ctx *ctx, void *state, const mplock_item *i
 
         (void) ctx;
         for (size_t i = 0; i < n; i++) {
-                int64_t end = now_ns() + b->ns;
+                int64_t end = now_ns() + (b->per_item ? strtol(items[i].data, NULL, 10) * 1000000 : b->ns);
                 /* CPU time, not wall time: the work is the same however busy
                  * the machine is. */
                 while (now_ns() < end)

@@ -12,7 +12,8 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILD, MPLOCKCTL, DaemonTest, main  # noqa: E402
 
-BURNMS = os.path.join(BUILD, "tests", "integration", "burnms.so")
+BURN = os.path.join(BUILD, "examples", "burn.so")
+PER_ITEM = ("--shared", '{"per_item": true}')  # an item's text is its milliseconds
 N = 100
 
 
@@ -21,7 +22,7 @@ class Stats(DaemonTest):
         # Odd items take 20 ms of CPU, even ones 1 ms.
         items = self.write_items("items", ["20" if i % 2 else "1" for i in range(N)])
         os.mkdir(self.path("out"))
-        job = self.d.submit(BURNMS, items, self.path("out"), "--workers", "2")
+        job = self.d.submit(BURN, items, self.path("out"), "--workers", "2", *PER_ITEM)
         rc, st = self.d.wait(job)
         self.assertEqual((rc, st["state"]), (0, "completed"), st)
         return job
@@ -49,7 +50,7 @@ class Stats(DaemonTest):
         self.assertGreaterEqual(total["processing_usec"], (N // 2) * 20000 + (N // 2) * 1000)
         shares = total["init_share"] + total["processing_share"] + total["waiting_share"] + total["saving_share"]
         self.assertAlmostEqual(shares, 1.0, places=6)
-        self.assertEqual(total["saving_usec"], 0)  # burnms saves nothing
+        self.assertEqual(total["saving_usec"], 0)  # burn saves nothing
         # A row per worker, their items adding up.
         self.assertEqual([w["worker"] for w in s["workers"]], [0, 1])
         self.assertEqual(sum(w["items"] for w in s["workers"]), N)
@@ -102,7 +103,7 @@ class Stats(DaemonTest):
         # the first word comes.
         items = self.write_items("items", ["50"] * 400)
         os.mkdir(self.path("out"))
-        job = self.d.submit(BURNMS, items, self.path("out"), "--workers", "2")
+        job = self.d.submit(BURN, items, self.path("out"), "--workers", "2", *PER_ITEM)
         deadline = time.monotonic() + 30
         while True:
             s = json.loads(self.d.ctl("stats", "--json", job).stdout)
@@ -131,9 +132,9 @@ class Stats(DaemonTest):
         # CPUs): the second waits in the queue, without stats.
         os.mkdir(self.path("out"))
         slots = os.cpu_count()
-        busy = self.d.submit(BURNMS, self.write_items("busy", ["3000"] * slots), self.path("out"), "--workers",
-                             str(slots))
-        job = self.d.submit(BURNMS, self.write_items("items", ["1"]), self.path("out"))
+        busy = self.d.submit(BURN, self.write_items("busy", ["3000"] * slots), self.path("out"), "--workers",
+                             str(slots), *PER_ITEM)
+        job = self.d.submit(BURN, self.write_items("items", ["1"]), self.path("out"), *PER_ITEM)
         self.assertEqual(self.d.status(job)["state"], "queued")
         r = self.d.varlink("io.mplock.Manager.Stats", {"id": job})
         self.assertEqual(r[0].get("parameters"), {}, r)
