@@ -12,8 +12,15 @@
 #include "retrysel.h"
 #include "varlink-names.h"
 
-/* Parses "[--json] JOB" for the commands that take one job. */
-static int one_job(Ctl *c, int argc, char **argv, uint64_t *id) {
+int job_operand(Ctl *c, int argc, char **argv, uint64_t *id) {
+        if (optind + 1 != argc) {
+                fprintf(stderr, "mplockctl %s: expected one job id\n", c->command);
+                return help_hint(c->command);
+        }
+        return parse_job_id(argv[optind], id) < 0 ? EXIT_USAGE : EXIT_OK;
+}
+
+int one_job(Ctl *c, int argc, char **argv, uint64_t *id) {
         static const struct option options[] = {
                 { "json", no_argument, NULL, 'j' },
                 { "help", no_argument, NULL, 'h' },
@@ -28,13 +35,7 @@ static int one_job(Ctl *c, int argc, char **argv, uint64_t *id) {
                         return help_command(c->command);
                 else
                         return help_hint(c->command);
-        if (optind + 1 != argc) {
-                fprintf(stderr, "mplockctl %s: expected one job id\n", c->command);
-                return help_hint(c->command);
-        }
-        if (parse_job_id(argv[optind], id) < 0)
-                return EXIT_USAGE;
-        return EXIT_OK;
+        return job_operand(c, argc, argv, id);
 }
 
 json_object *id_params(uint64_t id) {
@@ -390,12 +391,9 @@ int cmd_retry(Ctl *c, int argc, char **argv) {
                 default:
                         return help_hint(c->command);
                 }
-        if (optind + 1 != argc) {
-                fprintf(stderr, "mplockctl %s: expected one job id\n", c->command);
-                return help_hint(c->command);
-        }
-        if (parse_job_id(argv[optind], &id) < 0)
-                return EXIT_USAGE;
+        r = job_operand(c, argc, argv, &id);
+        if (r != EXIT_OK)
+                return r;
         retry_sel_normalize(sel);
         if (!retry_sel_all(sel)) {
                 r = retry_check_choice(c, id, sel);

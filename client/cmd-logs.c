@@ -71,12 +71,9 @@ int cmd_logs(Ctl *c, int argc, char **argv) {
                         return help_command(c->command);
                 else
                         return help_hint(c->command);
-        if (optind + 1 != argc) {
-                fprintf(stderr, "mplockctl logs: expected one job id\n");
-                return help_hint(c->command);
-        }
-        if (parse_job_id(argv[optind], &id) < 0)
-                return EXIT_USAGE;
+        r = job_operand(c, argc, argv, &id);
+        if (r != EXIT_OK)
+                return r;
         r = job_state(c, id, &job);
         if (r != EXIT_OK)
                 return r;

@@ -291,12 +291,9 @@ static int results_or_failed(Ctl *c, int argc, char **argv, bool only_failed) {
                 default:
                         return help_hint(c->command);
                 }
-        if (optind + 1 != argc) {
-                fprintf(stderr, "mplockctl %s: expected one job id\n", c->command);
-                return help_hint(c->command);
-        }
-        if (parse_job_id(argv[optind], &id) < 0)
-                return EXIT_USAGE;
+        r = job_operand(c, argc, argv, &id);
+        if (r != EXIT_OK)
+                return r;
         p.json = c->json;
 
         params = json_object_new_object();

@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: MIT */
-#include <getopt.h>
 #include <langinfo.h>
 #include <locale.h>
 #include <stdio.h>
@@ -144,35 +143,13 @@ static void print_stats(uint64_t id, json_object *st) {
 }
 
 int cmd_stats(Ctl *c, int argc, char **argv) {
-        static const struct option options[] = {
-                { "json", no_argument, NULL, 'j' },
-                { "help", no_argument, NULL, 'h' },
-                {},
-        };
-        json_object *reply, *params, *st;
+        json_object *reply, *st;
         uint64_t id;
-        int opt, r;
+        int r = one_job(c, argc, argv, &id);
 
-        while ((opt = getopt_long(argc, argv, "h", options, NULL)) >= 0)
-                if (opt == 'j')
-                        c->json = true;
-                else if (opt == 'h')
-                        return help_command(c->command);
-                else
-                        return help_hint(c->command);
-        if (optind + 1 != argc) {
-                fprintf(stderr, "mplockctl stats: expected one job id\n");
-                return help_hint(c->command);
-        }
-        if (parse_job_id(argv[optind], &id) < 0)
-                return EXIT_USAGE;
-        params = json_object_new_object();
-        if (!params || json_add_u64(params, "id", id) < 0) {
-                json_object_put(params);
-                fprintf(stderr, "mplockctl: out of memory\n");
-                return EXIT_ERROR;
-        }
-        r = ctl_call(c, MPLOCK_METHOD_STATS, params, false, &reply, NULL);
+        if (r != EXIT_OK)
+                return r;
+        r = ctl_call(c, MPLOCK_METHOD_STATS, id_params(id), false, &reply, NULL);
         if (r != EXIT_OK)
                 return r;
         st = json_get(reply, "stats");

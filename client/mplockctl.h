@@ -99,6 +99,10 @@ int job_exit_code(json_object *job);
 bool job_ended(json_object *job);
 void fputs_json_string(const char *s, size_t len, FILE *f);
 int parse_job_id(const char *s, uint64_t *ret);
+/* cmd-jobs.c: after a command's options, its one operand, a job id (a
+ * usage error otherwise, with where help is); and "[--json] JOB" whole. */
+int job_operand(Ctl *c, int argc, char **argv, uint64_t *id);
+int one_job(Ctl *c, int argc, char **argv, uint64_t *id);
 
 /* help.c: a command's usage, summary and option lines, one entry each;
  * a new command gets its entry there. */
