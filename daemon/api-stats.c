@@ -6,7 +6,7 @@
 #include "api-internal.h"
 #include "control.h"
 #include "ipc.h"
-#include "job.h"
+#include "job-stats.h"
 #include "macro.h"
 #include "stats.h"
 #include "text.h"

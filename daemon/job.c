@@ -13,6 +13,7 @@
 #include "config.h"
 #include "json-util.h"
 #include "job-scope.h"
+#include "job-stats.h"
 #include "jobs.h"
 #include "jobs-journal.h"
 #include "log.h"
@@ -20,7 +21,6 @@
 #include "notifier.h"
 #include "retrysel.h"
 #include "runner-proc.h"
-#include "stats.h"
 #include "store.h"
 
 /* A runner that dies this many times in a row without committing anything
@@ -465,55 +465,6 @@ static void on_shards(void *userdata, const char *array, const IpcShard *v, uint
         (void) snprintf(j->slurm_array, sizeof(j->slurm_array), "%s", array);
 }
 
-static int on_stats(void *userdata, const void *payload, size_t len) {
-        Job *j = userdata;
-        IpcStats h;
-        void *copy;
-
-        memcpy(&h, payload, sizeof(h));
-        if (h.n_workers > MAX(j->spec.workers, j->slots))
-                return -EINVAL;
-        for (uint32_t k = 0; k < h.n_slow; k++)
-                if (h.slow[k].index >= j->spec.n_items)
-                        return -EINVAL;
-        copy = memdup(payload, len);
-        if (!copy)
-                return -ENOMEM; /* informational: the last ones stay */
-        free(j->stats);
-        j->stats = copy;
-        j->stats_len = len;
-        return 0;
-}
-
-/* The ended run's stats into the job's directory: a later run replaces
- * them (docs/architecture.md). Kept in memory if they cannot be written. */
-static void job_save_stats(Job *j) {
-        int r;
-
-        if (!j->stats)
-                return;
-        r = store_write_stats(j->dirfd, j->stats, j->stats_len);
-        if (r < 0) {
-                log_job(LOG_WARNING, j->spec.id, "Cannot write its stats, keeping them in memory: %s", strerror(-r));
-                return;
-        }
-        j->stats = mfree(j->stats);
-        j->stats_len = 0;
-}
-
-int job_read_stats(const Job *j, void **ret, size_t *ret_len, bool *ret_live) {
-        /* Its runner sends them before DONE: once done, they are final
-         * although the runner may not have exited yet. */
-        *ret_live = j->stats && j->runner && !j->runner_done;
-        if (!j->stats)
-                return j->damaged ? -ENOENT : store_load_stats(j->dirfd, ret, ret_len);
-        *ret = memdup(j->stats, j->stats_len);
-        if (!*ret)
-                return -ENOMEM;
-        *ret_len = j->stats_len;
-        return 0;
-}
-
 static int restart_timer_handler(sd_event_source *s, uint64_t usec, void *userdata);
 
 /* The runner died without being asked to: start another after a growing
@@ -630,7 +581,7 @@ static const RunnerEvents runner_events = {
         .progress = on_progress,
         .shards = on_shards,
         .reused = on_reused,
-        .stats = on_stats,
+        .stats = job_stats_received,
         .exited = on_exited,
 };
 

@@ -113,13 +113,6 @@ void job_resume(Job *j);
  * then unchanged. */
 int job_retry(Job *j, const RetrySel *sel);
 
-/* A copy of its last run's stats (an IpcStats message, malloc'd): the
- * running one's as last told (*ret_live), else the stats file's (an ended
- * run's, until a new runner's first message). -ENOENT if it has none (it
- * never ran, or ran before mplock kept them), -EBADMSG if the file is
- * damaged, -ENOMEM. */
-int job_read_stats(const Job *j, void **ret, size_t *ret_len, bool *ret_live);
-
 /* For jobs.c: loading, scheduling, starting and stopping. */
 Job *job_new(Jobs *jobs);
 Job *job_free(Job *j);
