@@ -762,6 +762,8 @@ int job_retry(Job *j, const RetrySel *sel) {
                  * another. */
                 .ends = j->status.ends,
                 .notified = j->status.notified,
+                /* Carried over with the other successful records. */
+                .reused = j->status.reused,
                 .retry_codes = retry_sel_codes_text(sel),
                 .retry_items = retry_sel_items_text(sel),
         };

@@ -66,6 +66,11 @@ class Reuse(DaemonTest):
         self.assertEqual((st["reused"], st["failed"]), (4, 1))
         res = self.results(b)
         self.assertEqual([r[2] for r in res], [None, "r-y\n", "r-x\n", "r-y\n", "r-x\n", "r-z\n"])
+        # A retry carries the reused results over, and their count.
+        self.d.ctl("retry", b)
+        self.d.wait(b)
+        self.assertEqual(sorted(self.ran()[6:]), ["bad"])
+        self.assertEqual(self.d.status(b)["reused"], 4)
 
     def test_refusals_say_why_and_submit_nothing(self):
         a = self.exec_job(["x"], out="a")
