@@ -566,9 +566,8 @@ static int on_reused(void *userdata, uint64_t count) {
 
         if (j->spec.reuse_job == 0 || count > j->spec.n_items || j->status.reused > j->spec.n_items - count)
                 return -EINVAL;
+        /* The runner's log says so already. */
         j->status.reused += count;
-        log_job(LOG_INFO, j->spec.id, "%llu results reused from job %llu.", (unsigned long long) count,
-                (unsigned long long) j->spec.reuse_job);
         (void) job_persist(j);
         return 0;
 }

@@ -11,7 +11,6 @@
 
 #include "bitset.h"
 #include "carry.h"
-#include "reuse.h"
 #include "check-cache.h"
 #include "clock.h"
 #include "commit.h"
@@ -24,6 +23,7 @@
 #include "module.h"
 #include "output.h"
 #include "pool.h"
+#include "reuse.h"
 #include "run-error.h"
 #include "run-stats.h"
 #include "runner.h"
