@@ -16,6 +16,7 @@
 #include <Python.h>
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,12 +39,15 @@ typedef struct Callbacks {
 } Callbacks;
 
 static Callbacks cb;
+/* The runner took Python over (it may save); false when it left Python to
+ * the workers. */
+static bool runner_python;
 
 /* The payload, read once per job in the runner (and in a worker only if
  * it was not: then this is a worker of a runner that did not load it). */
 static int load_callbacks(const mplock_ctx *ctx) {
-        const char *path = NULL, *version = NULL;
-        size_t n;
+        const char *path = NULL, *version = NULL, *inline_payload = NULL;
+        size_t n, n_inline = 0;
         PyObject *r;
         int ok, batch = 0;
 
@@ -62,7 +66,12 @@ static int load_callbacks(const mplock_ctx *ctx) {
                 ctx->api->error_message(ctx, msg);
                 return -MPLOCK_EINVAL;
         }
-        r = interp_call("load", Py_BuildValue("(ss)", path, version));
+        /* Optional: a small payload sent in the Submit (python/mplock). */
+        if (ctx->api->shared_get_string(ctx, "/python/inline", &inline_payload, &n_inline) < 0)
+                inline_payload = NULL;
+        r = interp_call("load", inline_payload ? Py_BuildValue("(ssy#)", path, version, inline_payload,
+                                                               (Py_ssize_t) n_inline)
+                                               : Py_BuildValue("(ss)", path, version));
         if (!r)
                 return interp_fail(ctx, "cannot load the job's Python callbacks");
         ok = PyArg_ParseTuple(r, "OOOOpO", &cb.process, &cb.init, &cb.save, &cb.shared, &batch,
@@ -92,11 +101,34 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
+/* The package said, at submission, that the job has no save_callback (a
+ * payload inline, without one), and no later call wrote a payload file,
+ * whose callbacks would be the ones to run. */
+static bool saves_nothing(const mplock_ctx *ctx) {
+        const char *path;
+        size_t n;
+        int saves = 1;
+
+        if (ctx->api->shared_get_bool(ctx, "/python/saves", &saves) < 0 || saves ||
+            ctx->api->shared_get_string(ctx, "/python/payload", &path, &n) < 0)
+                return false;
+        return access(path, F_OK) < 0 && errno == ENOENT;
+}
+
 static int py_save_init(const mplock_ctx *ctx, void **save_state) {
         uint64_t t0 = now_usec(), t1;
         int r, warm;
 
         (void) save_state;
+        /* Nothing to save, and Python running in the agent we were forked
+         * from: the runner leaves it alone, and each worker takes it over
+         * and loads the callbacks itself, side by side, instead of after
+         * the runner did (a few milliseconds of page copies each). */
+        if (interp_inherited() && saves_nothing(ctx)) {
+                ctx->api->log(ctx, MPLOCK_LOG_DEBUG, "No save_callback: Python is left to the workers.");
+                return MPLOCK_SAVE_NOTHING;
+        }
+        runner_python = true;
         warm = interp_start(ctx);
         if (warm < 0)
                 return warm;
@@ -156,21 +188,30 @@ static int py_save_batch(const mplock_ctx *ctx, void *save_state, const mplock_b
 static void py_save_fini(const mplock_ctx *ctx, void *save_state) {
         (void) ctx;
         (void) save_state;
-        (void) interp_call_void("flush");
+        if (runner_python)
+                (void) interp_call_void("flush");
 }
 
 /* --- in the workers --------------------------------------------------------- */
 
 static int py_init(const mplock_ctx *ctx, void **state) {
-        int r;
+        uint64_t t0 = now_usec(), t1;
+        bool loaded = cb.process != NULL;
+        int r, warm;
 
         (void) state;
-        r = interp_start(ctx);
-        if (r < 0)
-                return r;
+        warm = interp_start(ctx);
+        if (warm < 0)
+                return warm;
+        t1 = now_usec();
         r = load_callbacks(ctx);
         if (r < 0)
                 return r;
+        if (!loaded)
+                /* A runner that left Python to its workers (py_save_init). */
+                ctx->api->log(ctx, MPLOCK_LOG_DEBUG, "Python %s %s in %.1f ms, the callbacks loaded in %.1f ms.",
+                              interp_version(), warm ? "taken over from the agent" : "started",
+                              (double) (t1 - t0) / 1e3, (double) (now_usec() - t1) / 1e3);
         if (interp_call_void("worker_output") < 0)
                 return interp_fail(ctx, "cannot set up the worker's output");
         if (cb.init == Py_None)

@@ -24,6 +24,19 @@ PAYLOAD_MAX = 1 << 30
 MESSAGE_MAX = 60000
 
 
+_SITE_PACKAGES = None
+
+
+def _site_packages():
+    """This Python's site directories (site imported without running it:
+    the bridge starts Python without site), found once, in the warm-up."""
+    global _SITE_PACKAGES
+    if _SITE_PACKAGES is None:
+        import site
+        _SITE_PACKAGES = site.getsitepackages()
+    return list(_SITE_PACKAGES)
+
+
 def _read_payload(path):
     import stat
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -53,9 +66,8 @@ def _apply_path(caller_path):
     libpython), then the caller's entries, then this Python's site
     directories (where Debian's python3-cloudpickle is, for a caller of
     another build that found it there)."""
-    import site  # without running it: the bridge starts Python without site
     stdlib = list(sys.path)
-    rest = site.getsitepackages()
+    rest = _site_packages()
     new = []
     for p in stdlib + [p for p in caller_path if isinstance(p, str)] + rest:
         if p not in new:
@@ -63,10 +75,22 @@ def _apply_path(caller_path):
     sys.path[:] = new
 
 
-def load(path, version):
+def _payload(path, inline):
+    """The payload file, else (none was written since the job's Submit)
+    the payload sent inline in the job's shared data."""
+    try:
+        return _read_payload(path)
+    except FileNotFoundError:
+        if inline is None:
+            raise
+    import binascii
+    return binascii.a2b_base64(inline)
+
+
+def load(path, version, inline=None):
     """Reads the payload, applies the caller's context; returns (process,
     init, save, shared, batch, output_filepath)."""
-    outer = pickle.loads(_read_payload(path))
+    outer = pickle.loads(_payload(path, inline))
     if not isinstance(outer, dict) or outer.get("format") != FORMAT:
         raise ValueError("%s is not an mplock Python payload of format %d" % (path, FORMAT))
     if outer.get("version") != version:
@@ -189,14 +213,16 @@ def warm():
     """In the user's agent, once: what every job's callbacks will import,
     so that the runners forked from it have it already. Failing is fine:
     a job then imports it itself."""
-    import site  # noqa: F401 (site.getsitepackages, for _apply_path)
-    sys.path.extend(p for p in site.getsitepackages() if p not in sys.path)
+    import binascii  # noqa: F401 (an inline payload)
+    import stat  # noqa: F401 (_read_payload)
+    site = _site_packages()
+    sys.path.extend(p for p in site if p not in sys.path)
     try:
         import cloudpickle  # noqa: F401
         import traceback  # noqa: F401
     except ImportError:
         pass
-    sys.path[:] = [p for p in sys.path if p not in site.getsitepackages()]
+    sys.path[:] = [p for p in sys.path if p not in site]
 
 
 def flush():

@@ -130,6 +130,10 @@ static int start(const mplock_ctx *ctx) {
         return load_helper(ctx);
 }
 
+bool interp_inherited(void) {
+        return Py_IsInitialized() && interp_pid != getpid();
+}
+
 int interp_start(const mplock_ctx *ctx) {
         int r;
 

@@ -8,12 +8,17 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdbool.h>
+
 #include <mplock/module.h>
 
 /* Starts Python (0), or takes over the one this process was forked from
  * (1: a worker of the runner, or a runner of the agent that warmed it up);
  * -errno with the reason given to ctx->api->error_message. */
 int interp_start(const mplock_ctx *ctx);
+/* Whether this process was forked from one with Python running (and has
+ * not taken it over yet): a warm-up's runner, before interp_start. */
+bool interp_inherited(void);
 
 /* "3.11": the Python this bridge embeds. */
 const char *interp_version(void);

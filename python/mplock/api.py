@@ -25,7 +25,8 @@ A job found keeps the options it was submitted with (num_procs,
 save_batch, max_attempts); a different data_list is a different job, which
 runs every item (mp_lock kept a list of the items done instead).
 
-Every call rewrites the payload file first, so what runs from then on is
+A call that finds its job writes the payload file first (a new small job
+carries its payload in the Submit instead), so what runs from then on is
 the code of the latest call."""
 
 import functools
@@ -36,7 +37,7 @@ import pickle
 import sys
 import time
 import types
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from . import client as _client
 from . import daemon as _daemon
@@ -51,6 +52,10 @@ FINAL = ("completed",) + RETRYABLE
 # systemd) to answer again before it gives up.
 RECONNECT_TIMEOUT = 60.0
 ITEMS_FILE = "mplock-items"
+# Items this small go in the Submit itself: mplockd writes its own copy and
+# reads no file of the caller's (which it does in a process of the
+# caller's); larger lists are a file.
+ITEMS_INLINE_MAX = 64 * 1024
 
 
 class InvalidArgumentsError(Exception):
@@ -152,27 +157,6 @@ def job_name(out_path: str, kind: str, encoded: Any) -> str:
     return "mp_lock-" + _items_digest(out_path, kind, encoded).hexdigest()[:24]
 
 
-def _hint_path(out_path: str, name: str) -> str:
-    return os.path.join(out_path, "mplock-python-%s.job" % name)
-
-
-def _write_hint(out_path: str, name: str, job_id: int) -> None:
-    """The id of the job of this call, beside its payload: the next call
-    asks for that job alone instead of listing every job (a List grows
-    with the daemon's jobs). Only a hint: without it, a List."""
-    path = _hint_path(out_path, name)
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    try:
-        with open(tmp, "w") as f:
-            f.write("%d\n" % job_id)
-        os.rename(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)  # no half-written hint left beside the payload
-        except OSError:
-            pass
-
-
 def _is_ours(info: Dict[str, Any], name: str, out_path: str) -> bool:
     uid = os.getuid()
     return info.get("name") == name and info.get("output") == out_path and info.get("uid", uid) == uid
@@ -180,15 +164,7 @@ def _is_ours(info: Dict[str, Any], name: str, out_path: str) -> bool:
 
 def _find_job(c: _client.Client, name: str, out_path: str) -> Optional[_client.Job]:
     """The newest of the caller's jobs with that name and output (root and
-    the admin group are listed everybody's jobs): the one the hint names
-    if it is still that job, else found in the list."""
-    try:
-        with open(_hint_path(out_path, name)) as f:
-            job = c.job(int(f.read().strip()))
-        if _is_ours(job.info, name, out_path):
-            return job
-    except (OSError, ValueError, _client.NoSuchJob, _client.PermissionDenied):
-        pass
+    the admin group are listed everybody's jobs)."""
     try:
         listed = c.jobs(name=name, output=out_path)
     except _client.InvalidParameter:
@@ -232,31 +208,60 @@ def _write_payload(call: _Call) -> Dict[str, str]:
     return python
 
 
-def _submit(c: _client.Client, call: _Call) -> _client.Job:
+def _submit(c: _client.Client, call: _Call, sweep: bool = False) -> _client.Job:
+    """A new job for the call. With sweep (its out_path did not exist), the
+    jobs of the same name and output are listed in the same round trip,
+    after the Submit, and dropped: their results went with the directory."""
     bridge = _payload.find_bridge()  # a Python without a bridge fails here, before anything is written
     os.makedirs(call.out_path, exist_ok=True)
-    python = _write_payload(call)
-    items = _write_items(call.out_path, call.encoded)
+    python = _payload.inline_payload(call.out_path, call.process, call.init, call.save, call.shared, call.batch,
+                                     call.name) or _write_payload(call)
+    inline = len(call.encoded) <= ITEMS_INLINE_MAX
+    items = None if inline else _write_items(call.out_path, call.encoded)
+    source = {"items": call.items} if inline else {"input": items, "separator": "nul"}
     try:
-        job = c.submit(module=bridge, output=call.out_path, input=items, separator="nul", workers=call.workers,
-                       save_batch=call.save_batch, batch_size=call.batch_size, max_attempts=call.max_attempts,
-                       name=call.name, shared={"python": python})
-        _write_hint(call.out_path, call.name, job.id)
-        return job
-    finally:
         try:
-            os.unlink(items)
-        except OSError:
-            pass
+            job, stale = _send(c, call, bridge, source, python, sweep)
+        except _client.InvalidParameter as e:
+            if "inline" not in python or e.parameter != "shared":
+                raise
+            job, stale = _send(c, call, bridge, source, _write_payload(call), sweep)  # a smaller max-shared-size
+    finally:
+        if items is not None:
+            try:
+                os.unlink(items)
+            except OSError:
+                pass
+    for old in stale:
+        _drop(old)
+    return job
+
+
+def _send(c: _client.Client, call: _Call, bridge: str, source: Dict[str, Any], python: Dict[str, str],
+          sweep: bool) -> Tuple[_client.Job, List[_client.Job]]:
+    params = c.submit_parameters(module=bridge, output=call.out_path, workers=call.workers,
+                                 save_batch=call.save_batch, batch_size=call.batch_size,
+                                 max_attempts=call.max_attempts, name=call.name, shared={"python": python},
+                                 **source)
+    if not sweep:
+        return c.job_of(c.call("Submit", params)), []
+    submitted, listed = c.pipeline(("Submit", params), ("List", {"name": call.name, "output": call.out_path}))
+    if isinstance(submitted, Exception):
+        raise submitted
+    job = c.job_of(submitted)
+    if isinstance(listed, Exception):
+        return job, []  # an mplockd from before List's filters: nothing swept
+    stale = [_client.Job(c, info) for info in listed.get("jobs", [])
+             if info.get("id") != job.id and _is_ours(info, call.name, call.out_path)]
+    return job, stale
 
 
 def _prepare(c: _client.Client, call: _Call) -> _client.Job:
     """The call's job: found and attached to, resumed or retried, or
     submitted anew (see the module's doc)."""
+    if not os.path.isdir(call.out_path):
+        return _submit(c, call, sweep=True)  # nothing of a job there to go on with
     job = _find_job(c, call.name, call.out_path)
-    if job is not None and not os.path.isdir(call.out_path):
-        _drop(job)
-        job = None
     if job is None:
         return _submit(c, call)
     info = job.info

@@ -257,6 +257,10 @@ class Client:
         timeout, memory_max, max_attempts, halt_on_failure, separator, umask
         (default: the caller's), on_end (a shell command run as the caller
         each time the job ends). Returns the Job, durable on disk."""
+        return self.job_of(self.call("Submit", self.submit_parameters(module, output, input, items, **options)))
+
+    def submit_parameters(self, module, output, input=None, items=None, **options):
+        """Submit's parameters for submit()'s arguments (for pipeline())."""
         params = {"module": module, "output": output}
         if input is not None:
             params["input"] = input
@@ -267,9 +271,26 @@ class Client:
             os.umask(mask)
             options["umask"] = mask
         params.update({k: v for k, v in options.items() if v is not None})
-        reply = self.call("Submit", params)
+        return params
+
+    def job_of(self, reply):
+        """The Job of Submit's reply."""
         # mplockd of before the reply carried it: ask.
         return Job(self, reply.get("job") or self.call("Status", {"id": reply["id"]})["job"])
+
+    def pipeline(self, *calls):
+        """Several calls, (method, parameters) each, sent at once and
+        answered in order (Varlink's pipelining): one round trip. Returns
+        each reply's parameters, or the MplockError it was, in that order."""
+        for method, parameters in calls:
+            self._send(method, parameters)
+        out = []
+        for _ in calls:
+            try:
+                out.append(self._receive().get("parameters", {}))
+            except MplockError as e:
+                out.append(e)
+        return out
 
     def job(self, job_id):
         return Job(self, self.call("Status", {"id": job_id})["job"])

@@ -4,6 +4,7 @@ runs Python callbacks in mplock's workers): where the bridge is, and the
 payload file with the caller's callbacks, working directory, sys.path and
 environment, which the bridge loads in every worker and in the saver."""
 
+import base64
 import glob
 import importlib.util
 import os
@@ -160,6 +161,10 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
         except OSError:
             pass
         raise
+    fsync_dir(directory)
+
+
+def fsync_dir(directory: str) -> None:
     dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(dfd)
@@ -167,10 +172,41 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
         os.close(dfd)
 
 
+# A payload this small travels in the job's shared data (mplockd makes it
+# durable with the job) instead of a file of its own, which costs two
+# fsyncs before the Submit; larger ones, and any payload of a resumed job,
+# are the file. The default max-shared-size (1 MiB) leaves room for it.
+INLINE_MAX = 48 * 1024
+
+
+def payload_path(out_path: str, name: str) -> str:
+    return os.path.join(out_path, "%s-%s.pickle" % (PAYLOAD_PREFIX, name))
+
+
 def write_payload(out_path: str, process: Callable, init: Optional[Callable], save: Optional[Callable],
                   shared: Any, batch: bool, name: str) -> Tuple[str, Dict[str, str]]:
     """Writes <out_path>/mplock-python-<name>.pickle; returns its path and
     the job's shared object's "python" entry."""
-    path = os.path.join(out_path, "%s-%s.pickle" % (PAYLOAD_PREFIX, name))
+    path = payload_path(out_path, name)
     write_atomic(path, build_payload(out_path, process, init, save, shared, batch))
     return path, {"payload": path, "version": python_version()}
+
+
+def inline_payload(out_path: str, process: Callable, init: Optional[Callable], save: Optional[Callable],
+                   shared: Any, batch: bool, name: str) -> Optional[Dict[str, str]]:
+    """The job's shared object's "python" entry with the payload in it
+    ("inline", base64), or None when it is too large for that. The bridge
+    reads the file when there is one (a later call wrote it), else this:
+    a file left by an earlier job of the same name is removed first."""
+    data = build_payload(out_path, process, init, save, shared, batch)
+    if len(data) > INLINE_MAX:
+        return None
+    path = payload_path(out_path, name)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    else:
+        fsync_dir(out_path)  # the removal durable, as the job will be
+    return {"payload": path, "version": python_version(), "inline": base64.b64encode(data).decode("ascii"),
+            "saves": save is not None}

@@ -268,7 +268,8 @@ def test_two_lists_in_one_out_path_keep_their_own_callbacks(bridge, env):
     b = mplock.mp_lock_value(["x", "yy"], lambda s, sh, iv: len(s), None, 2, d, verbose=False)
     assert a == [i * i for i in range(10)] and b == [1, 2]
     assert mplock.mp_lock_value(DATA, F.square, None, 2, d, verbose=False) == a  # at once, from its own job
-    assert len([f for f in os.listdir(d) if f.startswith("mplock-python-") and f.endswith(".pickle")]) == 2
+    # Each job carries its own callbacks (inline: no payload file).
+    assert not [f for f in os.listdir(d) if f.startswith("mplock-python-") and f.endswith(".pickle")]
 
 
 def test_unpicklable_callbacks_results_and_too_large_results(bridge, env):
@@ -496,21 +497,39 @@ def test_callbacks_see_the_callers_cwd_sys_path_and_environment(bridge, env):
     assert jobs(env)[0]["output"] == os.path.join(work, "out")
 
 
-def test_a_wrong_job_hint_is_not_trusted(bridge, env):
-    """The call keeps its job's id beside its payload to skip a List; a
-    hint that names another job, or nothing, is not followed."""
-    d = out(env)
-    first = mplock.mp_lock_value(DATA, F.square, None, 2, d, verbose=False)
-    with mplock.Client(env.sock) as c:
-        other = c.submit(module("square"), out(env, "other"), items=DATA)
-        other.wait()
-    hints = [f for f in os.listdir(d) if f.endswith(".job")]
-    assert len(hints) == 1
-    for forged in ("%d\n" % other.id, "garbage", ""):
-        with open(os.path.join(d, hints[0]), "w") as f:
-            f.write(forged)
-        assert mplock.mp_lock_value(DATA, F.square, None, 2, d, verbose=False) == first
-        assert len(jobs(env)) == 2  # the first job found again, nothing new submitted
+def test_a_small_payload_travels_in_the_submit_a_large_one_in_a_file(bridge, env):
+    """The callbacks of a small call go inline in the job's shared data
+    (no file, no fsyncs before the Submit); a payload over INLINE_MAX is
+    the file beside the results. Both run the same."""
+    small, large = out(env, "small"), out(env, "large")
+    assert mplock.mp_lock_value(DATA, F.square, None, 2, small, verbose=False) == [i * i for i in range(10)]
+    assert not [f for f in os.listdir(small) if f.endswith(".pickle")]
+    blob = "x" * (payload.INLINE_MAX + 1)
+    assert mplock.mp_lock_value(DATA, lambda d, sh, iv: len(sh["blob"]) + int(d), None, 2, large,
+                                shared_data={"blob": blob}, verbose=False) == [len(blob) + i for i in range(10)]
+    assert len([f for f in os.listdir(large) if f.endswith(".pickle")]) == 1
+
+
+def test_a_rerun_runs_the_latest_code_of_an_inline_job(bridge, env):
+    """A job submitted with its payload inline, failed, then called again
+    with the bug fixed: the retry runs the new code (the call writes the
+    payload file, which the bridge takes over the inline one)."""
+    path = out(env)
+
+    def buggy(data, shared_data, init_values):
+        if data == "3":
+            raise KeyError(data)
+        return int(data)
+
+    def fixed(data, shared_data, init_values):
+        return -int(data)
+
+    with pytest.raises(KeyError):
+        mplock.mp_lock_value(DATA, buggy, None, 2, path, verbose=False)
+    assert not [f for f in os.listdir(path) if f.endswith(".pickle")]
+    values = mplock.mp_lock_value(DATA, fixed, None, 2, path, verbose=False)
+    assert values == [int(x) for x in DATA[:3]] + [-3] + [int(x) for x in DATA[4:]]
+    assert len(jobs(env)) == 1 and jobs(env)[0]["retries"] == 1
 
 
 def test_runners_fork_from_an_agent_with_python_running(bridge, env):
@@ -528,12 +547,20 @@ def test_runners_fork_from_an_agent_with_python_running(bridge, env):
     with mplock.Client(env.sock) as c:
         c.submit(module("square"), out(env, "c"), items=DATA).wait()
     assert "libpython" not in agent_maps()
-    for k in range(2):
-        assert sum(mplock.mp_lock_value(DATA, F.square, None, 2, out(env, str(k)), verbose=False)) == 285
+    # With a save_callback the runner takes Python over and its workers
+    # fork from it; without one each worker takes it over itself.
+    for k, save in enumerate((F.save_sum, None)):
+        assert sum(mplock.mp_lock_value(DATA, F.square, save, 2, out(env, str(k)), verbose=False)) == 285
     assert "libpython" in agent_maps()
-    for info in jobs(env)[1:]:
-        with open(info["log_path"]) as f:
-            assert "Python %d.%d taken over from the agent" % sys.version_info[:2] in f.read()
+    took = "Python %d.%d taken over from the agent" % sys.version_info[:2]
+    saver, workers = jobs(env)[1:]
+    with open(saver["log_path"]) as f:
+        text = f.read()
+    assert "module (saver): " + took in text and "module (worker" not in text
+    with open(workers["log_path"]) as f:
+        text = f.read()
+    assert "left to the workers" in text and "module (saver): " + took not in text
+    assert "module (worker 0): " + took in text
 
 
 def test_what_the_callbacks_print_goes_to_the_jobs_log(bridge, env, capfd):
