@@ -183,6 +183,9 @@ static void runner_module_log(void *userdata, int level, const char *message) {
 static int finish(Runner *r, RunError *e) {
         int q;
 
+        /* Every item is recorded: the workers end (fini, exit) while the
+         * results are made durable, not after it. */
+        pool_exit(&r->pool);
         q = commit_save(&r->commit, true, true, e);
         if (q >= 0)
                 q = commit_all(&r->commit, e);
@@ -196,7 +199,6 @@ static int finish(Runner *r, RunError *e) {
         r->finished = true;
         output_log(&r->out, LOG_INFO, "All %llu items done (%llu failed).", (unsigned long long) r->job.n_items,
                    (unsigned long long) r->commit.committed_failed);
-        pool_exit(&r->pool);
         return 0;
 }
 
