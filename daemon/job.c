@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "fileio.h"
 #include "json-util.h"
 #include "job-scope.h"
 #include "job-stats.h"
@@ -22,6 +23,7 @@
 #include "retrysel.h"
 #include "runner-proc.h"
 #include "store.h"
+#include "syncer.h"
 
 /* A runner that dies this many times in a row without committing anything
  * fails its job instead of being restarted for ever. */
@@ -143,13 +145,8 @@ static int persist_retry_handler(sd_event_source *s, uint64_t usec, void *userda
         return 0;
 }
 
-static int job_persist(Job *j) {
-        /* A state.json in a directory whose own files a crash could lose
-         * would outlive them: those first. */
-        int r = j->journaled ? jobs_checkpoint(j->jobs) : 0;
-
-        if (r >= 0)
-                r = store_write_status(j->dirfd, &j->status);
+/* What a state.json write came to: r < 0 is tried again later. */
+static int persisted(Job *j, int r) {
         j->persist_error = r < 0 ? r : 0;
         if (r >= 0) {
                 j->persist_retry = sd_event_source_disable_unref(j->persist_retry);
@@ -166,18 +163,93 @@ static int job_persist(Job *j) {
         return r;
 }
 
+static int job_persist(Job *j) {
+        int r;
+
+        /* A write of an older state may be with the syncer: it goes first. */
+        syncer_drain(j->jobs->syncer);
+        /* A state.json in a directory whose own files a crash could lose
+         * would outlive them: those first. */
+        r = jobs_journal_settle(j->jobs, j);
+        if (r >= 0)
+                r = store_write_status(j->dirfd, &j->status);
+        return persisted(j, r);
+}
+
+/* A state.json for the syncer's thread: the text, and the job's files
+ * first if they are not synced yet (as job_persist does). */
+typedef struct StateWrite {
+        Jobs *jobs;
+        uint64_t id;
+        int dirfd, jobs_fd;
+        bool settle;
+        char *text;
+        size_t len;
+} StateWrite;
+
+static void state_write_free(StateWrite *w) {
+        safe_close(w->dirfd);
+        free(w->text);
+        free(w);
+}
+
+static int state_write_work(void *arg) {
+        StateWrite *w = arg;
+        int r = 0;
+
+        if (w->settle) {
+                r = store_sync_job_files(w->dirfd);
+                if (r >= 0)
+                        r = fsync_dirfd(w->jobs_fd);
+        }
+        return r < 0 ? r : store_write_status_text(w->dirfd, w->text, w->len);
+}
+
+static void state_write_done(int r, void *arg) {
+        StateWrite *w = arg;
+        Job *j = jobs_find(w->jobs, w->id); /* removed meanwhile: nothing to do */
+
+        if (j) {
+                if (w->settle && r >= 0)
+                        j->files_synced = true;
+                (void) persisted(j, r);
+        }
+        state_write_free(w);
+}
+
+/* state.json written by the syncer, off the loop; in the loop if it
+ * cannot take it. */
+static void job_persist_async(Job *j) {
+        StateWrite *w = j->jobs->syncer ? calloc(1, sizeof(*w)) : NULL;
+        int r = w ? 0 : -ENOMEM;
+
+        if (w) {
+                *w = (StateWrite){ .jobs = j->jobs, .id = j->spec.id, .jobs_fd = j->jobs->jobs_fd,
+                                   .settle = j->journaled && !j->files_synced,
+                                   .dirfd = fcntl(j->dirfd, F_DUPFD_CLOEXEC, 3) };
+                r = w->dirfd < 0 ? -errno : store_render_status(&j->status, &w->text, &w->len);
+                if (r >= 0)
+                        r = syncer_queue(j->jobs->syncer, state_write_work, state_write_done, w);
+                if (r < 0)
+                        state_write_free(w);
+        }
+        if (r < 0)
+                (void) job_persist(j);
+}
+
 static int persist_later_handler(sd_event_source *s, void *userdata) {
         Job *j = userdata;
 
         (void) s;
         j->persist_later = sd_event_source_disable_unref(j->persist_later);
-        (void) job_persist(j);
+        job_persist_async(j);
         return 0;
 }
 
-/* Writes state.json at idle priority: requests already waiting (the next
- * Submit of a client that was just told) go first, and its syncs overlap
- * what they wait for. Whatever the state is by then is written. */
+/* Writes state.json at idle priority, by the syncer: requests already
+ * waiting (the next Submit of a client that was just told) go first, and
+ * its syncs do not hold the loop. Whatever the state is by then is
+ * written. */
 static void job_persist_later(Job *j) {
         int r;
 
@@ -392,7 +464,7 @@ static int on_commit(void *userdata, const IpcCommit *c, const IpcRange *ranges)
                 return -EINVAL;
         /* The first commit of a job made durable by the journal: its files
          * first (usually done already, while the runner started). */
-        r = j->journaled ? jobs_checkpoint(j->jobs) : 0;
+        r = jobs_journal_settle(j->jobs, j);
         if (r >= 0)
                 r = checkpoint_commit(&j->ckpt, c, ranges);
         if (r == -EINVAL)

@@ -37,6 +37,9 @@ typedef struct Job {
         /* Durable through the journal only: its files are synced (a
          * checkpoint) before anything else of it is made durable. */
         bool journaled;
+        /* Its files and its name in jobs/ are synced (a checkpoint round,
+         * or jobs_journal_settle), its record still in the journal. */
+        bool files_synced;
 
         /* The runner of this run, and what it told us. */
         RunnerProc *runner;
@@ -77,6 +80,7 @@ typedef struct Job {
          * when the runner has ended, then dropped from memory. */
         void *stats;
         size_t stats_len;
+        uint64_t stats_seq; /* counts the messages: a write in flight is of one */
 
         /* Items per second over recent commits, for status. */
         uint64_t rate_done, rate_usec;

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "macro.h"
 #include "store.h"
+#include "syncer.h"
 
 static int replay_one(uint32_t type, const void *payload, size_t len, void *userdata) {
         Jobs *jobs = userdata;
@@ -88,11 +89,126 @@ int jobs_journal_submit(Jobs *jobs, uint64_t id, const char *spec, size_t spec_l
         iov[0] = (struct iovec){ &h, sizeof(h) };
         iov[1] = (struct iovec){ UNCONST(spec), spec_len };
         iov[2] = (struct iovec){ input, (size_t) input_len };
+        (void) pthread_mutex_lock(&jobs->journal_lock);
         r = journal_append(&jobs->journal, JOURNAL_SUBMIT, iov, 3);
+        (void) pthread_mutex_unlock(&jobs->journal_lock);
         if (r == -ENOSPC)
                 /* Full until the jobs it holds are checkpointed. */
                 (void) sd_event_source_set_enabled(jobs->checkpoint_source, SD_EVENT_ONESHOT);
         return r;
+}
+
+/* --- a checkpoint round, in the syncer's thread -------------------------- */
+
+/* The journaled jobs whose files are not synced yet, and where the journal
+ * was when the round was made: a record that came after it is of a job
+ * the round does not sync, so the journal is then left as it is. */
+typedef struct Round {
+        Jobs *jobs;
+        uint64_t gen, seq;
+        bool reset;
+        size_t n;
+        uint64_t *ids;
+        int *fds;
+} Round;
+
+static void round_free(Round *rd) {
+        for (size_t i = 0; i < rd->n; i++)
+                safe_close(rd->fds[i]);
+        free(rd->ids);
+        free(rd->fds);
+        free(rd);
+}
+
+static int round_work(void *arg) {
+        Round *rd = arg;
+        Jobs *jobs = rd->jobs;
+        int r = 0;
+
+        for (size_t i = 0; i < rd->n && r >= 0; i++)
+                r = store_sync_job_files(rd->fds[i]);
+        if (r >= 0)
+                r = fsync_dirfd(jobs->jobs_fd);
+        if (r < 0)
+                return r;
+        (void) pthread_mutex_lock(&jobs->journal_lock);
+        if (jobs->journal.gen == rd->gen && jobs->journal.seq == rd->seq) {
+                r = journal_reset(&jobs->journal);
+                rd->reset = r >= 0;
+        }
+        (void) pthread_mutex_unlock(&jobs->journal_lock);
+        return r;
+}
+
+/* The journal is void: no job is durable through it any more. */
+static void journal_cleared(Jobs *jobs) {
+        for (size_t i = 0; i < jobs->n_jobs; i++)
+                jobs->jobs[i]->journaled = jobs->jobs[i]->files_synced = false;
+}
+
+static bool any_journaled(const Jobs *jobs) {
+        for (size_t i = 0; i < jobs->n_jobs; i++)
+                if (jobs->jobs[i]->journaled)
+                        return true;
+        return false;
+}
+
+static void round_done(int r, void *arg) {
+        Round *rd = arg;
+        Jobs *jobs = rd->jobs;
+
+        jobs->checkpoint_queued = false;
+        if (r < 0)
+                /* The records stay; the next trigger tries again. */
+                log_warning_errno(r, "Cannot checkpoint the journal: %m");
+        else {
+                for (size_t i = 0; i < rd->n; i++) {
+                        Job *j = jobs_find(jobs, rd->ids[i]);
+                        if (j)
+                                j->files_synced = true;
+                }
+                if (rd->reset)
+                        journal_cleared(jobs);
+                else if (any_journaled(jobs))
+                        /* Records came meanwhile: their jobs next. */
+                        (void) sd_event_source_set_enabled(jobs->checkpoint_source, SD_EVENT_ONESHOT);
+        }
+        round_free(rd);
+}
+
+static int round_add(Round *rd, const Job *j) {
+        int fd = fcntl(j->dirfd, F_DUPFD_CLOEXEC, 3);
+
+        if (fd < 0)
+                return -errno;
+        rd->ids[rd->n] = j->spec.id;
+        rd->fds[rd->n++] = fd;
+        return 0;
+}
+
+/* A round to the syncer: 0, or -errno (the caller checkpoints itself). */
+static int checkpoint_queue(Jobs *jobs) {
+        Round *rd = calloc(1, sizeof(*rd));
+        int r = 0;
+
+        if (!rd)
+                return -ENOMEM;
+        *rd = (Round){ .jobs = jobs, .gen = jobs->journal.gen, .seq = jobs->journal.seq };
+        rd->ids = calloc(MAX(jobs->n_jobs, (size_t) 1), sizeof(*rd->ids));
+        rd->fds = calloc(MAX(jobs->n_jobs, (size_t) 1), sizeof(*rd->fds));
+        if (!rd->ids || !rd->fds)
+                r = -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < jobs->n_jobs; i++)
+                if (jobs->jobs[i]->journaled && !jobs->jobs[i]->files_synced)
+                        r = round_add(rd, jobs->jobs[i]);
+        if (r >= 0)
+                r = syncer_queue(jobs->syncer, round_work, round_done, rd);
+        if (r < 0) {
+                round_free(rd);
+                return r;
+        }
+        jobs->checkpoint_queued = true;
+        return 0;
 }
 
 static int checkpoint_handler(sd_event_source *s, void *userdata) {
@@ -100,6 +216,11 @@ static int checkpoint_handler(sd_event_source *s, void *userdata) {
         int r;
 
         (void) s;
+        if (!jobs->journal_ok || journal_is_empty(&jobs->journal))
+                return 0;
+        /* One round at a time: its end starts the next if need be. */
+        if (jobs->checkpoint_queued || (jobs->syncer && checkpoint_queue(jobs) >= 0))
+                return 0;
         r = jobs_checkpoint(jobs);
         if (r < 0)
                 /* The records stay; the next trigger tries again. */
@@ -128,22 +249,42 @@ void jobs_journal_pending(Jobs *jobs, Job *j) {
 int jobs_checkpoint(Jobs *jobs) {
         int r;
 
+        syncer_drain(jobs->syncer); /* no round in flight, none to come */
         if (!jobs->journal_ok || journal_is_empty(&jobs->journal))
                 return 0;
         for (size_t i = 0; i < jobs->n_jobs; i++) {
                 Job *j = jobs->jobs[i];
-                if (!j->journaled)
+                if (!j->journaled || j->files_synced)
                         continue;
                 r = store_sync_job_files(j->dirfd);
                 if (r < 0)
                         return log_job_errno(LOG_ERR, r, j->spec.id, "Cannot sync the job's files: %m");
         }
         r = fsync_dirfd(jobs->jobs_fd);
-        if (r >= 0)
+        if (r >= 0) {
+                (void) pthread_mutex_lock(&jobs->journal_lock);
                 r = journal_reset(&jobs->journal);
+                (void) pthread_mutex_unlock(&jobs->journal_lock);
+        }
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < jobs->n_jobs; i++)
-                jobs->jobs[i]->journaled = false;
+        journal_cleared(jobs);
+        return 0;
+}
+
+int jobs_journal_settle(Jobs *jobs, Job *j) {
+        int r;
+
+        if (!j->journaled || j->files_synced)
+                return 0;
+        syncer_drain(jobs->syncer); /* a round in flight may be syncing it */
+        if (!j->journaled || j->files_synced)
+                return 0;
+        r = store_sync_job_files(j->dirfd);
+        if (r >= 0)
+                r = fsync_dirfd(jobs->jobs_fd);
+        if (r < 0)
+                return log_job_errno(LOG_ERR, r, j->spec.id, "Cannot sync the job's files: %m");
+        j->files_synced = true;
         return 0;
 }

@@ -9,7 +9,7 @@ typedef struct Jobs Jobs;
 
 /* The jobs' use of the write-ahead journal (journal.h): a new job is made
  * durable by one record instead of the fsyncs of its files and
- * directories; those follow in a checkpoint, at idle priority, and before
+ * directories; those follow in a checkpoint, in the syncer's thread, and before
  * anything else of a journaled job becomes durable (its first commit, a
  * state.json), before a Remove and at exit. Then the journal is reset.
  * At start, every record is made whole in the jobs' files first. */
@@ -26,8 +26,13 @@ void jobs_journal_close(Jobs *jobs);
  * -errno on I/O error. */
 int jobs_journal_submit(Jobs *jobs, uint64_t id, const char *spec, size_t spec_len, int input_fd,
                         uint64_t input_len);
-/* j was made durable by its record: it waits for a checkpoint. */
+/* j was made durable by its record: it waits for a checkpoint, which
+ * the syncer's thread does (syncer.h), off the loop. */
 void jobs_journal_pending(Jobs *jobs, Job *j);
+/* j's own files (and its name in jobs/) synced, its record left in the
+ * journal: what must come before anything else of j is made durable (its
+ * first commit, a state.json). 0 at once if they are. */
+int jobs_journal_settle(Jobs *jobs, Job *j);
 /* Syncs every journaled job's files and the jobs directory, then resets
  * the journal. 0 when there was nothing to do. */
 int jobs_checkpoint(Jobs *jobs);

@@ -14,6 +14,7 @@
 #include "notifier.h"
 #include "runner-proc.h"
 #include "store.h"
+#include "syncer.h"
 
 static int schedule_handler(sd_event_source *s, void *userdata);
 
@@ -47,6 +48,11 @@ int jobs_new(Jobs **ret, sd_event *event, const Settings *settings, int state_fd
                 free(jobs);
                 return r;
         }
+        (void) pthread_mutex_init(&jobs->journal_lock, NULL);
+        r = syncer_new(&jobs->syncer, event);
+        if (r < 0)
+                /* Slower, not wrong: the syncs are done in the loop. */
+                log_warning_errno(r, "Cannot start the syncer thread, syncing in the event loop: %m");
         (void) sd_event_source_set_enabled(jobs->schedule_source, SD_EVENT_OFF);
         (void) sd_event_source_set_description(jobs->schedule_source, "schedule");
         *ret = jobs;
@@ -57,8 +63,10 @@ Jobs *jobs_free(Jobs *jobs) {
         if (!jobs)
                 return NULL;
         /* Stopping: the jobs' own files are made durable, the journal is
-         * left void. */
+         * left void; what the syncer has is written first (its ends find
+         * their jobs), and nothing is queued after. */
         (void) jobs_checkpoint(jobs);
+        jobs->syncer = syncer_free(jobs->syncer);
         jobs_journal_close(jobs);
         /* What runs is killed: it is still owed on disk, and runs again at
          * the next start. */
@@ -67,6 +75,7 @@ Jobs *jobs_free(Jobs *jobs) {
                 job_free(jobs->jobs[i]);
         free(jobs->jobs);
         sd_event_source_disable_unref(jobs->schedule_source);
+        (void) pthread_mutex_destroy(&jobs->journal_lock);
         free(jobs);
         return NULL;
 }

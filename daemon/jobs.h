@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +35,12 @@ struct Jobs {
         Journal journal;
         bool journal_ok;
         sd_event_source *checkpoint_source;
+        bool checkpoint_queued; /* a round is with the syncer */
+        /* The journal is the syncer's too (its checkpoint resets it):
+         * appends and resets hold this. */
+        pthread_mutex_t journal_lock;
+        /* Off-loop syncs (syncer.h); NULL: they are done in the loop. */
+        struct Syncer *syncer;
         Job **jobs; /* sorted by id */
         size_t n_jobs, cap_jobs;
         uint64_t next_id;

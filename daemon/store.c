@@ -379,16 +379,29 @@ int store_peek_uid(int dirfd, uint32_t *ret_uid) {
 }
 
 int store_write_status(int dirfd, const JobStatus *st) {
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = store_render_status(st, &text, &len);
+
+        return r < 0 ? r : store_write_status_text(dirfd, text, len);
+}
+
+int store_render_status(const JobStatus *st, char **ret, size_t *ret_len) {
         json_object *o = json_object_new_object();
+        const char *text;
         int r;
 
         if (!o)
                 return -ENOMEM;
         r = schema_to_json(&job_status_schema, st, SCHEMA_PERSIST, o);
-        if (r >= 0)
-                r = write_json_atomic(dirfd, "state.json", o);
+        text = r >= 0 ? json_compact(o, ret_len) : NULL;
+        *ret = text ? strdup(text) : NULL;
         json_object_put(o);
-        return r;
+        return r < 0 ? r : *ret ? 0 : -ENOMEM;
+}
+
+int store_write_status_text(int dirfd, const char *text, size_t len) {
+        return write_file_atomic_at(dirfd, "state.json", text, len, 0600);
 }
 
 int store_load_status(int dirfd, JobStatus *st) {

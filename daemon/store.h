@@ -76,6 +76,10 @@ int store_load_spec(int dirfd, uint64_t id, JobSpec *spec);
  * whose job.json does not load): -EBADMSG if it names none. */
 int store_peek_uid(int dirfd, uint32_t *ret_uid);
 int store_write_status(int dirfd, const JobStatus *st);
+/* The two halves of it: the text (malloc'd), in the loop; its atomic,
+ * synced write, anywhere (the syncer's thread). */
+int store_render_status(const JobStatus *st, char **ret, size_t *ret_len);
+int store_write_status_text(int dirfd, const char *text, size_t len);
 /* The last run's stats (an IpcStats message), replaced; read back into a
  * malloc'd buffer and checked (stats_msg_check): -ENOENT if there are
  * none, -EBADMSG if damaged. */

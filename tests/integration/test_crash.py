@@ -214,5 +214,46 @@ class Workers(DaemonTest):
             self.assertTrue(all(r["result"].startswith("tag=%s|" % tag) for r in res))
 
 
+class KillDuringCheckpoints(DaemonTest):
+    """The journal's checkpoint runs in a thread while Submits append to
+    the journal: every job acknowledged before a kill -9 is there after it,
+    with its items, and its results once it has run."""
+
+    def test_every_acknowledged_job_survives_a_kill_amid_submissions(self):
+        import threading
+        acked, stop = [], threading.Event()
+
+        def submitter(k):
+            n = 0
+            while not stop.is_set() and n < 40:
+                try:
+                    r = self.d.varlink("io.mplock.Manager.Submit", {
+                        "module": module("square"), "output": self.path("o%d-%d" % (k, n)),
+                        "items": [str(i) for i in range(k + 1)], "workers": 1})
+                except OSError:
+                    return  # the daemon is gone: what was not answered was not acknowledged
+                if r and "error" not in r[-1]:
+                    acked.append((r[-1]["parameters"]["id"], k + 1))
+                n += 1
+
+        threads = [threading.Thread(target=submitter, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while len(acked) < 30 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        self.d.kill()
+        stop.set()
+        for t in threads:
+            t.join()
+        self.assertGreaterEqual(len(acked), 30)
+        self.d.start()
+        for job, n in acked:
+            rc, st = self.d.wait(job)
+            self.assertEqual(rc, 0, st)
+            self.assertEqual(st["items"], n)
+            self.assertEqual([r["result"] for r in self.d.results_json(job)], [str(i * i) for i in range(n)])
+
+
 if __name__ == "__main__":
     main()

@@ -20,7 +20,7 @@ LAYERS = {
     "jobs": ({"jobs", "job", "job-scope", "job-stats", "jobs-journal"}, {"runners", "scopes", "store", "config"}),
     "runners": ({"runner-proc", "agents", "agent-env", "results-reader", "notifier"}, set()),
     "scopes": ({"scope"}, set()),
-    "store": ({"store", "snapshot", "journal"}, set()),
+    "store": ({"store", "snapshot", "journal", "syncer"}, set()),
     "config": ({"config"}, set()),
 }
 
