@@ -77,6 +77,10 @@ static pid_t runner_exec(const char *path, const Identity *identity, uint64_t np
 static int reap_handler(sd_event_source *s, const siginfo_t *si, void *userdata) {
         (void) si;
         (void) userdata;
+        /* Ours first: set_floating(false) drops the loop's reference, and
+         * with no other one s would be disconnected here, on which
+         * sd_event_source_disable_unref() aborts (assert in sd-event 252). */
+        sd_event_source_ref(s);
         (void) sd_event_source_set_floating(s, false);
         sd_event_source_disable_unref(s);
         return 0;
