@@ -158,9 +158,15 @@ class DaemonTest(unittest.TestCase):
 
     def tearDown(self):
         self.d.stop()
-        if self.d.proc.returncode not in (0, None, -signal.SIGKILL):
-            print("mplockd exit status %s; log:\n%s" % (self.d.proc.returncode, self.d.read_log()), file=sys.stderr)
+        rc = self.d.proc.returncode
+        if rc not in (0, None, -signal.SIGKILL):
+            print("mplockd exit status %s; log:\n%s" % (rc, self.d.read_log()), file=sys.stderr)
         subprocess.run(["rm", "-rf", self.tmp])
+        # SIGKILL is the tests' own; any other signal (an abort() of
+        # sd-event or a sanitizer, a crash) is mplockd's failure, however
+        # the test went.
+        if rc is not None and rc < 0 and rc != -signal.SIGKILL:
+            self.fail("mplockd died of %s" % signal.Signals(-rc).name)
 
     def path(self, *parts):
         return os.path.join(self.tmp, *parts)
