@@ -93,15 +93,18 @@ class Joblog(DaemonTest):
         items = self.write_items("items.txt", ["x", "y"])
         job = self.d.submit(PROBE, items, self.path("out"), "--workers", 2, "--shared", '{"sleep_ms": 300}')
         self.assertEqual(self.d.wait(job)[0], 0)
+        # The workers' clock is the TSC, its rate calibrated against
+        # CLOCK_MONOTONIC: within 1% (a batch of 400 ms came out 199,994 us
+        # an item once).
         for r in self.d.results_json(job):
-            self.assertGreaterEqual(r["run_usec"], 300000, r)
+            self.assertGreaterEqual(r["run_usec"], 297000, r)
             self.assertLess(r["run_usec"], 3000000, r)
         # A batch's time is shared out over its items.
         job = self.d.submit(PROBE, items, self.path("out2"), "--workers", 1, "--batch-size", 2,
                             "--shared", '{"sleep_ms": 400}')
         self.assertEqual(self.d.wait(job)[0], 0)
         for r in self.d.results_json(job):
-            self.assertGreaterEqual(r["run_usec"], 200000, r)
+            self.assertGreaterEqual(r["run_usec"], 198000, r)
             self.assertLess(r["run_usec"], 400000, r)
 
     def test_the_log_is_not_flooded_by_failures(self):
