@@ -2,16 +2,15 @@
 #include "job-stats.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ipc.h"
+#include "jobs-journal.h"
 #include "jobs.h"
 #include "log.h"
 #include "macro.h"
 #include "store.h"
-#include "syncer.h"
 
 int job_stats_received(void *userdata, const void *payload, size_t len) {
         Job *j = userdata;
@@ -34,28 +33,6 @@ int job_stats_received(void *userdata, const void *payload, size_t len) {
         return 0;
 }
 
-/* The stats for the syncer's thread: a copy, so that the job keeps its
- * own (Stats reads them) until the file holds them. */
-typedef struct StatsWrite {
-        Jobs *jobs;
-        uint64_t id, seq;
-        int dirfd;
-        void *data;
-        size_t len;
-} StatsWrite;
-
-static void stats_write_free(StatsWrite *w) {
-        safe_close(w->dirfd);
-        free(w->data);
-        free(w);
-}
-
-static int stats_write_work(void *arg) {
-        StatsWrite *w = arg;
-
-        return store_write_stats(w->dirfd, w->data, w->len);
-}
-
 static void stats_written(Job *j, int r) {
         if (r < 0) {
                 log_job(LOG_WARNING, j->spec.id, "Cannot write its stats, keeping them in memory: %s", strerror(-r));
@@ -65,37 +42,21 @@ static void stats_written(Job *j, int r) {
         j->stats_len = 0;
 }
 
-static void stats_write_done(int r, void *arg) {
-        StatsWrite *w = arg;
-        Job *j = jobs_find(w->jobs, w->id);
-
-        /* Newer ones came meanwhile: they are the next write's. */
-        if (j && j->stats_seq == w->seq)
+/* The job keeps its own copy (Stats reads it) until the file holds it;
+ * newer stats that came meanwhile are the next write's. */
+static void stats_write_done(Job *j, int r, uint64_t seq) {
+        if (j && j->stats_seq == seq)
                 stats_written(j, r);
-        stats_write_free(w);
 }
 
 /* The ended run's stats into the job's directory, by the syncer (a later
  * run replaces them, docs/architecture.md). Kept in memory if they
  * cannot be written. */
 void job_save_stats(Job *j) {
-        StatsWrite *w;
-        int r = -ENOMEM;
-
         if (!j->stats)
                 return;
-        w = j->jobs->syncer ? calloc(1, sizeof(*w)) : NULL;
-        if (w) {
-                *w = (StatsWrite){ .jobs = j->jobs, .id = j->spec.id, .seq = j->stats_seq, .len = j->stats_len,
-                                   .dirfd = fcntl(j->dirfd, F_DUPFD_CLOEXEC, 3),
-                                   .data = memdup(j->stats, j->stats_len) };
-                r = w->dirfd < 0 ? -errno : !w->data ? -ENOMEM : 0;
-                if (r >= 0)
-                        r = syncer_queue(j->jobs->syncer, stats_write_work, stats_write_done, w);
-                if (r < 0)
-                        stats_write_free(w);
-        }
-        if (r < 0)
+        if (jobs_write_later(j->jobs, j, store_write_stats, j->stats, j->stats_len, false, j->stats_seq,
+                             stats_write_done) < 0)
                 stats_written(j, store_write_stats(j->dirfd, j->stats, j->stats_len));
 }
 

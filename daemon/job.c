@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "fileio.h"
 #include "json-util.h"
 #include "job-scope.h"
 #include "job-stats.h"
@@ -176,63 +175,21 @@ static int job_persist(Job *j) {
         return persisted(j, r);
 }
 
-/* A state.json for the syncer's thread: the text, and the job's files
- * first if they are not synced yet (as job_persist does). */
-typedef struct StateWrite {
-        Jobs *jobs;
-        uint64_t id;
-        int dirfd, jobs_fd;
-        bool settle;
-        char *text;
-        size_t len;
-} StateWrite;
-
-static void state_write_free(StateWrite *w) {
-        safe_close(w->dirfd);
-        free(w->text);
-        free(w);
-}
-
-static int state_write_work(void *arg) {
-        StateWrite *w = arg;
-        int r = 0;
-
-        if (w->settle) {
-                r = store_sync_job_files(w->dirfd);
-                if (r >= 0)
-                        r = fsync_dirfd(w->jobs_fd);
-        }
-        return r < 0 ? r : store_write_status_text(w->dirfd, w->text, w->len);
-}
-
-static void state_write_done(int r, void *arg) {
-        StateWrite *w = arg;
-        Job *j = jobs_find(w->jobs, w->id); /* removed meanwhile: nothing to do */
-
-        if (j) {
-                if (w->settle && r >= 0)
-                        j->files_synced = true;
+static void state_written(Job *j, int r, uint64_t tag) {
+        (void) tag;
+        if (j)
                 (void) persisted(j, r);
-        }
-        state_write_free(w);
 }
 
-/* state.json written by the syncer, off the loop; in the loop if it
- * cannot take it. */
+/* state.json written by the syncer, off the loop, the job's files first
+ * if need be (as job_persist); in the loop if it cannot take it. */
 static void job_persist_async(Job *j) {
-        StateWrite *w = j->jobs->syncer ? calloc(1, sizeof(*w)) : NULL;
-        int r = w ? 0 : -ENOMEM;
+        _cleanup_free_ char *text = NULL;
+        size_t len;
+        int r = store_render_status(&j->status, &text, &len);
 
-        if (w) {
-                *w = (StateWrite){ .jobs = j->jobs, .id = j->spec.id, .jobs_fd = j->jobs->jobs_fd,
-                                   .settle = j->journaled && !j->files_synced,
-                                   .dirfd = fcntl(j->dirfd, F_DUPFD_CLOEXEC, 3) };
-                r = w->dirfd < 0 ? -errno : store_render_status(&j->status, &w->text, &w->len);
-                if (r >= 0)
-                        r = syncer_queue(j->jobs->syncer, state_write_work, state_write_done, w);
-                if (r < 0)
-                        state_write_free(w);
-        }
+        if (r >= 0)
+                r = jobs_write_later(j->jobs, j, store_write_status_text, text, len, true, 0, state_written);
         if (r < 0)
                 (void) job_persist(j);
 }

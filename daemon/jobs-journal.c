@@ -288,3 +288,63 @@ int jobs_journal_settle(Jobs *jobs, Job *j) {
         j->files_synced = true;
         return 0;
 }
+
+/* --- a file of a job's, by the syncer ------------------------------------ */
+
+typedef struct JobWrite {
+        Jobs *jobs;
+        uint64_t id, tag;
+        int dirfd;
+        bool settle;
+        JobFileWrite write;
+        JobWriteDone done;
+        void *data;
+        size_t len;
+} JobWrite;
+
+static void job_write_free(JobWrite *w) {
+        safe_close(w->dirfd);
+        free(w->data);
+        free(w);
+}
+
+static int job_write_work(void *arg) {
+        JobWrite *w = arg;
+        int r = 0;
+
+        if (w->settle) {
+                r = store_sync_job_files(w->dirfd);
+                if (r >= 0)
+                        r = fsync_dirfd(w->jobs->jobs_fd);
+        }
+        return r < 0 ? r : w->write(w->dirfd, w->data, w->len);
+}
+
+static void job_write_done(int r, void *arg) {
+        JobWrite *w = arg;
+        Job *j = jobs_find(w->jobs, w->id);
+
+        if (j && w->settle && r >= 0)
+                j->files_synced = true;
+        w->done(j, r, w->tag);
+        job_write_free(w);
+}
+
+int jobs_write_later(Jobs *jobs, Job *j, JobFileWrite write, const void *data, size_t len, bool settle,
+                     uint64_t tag, JobWriteDone done) {
+        JobWrite *w;
+        int r;
+
+        if (!jobs->syncer)
+                return -ENODEV;
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        *w = (JobWrite){ .jobs = jobs, .id = j->spec.id, .tag = tag, .write = write, .done = done, .len = len,
+                         .settle = settle && j->journaled && !j->files_synced,
+                         .dirfd = fcntl(j->dirfd, F_DUPFD_CLOEXEC, 3), .data = len ? memdup(data, len) : NULL };
+        r = w->dirfd < 0 ? -errno : !w->data && len ? -ENOMEM : syncer_queue(jobs->syncer, job_write_work, job_write_done, w);
+        if (r < 0)
+                job_write_free(w);
+        return r;
+}

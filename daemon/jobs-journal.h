@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,17 @@ void jobs_journal_pending(Jobs *jobs, Job *j);
  * journal: what must come before anything else of j is made durable (its
  * first commit, a state.json). 0 at once if they are. */
 int jobs_journal_settle(Jobs *jobs, Job *j);
+
+/* A file of j's written by the syncer, off the loop: write(dirfd, data,
+ * len) on a descriptor of its own, after j's own files if settle (as
+ * jobs_journal_settle) and they are not synced yet. done(j, r, tag) comes
+ * in the loop; j is NULL if the job was removed meanwhile. data is
+ * copied. -errno (nothing queued) when there is no syncer or it cannot
+ * take it: the caller writes in the loop. */
+typedef int (*JobFileWrite)(int dirfd, const void *data, size_t len);
+typedef void (*JobWriteDone)(Job *j, int r, uint64_t tag);
+int jobs_write_later(Jobs *jobs, Job *j, JobFileWrite write, const void *data, size_t len, bool settle,
+                     uint64_t tag, JobWriteDone done);
 /* Syncs every journaled job's files and the jobs directory, then resets
  * the journal. 0 when there was nothing to do. */
 int jobs_checkpoint(Jobs *jobs);

@@ -400,7 +400,7 @@ int store_render_status(const JobStatus *st, char **ret, size_t *ret_len) {
         return r < 0 ? r : *ret ? 0 : -ENOMEM;
 }
 
-int store_write_status_text(int dirfd, const char *text, size_t len) {
+int store_write_status_text(int dirfd, const void *text, size_t len) {
         return write_file_atomic_at(dirfd, "state.json", text, len, 0600);
 }
 

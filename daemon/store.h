@@ -79,7 +79,7 @@ int store_write_status(int dirfd, const JobStatus *st);
 /* The two halves of it: the text (malloc'd), in the loop; its atomic,
  * synced write, anywhere (the syncer's thread). */
 int store_render_status(const JobStatus *st, char **ret, size_t *ret_len);
-int store_write_status_text(int dirfd, const char *text, size_t len);
+int store_write_status_text(int dirfd, const void *text, size_t len);
 /* The last run's stats (an IpcStats message), replaced; read back into a
  * malloc'd buffer and checked (stats_msg_check): -ENOENT if there are
  * none, -EBADMSG if damaged. */

@@ -214,8 +214,9 @@ def _submit(c: _client.Client, call: _Call, sweep: bool = False) -> _client.Job:
     after the Submit, and dropped: their results went with the directory."""
     bridge = _payload.find_bridge()  # a Python without a bridge fails here, before anything is written
     os.makedirs(call.out_path, exist_ok=True)
-    python = _payload.inline_payload(call.out_path, call.process, call.init, call.save, call.shared, call.batch,
-                                     call.name) or _write_payload(call)
+    data = _payload.build_payload(call.out_path, call.process, call.init, call.save, call.shared, call.batch)
+    python = (_payload.inline_payload(call.out_path, call.name, data, call.save is not None) or
+              _payload.store_payload(call.out_path, call.name, data)[1])
     inline = len(call.encoded) <= ITEMS_INLINE_MAX
     items = None if inline else _write_items(call.out_path, call.encoded)
     source = {"items": call.items} if inline else {"input": items, "separator": "nul"}
@@ -225,7 +226,8 @@ def _submit(c: _client.Client, call: _Call, sweep: bool = False) -> _client.Job:
         except _client.InvalidParameter as e:
             if "inline" not in python or e.parameter != "shared":
                 raise
-            job, stale = _send(c, call, bridge, source, _write_payload(call), sweep)  # a smaller max-shared-size
+            python = _payload.store_payload(call.out_path, call.name, data)[1]  # a smaller max-shared-size
+            job, stale = _send(c, call, bridge, source, python, sweep)
     finally:
         if items is not None:
             try:

@@ -187,18 +187,21 @@ def write_payload(out_path: str, process: Callable, init: Optional[Callable], sa
                   shared: Any, batch: bool, name: str) -> Tuple[str, Dict[str, str]]:
     """Writes <out_path>/mplock-python-<name>.pickle; returns its path and
     the job's shared object's "python" entry."""
+    return store_payload(out_path, name, build_payload(out_path, process, init, save, shared, batch))
+
+
+def store_payload(out_path: str, name: str, data: bytes) -> Tuple[str, Dict[str, str]]:
+    """write_payload for a payload built already."""
     path = payload_path(out_path, name)
-    write_atomic(path, build_payload(out_path, process, init, save, shared, batch))
+    write_atomic(path, data)
     return path, {"payload": path, "version": python_version()}
 
 
-def inline_payload(out_path: str, process: Callable, init: Optional[Callable], save: Optional[Callable],
-                   shared: Any, batch: bool, name: str) -> Optional[Dict[str, str]]:
-    """The job's shared object's "python" entry with the payload in it
+def inline_payload(out_path: str, name: str, data: bytes, saves: bool) -> Optional[Dict[str, str]]:
+    """The job's shared object's "python" entry with the payload data in it
     ("inline", base64), or None when it is too large for that. The bridge
     reads the file when there is one (a later call wrote it), else this:
     a file left by an earlier job of the same name is removed first."""
-    data = build_payload(out_path, process, init, save, shared, batch)
     if len(data) > INLINE_MAX:
         return None
     path = payload_path(out_path, name)
@@ -209,4 +212,4 @@ def inline_payload(out_path: str, process: Callable, init: Optional[Callable], s
     else:
         fsync_dir(out_path)  # the removal durable, as the job will be
     return {"payload": path, "version": python_version(), "inline": base64.b64encode(data).decode("ascii"),
-            "saves": save is not None}
+            "saves": saves}
