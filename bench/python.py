@@ -152,7 +152,10 @@ def main():
     args = ap.parse_args()
     os.environ["MPLOCK_BUILD"] = os.path.abspath(args.build)
     root = os.path.join(args.root, "python")
-    os.makedirs(root, exist_ok=True)
+    # A finished job left in ROOT by an earlier run would be returned at
+    # once (resume) and time nothing: every run starts from an empty root.
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(root)
     d, sock = start_daemon(os.path.abspath(args.build), root)
     os.environ["MPLOCK_SOCKET"] = sock
     try:
