@@ -6,20 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bytescan.h"
 #include "crc32c.h"
 #include "fileio.h"
 
 void snapshot_init(Snapshot *s, int fd, uint64_t max_bytes, uint64_t max_items) {
         *s = (Snapshot){ .fd = fd, .max_bytes = max_bytes, .max_items = max_items };
-}
-
-static uint64_t count_nuls(const char *p, size_t len) {
-        const char *end = p + len;
-        uint64_t n = 0;
-
-        for (; (p = memchr(p, 0, (size_t) (end - p))); p++)
-                n++;
-        return n;
 }
 
 /* Writeback of the window just filled starts now; the one before it is
@@ -44,7 +36,7 @@ int snapshot_write(Snapshot *s, const void *data, size_t len) {
                 return 0;
         if (len > s->max_bytes - s->bytes)
                 return -EFBIG;
-        items = count_nuls(data, len);
+        items = bytes_count(data, len, 0);
         if (items > s->max_items - s->items)
                 return -E2BIG;
         r = pwrite_full(s->fd, data, len, (off_t) s->bytes);

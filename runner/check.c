@@ -10,6 +10,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "bytescan.h"
 #include "check-cache.h"
 #include "fileio.h"
 #include "json-util.h"
@@ -160,11 +161,9 @@ static int copy_input(const char *input, bool nul, uint64_t max_bytes, uint64_t 
                                               "%s holds a NUL byte at offset %llu; for a NUL-separated list use "
                                               "--null",
                                               input, (unsigned long long) (total + (uint64_t) (z - buf)));
-                        for (char *p = buf; (p = memchr(p, '\n', (size_t) (buf + n - p))); p++)
-                                *p = '\0';
-                }
-                for (char *p = buf; (p = memchr(p, 0, (size_t) (buf + n - p))); p++)
-                        items++;
+                        items += bytes_replace(buf, (size_t) n, '\n', '\0');
+                } else
+                        items += bytes_count(buf, (size_t) n, 0);
                 total += (uint64_t) n;
                 last = buf[n - 1];
                 if (total > max_bytes)

@@ -6,14 +6,14 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "bytescan.h"
 #include "crc32c.h"
 #include "macro.h"
 #include "items.h"
 
 int items_open(Items *it, int fd, uint64_t n, uint64_t bytes, uint32_t crc, char *err, size_t errlen) {
         struct stat st;
-        uint64_t k = 0, nidx;
-        const char *p, *end;
+        uint64_t nidx;
 
         *it = (Items){};
         if (fstat(fd, &st) < 0) {
@@ -63,16 +63,9 @@ int items_open(Items *it, int fd, uint64_t n, uint64_t bytes, uint32_t crc, char
                 items_close(it);
                 return -EBADMSG;
         }
-        for (p = it->map, end = it->map + it->size; p < end && k < n; k++) {
-                const char *nul;
-                if (k % ITEMS_STRIDE == 0)
-                        it->index[k / ITEMS_STRIDE] = (uint64_t) (p - it->map);
-                nul = memchr(p, 0, (size_t) (end - p));
-                if (!nul)
-                        break;
-                p = nul + 1;
-        }
-        if (k != n || p != end) {
+        /* n items, each ended by its NUL, the last at the end. */
+        if (bytes_index(it->map, it->size, 0, ITEMS_STRIDE, it->index, nidx) != n ||
+            it->map[it->size - 1] != '\0') {
                 (void) snprintf(err, errlen, "input snapshot does not hold %llu items: the job's state is damaged",
                                 (unsigned long long) n);
                 items_close(it);
