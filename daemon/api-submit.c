@@ -34,6 +34,7 @@ const JsonField submit_fields[] = {
         { "slurm", JSON_KIND_BOOL, false },        { "shards", JSON_KIND_UINT, false },
         { "partition", JSON_KIND_STRING, false },  { "slurm_options", JSON_KIND_STRING, false },
         { "on_end", JSON_KIND_STRING, false },     { "reuse", JSON_KIND_UINT, false },
+        { "items_count", JSON_KIND_UINT, false },
 };
 const size_t submit_n_fields = ELEMENTSOF(submit_fields);
 
@@ -317,6 +318,10 @@ static int read_extras(json_object *p, const Settings *s, SubmitRequest *req, Re
                               "must be a number of items from 1 to %llu (\"10\") or a percentage of the job's "
                               "items (\"5%%\")",
                               (unsigned long long) JOB_ITEMS_MAX);
+        /* 0 is no list's count: as good as not given (every list has one). */
+        req->expect_items = json_get_uint(p, "items_count", 0);
+        if (json_get(p, "items_count") && req->expect_items == 0)
+                return refuse(f, "items_count", "must be the list's number of items, at least 1");
         if (shared && !(text = json_compact(shared, &len)))
                 return -ENOMEM;
         if (len > s->max_shared)

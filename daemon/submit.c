@@ -49,6 +49,7 @@ struct Submission {
         void *userdata;
         JobSpec spec;
         uint32_t halt_percent;
+        uint64_t expect_items;
         bool inline_items;
         /* Written, waiting for the check's verdict to be made durable and
          * published; spec_text is its job.json. */
@@ -241,6 +242,16 @@ static int prepare_job(Submission *s) {
         if (r < 0) {
                 submit_finish(s, SUBMIT_INVALID, 0, items_parameter(s), "input snapshot is incomplete");
                 return r;
+        }
+        /* A caller that knows its count (python/mplock) leaves finding an
+         * item that holds the separator to this count, made anyway. */
+        if (s->expect_items && s->snap.items != s->expect_items) {
+                char why[160];
+                (void) snprintf(why, sizeof(why),
+                                "the list holds %llu items where items_count says %llu: an item holds its separator",
+                                (unsigned long long) s->snap.items, (unsigned long long) s->expect_items);
+                submit_finish(s, SUBMIT_INVALID, 0, "items_count", why);
+                return -EBADMSG;
         }
         s->spec.n_items = s->snap.items;
         s->spec.input_bytes = s->snap.bytes;
@@ -528,7 +539,7 @@ static Submission *submission_new(Submitter *sub, SubmitRequest *req, SubmitDone
         if (!s)
                 return NULL;
         *s = (Submission){ .sub = sub, .done = done, .userdata = userdata, .spec = req->spec,
-                           .halt_percent = req->halt_percent, .inline_items = req->inline_items,
+                           .halt_percent = req->halt_percent, .expect_items = req->expect_items, .inline_items = req->inline_items,
                            .n_inline = req->n_inline, .dirfd = -1, .input_fd = -1, .report_fd = -1,
                            .data_fd = -1 };
         req->spec = (JobSpec){};

@@ -32,6 +32,7 @@ typedef struct Submission Submission;
 typedef struct SubmitRequest {
         JobSpec spec;          /* everything the client said; taken */
         uint32_t halt_percent; /* resolved against the item count at the end */
+        uint64_t expect_items; /* the count the caller meant, checked at the end (0: any) */
         /* Items sent in the call, each NUL-terminated (not taken), or an
          * input file (spec.input). */
         const char *items;

@@ -56,6 +56,7 @@ ITEMS_FILE = "mplock-items"
 # reads no file of the caller's (which it does in a process of the
 # caller's); larger lists are a file.
 ITEMS_INLINE_MAX = 64 * 1024
+NUL_FREE = "list(str) > 0, without NUL characters"
 
 
 class InvalidArgumentsError(Exception):
@@ -83,7 +84,7 @@ def _check_positive(name: str, value: Any) -> None:
         raise InvalidArgumentsError(name, "int > 0")
 
 
-def _encode_items(name: str, items: Any) -> bytes:
+def _encode_items(name: str, items: Any, submits: bool = False) -> bytes:
     """The items as the daemon gets them: UTF-8, NUL-separated, as one
     bytes object (a million items are checked, hashed and written in a few
     passes of C, not a million calls of Python)."""
@@ -93,8 +94,11 @@ def _encode_items(name: str, items: Any) -> bytes:
         joined = "\0".join(items)  # only str (and its subclasses) join
     except TypeError:
         raise InvalidArgumentsError(name, "list(str) > 0") from None
-    if joined.count("\0") != len(items) - 1:
-        raise InvalidArgumentsError(name, "list(str) > 0, without NUL characters")
+    # A NUL inside an item: mplockd counts the items anyway, so the long
+    # list of a call that submits is left to its count (Submit's
+    # items_count); a short one, sent inline, is looked at here.
+    if (not submits or len(joined) <= ITEMS_INLINE_MAX) and joined.count("\0") != len(items) - 1:
+        raise InvalidArgumentsError(name, NUL_FREE)
     try:
         return joined.encode("utf-8")
     except UnicodeEncodeError:
@@ -135,6 +139,7 @@ class _Call:
         self.verbose = verbose
         self.socket = socket  # None: connect() picks, and may start, the default instance
         self.name = job_name(out_path, kind, encoded)
+        self.items_arg = "items" if kind == "map" else "data_list"  # its name in errors
 
 
 def _joined(encoded: Any) -> bytes:
@@ -213,21 +218,31 @@ def _submit(c: _client.Client, call: _Call, sweep: bool = False) -> _client.Job:
     jobs of the same name and output are listed in the same round trip,
     after the Submit, and dropped: their results went with the directory."""
     bridge = _payload.find_bridge()  # a Python without a bridge fails here, before anything is written
+    made = not os.path.isdir(call.out_path)
     os.makedirs(call.out_path, exist_ok=True)
     data = _payload.build_payload(call.out_path, call.process, call.init, call.save, call.shared, call.batch)
     python = (_payload.inline_payload(call.out_path, call.name, data, call.save is not None) or
               _payload.store_payload(call.out_path, call.name, data)[1])
     inline = len(call.encoded) <= ITEMS_INLINE_MAX
     items = None if inline else _write_items(call.out_path, call.encoded)
-    source = {"items": call.items} if inline else {"input": items, "separator": "nul"}
+    source = {"items": call.items} if inline else {"input": items, "separator": "nul",
+                                                     "items_count": len(call.items)}
     try:
         try:
-            job, stale = _send(c, call, bridge, source, python, sweep)
+            try:
+                job, stale = _send(c, call, bridge, source, python, sweep)
+            except _client.InvalidParameter as e:
+                if "inline" not in python or e.parameter != "shared":
+                    raise
+                python = _payload.store_payload(call.out_path, call.name, data)[1]  # a smaller max-shared-size
+                job, stale = _send(c, call, bridge, source, python, sweep)
         except _client.InvalidParameter as e:
-            if "inline" not in python or e.parameter != "shared":
+            if e.parameter != "items_count":
                 raise
-            python = _payload.store_payload(call.out_path, call.name, data)[1]  # a smaller max-shared-size
-            job, stale = _send(c, call, bridge, source, python, sweep)
+            # mplockd's count of a list too long to search here: an item
+            # holds a NUL, and nothing of the call is left behind.
+            _unmake(call, items, made)
+            raise InvalidArgumentsError(call.items_arg, NUL_FREE) from None
     finally:
         if items is not None:
             try:
@@ -237,6 +252,22 @@ def _submit(c: _client.Client, call: _Call, sweep: bool = False) -> _client.Job:
     for old in stale:
         _drop(old)
     return job
+
+
+def _unmake(call: _Call, items: Optional[str], made: bool) -> None:
+    """What a call whose list was refused wrote: its items and payload
+    files, and the output directory if the call made it (empty then)."""
+    for path in (items, _payload.payload_path(call.out_path, call.name)):
+        try:
+            if path is not None:
+                os.unlink(path)
+        except OSError:
+            pass
+    if made:
+        try:
+            os.rmdir(call.out_path)
+        except OSError:
+            pass
 
 
 def _send(c: _client.Client, call: _Call, bridge: str, source: Dict[str, Any], python: Dict[str, str],
@@ -694,7 +725,7 @@ def map(func: Callable[..., Any], items: Iterable[str], workers: Optional[int] =
     if not callable(func):
         raise InvalidArgumentsError("func", "function")
     items = list(items) if not isinstance(items, list) else items
-    encoded = _encode_items("items", items)
+    encoded = _encode_items("items", items, submits=True)
     _check_callable("init", init, optional=True)
     if workers is None:
         workers = os.cpu_count() or 1

@@ -306,6 +306,27 @@ class Protocol(DaemonTest):
         # where systemd is not PID 1), none of it applies, and it says so.
         self.assertNotIn("usage", after)
 
+    def test_items_count(self):
+        """Submit's items_count: a list of another count (an item that
+        holds its separator, as the Python package leaves to this count) is
+        refused naming it, before any job exists; the right count is taken."""
+        nul = self.path("nul.bin")
+        with open(nul, "wb") as f:
+            f.write(b"a\0b\0c\0")
+        for params, bad in ((self.submit_params(items_count=3), "items_count"),
+                            (self.submit_params(input=nul, separator="nul", items_count=2), "items_count"),
+                            (self.submit_params(items=["x", "y"], input=None, items_count=1), "items_count"),
+                            (self.submit_params(items_count=0), "items_count")):
+            reason = self.assert_invalid(params, bad)
+            if params["items_count"]:
+                self.assertIn("items_count says %d" % params["items_count"], reason)
+        self.assertEqual(os.listdir(os.path.join(self.d.state, "jobs")), [])
+        for params in (self.submit_params(items_count=2), self.submit_params(input=nul, separator="nul", items_count=3)):
+            r = self.d.varlink("io.mplock.Manager.Submit", params)[0]
+            self.assertNotIn("error", r, r)
+            rc, st = self.d.wait(r["parameters"]["id"])
+            self.assertEqual((rc, st["state"], st["items"]), (0, "completed", params["items_count"]), st)
+
     def test_the_daemons_bounds_on_scope_limits(self):
         self.d.stop()
         self.d.args += ["--max-memory-per-job", "1G", "--max-tasks-per-job", "100", "--max-cpu-quota", "200"]

@@ -203,6 +203,31 @@ def test_invalid_batch_size(env, value):
     assert jobs(env) == []
 
 
+def test_nul_in_a_long_list(bridge, env):
+    # A list too long to go inline is counted by mplockd (Submit's
+    # items_count), not searched here: the same error, nothing left behind.
+    long = ["item-%06d" % i for i in range(20000)]
+    long[12345] = "a\0b"
+    path = out(env, "nul")
+    for fn in (mplock.mp_lock, mplock.mp_lock_value):
+        with pytest.raises(InvalidArgumentsError) as e:
+            fn(long, F.square, None, 2, path, verbose=False)
+        assert str(e.value) == "Invalid data_list. Expected values: list(str) > 0, without NUL characters"
+        assert jobs(env) == [] and not os.path.exists(path)
+    with pytest.raises(InvalidArgumentsError) as e:
+        list(mplock.map(F.square, long, workers=2, output=path, verbose=False))
+    assert str(e.value) == "Invalid items. Expected values: list(str) > 0, without NUL characters"
+    assert jobs(env) == [] and not os.path.exists(path)
+    # An output directory that was there stays, and holds nothing new.
+    os.makedirs(path)
+    with pytest.raises(InvalidArgumentsError):
+        mplock.mp_lock(long, F.square, None, 2, path, verbose=False)
+    assert jobs(env) == [] and os.listdir(path) == []
+    assert not mplock.is_mp_lock_completed(["x"], path)
+    with pytest.raises(InvalidArgumentsError):
+        mplock.is_mp_lock_completed(long, path)
+
+
 def test_invalid_arguments_error_pickles():
     import pickle
     e = pickle.loads(pickle.dumps(InvalidArgumentsError("num_procs", "int > 0")))
