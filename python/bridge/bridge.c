@@ -241,7 +241,8 @@ static void fail_item(mplock_results *out, size_t i, int32_t code) {
  * pickled by the helper. */
 static void set_result(mplock_results *out, size_t i, PyObject *v) {
         const char *data = NULL;
-        char tag = 0, *buf;
+        /* Most results of a tag are short (None is one byte): no malloc. */
+        char tag = 0, *buf, small[256];
         Py_ssize_t len = 0;
         PyObject *enc;
         int r;
@@ -260,14 +261,15 @@ static void set_result(mplock_results *out, size_t i, PyObject *v) {
         if (tag) {
                 if ((size_t) len >= MPLOCK_RESULT_MAX)
                         r = -MPLOCK_E2BIG;
-                else if (!(buf = malloc((size_t) len + 1)))
+                else if (!(buf = (size_t) len < sizeof(small) ? small : malloc((size_t) len + 1)))
                         r = -MPLOCK_ENOMEM;
                 else {
                         buf[0] = tag;
                         if (len)
                                 memcpy(buf + 1, data, (size_t) len);
                         r = out->api->result_set(out, i, buf, (size_t) len + 1);
-                        free(buf);
+                        if (buf != small)
+                                free(buf);
                 }
         } else {
                 enc = interp_call("encode", Py_BuildValue("(O)", v));
