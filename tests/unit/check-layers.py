@@ -17,7 +17,7 @@ LAYERS = {
     "api": ({"api", "api-internal", "api-job", "api-submit", "api-results", "api-stats"},
             {"control", "submit", "jobs", "runners", "scopes", "config"}),
     "submit": ({"submit", "spares"}, {"jobs", "runners", "store", "config"}),
-    "jobs": ({"jobs", "job", "job-scope", "job-stats", "jobs-journal"}, {"runners", "scopes", "store", "config"}),
+    "jobs": ({"jobs", "job", "job-persist", "job-scope", "job-stats", "jobs-journal"}, {"runners", "scopes", "store", "config"}),
     "runners": ({"runner-proc", "agents", "agent-env", "results-reader", "notifier"}, set()),
     "scopes": ({"scope"}, set()),
     "store": ({"store", "snapshot", "journal", "syncer"}, set()),
