@@ -188,3 +188,21 @@ def test_bytes_that_are_not_utf8_come_base64_encoded(daemon):
         assert lines[1] == {"index": 1, "item_base64": "//5B", "result_base64": "//5B"}
         assert joblog["attempts"] == 1
         assert lines[0]["result"] == "caf\u00e9" and lines[3]["item"] == "plain"
+
+
+def test_pipeline_answers_in_order_and_errors_in_place(daemon):
+    # Several calls in one round trip: each reply where its call was, an
+    # error as its exception in its place, and the connection still good.
+    with mplock.Client(daemon.sock) as c:
+        out = os.path.join(daemon.tmp, "pipe")
+        good = c.submit_parameters(module=module("echo"), output=out, items=["a", "b"], name="piped")
+        bad = c.submit_parameters(module=module("echo"), output=out, items=["a"], workers=0)
+        submitted, refused, listed, missing = c.pipeline(
+            ("Submit", good), ("Submit", bad), ("List", {"name": "piped", "output": out}), ("Status", {"id": 999}))
+        job = c.job_of(submitted)
+        assert job.info["name"] == "piped" and job.info["items"] == 2
+        assert isinstance(refused, mplock.InvalidParameter) and refused.parameter == "workers"
+        assert [j["id"] for j in listed["jobs"]] == [job.id]
+        assert isinstance(missing, mplock.NoSuchJob)
+        assert job.wait()["state"] == "completed"
+        assert c.pipeline() == []
