@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
@@ -22,52 +21,15 @@
 #include "ipc.h"
 #include "items.h"
 #include "jobspec.h"
-#include "json-util.h"
 #include "log.h"
 #include "macro.h"
 #include "output.h"
 #include "results.h"
 #include "run-error.h"
 #include "slurm-cmd.h"
+#include "slurm-coord.h"
 #include "slurmopt.h"
 #include "start.h"
-
-#define IPC_FD 3
-#define LOCK_FD 4
-#define INPUT_FD 5
-#define BITMAP_FD 6
-
-#define POLL_USEC (1000u * 1000u)
-#define SHARDS_PER_NODE 4u
-#define STATE_FILE "slurm.json"
-
-_Static_assert(JOB_SHARDS_MAX <= IPC_SHARDS_MAX, "every shard fits the message");
-
-typedef struct Shard {
-        uint64_t first, n;             /* its items in the job */
-        uint64_t done, failed, results_len; /* its checkpoint, as last peeked */
-        uint64_t copied_end;           /* its results file read up to here */
-        uint32_t attempts, state;
-        bool alive;                    /* in squeue at the last look */
-        char job[IPC_SLURM_ID_MAX], node[IPC_SLURM_NODE_MAX];
-} Shard;
-
-typedef struct Coord {
-        sd_event *event;
-        Job *job;
-        Output out;
-        Items items;
-        Bitset done;
-        Commit commit;
-        char dir[OUTPUT_PATH_MAX]; /* OUTPUT/mplock-<id>.slurm */
-        int dirfd;
-        char token[17], name[64], array[IPC_SLURM_ID_MAX];
-        uint32_t n_shards;
-        Shard *shards;
-        bool paused; /* the owner paused it: its tasks were stopped, not lost */
-        bool started;
-        sd_event_source *ipc_source, *timer;
-} Coord;
 
 static void scancel(Coord *c, const char *signal, bool batch_only);
 
@@ -102,254 +64,8 @@ static _Noreturn void failf(Coord *c, uint32_t kind, const char *fmt, ...) {
 
 /* --- Slurm's commands ---------------------------------------------------- */
 
-/* Runs argv; its stdout in *ret. A failure to run, or a non-zero status, is
- * -EIO with a message in e (the command's own last words). */
-static int run_cmd(char *const argv[], SlurmCmd *ret, RunError *e) {
-        int r = slurm_cmd(argv, ret);
-
-        if (r < 0)
-                return run_error(e, IPC_FAIL_TEMPORARY, r, "%s: %s", argv[0],
-                                 r == -ENOENT ? "not found (is Slurm's client installed here?)" : strerror(-r));
-        if (ret->status != 0) {
-                char *nl = strchr(ret->err, '\n');
-                if (nl && nl[1] == 0)
-                        *nl = 0;
-                return run_error(e, IPC_FAIL_TEMPORARY, -EIO, "%s failed (%d): %s", argv[0], ret->status,
-                                 ret->err[0] ? ret->err : "no message");
-        }
-        return 0;
-}
-
-/* The shard count when the owner gave none: SHARDS_PER_NODE per node of the
- * partition, so that Slurm has some to balance. */
-static uint32_t default_shards(Coord *c, RunError *e) {
-        char *argv[] = { "sinfo", "-h", "-o", "%D", NULL, NULL, NULL };
-        char part[80];
-        SlurmCmd out = {};
-        uint64_t nodes = 0;
-
-        if (c->job->partition) {
-                (void) snprintf(part, sizeof(part), "--partition=%s", c->job->partition);
-                argv[4] = part;
-        }
-        if (run_cmd(argv, &out, e) < 0) {
-                slurm_cmd_done(&out);
-                return 0;
-        }
-        for (char *p = out.out; *p;) {
-                char *end;
-                unsigned long long v = strtoull(p, &end, 10);
-                if (end == p)
-                        break;
-                nodes += v;
-                p = end + strspn(end, "\n ");
-        }
-        slurm_cmd_done(&out);
-        if (nodes == 0)
-                nodes = 1;
-        return (uint32_t) MIN(nodes * SHARDS_PER_NODE, (uint64_t) JOB_SHARDS_MAX);
-}
-
 static void strv_freep(char ***v) {
         strv_free(*v);
-}
-
-/* --- the state on the shared filesystem ---------------------------------- */
-
-static void shard_name(uint32_t k, char *buf, size_t n) {
-        (void) snprintf(buf, n, "shard-%" PRIu32, k);
-}
-
-static void shards_layout(Coord *c) {
-        uint64_t n = c->job->n_items;
-
-        for (uint32_t k = 0; k < c->n_shards; k++) {
-                uint64_t a = n * k / c->n_shards, b = n * (k + 1) / c->n_shards;
-                c->shards[k] = (Shard){ .first = a, .n = b - a, .copied_end = sizeof(ResultsFileHeader) };
-        }
-}
-
-static int state_save(Coord *c, RunError *e) {
-        json_object *o = json_object_new_object(), *tasks = json_object_new_array();
-        const char *text;
-        size_t len;
-        int r = -ENOMEM;
-
-        if (!o || !tasks)
-                goto out;
-        for (uint32_t k = 0; k < c->n_shards; k++) {
-                json_object *t = json_object_new_object();
-                if (!t || json_object_array_add(tasks, t) < 0 || json_add_str(t, "task", c->shards[k].job) < 0 ||
-                    json_add_u64(t, "attempts", c->shards[k].attempts) < 0)
-                        goto out;
-        }
-        if (json_add_u64(o, "version", 1) < 0 || json_add_str(o, "token", c->token) < 0 ||
-            json_add_u64(o, "shards", c->n_shards) < 0 || json_add_str(o, "array", c->array) < 0 ||
-            json_add(o, "paused", json_object_new_boolean(c->paused)) < 0 || json_add(o, "tasks", tasks) < 0)
-                goto out;
-        tasks = NULL;
-        text = json_compact(o, &len);
-        r = text ? write_file_atomic_at(c->dirfd, STATE_FILE, text, len, 0644) : -ENOMEM;
-out:
-        json_object_put(tasks);
-        json_object_put(o);
-        if (r < 0)
-                return run_error_io(e, r, "cannot write %s/%s: %s", c->dir, STATE_FILE, strerror(-r));
-        return 0;
-}
-
-static bool id_ok(const char *s, size_t max) {
-        return s && strlen(s) < max && strspn(s, "0123456789_") == strlen(s);
-}
-
-/* The state an earlier coordinator of this job left: 1, 0 if none. */
-static int state_load(Coord *c, RunError *e) {
-        _cleanup_free_ char *text = NULL;
-        json_object *o, *tasks;
-        const char *why = NULL, *tok, *arr;
-        size_t len;
-        uint64_t n;
-        int r;
-
-        r = read_file_at(c->dirfd, STATE_FILE, 1u << 20, &text, &len);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return run_error_io(e, r, "cannot read %s/%s: %s", c->dir, STATE_FILE, strerror(-r));
-        o = json_parse_strict(text, len, 8, &why);
-        tok = o ? json_get_str(o, "token") : NULL;
-        arr = o ? json_get_str(o, "array") : NULL;
-        tasks = o ? json_get(o, "tasks") : NULL;
-        n = o ? json_get_uint(o, "shards", 0) : 0;
-        if (!tok || strlen(tok) != 16 || !id_ok(arr, sizeof(c->array)) || n == 0 || n > JOB_SHARDS_MAX ||
-            n > MAX(c->job->n_items, 1) || !tasks || !json_object_is_type(tasks, json_type_array) ||
-            json_object_array_length(tasks) != n) {
-                json_object_put(o);
-                return run_error(e, IPC_FAIL_PERMANENT, -EBADMSG, "%s/%s is damaged", c->dir, STATE_FILE);
-        }
-        memcpy(c->token, tok, 17);
-        (void) snprintf(c->array, sizeof(c->array), "%s", arr);
-        c->n_shards = (uint32_t) n;
-        c->paused = json_get_bool(o, "paused", false);
-        c->shards = calloc(n, sizeof(Shard));
-        if (!c->shards) {
-                json_object_put(o);
-                return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
-        }
-        shards_layout(c);
-        for (uint32_t k = 0; k < n; k++) {
-                json_object *t = json_object_array_get_idx(tasks, k);
-                const char *id = json_get_str(t, "task");
-                if (id_ok(id, sizeof(c->shards[k].job)))
-                        (void) snprintf(c->shards[k].job, sizeof(c->shards[k].job), "%s", id);
-                c->shards[k].attempts = (uint32_t) MIN(json_get_uint(t, "attempts", 0), UINT32_MAX);
-        }
-        json_object_put(o);
-        return 1;
-}
-
-/* A shard's start message: the job's, with the shard's items, input and
- * directory; the driver fills in what its checkpoint says. */
-static int shard_start_json(Coord *c, uint32_t k, uint64_t bytes, uint32_t crc, char **ret, size_t *ret_len) {
-        const char *why = NULL, *text;
-        char out[OUTPUT_PATH_MAX + 32], name[32];
-        json_object *o = json_parse_strict(c->job->start_json, c->job->start_json_len, 64, &why);
-        int r = -ENOMEM;
-
-        shard_name(k, name, sizeof(name));
-        (void) snprintf(out, sizeof(out), "%s/%s", c->dir, name);
-        if (!o)
-                return -EBADMSG;
-        if (json_add_str(o, "output", out) >= 0 && json_add_u64(o, "items", c->shards[k].n) >= 0 &&
-            json_add_u64(o, "input_bytes", bytes) >= 0 && json_add_u64(o, "input_crc", crc) >= 0 &&
-            json_add_u64(o, "slurm", 0) >= 0 && json_add_u64(o, "results_gen", 0) >= 0 &&
-            json_add_u64(o, "prev_results_len", 0) >= 0 && json_add_u64(o, "wait_placed", 0) >= 0 &&
-            (text = json_compact(o, ret_len)) && (*ret = strndup(text, *ret_len)))
-                r = 0;
-        json_object_put(o);
-        return r;
-}
-
-/* Writes shard k's directory: its items (a snapshot of its own) and its
- * start message, each atomically, so that a crash leaves it whole or
- * absent. */
-static int shard_prepare(Coord *c, uint32_t k, RunError *e) {
-        const Shard *s = &c->shards[k];
-        uint64_t a = items_offset(&c->items, s->first);
-        uint64_t b = s->first + s->n < c->job->n_items ? items_offset(&c->items, s->first + s->n)
-                                                        : c->items.size;
-        _cleanup_free_ char *start = NULL;
-        _cleanup_close_ int sfd = -1;
-        char name[32];
-        size_t len;
-        int r;
-
-        shard_name(k, name, sizeof(name));
-        if (mkdirat(c->dirfd, name, 0755) < 0 && errno != EEXIST)
-                return run_error_io(e, -errno, "cannot create %s/%s: %s", c->dir, name, strerror(errno));
-        sfd = openat(c->dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (sfd < 0)
-                return run_error_io(e, -errno, "cannot open %s/%s: %s", c->dir, name, strerror(errno));
-        r = write_file_atomic_at(sfd, "input", c->items.map + a, (size_t) (b - a), 0644);
-        if (r >= 0)
-                r = shard_start_json(c, k, b - a, crc32c(0, c->items.map + a, (size_t) (b - a)), &start, &len);
-        if (r >= 0)
-                r = write_file_atomic_at(sfd, "start.json", start, len, 0644);
-        if (r < 0)
-                return run_error_io(e, r, "cannot write shard %s of %s: %s", name, c->dir, strerror(-r));
-        return 0;
-}
-
-/* The runner the nodes run: this very program, at the same path there. */
-static int task_script(Coord *c, RunError *e) {
-        char self[4096], buf[3 * OUTPUT_PATH_MAX + 8192];
-        size_t n = 0;
-        ssize_t l = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        int r;
-
-        if (l < 0)
-                return run_error(e, IPC_FAIL_TEMPORARY, -errno, "readlink /proc/self/exe: %s", strerror(errno));
-        self[l] = 0;
-        /* Single quotes keep every byte of the paths as it is. */
-        n += (size_t) snprintf(buf + n, sizeof(buf) - n, "#!/bin/sh\n# mplock job %" PRIu64 ", shard $SLURM_ARRAY_TASK_ID\nexec '", c->job->id);
-        for (const char *p = self; *p && n + 8 < sizeof(buf); p++)
-                n += (size_t) (*p == '\'' ? snprintf(buf + n, sizeof(buf) - n, "'\\''") : snprintf(buf + n, sizeof(buf) - n, "%c", *p));
-        n += (size_t) snprintf(buf + n, sizeof(buf) - n, "' shard '");
-        for (const char *p = c->dir; *p && n + 8 < sizeof(buf); p++)
-                n += (size_t) (*p == '\'' ? snprintf(buf + n, sizeof(buf) - n, "'\\''") : snprintf(buf + n, sizeof(buf) - n, "%c", *p));
-        n += (size_t) snprintf(buf + n, sizeof(buf) - n, "'\n");
-        if (n >= sizeof(buf) - 1)
-                return run_error(e, IPC_FAIL_PERMANENT, -ENAMETOOLONG, "paths too long for the task script");
-        r = write_file_atomic_at(c->dirfd, "task.sh", buf, n, 0755);
-        if (r < 0)
-                return run_error_io(e, r, "cannot write %s/task.sh: %s", c->dir, strerror(-r));
-        return 0;
-}
-
-/* A new state: shards, their files, a token that names the array. */
-static int state_new(Coord *c, RunError *e) {
-        uint8_t raw[8];
-        int r;
-
-        if (getrandom(raw, sizeof(raw), 0) != sizeof(raw))
-                return run_error(e, IPC_FAIL_TEMPORARY, -errno, "getrandom: %s", strerror(errno));
-        for (size_t i = 0; i < sizeof(raw); i++)
-                (void) snprintf(c->token + 2 * i, 3, "%02x", raw[i]);
-        c->n_shards = c->job->shards ? c->job->shards : default_shards(c, e);
-        if (c->n_shards == 0)
-                return -EIO;
-        c->n_shards = (uint32_t) MIN((uint64_t) c->n_shards, MAX(c->job->n_items, 1));
-        c->shards = calloc(c->n_shards, sizeof(Shard));
-        if (!c->shards)
-                return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
-        shards_layout(c);
-        for (uint32_t k = 0; k < c->n_shards; k++) {
-                r = shard_prepare(c, k, e);
-                if (r < 0)
-                        return r;
-        }
-        r = task_script(c, e);
-        return r < 0 ? r : state_save(c, e);
 }
 
 /* --- the array ----------------------------------------------------------- */
@@ -377,11 +93,11 @@ static int submit(Coord *c, uint32_t lo, uint32_t hi, char *id, size_t idlen, Ru
         (void) snprintf(script, sizeof(script), "%s/task.sh", c->dir);
         argv[n++] = script;
         argv[n] = NULL;
-        r = run_cmd(argv, &out, e);
+        r = slurm_run_cmd(argv, &out, e);
         if (r >= 0) {
                 /* "1234" or "1234;cluster" */
                 out.out[strcspn(out.out, ";\n")] = 0;
-                if (!id_ok(out.out, idlen) || !out.out[0])
+                if (!slurm_id_ok(out.out, idlen) || !out.out[0])
                         r = run_error(e, IPC_FAIL_TEMPORARY, -EBADMSG, "sbatch answered \"%.40s\"", out.out);
                 else
                         (void) snprintf(id, idlen, "%s", out.out);
@@ -414,7 +130,7 @@ static int look(Coord *c, RunError *e) {
 
         (void) snprintf(name, sizeof(name), "--name=%s", c->name);
         (void) snprintf(user, sizeof(user), "--user=%u", (unsigned) getuid());
-        r = run_cmd(argv, &out, e);
+        r = slurm_run_cmd(argv, &out, e);
         if (r < 0) {
                 slurm_cmd_done(&out);
                 return r;
@@ -431,7 +147,7 @@ static int look(Coord *c, RunError *e) {
                 id = strtok_r(line, "|", &u);
                 state = strtok_r(NULL, "|", &u);
                 node = strtok_r(NULL, "|", &u);
-                if (!id || !state || !strchr(id, '_') || !id_ok(id, IPC_SLURM_ID_MAX))
+                if (!id || !state || !strchr(id, '_') || !slurm_id_ok(id, IPC_SLURM_ID_MAX))
                         continue;
                 k = strtoul(strchr(id, '_') + 1, NULL, 10);
                 if (k >= c->n_shards)
@@ -611,7 +327,7 @@ static void task_end(const Shard *s, char *state, size_t n, int *ret_exit) {
         *state = 0;
         *ret_exit = -1;
         memcpy(id, s->job, sizeof(id));
-        if (s->job[0] && run_cmd(argv, &out, &e) >= 0) {
+        if (s->job[0] && slurm_run_cmd(argv, &out, &e) >= 0) {
                 if ((p = strstr(out.out, "JobState=")))
                         (void) snprintf(state, n, "%.*s", (int) strcspn(p + 9, " \n"), p + 9);
                 if ((p = strstr(out.out, "ExitCode=")))
@@ -758,7 +474,7 @@ static void begin(Coord *c) {
                 SlurmCmd out = {};
 
                 (void) snprintf(jn, sizeof(jn), "jobname=%s", c->name);
-                if (run_cmd(argv, &out, &e) < 0)
+                if (slurm_run_cmd(argv, &out, &e) < 0)
                         output_log(&c->out, LOG_WARNING, "%s", e.msg);
                 slurm_cmd_done(&out);
         }
@@ -786,7 +502,7 @@ static void scancel(Coord *c, const char *signal, bool batch_only) {
         if (batch_only)
                 argv[n++] = "--batch";
         argv[n] = NULL;
-        if (run_cmd(argv, &out, &e) < 0)
+        if (slurm_run_cmd(argv, &out, &e) < 0)
                 output_log(&c->out, LOG_WARNING, "%s", e.msg);
         slurm_cmd_done(&out);
 }
@@ -832,7 +548,7 @@ static _Noreturn void stop(Coord *c, const IpcStop *st) {
                 if (state_save(c, &e) < 0)
                         fail(c, &e);
                 (void) snprintf(jn, sizeof(jn), "jobname=%s", c->name);
-                if (run_cmd(argv, &out, &e) < 0)
+                if (slurm_run_cmd(argv, &out, &e) < 0)
                         output_log(&c->out, LOG_WARNING, "%s", e.msg);
                 slurm_cmd_done(&out);
                 scancel(c, "TERM", true);
