@@ -41,23 +41,11 @@ int carry_set_aside(Output *o, uint32_t gen, uint64_t committed_len, RunError *e
 
 /* What a carry-over copies and counts. */
 typedef struct Carry {
-        Commit *commit;
         const RetrySel *sel;
-        ResultsBlock b;
-        bool open;
-        uint32_t run_failed;       /* of the open run */
+        CommitRun run;                /* records saved before */
         uint64_t copied, kept_failed; /* of them, failed records kept as they are */
-        uint64_t kept_failed_all;  /* failed records not chosen, committed before too */
+        uint64_t kept_failed_all;     /* failed records not chosen, committed before too */
 } Carry;
-
-/* Appends the open run, if any, as records saved before. */
-static int flush_run(Carry *k, RunError *e) {
-        if (!k->open)
-                return 0;
-        k->open = false;
-        results_block_finish(&k->b);
-        return commit_append(k->commit, k->b.buf, k->b.len, k->run_failed, true, e);
-}
 
 /* A failed record stays unless this retry runs its item again. */
 static bool carried(const Carry *k, const ResultsItem *item) {
@@ -75,25 +63,17 @@ static int copy_block(Carry *k, const ResultsBlockHeader *h, const char *payload
         results_item_iter_init(&it, h, payload);
         while (results_item_iter_next(&it, &item)) {
                 k->kept_failed_all += item.status != 0 && carried(k, &item);
-                if (!carried(k, &item) || bitset_test(k->commit->done, item.index)) {
-                        r = flush_run(k, e);
-                        if (r < 0)
-                                return r;
-                        continue;
+                if (!carried(k, &item) || bitset_test(k->run.commit->done, item.index))
+                        r = commit_run_end(&k->run, e);
+                else {
+                        r = commit_run_add(&k->run, item.index, &item, e);
+                        k->copied++;
+                        k->kept_failed += item.status != 0;
                 }
-                if (!k->open) {
-                        results_block_begin(&k->b, item.index);
-                        k->open = true;
-                        k->run_failed = 0;
-                }
-                if (results_block_add(&k->b, item.item, item.item_len, item.result, item.result_len, item.status,
-                                      &item.meta) < 0)
-                        return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
-                k->copied++;
-                k->run_failed += item.status != 0;
-                k->kept_failed += item.status != 0;
+                if (r < 0)
+                        return r;
         }
-        return flush_run(k, e);
+        return commit_run_end(&k->run, e);
 }
 
 static int copy_file(ResultsFile *f, Carry *k, const char *prev, RunError *e) {
@@ -110,17 +90,17 @@ static int copy_file(ResultsFile *f, Carry *k, const char *prev, RunError *e) {
                         break;
                 }
                 r = copy_block(k, &h, payload, e);
-                if (r >= 0 && k->commit->n_pending >= IPC_COMMIT_RANGES_MAX)
-                        r = commit_flush(k->commit, e);
+                if (r >= 0 && k->run.commit->n_pending >= IPC_COMMIT_RANGES_MAX)
+                        r = commit_flush(k->run.commit, e);
         }
-        return r < 0 ? r : commit_all(k->commit, e);
+        return r < 0 ? r : commit_all(k->run.commit, e);
 }
 
 int carry_copy(const Output *o, Commit *c, uint32_t gen, uint64_t prev_len, uint64_t n_items, const RetrySel *sel,
                uint64_t *ret_kept_failed, RunError *e) {
         char prev[OUTPUT_PATH_MAX];
         _cleanup_close_ int fd = -1;
-        Carry k = { .commit = c, .sel = sel };
+        Carry k = { .sel = sel };
         ResultsFile f;
         int r;
 
@@ -135,13 +115,14 @@ int carry_copy(const Output *o, Commit *c, uint32_t gen, uint64_t prev_len, uint
                         return 0; /* nothing was committed before the retry */
                 return run_error_io(e, -errno, "cannot open the previous results %s: %s", prev, strerror(errno));
         }
+        commit_run_init(&k.run, c, true);
         r = results_file_open(&f, fd, prev_len, n_items);
         if (r < 0)
                 return run_error(e, IPC_FAIL_PERMANENT, r, "previous results %s are damaged: %s", prev,
                                  strerror(-r));
         r = copy_file(&f, &k, prev, e);
         results_file_close(&f);
-        results_block_free(&k.b);
+        commit_run_free(&k.run);
         if (r < 0)
                 return r;
         *ret_kept_failed = k.kept_failed_all;

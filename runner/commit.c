@@ -291,3 +291,40 @@ int commit_recorded(Commit *c, RunError *e) {
         }
         return 0;
 }
+
+void commit_run_init(CommitRun *cr, Commit *c, bool saved) {
+        *cr = (CommitRun){ .commit = c, .saved = saved };
+}
+
+int commit_run_end(CommitRun *cr, RunError *e) {
+        if (!cr->open)
+                return 0;
+        cr->open = false;
+        results_block_finish(&cr->b);
+        return commit_append(cr->commit, cr->b.buf, cr->b.len, cr->failed, cr->saved, e);
+}
+
+int commit_run_add(CommitRun *cr, uint64_t index, const ResultsItem *it, RunError *e) {
+        int r;
+
+        if (cr->open && (index != cr->next || results_block_payload(&cr->b) >= RESULTS_BLOCK_TARGET)) {
+                r = commit_run_end(cr, e);
+                if (r < 0)
+                        return r;
+        }
+        if (!cr->open) {
+                results_block_begin(&cr->b, index);
+                cr->open = true;
+                cr->failed = 0;
+        }
+        if (results_block_add(&cr->b, it->item, it->item_len, it->result, it->result_len, it->status, &it->meta) < 0)
+                return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
+        cr->next = index + 1;
+        cr->failed += it->status != 0;
+        return 0;
+}
+
+void commit_run_free(CommitRun *cr) {
+        results_block_free(&cr->b);
+        cr->open = false;
+}

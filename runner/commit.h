@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "ipc.h"
+#include "results.h"
 
 typedef struct Bitset Bitset;
 typedef struct RunError RunError;
@@ -97,3 +98,23 @@ int commit_all(Commit *c, RunError *e);
 /* After a worker's block: full save batches, and a commit once
  * commit_items items or IPC_COMMIT_RANGES_MAX blocks wait. */
 int commit_recorded(Commit *c, RunError *e);
+
+/* Records appended in runs of consecutive indices, each run one block,
+ * ended by a gap, a full block or commit_run_end(): how a carry-over, a
+ * reuse, a block with items to retry and a Slurm shard's copy append
+ * item by item. saved: as commit_append's (given to save before). */
+typedef struct CommitRun {
+        Commit *commit;
+        bool saved;
+        ResultsBlock b;
+        bool open;
+        uint64_t next;   /* the index that extends the open run */
+        uint32_t failed; /* of the open run */
+} CommitRun;
+
+void commit_run_init(CommitRun *cr, Commit *c, bool saved);
+/* it, as item index, with its status and joblog: 0, or -errno in e. */
+int commit_run_add(CommitRun *cr, uint64_t index, const ResultsItem *it, RunError *e);
+/* The open run, if any, appended. */
+int commit_run_end(CommitRun *cr, RunError *e);
+void commit_run_free(CommitRun *cr);

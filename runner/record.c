@@ -17,14 +17,6 @@
 #include "runner.h"
 
 /* Appends the run in b, if one is open. */
-static int flush_run(Pool *p, ResultsBlock *b, bool *open, uint32_t failed, RunError *e) {
-        if (!*open)
-                return 0;
-        *open = false;
-        results_block_finish(b);
-        return commit_append(p->commit, b->buf, b->len, failed, false, e);
-}
-
 /* Whether the module made item's error final (MPLOCK_FAIL_PERMANENT): the
  * index is taken off the worker's list. */
 static bool take_final(Worker *w, uint64_t index) {
@@ -60,12 +52,10 @@ static void log_attempt(Pool *p, const ResultsItem *item, uint32_t attempts, boo
                         (unsigned long long) item->index, attempts, attempts == 1 ? "" : "s", item->status, msg);
 }
 
-static int record_items(Pool *p, Worker *w, const char *block, ResultsBlock *b, RunError *e) {
+static int record_items(Pool *p, Worker *w, const char *block, CommitRun *run, RunError *e) {
         ResultsBlockHeader h;
         ResultsItemIter it;
         ResultsItem item;
-        uint32_t failed = 0;
-        bool open = false;
         int r;
 
         memcpy(&h, block, sizeof(h));
@@ -79,34 +69,27 @@ static int record_items(Pool *p, Worker *w, const char *block, ResultsBlock *b, 
                 if (item.status != 0)
                         log_attempt(p, &item, n ? n : MAX(item.meta.attempts, 1u), r > 0);
                 if (r > 0) {
-                        r = flush_run(p, b, &open, failed, e);
+                        r = commit_run_end(run, e);
                         if (r >= 0)
                                 r = pool_retry_later(p, item.index, n, e);
-                        if (r < 0)
-                                return r;
-                        continue;
-                }
-                if (!open) {
-                        results_block_begin(b, item.index);
-                        open = true;
-                        failed = 0;
-                }
-                if (results_block_add(b, item.item, item.item_len, item.result, item.result_len, item.status,
-                                      &item.meta) < 0)
-                        return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
-                failed += item.status != 0;
+                } else
+                        r = commit_run_add(run, item.index, &item, e);
+                if (r < 0)
+                        return r;
         }
-        return flush_run(p, b, &open, failed, e);
+        return commit_run_end(run, e);
 }
 
 /* Appends the items of a block that are final, in runs of consecutive
  * indices (a block covers consecutive items only); the others wait for
  * another attempt. */
 static int record_final_items(Pool *p, Worker *w, const char *block, RunError *e) {
-        ResultsBlock b = {};
-        int r = record_items(p, w, block, &b, e);
+        CommitRun run;
+        int r;
 
-        results_block_free(&b);
+        commit_run_init(&run, p->commit, false);
+        r = record_items(p, w, block, &run, e);
+        commit_run_free(&run);
         return r;
 }
 

@@ -37,10 +37,7 @@ typedef struct Table {
 
 /* The run of consecutive indices being copied into one block. */
 typedef struct Copy {
-        Commit *c;
-        ResultsBlock b;
-        bool open;
-        uint64_t next; /* the index that would extend the run */
+        CommitRun run; /* given to save like any result */
         uint64_t copied;
 } Copy;
 
@@ -78,32 +75,12 @@ static bool slot_is(const Table *t, const Slot *s, const char *text, size_t len)
         return memcmp(mine, text, len) == 0 && mine[len] == '\0';
 }
 
-static int flush_run(Copy *cp, RunError *e) {
-        if (!cp->open)
-                return 0;
-        cp->open = false;
-        results_block_finish(&cp->b);
-        return commit_append(cp->c, cp->b.buf, cp->b.len, 0, false, e);
-}
-
+/* As it was made in the earlier job: attempts, worker, run time. */
 static int copy_to(Copy *cp, uint64_t index, const ResultsItem *it, RunError *e) {
-        int r;
+        int r = commit_run_add(&cp->run, index, it, e);
 
-        if (cp->open && (index != cp->next || results_block_payload(&cp->b) >= RESULTS_BLOCK_TARGET)) {
-                r = flush_run(cp, e);
-                if (r < 0)
-                        return r;
-        }
-        if (!cp->open) {
-                results_block_begin(&cp->b, index);
-                cp->open = true;
-        }
-        /* As it was made in the earlier job: attempts, worker, run time. */
-        if (results_block_add(&cp->b, it->item, it->item_len, it->result, it->result_len, 0, &it->meta) < 0)
-                return run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
-        cp->next = index + 1;
-        cp->copied++;
-        return 0;
+        cp->copied += r >= 0;
+        return r;
 }
 
 /* One earlier result: to every item of this job of its text. Equal texts
@@ -185,8 +162,8 @@ static int copy_file(ResultsFile *f, Table *t, Copy *cp, char *why, size_t n, Ru
                 while (results_item_iter_next(&it, &item))
                         if ((r = match(t, cp, &item, e)) < 0)
                                 return r;
-                if (cp->c->n_pending >= IPC_COMMIT_RANGES_MAX && (r = flush_run(cp, e)) >= 0)
-                        r = commit_recorded(cp->c, e);
+                if (cp->run.commit->n_pending >= IPC_COMMIT_RANGES_MAX && (r = commit_run_end(&cp->run, e)) >= 0)
+                        r = commit_recorded(cp->run.commit, e);
                 if (r < 0)
                         return r;
         }
@@ -196,7 +173,7 @@ static int copy_file(ResultsFile *f, Table *t, Copy *cp, char *why, size_t n, Ru
 int reuse_copy(const Job *job, const Items *items, Commit *c, const Output *o, uint64_t *ret_copied, RunError *e) {
         _cleanup_close_ int fd = -1;
         char why[OUTPUT_PATH_MAX + 128] = "";
-        Copy cp = { .c = c };
+        Copy cp = {};
         Table t = {};
         ResultsFile f;
         int r;
@@ -220,14 +197,15 @@ int reuse_copy(const Job *job, const Items *items, Commit *c, const Output *o, u
                            why);
                 return 0;
         }
+        commit_run_init(&cp.run, c, false);
         r = table_build(&t, items, c->done);
         if (r >= 0)
                 r = copy_file(&f, &t, &cp, why, sizeof(why), e);
         else
                 r = run_error(e, IPC_FAIL_TEMPORARY, r, "out of memory");
         if (r >= 0)
-                r = flush_run(&cp, e);
-        results_block_free(&cp.b);
+                r = commit_run_end(&cp.run, e);
+        commit_run_free(&cp.run);
         results_file_close(&f);
         free(t.slots);
         if (r < 0)

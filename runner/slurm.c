@@ -172,38 +172,20 @@ static int look(Coord *c, RunError *e) {
 /* The records of one shard block not committed in the job yet, moved to
  * the job's indices, in runs of consecutive items. */
 static int copy_block(Coord *c, const Shard *s, const ResultsBlockHeader *h, const char *payload, RunError *e) {
-        ResultsBlock b = {};
         ResultsItemIter it;
         ResultsItem item;
-        uint32_t failed = 0;
-        bool open = false;
+        CommitRun run;
         int r = 0;
 
+        commit_run_init(&run, &c->commit, true);
         results_item_iter_init(&it, h, payload);
-        while (r >= 0) {
-                bool more = results_item_iter_next(&it, &item);
-                bool skip = more && bitset_test(&c->done, s->first + item.index);
-
-                if (open && (!more || skip)) {
-                        results_block_finish(&b);
-                        r = commit_append(&c->commit, b.buf, b.len, failed, true, e);
-                        open = false;
-                        failed = 0;
-                }
-                if (!more || r < 0)
-                        break;
-                if (skip)
-                        continue;
-                if (!open) {
-                        results_block_begin(&b, s->first + item.index);
-                        open = true;
-                }
-                if (results_block_add(&b, item.item, item.item_len, item.result, item.result_len, item.status,
-                                      &item.meta) < 0)
-                        r = run_error(e, IPC_FAIL_TEMPORARY, -ENOMEM, "out of memory");
-                failed += item.status != 0;
+        while (r >= 0 && results_item_iter_next(&it, &item)) {
+                uint64_t index = s->first + item.index;
+                r = bitset_test(&c->done, index) ? commit_run_end(&run, e) : commit_run_add(&run, index, &item, e);
         }
-        results_block_free(&b);
+        if (r >= 0)
+                r = commit_run_end(&run, e);
+        commit_run_free(&run);
         return r;
 }
 

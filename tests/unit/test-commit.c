@@ -571,6 +571,60 @@ START_TEST(test_append_errors) {
 }
 END_TEST
 
+/* Records one by one, as a carry-over, a reuse or a block with retries
+ * append them: a run ends at a gap, at a full block and at the end; each
+ * run is one block with its own failures, and nothing is lost or doubled. */
+START_TEST(test_commit_run) {
+        static const uint64_t want_first[] = { 0, 3, 7 };
+        char big[RESULTS_BLOCK_TARGET / 2];
+        ResultsFile f;
+        CommitRun run;
+        RunError e;
+        Fixture x;
+        uint64_t blocks_before;
+
+        setup(&x);
+        start(&x);
+        commit_run_init(&run, &x.c, true);
+        ck_assert_int_eq(commit_run_end(&run, &e), 0); /* nothing open: nothing appended */
+        ck_assert_uint_eq(x.c.n_pending, 0);
+        for (uint64_t i = 0; i < 10; i++) {
+                ResultsItem it = { .index = i, .item = "it", .item_len = 2, .result = i % 3 ? "ok" : "bad",
+                                   .result_len = i % 3 ? 2 : 3, .status = i % 3 ? 0 : -5 };
+                if (i == 2 || i == 6) /* not these: a gap each */
+                        ck_assert_int_eq(commit_run_end(&run, &e), 0);
+                else
+                        ck_assert_int_eq(commit_run_add(&run, i, &it, &e), 0);
+        }
+        ck_assert_int_eq(commit_run_end(&run, &e), 0);
+        ck_assert_uint_eq(x.c.n_pending, 3);
+        for (size_t k = 0; k < 3; k++)
+                ck_assert_uint_eq(x.c.pending[(x.c.pending_head + k) % x.c.cap_pending].first, want_first[k]);
+        /* 0, 3 and 9 failed; 6 was never added. */
+        ck_assert_uint_eq(x.c.recorded, BEFORE + 8);
+        ck_assert_uint_eq(x.c.recorded_failed, BEFORE_FAILED + 3);
+        ck_assert_uint_eq(x.c.unsaved, 0); /* saved before: nothing for save */
+
+        /* A run past the block target is cut into blocks, consecutive still. */
+        memset(big, 'x', sizeof(big));
+        blocks_before = x.c.n_pending;
+        for (uint64_t i = 20; i < 26; i++) {
+                ResultsItem it = { .index = i, .item = "b", .item_len = 1, .result = big, .result_len = sizeof(big) };
+                ck_assert_int_eq(commit_run_add(&run, i, &it, &e), 0);
+        }
+        ck_assert_int_eq(commit_run_end(&run, &e), 0);
+        ck_assert_uint_eq(x.c.n_pending - blocks_before, 3);
+        ck_assert_uint_eq(x.c.recorded, BEFORE + 14);
+        commit_run_free(&run);
+
+        ck_assert_int_eq(commit_all(&x.c, &e), 0);
+        ck_assert_int_eq(results_file_open(&f, T.fd, UINT64_MAX, N_ITEMS), 0);
+        ck_assert_uint_eq(f.n_blocks, 6);
+        results_file_close(&f);
+        teardown(&x);
+}
+END_TEST
+
 static Suite *commit_suite(void) {
         Suite *s = suite_create("commit");
         TCase *tc = tcase_create("core");
@@ -587,6 +641,7 @@ static Suite *commit_suite(void) {
         tcase_add_test(tc, test_save_failure_commits_nothing);
         tcase_add_test(tc, test_send_failure_is_gone);
         tcase_add_test(tc, test_append_errors);
+        tcase_add_test(tc, test_commit_run);
         suite_add_tcase(s, tc);
         return s;
 }
